@@ -1,0 +1,176 @@
+//! The spec types the measure stage reads: boundary, scenario, backend.
+//! Doc comments become descriptions in `schemas/spec.schema.json`.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The measurement boundary: what is inside the timed region and how runs
+/// are repeated. Numbers measured under different boundaries are never
+/// compared in one table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Boundary {
+    /// Whether tokenisation is inside the timed region.
+    #[serde(default)]
+    pub tokenization: Tokenization,
+    /// How model load is timed: `separate` records it as its own phase, never
+    /// mixed into steady state.
+    #[serde(default)]
+    pub model_load: ModelLoad,
+    /// Runs per cell that are measured and kept but labelled warmup and
+    /// excluded from steady-state statistics.
+    pub warmup_runs: u32,
+    /// Steady-state runs per cell.
+    #[schemars(range(min = 1))]
+    pub repetitions: u32,
+    /// `fixed_length`: generation runs to the requested length with EOS
+    /// ignored; a shorter run is degraded, never silently averaged.
+    #[serde(default)]
+    pub decode: DecodeMode,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Tokenization {
+    #[default]
+    Excluded,
+    Included,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelLoad {
+    #[default]
+    Separate,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DecodeMode {
+    #[default]
+    FixedLength,
+}
+
+/// One workload shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Unique scenario name (letters, digits, `-`, `_`, `.`).
+    pub name: String,
+    /// Prompt length in tokens, per sequence.
+    #[schemars(range(min = 1))]
+    pub prompt_tokens: u32,
+    /// Sequences processed together.
+    #[schemars(range(min = 1))]
+    pub batch: u32,
+    /// Tokens generated per sequence (the first comes from prefill).
+    #[schemars(range(min = 1))]
+    pub gen_tokens: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendKind {
+    /// Deterministic roofline-style latency model. For tests and what-ifs;
+    /// its numbers are labelled simulated everywhere and are never evidence.
+    Simulated,
+}
+
+/// One backend configuration: what the spec requests. What actually ran is
+/// recorded separately (attribution) and compared.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BackendConfig {
+    /// Unique backend name.
+    pub name: String,
+    pub kind: BackendKind,
+    /// Requested device, e.g. `cpu`, `cuda:0`.
+    #[serde(default = "default_device")]
+    pub device: String,
+    /// Requested compute dtype.
+    #[serde(default = "default_dtype")]
+    pub dtype: String,
+    /// Requested compute threads (explicit: 2 threads on a noisy 2-core
+    /// machine can be far slower than 1).
+    #[serde(default = "default_threads")]
+    #[schemars(range(min = 1))]
+    pub threads: u32,
+    /// Options of the `simulated` kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub simulated: Option<SimulatedOptions>,
+}
+
+fn default_device() -> String {
+    "cpu".into()
+}
+fn default_dtype() -> String {
+    "f32".into()
+}
+fn default_threads() -> u32 {
+    1
+}
+
+/// The simulated machine. Latency = work / roofline + overhead, times
+/// seeded log-normal noise; optional cold start and outliers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SimulatedOptions {
+    /// Seed of the noise generator.
+    #[serde(default)]
+    pub seed: u64,
+    /// Peak compute, GFLOP/s.
+    #[serde(default = "default_peak_gflops")]
+    pub peak_gflops: f64,
+    /// Memory bandwidth, GB/s (bounds decode).
+    #[serde(default = "default_bandwidth")]
+    pub memory_gbps: f64,
+    /// Fixed overhead per forward pass, microseconds.
+    #[serde(default = "default_overhead")]
+    pub overhead_us: f64,
+    /// Coefficient of variation of the multiplicative noise.
+    #[serde(default = "default_noise")]
+    pub noise_cv: f64,
+    /// Latency multiplier of the first run after model load.
+    #[serde(default = "default_cold")]
+    pub cold_start_factor: f64,
+    /// Probability that a timed event is an outlier.
+    #[serde(default)]
+    pub outlier_rate: f64,
+    /// Latency multiplier of an outlier event.
+    #[serde(default = "default_outlier_factor")]
+    pub outlier_factor: f64,
+}
+
+fn default_peak_gflops() -> f64 {
+    100.0
+}
+fn default_bandwidth() -> f64 {
+    20.0
+}
+fn default_overhead() -> f64 {
+    50.0
+}
+fn default_noise() -> f64 {
+    0.03
+}
+fn default_cold() -> f64 {
+    3.0
+}
+fn default_outlier_factor() -> f64 {
+    4.0
+}
+
+impl Default for SimulatedOptions {
+    fn default() -> Self {
+        SimulatedOptions {
+            seed: 0,
+            peak_gflops: default_peak_gflops(),
+            memory_gbps: default_bandwidth(),
+            overhead_us: default_overhead(),
+            noise_cv: default_noise(),
+            cold_start_factor: default_cold(),
+            outlier_rate: 0.0,
+            outlier_factor: default_outlier_factor(),
+        }
+    }
+}

@@ -1,0 +1,321 @@
+//! The harness drives every backend through one small trait and owns the
+//! clock, in the manner of hyperfine's `Executor`: backends do work and
+//! confirm it is finished; only the harness reads the timer. So every backend
+//! is timed the same way, at the same boundary.
+
+use crate::tables::{EventRow, RunRow};
+
+use super::config::{Boundary, Scenario};
+
+/// A monotonic nanosecond clock. Real backends use [`MonotonicClock`]; the
+/// simulated backend advances a virtual one.
+pub trait Clock {
+    fn now_ns(&self) -> u64;
+}
+
+pub struct MonotonicClock(std::time::Instant);
+
+impl MonotonicClock {
+    pub fn new() -> Self {
+        MonotonicClock(std::time::Instant::now())
+    }
+}
+
+impl Default for MonotonicClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for MonotonicClock {
+    fn now_ns(&self) -> u64 {
+        self.0.elapsed().as_nanos() as u64
+    }
+}
+
+/// What actually ran, as reported by the backend after loading. Compared
+/// against what the spec requested (label drift is a degraded run).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Attribution {
+    pub device: String,
+    pub dtype: String,
+    pub threads: u32,
+    pub library: String,
+    pub library_version: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// One inference engine as the harness sees it. Every method returns only
+/// after the work is complete on the device (the backend synchronises).
+pub trait InferenceBackend {
+    /// Load weights and prepare to run. Timed as the `load` phase.
+    fn load(&mut self) -> Result<Attribution, BackendError>;
+    /// Forget the KV cache and any state of the previous run.
+    fn reset(&mut self);
+    /// Run the prompts (one per sequence) and materialise last-position logits.
+    fn prefill(&mut self, prompts: &[Vec<u32>]) -> Result<(), BackendError>;
+    /// Pick the next token of every sequence from the current logits (greedy).
+    fn sample(&mut self) -> Result<Vec<u32>, BackendError>;
+    /// Feed one token per sequence through the model with the KV cache.
+    /// Returns false when the backend cannot continue (e.g. context full).
+    fn decode_step(&mut self, tokens: &[u32]) -> Result<bool, BackendError>;
+}
+
+/// Everything one cell's measurement produced.
+pub struct CellMeasurement {
+    pub events: Vec<EventRow>,
+    pub runs: Vec<RunRow>,
+    pub attribution: Attribution,
+}
+
+/// Deterministic prompt token ids: the same cell always sends the same
+/// prompt, so outputs can be compared across backends.
+pub fn prompt_ids(scenario: &Scenario, vocab: u32, seed: u64) -> Vec<Vec<u32>> {
+    let mut state = seed ^ 0x9e37_79b9_7f4a_7c15;
+    (0..scenario.batch)
+        .map(|_| {
+            (0..scenario.prompt_tokens)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1_442_695_040_888_963_407);
+                    ((state >> 33) % u64::from(vocab.max(1))) as u32
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Measure one cell: load once (timed apart), then warmup runs and steady
+/// runs, each split into prefill, time to first token, every decode step and
+/// end to end. `should_stop` is polled between runs (Ctrl-C).
+pub fn measure_cell(
+    backend: &mut dyn InferenceBackend,
+    clock: &dyn Clock,
+    cell: &str,
+    scenario: &Scenario,
+    boundary: &Boundary,
+    prompts: &[Vec<u32>],
+    mut on_run: impl FnMut(u32, u32) -> bool,
+) -> Result<Option<CellMeasurement>, BackendError> {
+    let mut events = Vec::new();
+    let mut runs = Vec::new();
+    let batch = scenario.batch;
+
+    let t0 = clock.now_ns();
+    let attribution = backend.load()?;
+    let t1 = clock.now_ns();
+    events.push(EventRow {
+        cell: cell.to_string(),
+        repetition: 0,
+        warmup: true,
+        cold: true,
+        phase: "load".into(),
+        token_index: None,
+        tokens: 0,
+        ns: t1 - t0,
+    });
+
+    let total = boundary.warmup_runs + boundary.repetitions;
+    for rep in 0..total {
+        if !on_run(rep, total) {
+            return Ok(None);
+        }
+        let warmup = rep < boundary.warmup_runs;
+        let cold = rep == 0;
+        let event = |phase: &str, token_index: Option<u32>, tokens: u32, ns: u64| EventRow {
+            cell: cell.to_string(),
+            repetition: rep,
+            warmup,
+            cold,
+            phase: phase.to_string(),
+            token_index,
+            tokens,
+            ns,
+        };
+        backend.reset();
+        let mut generated: Vec<Vec<u32>> = vec![Vec::new(); batch as usize];
+
+        let start = clock.now_ns();
+        backend.prefill(prompts)?;
+        let prefilled = clock.now_ns();
+        let first = backend.sample()?;
+        let first_token = clock.now_ns();
+        events.push(event("prefill", None, scenario.prompt_tokens * batch, prefilled - start));
+        events.push(event("ttft", Some(0), batch, first_token - start));
+        for (seq, t) in generated.iter_mut().zip(&first) {
+            seq.push(*t);
+        }
+
+        let mut last = first;
+        let mut produced = 1;
+        for index in 1..scenario.gen_tokens {
+            let step_start = clock.now_ns();
+            if !backend.decode_step(&last)? {
+                break;
+            }
+            let next = backend.sample()?;
+            let step_end = clock.now_ns();
+            events.push(event("decode", Some(index), batch, step_end - step_start));
+            for (seq, t) in generated.iter_mut().zip(&next) {
+                seq.push(*t);
+            }
+            last = next;
+            produced += 1;
+        }
+        let end = clock.now_ns();
+        events.push(event("e2e", None, produced * batch, end - start));
+
+        let mut hasher = blake3::Hasher::new();
+        for seq in &generated {
+            for t in seq {
+                hasher.update(&t.to_le_bytes());
+            }
+            hasher.update(b"|");
+        }
+        runs.push(RunRow {
+            cell: cell.to_string(),
+            repetition: rep,
+            warmup,
+            cold,
+            prompt_tokens: scenario.prompt_tokens,
+            batch,
+            gen_tokens_requested: scenario.gen_tokens,
+            gen_tokens_produced: produced,
+            short: produced < scenario.gen_tokens,
+            output_digest: hasher.finalize().to_hex().to_string(),
+        });
+    }
+    Ok(Some(CellMeasurement {
+        events,
+        runs,
+        attribution,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    /// A backend that costs fixed virtual time and can stop early.
+    struct Fake {
+        clock: Rc<Cell<u64>>,
+        stop_after: u32,
+        steps: u32,
+    }
+
+    struct FakeClock(Rc<Cell<u64>>);
+    impl Clock for FakeClock {
+        fn now_ns(&self) -> u64 {
+            self.0.get()
+        }
+    }
+
+    impl InferenceBackend for Fake {
+        fn load(&mut self) -> Result<Attribution, BackendError> {
+            self.clock.set(self.clock.get() + 1000);
+            Ok(Attribution {
+                device: "cpu".into(),
+                dtype: "f32".into(),
+                threads: 1,
+                library: "fake".into(),
+                library_version: "0".into(),
+            })
+        }
+        fn reset(&mut self) {
+            self.steps = 0;
+        }
+        fn prefill(&mut self, _: &[Vec<u32>]) -> Result<(), BackendError> {
+            self.clock.set(self.clock.get() + 100);
+            Ok(())
+        }
+        fn sample(&mut self) -> Result<Vec<u32>, BackendError> {
+            self.clock.set(self.clock.get() + 1);
+            Ok(vec![7, 8])
+        }
+        fn decode_step(&mut self, _: &[u32]) -> Result<bool, BackendError> {
+            self.steps += 1;
+            self.clock.set(self.clock.get() + 10);
+            Ok(self.steps <= self.stop_after)
+        }
+    }
+
+    fn scenario() -> Scenario {
+        Scenario {
+            name: "s".into(),
+            prompt_tokens: 4,
+            batch: 2,
+            gen_tokens: 5,
+        }
+    }
+
+    fn boundary() -> Boundary {
+        Boundary {
+            tokenization: Default::default(),
+            model_load: Default::default(),
+            warmup_runs: 1,
+            repetitions: 2,
+            decode: Default::default(),
+        }
+    }
+
+    #[test]
+    fn phases_ordered_and_counted() {
+        let t = Rc::new(Cell::new(0));
+        let mut b = Fake {
+            clock: t.clone(),
+            stop_after: 100,
+            steps: 0,
+        };
+        let m = measure_cell(&mut b, &FakeClock(t), "c", &scenario(), &boundary(), &[], |_, _| true)
+            .unwrap()
+            .unwrap();
+        assert_eq!(m.runs.len(), 3);
+        assert!(m.runs[0].warmup && m.runs[0].cold && !m.runs[1].warmup);
+        assert_eq!(m.events[0].phase, "load");
+        assert_eq!(m.events[0].ns, 1000);
+        let run1: Vec<_> = m.events.iter().filter(|e| e.repetition == 1).collect();
+        let phases: Vec<_> = run1.iter().map(|e| e.phase.as_str()).collect();
+        assert_eq!(phases, ["prefill", "ttft", "decode", "decode", "decode", "decode", "e2e"]);
+        assert_eq!(run1[0].ns, 100);
+        assert_eq!(run1[1].ns, 101);
+        assert_eq!(run1[2].ns, 11);
+        assert_eq!(run1[6].ns, 101 + 4 * 11);
+        assert_eq!(run1[6].tokens, 10);
+        assert!(m.runs.iter().all(|r| !r.short && r.gen_tokens_produced == 5));
+    }
+
+    #[test]
+    fn short_generation_is_recorded() {
+        let t = Rc::new(Cell::new(0));
+        let mut b = Fake {
+            clock: t.clone(),
+            stop_after: 2,
+            steps: 0,
+        };
+        let m = measure_cell(&mut b, &FakeClock(t), "c", &scenario(), &boundary(), &[], |_, _| true)
+            .unwrap()
+            .unwrap();
+        assert!(m.runs.iter().all(|r| r.short && r.gen_tokens_produced == 3));
+    }
+
+    #[test]
+    fn stop_request_abandons_the_cell() {
+        let t = Rc::new(Cell::new(0));
+        let mut b = Fake {
+            clock: t.clone(),
+            stop_after: 100,
+            steps: 0,
+        };
+        let m = measure_cell(&mut b, &FakeClock(t), "c", &scenario(), &boundary(), &[], |rep, _| rep < 1)
+            .unwrap();
+        assert!(m.is_none());
+    }
+}

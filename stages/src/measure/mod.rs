@@ -1,0 +1,13 @@
+//! The measure stage: one node per (backend, model, scenario) cell. The
+//! harness owns the clock and the boundary; backends only do the work.
+
+pub mod config;
+pub mod environment;
+pub mod harness;
+pub mod model;
+pub mod simulated;
+mod stage;
+
+pub use config::{BackendConfig, BackendKind, Boundary, Scenario, SimulatedOptions};
+pub use model::{ModelDecl, SyntheticArch};
+pub use stage::{MEASURE_VERSION, MeasureStage, Manifest};

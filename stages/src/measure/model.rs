@@ -1,0 +1,193 @@
+//! Model declarations. Latency does not depend on weight values, so a spec can
+//! declare a model by architecture; its structure (and so its parameter
+//! count) is exact.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A model of the spec.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModelDecl {
+    /// Unique model name.
+    pub name: String,
+    /// A synthetic model declared by architecture, with seeded weights.
+    pub synthetic: SyntheticArch,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Arch {
+    /// RMSNorm, RoPE, SwiGLU, grouped-query attention.
+    Llama,
+    /// LayerNorm, learned positions, GELU MLP.
+    Gpt2,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SyntheticArch {
+    pub arch: Arch,
+    #[schemars(range(min = 1))]
+    pub layers: u32,
+    /// Hidden (embedding) size; must be divisible by `heads`.
+    #[schemars(range(min = 1))]
+    pub hidden: u32,
+    #[schemars(range(min = 1))]
+    pub heads: u32,
+    /// Key/value heads (grouped-query attention); defaults to `heads`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_heads: Option<u32>,
+    #[schemars(range(min = 1))]
+    pub vocab: u32,
+    /// MLP inner size; defaults to 4*hidden (gpt2) or 8/3*hidden rounded up
+    /// to a multiple of 32 (llama).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intermediate: Option<u32>,
+    /// Context length the model supports.
+    #[serde(default = "default_max_positions")]
+    pub max_positions: u32,
+    /// Seed of the random weights.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+fn default_max_positions() -> u32 {
+    2048
+}
+
+/// Structural facts recorded with every measurement (the seed's model
+/// registry schema, Appendix BC).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ModelInfo {
+    pub name: String,
+    pub arch: Arch,
+    pub parameter_count: u64,
+    pub n_layer: u32,
+    pub n_embd: u32,
+    pub n_head: u32,
+    pub n_kv_head: u32,
+    pub intermediate: u32,
+    pub vocab: u32,
+    pub max_positions: u32,
+}
+
+impl SyntheticArch {
+    pub fn kv_heads(&self) -> u32 {
+        self.kv_heads.unwrap_or(self.heads)
+    }
+
+    pub fn head_dim(&self) -> u32 {
+        self.hidden / self.heads.max(1)
+    }
+
+    pub fn intermediate(&self) -> u32 {
+        self.intermediate.unwrap_or(match self.arch {
+            Arch::Gpt2 => 4 * self.hidden,
+            Arch::Llama => (8 * self.hidden).div_ceil(3).div_ceil(32) * 32,
+        })
+    }
+
+    /// Exact parameter count of the declared architecture.
+    pub fn parameter_count(&self) -> u64 {
+        let h = u64::from(self.hidden);
+        let v = u64::from(self.vocab);
+        let l = u64::from(self.layers);
+        let kv = u64::from(self.kv_heads()) * u64::from(self.head_dim());
+        let ff = u64::from(self.intermediate());
+        match self.arch {
+            Arch::Llama => {
+                // q, o: h*h; k, v: h*kv; gate, up, down: h*ff; two RMSNorm weights.
+                let per_layer = 2 * h * h + 2 * h * kv + 3 * h * ff + 2 * h;
+                // embeddings + final norm + untied lm head
+                v * h + l * per_layer + h + h * v
+            }
+            Arch::Gpt2 => {
+                // qkv and proj with biases, fc and proj with biases, two LayerNorms.
+                let attn = h * (h + 2 * kv) + (h + 2 * kv) + h * h + h;
+                let mlp = h * ff + ff + ff * h + h;
+                let norms = 4 * h;
+                // token + position embeddings, final LayerNorm; lm head tied.
+                v * h + u64::from(self.max_positions) * h + l * (attn + mlp + norms) + 2 * h
+            }
+        }
+    }
+
+    /// Bytes of K and V cached per token per sequence at `bytes_per_value`.
+    pub fn kv_bytes_per_token(&self, bytes_per_value: u64) -> u64 {
+        2 * u64::from(self.layers)
+            * u64::from(self.kv_heads())
+            * u64::from(self.head_dim())
+            * bytes_per_value
+    }
+
+    pub fn info(&self, name: &str) -> ModelInfo {
+        ModelInfo {
+            name: name.to_string(),
+            arch: self.arch,
+            parameter_count: self.parameter_count(),
+            n_layer: self.layers,
+            n_embd: self.hidden,
+            n_head: self.heads,
+            n_kv_head: self.kv_heads(),
+            intermediate: self.intermediate(),
+            vocab: self.vocab,
+            max_positions: self.max_positions,
+        }
+    }
+}
+
+/// Bytes per value of a dtype name.
+pub fn dtype_bytes(dtype: &str) -> u64 {
+    match dtype {
+        "f16" | "bf16" => 2,
+        "q8_0" | "i8" | "u8" => 1,
+        "f64" => 8,
+        _ => 4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn arch(a: Arch) -> SyntheticArch {
+        SyntheticArch {
+            arch: a,
+            layers: 2,
+            hidden: 64,
+            heads: 4,
+            kv_heads: Some(2),
+            vocab: 100,
+            intermediate: Some(128),
+            max_positions: 32,
+            seed: 0,
+        }
+    }
+
+    #[test]
+    fn llama_parameter_count_by_hand() {
+        // per layer: q,o 2*64*64=8192; k,v 2*64*32=4096; mlp 3*64*128=24576; norms 128
+        // = 36992; x2 = 73984; embed 6400 + head 6400 + final norm 64
+        assert_eq!(arch(Arch::Llama).parameter_count(), 73984 + 6400 + 6400 + 64);
+    }
+
+    #[test]
+    fn gpt2_parameter_count_by_hand() {
+        // kv = 2 heads * 16 = 32; attn = 64*(64+64) + 128 + 64*64 + 64 = 12480
+        // mlp = 64*128 + 128 + 128*64 + 64 = 16576; norms 256 => 29312 per layer
+        let per_layer = 12480 + 16576 + 256;
+        assert_eq!(
+            arch(Arch::Gpt2).parameter_count(),
+            6400 + 32 * 64 + 2 * per_layer + 128
+        );
+    }
+
+    #[test]
+    fn llama_default_intermediate_rounds_to_32() {
+        let mut a = arch(Arch::Llama);
+        a.intermediate = None;
+        a.hidden = 256;
+        assert_eq!(a.intermediate(), 704); // 8*256/3 = 682.67 -> 683 -> 704
+    }
+}

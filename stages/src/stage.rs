@@ -1,0 +1,126 @@
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use assay_store::{Digest, Store, StoreError};
+use serde_json::Value;
+
+/// One input artifact handed to a stage: which node produced it, under which
+/// output name, and its digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Input {
+    pub node: String,
+    pub name: String,
+    pub digest: Digest,
+}
+
+/// Named output artifacts as bytes; the engine stores them by digest.
+pub type Outputs = BTreeMap<String, Vec<u8>>;
+
+/// What a running stage may touch: the store (read-only use), its own key
+/// (the seed for any randomness), the cancel flag and a progress sink.
+pub struct StageContext<'a> {
+    pub store: &'a Store,
+    pub key: Digest,
+    cancel: &'a AtomicBool,
+    progress: &'a (dyn Fn(&str) + Sync),
+}
+
+impl<'a> StageContext<'a> {
+    pub fn new(
+        store: &'a Store,
+        key: Digest,
+        cancel: &'a AtomicBool,
+        progress: &'a (dyn Fn(&str) + Sync),
+    ) -> Self {
+        StageContext {
+            store,
+            key,
+            cancel,
+            progress,
+        }
+    }
+
+    pub fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+
+    pub fn check_cancel(&self) -> Result<(), StageError> {
+        if self.cancelled() {
+            Err(StageError::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+
+    pub fn progress(&self, message: &str) {
+        (self.progress)(message)
+    }
+
+    /// Read an input artifact (digest-checked).
+    pub fn read(&self, input: &Input) -> Result<Vec<u8>, StageError> {
+        Ok(self.store.get(&input.digest)?)
+    }
+
+    /// A 64-bit seed derived from the node key: randomness in a stage is a
+    /// pure function of what the stage computes.
+    pub fn seed(&self) -> u64 {
+        let b = self.key.as_bytes();
+        u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("input {name} from {node} is malformed: {message}")]
+    BadInput {
+        node: String,
+        name: String,
+        message: String,
+    },
+    #[error("{0}")]
+    Failed(String),
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl StageError {
+    pub fn bad_input(input: &Input, message: impl std::fmt::Display) -> Self {
+        StageError::BadInput {
+            node: input.node.clone(),
+            name: input.name.clone(),
+            message: message.to_string(),
+        }
+    }
+}
+
+/// A stage kind. Implementations are plain data (their params) plus a pure
+/// function from input artifacts to output artifacts.
+pub trait Stage: Send + Sync {
+    /// Stage kind name: `measure`, `validate`, ...
+    fn kind(&self) -> &'static str;
+
+    /// Bump when the stage's output bytes change for the same inputs; it is
+    /// part of the key, so every cached node of this kind reruns.
+    fn version(&self) -> u32;
+
+    /// The parameters that determine the output, as JSON. Hashed canonically.
+    fn params(&self) -> Value;
+
+    /// Environment facts that make a node's output machine-specific (measure
+    /// only). Part of the key; `None` for pure stages.
+    fn environment(&self) -> Option<Value> {
+        None
+    }
+
+    /// The device this node occupies while running. Nodes that share a
+    /// device never run at the same time, so they cannot disturb each other's
+    /// timings. `None` for CPU-light analysis stages.
+    fn device(&self) -> Option<String> {
+        None
+    }
+
+    /// Produce the outputs from the inputs.
+    fn run(&self, ctx: &StageContext<'_>, inputs: &[Input]) -> Result<Outputs, StageError>;
+}

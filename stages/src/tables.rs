@@ -1,0 +1,199 @@
+//! The artifact tables: one row type per table, stored as Parquet. The row
+//! structs are the contract; their JSON Schemas are checked in under
+//! `schemas/tables/`.
+
+use assay_store::table;
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_arrow::schema::{SchemaLike, TracingOptions};
+
+use crate::stage::{Input, StageError};
+
+/// One timed event of the raw measurement (`events` of a measure node).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct EventRow {
+    pub cell: String,
+    /// 0-based run index within the cell (warmup runs first).
+    pub repetition: u32,
+    pub warmup: bool,
+    /// First run after model load.
+    pub cold: bool,
+    /// `load`, `prefill`, `ttft`, `decode` or `e2e`.
+    pub phase: String,
+    /// Index of the generated token this event produced (decode), else null.
+    pub token_index: Option<u32>,
+    /// Tokens processed (prefill) or produced (decode, ttft, e2e) by the event.
+    pub tokens: u32,
+    pub ns: u64,
+}
+
+/// One run of a cell (`runs` of a measure node).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RunRow {
+    pub cell: String,
+    pub repetition: u32,
+    pub warmup: bool,
+    pub cold: bool,
+    pub prompt_tokens: u32,
+    pub batch: u32,
+    pub gen_tokens_requested: u32,
+    pub gen_tokens_produced: u32,
+    /// Generation stopped before the requested length.
+    pub short: bool,
+    /// blake3 of the generated token ids, to compare outputs across backends.
+    pub output_digest: String,
+}
+
+/// Validation verdict of one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ValidationRow {
+    pub cell: String,
+    pub repetition: u32,
+    pub warmup: bool,
+    /// `ok`, `degraded` or `failed`.
+    pub status: String,
+    /// Reason codes, `;`-separated, empty when ok.
+    pub reasons: String,
+    /// `measured` or `simulated`.
+    pub evidence: String,
+}
+
+/// Distribution of one phase of one cell over its steady-state ok runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SummaryRow {
+    pub cell: String,
+    pub backend: String,
+    pub model: String,
+    pub scenario: String,
+    pub phase: String,
+    pub evidence: String,
+    pub parameter_count: u64,
+    pub n_layer: u32,
+    pub n_embd: u32,
+    pub prompt_tokens: u32,
+    pub batch: u32,
+    pub gen_tokens: u32,
+    pub n: u32,
+    pub mean_ms: f64,
+    pub median_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub min_ms: f64,
+    pub max_ms: f64,
+    pub std_ms: f64,
+    /// Tokens per event divided by the median event time.
+    pub tokens_per_s: f64,
+}
+
+/// Shadow-price cost of one (cell, phase, pricing tier).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CostRow {
+    pub cell: String,
+    pub backend: String,
+    pub model: String,
+    pub scenario: String,
+    pub phase: String,
+    pub evidence: String,
+    pub tier: String,
+    pub usd_per_hour: f64,
+    pub tokens_per_s: f64,
+    pub seconds_per_1m: f64,
+    pub usd_per_1m: f64,
+    /// Mean load of the planned volume, tokens/s.
+    pub mean_load_tokens_per_s: f64,
+    /// Workers a perfectly utilised fleet needs for the mean load.
+    pub workers_utilization_perfect: f64,
+    /// Workers needed at burst (ceil, at least one).
+    pub workers_required: u64,
+    pub usd_per_month: f64,
+}
+
+/// One scaling fit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct FitRow {
+    pub backend: String,
+    pub scenario: String,
+    pub y: String,
+    pub x: String,
+    pub n: u32,
+    pub slope: f64,
+    pub intercept: f64,
+    pub r_squared: f64,
+    pub slope_ci_low: f64,
+    pub slope_ci_high: f64,
+    pub evidence: String,
+}
+
+fn tracing() -> TracingOptions {
+    TracingOptions::default()
+        .strings_as_large_utf8(false)
+        .allow_null_fields(true)
+}
+
+/// Rows to deterministic Parquet bytes.
+pub fn to_parquet<T: Serialize + DeserializeOwned>(rows: &[T]) -> Result<Vec<u8>, StageError> {
+    let fields = Vec::<arrow::datatypes::FieldRef>::from_type::<T>(tracing())
+        .map_err(|e| StageError::Failed(format!("table schema: {e}")))?;
+    let batch = serde_arrow::to_record_batch(&fields, &rows)
+        .map_err(|e| StageError::Failed(format!("table encoding: {e}")))?;
+    Ok(table::to_parquet(&batch)?)
+}
+
+/// Parquet bytes to rows.
+pub fn from_parquet<T: DeserializeOwned>(bytes: &[u8]) -> Result<Vec<T>, String> {
+    let batch = table::from_parquet(bytes).map_err(|e| e.to_string())?;
+    serde_arrow::from_record_batch(&batch).map_err(|e| e.to_string())
+}
+
+/// Read an input artifact as rows of `T`, naming the input on failure.
+pub fn read_rows<T: DeserializeOwned>(
+    ctx: &crate::StageContext<'_>,
+    input: &Input,
+) -> Result<Vec<T>, StageError> {
+    let bytes = ctx.read(input)?;
+    from_parquet(&bytes).map_err(|e| StageError::bad_input(input, e))
+}
+
+/// Read a JSON input artifact.
+pub fn read_json<T: DeserializeOwned>(
+    ctx: &crate::StageContext<'_>,
+    input: &Input,
+) -> Result<T, StageError> {
+    let bytes = ctx.read(input)?;
+    serde_json::from_slice(&bytes).map_err(|e| StageError::bad_input(input, e))
+}
+
+/// Canonical JSON bytes of an artifact: pretty, sorted keys (BTreeMap and
+/// declaration order), trailing newline.
+pub fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, StageError> {
+    let mut bytes =
+        serde_json::to_vec_pretty(value).map_err(|e| StageError::Failed(e.to_string()))?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_round_trip_through_parquet() {
+        let rows = vec![EventRow {
+            cell: "c".into(),
+            repetition: 0,
+            warmup: true,
+            cold: true,
+            phase: "decode".into(),
+            token_index: Some(3),
+            tokens: 1,
+            ns: 12345,
+        }];
+        let bytes = to_parquet(&rows).unwrap();
+        assert_eq!(bytes, to_parquet(&rows).unwrap());
+        let back: Vec<EventRow> = from_parquet(&bytes).unwrap();
+        assert_eq!(back, rows);
+        let empty: Vec<EventRow> = from_parquet(&to_parquet::<EventRow>(&[]).unwrap()).unwrap();
+        assert!(empty.is_empty());
+    }
+}
