@@ -271,7 +271,7 @@ impl Stage for ReportStage {
                 evidence: s.evidence.clone(),
                 source: source(summary_in, rows.clone()),
             });
-            if s.phase != "load" {
+            if s.tokens_per_s > 0.0 {
                 claims.push(Claim {
                     id: format!("throughput/{}/{}/tokens_per_s", s.cell, s.phase),
                     statement: format!("{} throughput of {what}: {} tokens/s", s.phase, f(s.tokens_per_s, 1)),

@@ -79,7 +79,10 @@ pub fn summarise_cell(
             let sorted = stats::sorted(ms);
             let median = stats::quantile_sorted(&sorted, 0.5);
             let tokens_per_event = stats::median(&tokens.iter().map(|t| f64::from(*t)).collect::<Vec<_>>());
-            let tokens_per_s = if median > 0.0 && tokens_per_event > 0.0 {
+            // Throughput is defined for work phases only: load processes no
+            // tokens and TTFT is a latency, not a rate.
+            let is_rate = matches!(*phase, "prefill" | "decode" | "e2e");
+            let tokens_per_s = if is_rate && median > 0.0 && tokens_per_event > 0.0 {
                 tokens_per_event / (median / 1000.0)
             } else {
                 0.0

@@ -32,7 +32,8 @@ pub struct Checks {
 pub struct CellInputs<'a> {
     pub node: &'a str,
     pub events: &'a Input,
-    pub runs: &'a Input,
+    /// Only wired to stages that need it.
+    pub runs: Option<&'a Input>,
     pub manifest: &'a Input,
 }
 
@@ -58,7 +59,7 @@ pub fn cell_inputs(inputs: &[Input]) -> Result<Vec<CellInputs<'_>>, StageError> 
             Ok(CellInputs {
                 node,
                 events: get("events")?,
-                runs: get("runs")?,
+                runs: m.get("runs").copied(),
                 manifest: get("manifest")?,
             })
         })
@@ -91,7 +92,10 @@ impl Stage for ValidateStage {
         for cell in cell_inputs(inputs)? {
             ctx.check_cancel()?;
             let events: Vec<EventRow> = tables::read_rows(ctx, cell.events)?;
-            let runs: Vec<RunRow> = tables::read_rows(ctx, cell.runs)?;
+            let runs_input = cell
+                .runs
+                .ok_or_else(|| StageError::Failed(format!("measure node {} has no runs output", cell.node)))?;
+            let runs: Vec<RunRow> = tables::read_rows(ctx, runs_input)?;
             let manifest: Manifest = tables::read_json(ctx, cell.manifest)?;
             let (mut cell_rows, mut cell_checks) = validate_cell(&manifest, &events, &runs);
             rows.append(&mut cell_rows);

@@ -1,0 +1,203 @@
+//! Command-line interface. Exit codes (documented in docs/cli.md):
+//! 0 ok, 1 run failed (or an I/O or store error), 2 bad usage or spec,
+//! 3 verification mismatch or corrupt object, 130 interrupted.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use clap::{Parser, Subcommand};
+
+use crate::commands;
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_FAILED: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+pub const EXIT_MISMATCH: u8 = 3;
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// An error that ends a command, with its exit code.
+#[derive(Debug)]
+pub struct CliError {
+    pub code: u8,
+    pub message: String,
+}
+
+impl CliError {
+    pub fn usage(message: impl Into<String>) -> Self {
+        CliError { code: EXIT_USAGE, message: message.into() }
+    }
+    pub fn failed(message: impl Into<String>) -> Self {
+        CliError { code: EXIT_FAILED, message: message.into() }
+    }
+}
+
+impl From<assay_store::StoreError> for CliError {
+    fn from(e: assay_store::StoreError) -> Self {
+        let code = match e {
+            assay_store::StoreError::CorruptObject { .. } => EXIT_MISMATCH,
+            assay_store::StoreError::BadDigest(_) | assay_store::StoreError::AmbiguousDigest { .. } => EXIT_USAGE,
+            _ => EXIT_FAILED,
+        };
+        CliError { code, message: e.to_string() }
+    }
+}
+
+pub type CmdResult = Result<u8, CliError>;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "assay",
+    version,
+    about = "Declarative pipeline engine for decision-grade LLM inference benchmarking",
+    long_about = "assay turns a YAML experiment spec into a content-addressed DAG of stages \
+                  (measure, validate, summarise, cost, fit, report), stores every artifact under \
+                  its blake3 digest and reruns only what changed.\n\n\
+                  Exit codes: 0 ok, 1 run failed, 2 bad usage or spec, 3 verification mismatch \
+                  or corrupt object, 130 interrupted.",
+    after_help = "Docs: docs/cli.md, docs/spec.md, docs/store.md. NO_COLOR disables colour."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct StoreArg {
+    /// Store directory (default: `.assay/` beside the spec).
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Validate specs without running anything.
+    Check {
+        #[arg(required = true, value_name = "SPEC")]
+        specs: Vec<PathBuf>,
+        /// Print diagnostics as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show each node with its stage, short key, status and why it would run.
+    Plan {
+        spec: PathBuf,
+        #[command(flatten)]
+        store: StoreArg,
+        /// Plan as if measurements were forced to rerun.
+        #[arg(long)]
+        remeasure: bool,
+        /// Print a JSON array of {node, stage, key, status, reason}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the spec: execute what is not cached, write the report and lockfile.
+    Run {
+        spec: PathBuf,
+        #[command(flatten)]
+        store: StoreArg,
+        /// Measure again even where cached measurements exist.
+        #[arg(long)]
+        remeasure: bool,
+        /// End with one JSON object: ran, cached, failed, report_dir, nodes.
+        #[arg(long)]
+        json: bool,
+        /// Never draw progress bars.
+        #[arg(long)]
+        no_progress: bool,
+    },
+    /// Recompute every derived node from stored inputs and compare with the
+    /// store and the lockfile. Exit 3 on any mismatch or corrupt object.
+    Verify {
+        spec: PathBuf,
+        #[command(flatten)]
+        store: StoreArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Trace a report claim to artifact digests, rows and the measuring manifest.
+    Trace {
+        /// Claim id from report.json (e.g. `latency/sim/tiny/micro/decode/median_ms`).
+        claim: String,
+        #[arg(long, value_name = "SPEC")]
+        spec: PathBuf,
+        #[command(flatten)]
+        store: StoreArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a stored artifact (Parquet as a table, JSON pretty-printed).
+    Show {
+        /// Digest or unique prefix (at least 4 hex characters).
+        digest: String,
+        /// Find the store beside this spec.
+        #[arg(long, value_name = "SPEC")]
+        spec: Option<PathBuf>,
+        #[command(flatten)]
+        store: StoreArg,
+        /// Parquet rows as JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a JSON Schema (spec, lockfile, report, or a table), or write all.
+    Schema {
+        #[arg(default_value = "spec")]
+        which: String,
+        /// Write every schema into DIR (as checked in under schemas/).
+        #[arg(long, value_name = "DIR")]
+        write: Option<PathBuf>,
+    },
+    /// Remove node records and objects no lockfile of the given specs needs.
+    Gc {
+        #[arg(required = true, value_name = "SPEC")]
+        specs: Vec<PathBuf>,
+        #[command(flatten)]
+        store: StoreArg,
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print this machine's environment fingerprint as JSON.
+    Env,
+}
+
+pub fn color_enabled() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => EXIT_OK,
+                _ => EXIT_USAGE,
+            });
+        }
+    };
+    let cancel = Arc::new(AtomicBool::new(false));
+    {
+        let cancel = cancel.clone();
+        // Ctrl-C: ask every stage to stop at its next check; finished nodes
+        // are already recorded atomically. A second Ctrl-C exits at once.
+        let _ = ctrlc::set_handler(move || {
+            if cancel.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                std::process::exit(i32::from(EXIT_INTERRUPTED));
+            }
+            eprintln!("assay: interrupt received, stopping after the current step (Ctrl-C again to abort)");
+        });
+    }
+    let result = commands::dispatch(cli.command, &cancel);
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            let prefix = if color_enabled() { "\x1b[31;1merror:\x1b[0m" } else { "error:" };
+            eprintln!("{prefix} {}", e.message);
+            ExitCode::from(e.code)
+        }
+    }
+}

@@ -1,0 +1,235 @@
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use assay_stages::Input;
+use assay_store::atomic::write_atomic;
+use assay_store::{Lockfile, Store};
+use serde::Serialize;
+use serde_json::json;
+
+use super::{load, print_json, store_dir};
+use crate::cli::{CliError, CmdResult, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, StoreArg};
+use crate::exec::{ExecOptions, NodeStatus, execute};
+use crate::keys::{diff_params, node_key};
+use crate::plan::build_plan;
+
+/// Stage files next to their destination, so the final rename is atomic.
+fn write_beside(path: &Path, bytes: &[u8]) -> Result<(), assay_store::StoreError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    write_atomic(path, bytes, dir)
+}
+
+pub fn run(
+    spec_path: &Path,
+    store_arg: &StoreArg,
+    remeasure: bool,
+    json: bool,
+    no_progress: bool,
+    cancel: &AtomicBool,
+) -> CmdResult {
+    let started = Instant::now();
+    let loaded = load(spec_path)?;
+    let plan = build_plan(&loaded);
+    let store = Store::open(store_dir(&loaded, store_arg))?;
+    let _lock = store.lock(|| {
+        eprintln!("assay: waiting for another assay process to release {}", store.root().join("lock").display())
+    })?;
+    let show_progress = !json && !no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let outcome = execute(&plan, &store, &ExecOptions { remeasure, show_progress }, cancel)?;
+
+    let report_dir = loaded.dir.join(&loaded.spec.outputs.dir);
+    let mut report_written = false;
+    if outcome.succeeded() {
+        let spec_name = spec_path.file_name().and_then(|n| n.to_str()).unwrap_or("spec");
+        let lock = outcome.lockfile(spec_name, loaded.digest);
+        write_beside(&Lockfile::path_for(spec_path), &lock.to_bytes())?;
+        if let Some(report) = outcome.result("report") {
+            std::fs::create_dir_all(&report_dir)
+                .map_err(|e| CliError::failed(format!("{}: {e}", report_dir.display())))?;
+            for format in &loaded.spec.outputs.formats {
+                let name = format.file_name();
+                if let Some(digest) = report.outputs.get(name) {
+                    write_beside(&report_dir.join(name), &store.get(digest)?)?;
+                }
+            }
+            report_written = true;
+        }
+    }
+
+    let ran = outcome.count(NodeStatus::Ran);
+    let cached = outcome.count(NodeStatus::Cached);
+    let failed = outcome.count(NodeStatus::Failed);
+    let skipped = outcome.count(NodeStatus::Skipped);
+    let cancelled = outcome.count(NodeStatus::Cancelled);
+    if json {
+        print_json(&json!({
+            "spec": spec_path.display().to_string(),
+            "store": store.root().display().to_string(),
+            "ran": ran,
+            "cached": cached,
+            "failed": failed,
+            "skipped": skipped,
+            "cancelled": cancelled,
+            "interrupted": outcome.interrupted,
+            "report_dir": if report_written { Some(report_dir.display().to_string()) } else { None },
+            "nodes": outcome.results,
+        }));
+    } else {
+        for r in &outcome.results {
+            match r.status {
+                NodeStatus::Ran => eprintln!("  ran      {:<48} {:>9.1} ms", r.node, r.duration_ms),
+                NodeStatus::Failed => eprintln!("  FAILED   {}: {}", r.node, r.error.as_deref().unwrap_or("")),
+                NodeStatus::Skipped => eprintln!("  skipped  {} ({})", r.node, r.error.as_deref().unwrap_or("")),
+                NodeStatus::Cached | NodeStatus::Cancelled => {}
+            }
+        }
+        let mut line = format!(
+            "assay: {ran} ran, {cached} cached, {failed} failed, {skipped} skipped in {:.1}s",
+            started.elapsed().as_secs_f64()
+        );
+        if report_written {
+            line.push_str(&format!("; report: {}", report_dir.display()));
+        }
+        eprintln!("{line}");
+        if outcome.interrupted {
+            eprintln!("assay: interrupted; {cancelled} nodes not finished. Rerun to resume from what finished.");
+        }
+    }
+    Ok(if outcome.interrupted {
+        EXIT_INTERRUPTED
+    } else if outcome.succeeded() {
+        EXIT_OK
+    } else {
+        EXIT_FAILED
+    })
+}
+
+#[derive(Serialize)]
+struct PlanEntry {
+    node: String,
+    stage: String,
+    key: Option<String>,
+    status: &'static str,
+    reason: String,
+}
+
+pub fn plan(spec_path: &Path, store_arg: &StoreArg, remeasure: bool, json: bool) -> CmdResult {
+    let loaded = load(spec_path)?;
+    let plan = build_plan(&loaded);
+    let dir = store_dir(&loaded, store_arg);
+    let store = Store::open_existing(&dir).ok();
+    let lock = Lockfile::read(&Lockfile::path_for(spec_path))?;
+
+    // Outputs known for nodes that are cached; None where a node will run.
+    let mut known: Vec<Option<std::collections::BTreeMap<String, assay_store::Digest>>> = vec![None; plan.len()];
+    let mut entries = Vec::new();
+    for &idx in &plan.order {
+        let node = plan.node(idx);
+        let mut pending_inputs = Vec::new();
+        let mut inputs = Vec::new();
+        for (src, name) in plan.inputs(idx) {
+            match known[src.index()].as_ref().and_then(|o| o.get(name)) {
+                Some(d) => inputs.push(Input { node: plan.node(src).id.clone(), name: name.to_string(), digest: *d }),
+                None => pending_inputs.push(plan.node(src).id.clone()),
+            }
+        }
+        pending_inputs.dedup();
+        let prev = lock.as_ref().and_then(|l| l.nodes.get(&node.id));
+        let (key, status, reason) = if !pending_inputs.is_empty() {
+            let shown: Vec<&str> = pending_inputs.iter().take(3).map(String::as_str).collect();
+            let more = pending_inputs.len().saturating_sub(3);
+            let mut reason = format!("input from {} will be recomputed", shown.join(", "));
+            if more > 0 {
+                reason.push_str(&format!(" (+{more} more)"));
+            }
+            (None, "run", reason)
+        } else {
+            let key = node_key(node.stage.as_ref(), &inputs);
+            let cached = store.as_ref().and_then(|s| s.cached_node(&key).ok().flatten());
+            let forced = remeasure && node.stage.device().is_some();
+            match cached {
+                Some(record) if !forced => {
+                    known[idx.index()] = Some(record.outputs);
+                    (Some(key), "cached", "up to date".to_string())
+                }
+                Some(_) => (Some(key), "run", "--remeasure".to_string()),
+                None => {
+                    let reason = explain(store.as_ref(), prev.map(|p| p.key), node.stage.as_ref(), &inputs);
+                    (Some(key), "run", reason)
+                }
+            }
+        };
+        entries.push(PlanEntry {
+            node: node.id.clone(),
+            stage: node.stage.kind().to_string(),
+            key: key.map(|k| k.to_hex()),
+            status,
+            reason,
+        });
+    }
+    if json {
+        print_json(&entries);
+    } else {
+        let width = entries.iter().map(|e| e.node.len()).max().unwrap_or(4);
+        println!("{:<9} {:<width$} {:<12} {:<7} reason", "stage", "node", "key", "status");
+        for e in &entries {
+            let key = e.key.as_deref().map_or("?".to_string(), |k| k[..12].to_string());
+            println!("{:<9} {:<width$} {:<12} {:<7} {}", e.stage, e.node, key, e.status, e.reason);
+        }
+        let run = entries.iter().filter(|e| e.status == "run").count();
+        println!("{} nodes: {} cached, {} to run", entries.len(), entries.len() - run, run);
+    }
+    Ok(EXIT_OK)
+}
+
+/// Why a node with this key is not cached: compare with the record of the
+/// key the lockfile had for the same node, field by field.
+fn explain(
+    store: Option<&Store>,
+    prev_key: Option<assay_store::Digest>,
+    stage: &dyn assay_stages::Stage,
+    inputs: &[Input],
+) -> String {
+    let Some(prev_key) = prev_key else {
+        return "new node (not in the lockfile)".into();
+    };
+    let Some(prev) = store.and_then(|s| s.get_node(&prev_key).ok().flatten()) else {
+        return "previous result is not in this store".into();
+    };
+    if prev.key == node_key(stage, inputs) {
+        return "outputs missing from the store".into();
+    }
+    let mut reasons = Vec::new();
+    if prev.stage_version != stage.version() {
+        reasons.push(format!("stage version {} -> {}", prev.stage_version, stage.version()));
+    }
+    reasons.extend(diff_params(&prev.params, &stage.params()));
+    if prev.env != stage.environment() {
+        let old = prev.env.clone().unwrap_or_default();
+        let new = stage.environment().unwrap_or_default();
+        let d = diff_params(&old, &new);
+        reasons.push(format!("environment changed ({})", d.join(", ")));
+    }
+    let mut changed_inputs: Vec<String> = Vec::new();
+    for i in inputs {
+        let same = prev.inputs.iter().any(|p| p.node == i.node && p.name == i.name && p.digest == i.digest);
+        if !same {
+            changed_inputs.push(format!("{}:{}", i.node, i.name));
+        }
+    }
+    if prev.inputs.len() != inputs.len() {
+        reasons.push(format!("inputs {} -> {}", prev.inputs.len(), inputs.len()));
+    }
+    if !changed_inputs.is_empty() {
+        changed_inputs.dedup();
+        let n = changed_inputs.len();
+        let shown: Vec<String> = changed_inputs.into_iter().take(3).collect();
+        reasons.push(format!("input changed: {}{}", shown.join(", "), if n > 3 { format!(" (+{} more)", n - 3) } else { String::new() }));
+    }
+    if reasons.is_empty() {
+        "key changed".into()
+    } else {
+        reasons.join("; ")
+    }
+}

@@ -1,0 +1,227 @@
+//! `assay trace CLAIM_ID`: claim -> source artifact rows -> summary rows ->
+//! raw event rows -> measuring manifest -> spec. Every hop names a digest.
+
+use std::path::Path;
+
+use assay_stages::report::{Claim, ReportJson};
+use assay_store::{Digest, Lockfile, Store, table};
+use serde_json::{Value, json};
+
+use super::{load, print_json, store_dir};
+use crate::cli::{CliError, CmdResult, EXIT_OK, StoreArg};
+
+fn rows_of(store: &Store, digest: &Digest) -> Result<Vec<Value>, CliError> {
+    let bytes = store.get(digest)?;
+    let batch = table::from_parquet(&bytes)?;
+    Ok(table::to_json_rows(&batch)?)
+}
+
+fn field<'a>(row: &'a Value, name: &str) -> Option<&'a str> {
+    row.get(name).and_then(Value::as_str)
+}
+
+/// Compress sorted indices into `a-b` ranges for display.
+fn ranges(idx: &[usize]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < idx.len() {
+        let start = idx[i];
+        let mut end = start;
+        while i + 1 < idx.len() && idx[i + 1] == end + 1 {
+            i += 1;
+            end = idx[i];
+        }
+        out.push(if start == end { start.to_string() } else { format!("{start}-{end}") });
+        i += 1;
+    }
+    out.join(",")
+}
+
+pub fn trace(claim_id: &str, spec_path: &Path, store_arg: &StoreArg, json_out: bool) -> CmdResult {
+    let loaded = load(spec_path)?;
+    let lock_path = Lockfile::path_for(spec_path);
+    let lock = Lockfile::read(&lock_path)?
+        .ok_or_else(|| CliError::usage(format!("{}: no lockfile; run the spec first", lock_path.display())))?;
+    let store = Store::open_existing(store_dir(&loaded, store_arg))?;
+    let report_entry = lock
+        .nodes
+        .get("report")
+        .ok_or_else(|| CliError::usage("the lockfile has no report node".to_string()))?;
+    let report_digest = *report_entry
+        .outputs
+        .get("report.json")
+        .ok_or_else(|| CliError::usage("the report node has no report.json".to_string()))?;
+    let report: ReportJson = serde_json::from_slice(&store.get(&report_digest)?)
+        .map_err(|e| CliError::failed(format!("report.json {}: {e}", report_digest.short())))?;
+    let Some(claim) = report.claims.iter().find(|c| c.id == claim_id) else {
+        let similar: Vec<&str> = report
+            .claims
+            .iter()
+            .filter(|c| c.id.contains(claim_id) || claim_id.split('/').all(|p| c.id.contains(p)))
+            .take(8)
+            .map(|c| c.id.as_str())
+            .collect();
+        let hint = if similar.is_empty() {
+            format!("report.json has {} claims; list them with `assay show {}`", report.claims.len(), report_digest.short())
+        } else {
+            format!("did you mean:\n  {}", similar.join("\n  "))
+        };
+        return Err(CliError::usage(format!("no claim {claim_id:?} in the report; {hint}")));
+    };
+
+    let chain = build_chain(claim, &store, &lock)?;
+    let out = json!({
+        "claim": claim,
+        "report": { "node": "report", "key": report_entry.key, "artifact": "report.json", "digest": report_digest },
+        "chain": chain,
+        "spec": { "path": spec_path.display().to_string(), "digest": loaded.digest, "lockfile": lock_path.display().to_string() },
+    });
+    if json_out {
+        print_json(&out);
+        return Ok(EXIT_OK);
+    }
+    println!("claim     {}", claim.id);
+    println!("          {}", claim.statement);
+    println!("          value {} {} ({})", claim.value, claim.unit, claim.evidence);
+    println!("report    node report  key {}  report.json {}", report_entry.key.short(), report_digest);
+    for hop in out["chain"].as_array().into_iter().flatten() {
+        let label = hop["hop"].as_str().unwrap_or("");
+        println!(
+            "{:<9} node {}  key {}  {} {}",
+            label,
+            hop["node"].as_str().unwrap_or(""),
+            hop["key"].as_str().map_or("?", |k| &k[..12.min(k.len())]),
+            hop["artifact"].as_str().unwrap_or(""),
+            hop["digest"].as_str().unwrap_or("")
+        );
+        if let Some(rows) = hop["rows"].as_str() {
+            println!("          rows {rows}");
+        }
+        if let Some(detail) = hop["detail"].as_str() {
+            println!("          {detail}");
+        }
+        for row in hop["row_values"].as_array().into_iter().flatten() {
+            println!("          {}", serde_json::to_string(row).unwrap_or_default());
+        }
+    }
+    println!("spec      {}  digest {}", spec_path.display(), loaded.digest);
+    Ok(EXIT_OK)
+}
+
+fn build_chain(claim: &Claim, store: &Store, lock: &Lockfile) -> Result<Vec<Value>, CliError> {
+    let src = &claim.source;
+    let key_of = |node: &str| lock.nodes.get(node).map(|e| e.key.to_hex());
+    let src_digest: Digest = src.digest.parse().map_err(CliError::from)?;
+    let src_rows = rows_of(store, &src_digest)?;
+    let picked: Vec<Value> = src.rows.iter().filter_map(|r| src_rows.get(*r as usize).cloned()).collect();
+    let mut chain = vec![json!({
+        "hop": src.artifact,
+        "node": src.node,
+        "key": key_of(&src.node),
+        "artifact": src.artifact,
+        "digest": src.digest,
+        "rows": ranges(&src.rows.iter().map(|r| *r as usize).collect::<Vec<_>>()),
+        "row_values": picked,
+    })];
+
+    // Which (cell, phase) pairs the claim rests on.
+    let summary_entry = lock.nodes.get("summarise");
+    let summary_digest = summary_entry.and_then(|e| e.outputs.get("summary")).copied();
+    let mut cells: Vec<(String, Option<String>)> = Vec::new();
+    for row in &picked {
+        if let Some(cell) = field(row, "cell") {
+            cells.push((cell.to_string(), field(row, "phase").map(str::to_string)));
+        } else if let (Some(backend), Some(scenario), Some(sd)) = (field(row, "backend"), field(row, "scenario"), summary_digest) {
+            // A fit row: every summary row of that backend and scenario at the fitted phase.
+            let phase = match field(row, "y") {
+                Some("prefill_ms") => "prefill",
+                Some("ttft_ms") => "ttft",
+                Some("e2e_ms") => "e2e",
+                _ => "decode",
+            };
+            for s in rows_of(store, &sd)? {
+                if field(&s, "backend") == Some(backend) && field(&s, "scenario") == Some(scenario) && field(&s, "phase") == Some(phase) {
+                    if let Some(c) = field(&s, "cell") {
+                        cells.push((c.to_string(), Some(phase.to_string())));
+                    }
+                }
+            }
+        }
+    }
+    cells.sort();
+    cells.dedup();
+
+    if src.artifact != "summary"
+        && let Some(sd) = summary_digest
+    {
+        let rows = rows_of(store, &sd)?;
+        let idx: Vec<usize> = rows
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| cells.iter().any(|(c, p)| field(r, "cell") == Some(c) && (p.is_none() || field(r, "phase") == p.as_deref())))
+            .map(|(i, _)| i)
+            .collect();
+        if !idx.is_empty() {
+            chain.push(json!({
+                "hop": "summary",
+                "node": "summarise",
+                "key": key_of("summarise"),
+                "artifact": "summary",
+                "digest": sd,
+                "rows": ranges(&idx),
+                "row_values": idx.iter().map(|i| rows[*i].clone()).collect::<Vec<_>>(),
+            }));
+        }
+    }
+
+    for (cell, phase) in &cells {
+        let node = format!("measure/{cell}");
+        let Some(entry) = lock.nodes.get(&node) else { continue };
+        if let Some(events) = entry.outputs.get("events") {
+            let rows = rows_of(store, events)?;
+            let idx: Vec<usize> = rows
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| match phase {
+                    Some(p) => field(r, "phase") == Some(p.as_str()) && (p == "load" || r["warmup"] == Value::Bool(false)),
+                    None => true,
+                })
+                .map(|(i, _)| i)
+                .collect();
+            chain.push(json!({
+                "hop": "raw",
+                "node": node,
+                "key": entry.key,
+                "artifact": "events",
+                "digest": events,
+                "rows": ranges(&idx),
+                "detail": format!("{} raw events{}", idx.len(), phase.as_ref().map(|p| format!(" of phase {p}, steady state")).unwrap_or_default()),
+            }));
+        }
+        if let Some(manifest) = entry.outputs.get("manifest") {
+            let m: Value = serde_json::from_slice(&store.get(manifest)?).unwrap_or(Value::Null);
+            let env = &m["environment"];
+            let machine = if env.is_null() {
+                "no machine: simulated (virtual clock)".to_string()
+            } else {
+                format!("{} x{} cores, {} {}", env["cpu_model"].as_str().unwrap_or("?"), env["logical_cores"], env["os"].as_str().unwrap_or("?"), env["kernel"].as_str().unwrap_or(""))
+            };
+            chain.push(json!({
+                "hop": "manifest",
+                "node": node,
+                "key": entry.key,
+                "artifact": "manifest",
+                "digest": manifest,
+                "detail": format!(
+                    "evidence {}; requested {} {} x{}; ran {} {} x{} ({} {}); {}",
+                    m["evidence"].as_str().unwrap_or("?"),
+                    m["requested"]["device"].as_str().unwrap_or("?"), m["requested"]["dtype"].as_str().unwrap_or("?"), m["requested"]["threads"],
+                    m["actual"]["device"].as_str().unwrap_or("?"), m["actual"]["dtype"].as_str().unwrap_or("?"), m["actual"]["threads"],
+                    m["actual"]["library"].as_str().unwrap_or("?"), m["actual"]["library_version"].as_str().unwrap_or("?"),
+                    machine
+                ),
+            }));
+        }
+    }
+    Ok(chain)
+}

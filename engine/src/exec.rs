@@ -1,0 +1,338 @@
+//! The executor: runs the plan's nodes whose keys are not in the store.
+//!
+//! Nodes become ready when all their inputs exist. Measurement nodes (those
+//! that occupy a device) run one at a time and alone, so nothing else
+//! disturbs their timings; analysis nodes of a wave run in parallel on rayon.
+//! Each finished node is recorded at once (objects first, then its record,
+//! both atomic), so an interrupted run loses nothing that finished. A failed
+//! node fails its dependents, never its siblings.
+
+use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use assay_stages::{Input, StageContext, StageError};
+use assay_store::{Digest, InputRef, LockEntry, Lockfile, NodeRecord, Store, StoreError};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use petgraph::graph::NodeIndex;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::keys::{key_material, node_key};
+use crate::plan::Plan;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeStatus {
+    Cached,
+    Ran,
+    Failed,
+    Skipped,
+    Cancelled,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeResult {
+    pub node: String,
+    pub stage: String,
+    pub key: Option<Digest>,
+    pub status: NodeStatus,
+    pub outputs: BTreeMap<String, Digest>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub duration_ms: f64,
+}
+
+pub struct ExecOptions {
+    /// Rerun measure nodes even when cached.
+    pub remeasure: bool,
+    pub show_progress: bool,
+}
+
+pub struct ExecOutcome {
+    /// One result per plan node, in plan order.
+    pub results: Vec<NodeResult>,
+    pub interrupted: bool,
+}
+
+impl ExecOutcome {
+    pub fn count(&self, status: NodeStatus) -> usize {
+        self.results.iter().filter(|r| r.status == status).count()
+    }
+
+    pub fn succeeded(&self) -> bool {
+        !self.interrupted
+            && self
+                .results
+                .iter()
+                .all(|r| matches!(r.status, NodeStatus::Cached | NodeStatus::Ran))
+    }
+
+    pub fn result(&self, node: &str) -> Option<&NodeResult> {
+        self.results.iter().find(|r| r.node == node)
+    }
+
+    pub fn lockfile(&self, spec_name: &str, spec_digest: Digest) -> Lockfile {
+        Lockfile {
+            assay_lock: assay_store::lockfile::LOCKFILE_FORMAT,
+            spec: spec_name.to_string(),
+            spec_digest,
+            nodes: self
+                .results
+                .iter()
+                .filter_map(|r| {
+                    Some((
+                        r.node.clone(),
+                        LockEntry {
+                            stage: r.stage.clone(),
+                            key: r.key?,
+                            outputs: r.outputs.clone(),
+                        },
+                    ))
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The inputs of `idx` given the finished upstream results.
+pub fn gather_inputs(plan: &Plan, idx: NodeIndex, results: &[Option<NodeResult>]) -> Option<Vec<Input>> {
+    plan.inputs(idx)
+        .into_iter()
+        .map(|(src, name)| {
+            let r = results[src.index()].as_ref()?;
+            Some(Input {
+                node: r.node.clone(),
+                name: name.to_string(),
+                digest: *r.outputs.get(name)?,
+            })
+        })
+        .collect()
+}
+
+/// Run one node's stage and record it. Panics inside a stage become a
+/// failure of that node.
+fn run_node(
+    plan: &Plan,
+    idx: NodeIndex,
+    inputs: Vec<Input>,
+    key: Digest,
+    store: &Store,
+    cancel: &AtomicBool,
+    bar: &ProgressBar,
+) -> NodeResult {
+    let node = plan.node(idx);
+    let start = Instant::now();
+    let id = node.id.clone();
+    let progress = |msg: &str| bar.set_message(format!("{id}: {msg}"));
+    bar.set_message(node.id.clone());
+    let ctx = StageContext::new(store, key, cancel, &progress);
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| node.stage.run(&ctx, &inputs)))
+        .unwrap_or_else(|panic| {
+            let msg = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(StageError::Failed(format!("internal error (panic): {msg}")))
+        });
+    let mut result = NodeResult {
+        node: node.id.clone(),
+        stage: node.stage.kind().to_string(),
+        key: Some(key),
+        status: NodeStatus::Ran,
+        outputs: BTreeMap::new(),
+        error: None,
+        duration_ms: 0.0,
+    };
+    let record = (|| -> Result<(), StageError> {
+        let outputs = outcome?;
+        for (name, bytes) in &outputs {
+            result.outputs.insert(name.clone(), store.put(bytes)?);
+        }
+        let record = NodeRecord {
+            key,
+            node: node.id.clone(),
+            stage: node.stage.kind().to_string(),
+            stage_version: node.stage.version(),
+            params: node.stage.params(),
+            env: node.stage.environment(),
+            inputs: inputs
+                .iter()
+                .map(|i| InputRef {
+                    node: i.node.clone(),
+                    name: i.name.clone(),
+                    digest: i.digest,
+                })
+                .collect(),
+            outputs: result.outputs.clone(),
+            duration_ms: start.elapsed().as_secs_f64() * 1e3,
+        };
+        store.put_node(&record)?;
+        Ok(())
+    })();
+    result.duration_ms = start.elapsed().as_secs_f64() * 1e3;
+    match record {
+        Ok(()) => {}
+        Err(StageError::Cancelled) => {
+            result.status = NodeStatus::Cancelled;
+            result.outputs.clear();
+        }
+        Err(e) => {
+            result.status = NodeStatus::Failed;
+            result.error = Some(e.to_string());
+            result.outputs.clear();
+        }
+    }
+    bar.inc(1);
+    result
+}
+
+pub fn execute(
+    plan: &Plan,
+    store: &Store,
+    opts: &ExecOptions,
+    cancel: &AtomicBool,
+) -> Result<ExecOutcome, StoreError> {
+    let multi = MultiProgress::with_draw_target(if opts.show_progress {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    });
+    let bar = multi.add(ProgressBar::new(plan.len() as u64));
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} nodes  {wide_msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+
+    let mut results: Vec<Option<NodeResult>> = vec![None; plan.len()];
+    loop {
+        let ready: Vec<NodeIndex> = plan
+            .order
+            .iter()
+            .copied()
+            .filter(|i| results[i.index()].is_none())
+            .filter(|i| plan.inputs(*i).iter().all(|(src, _)| results[src.index()].is_some()))
+            .collect();
+        if ready.is_empty() {
+            break;
+        }
+        let mut to_run: Vec<(NodeIndex, Vec<Input>, Digest)> = Vec::new();
+        for idx in ready {
+            let node = plan.node(idx);
+            let blocked = plan.inputs(idx).into_iter().find_map(|(src, _)| {
+                let r = results[src.index()].as_ref()?;
+                (!matches!(r.status, NodeStatus::Cached | NodeStatus::Ran)).then(|| (r.node.clone(), r.status))
+            });
+            if let Some((dep, status)) = blocked {
+                let status_out = if status == NodeStatus::Cancelled || cancel.load(Ordering::Relaxed) {
+                    NodeStatus::Cancelled
+                } else {
+                    NodeStatus::Skipped
+                };
+                results[idx.index()] = Some(NodeResult {
+                    node: node.id.clone(),
+                    stage: node.stage.kind().to_string(),
+                    key: None,
+                    status: status_out,
+                    outputs: BTreeMap::new(),
+                    error: Some(format!("not run: input {dep} {status:?}").to_lowercase()),
+                    duration_ms: 0.0,
+                });
+                bar.inc(1);
+                continue;
+            }
+            let inputs = gather_inputs(plan, idx, &results).unwrap_or_default();
+            let key = node_key(node.stage.as_ref(), &inputs);
+            let force = opts.remeasure && node.stage.device().is_some();
+            let cached = if force { None } else { store.cached_node(&key)? };
+            if let Some(record) = cached {
+                results[idx.index()] = Some(NodeResult {
+                    node: node.id.clone(),
+                    stage: node.stage.kind().to_string(),
+                    key: Some(key),
+                    status: NodeStatus::Cached,
+                    outputs: record.outputs,
+                    error: None,
+                    duration_ms: 0.0,
+                });
+                bar.inc(1);
+            } else {
+                to_run.push((idx, inputs, key));
+            }
+        }
+        if to_run.is_empty() {
+            continue;
+        }
+        if cancel.load(Ordering::Relaxed) {
+            for (idx, _, key) in to_run {
+                let node = plan.node(idx);
+                results[idx.index()] = Some(NodeResult {
+                    node: node.id.clone(),
+                    stage: node.stage.kind().to_string(),
+                    key: Some(key),
+                    status: NodeStatus::Cancelled,
+                    outputs: BTreeMap::new(),
+                    error: None,
+                    duration_ms: 0.0,
+                });
+            }
+            continue;
+        }
+        let (measure, analysis): (Vec<_>, Vec<_>) =
+            to_run.into_iter().partition(|(idx, _, _)| plan.node(*idx).stage.device().is_some());
+        // Measurements first, one at a time, nothing beside them.
+        for (idx, inputs, key) in measure {
+            let r = if cancel.load(Ordering::Relaxed) {
+                cancelled(plan, idx, key)
+            } else {
+                run_node(plan, idx, inputs, key, store, cancel, &bar)
+            };
+            results[idx.index()] = Some(r);
+        }
+        let done: Vec<(NodeIndex, NodeResult)> = analysis
+            .into_par_iter()
+            .map(|(idx, inputs, key)| {
+                let r = if cancel.load(Ordering::Relaxed) {
+                    cancelled(plan, idx, key)
+                } else {
+                    run_node(plan, idx, inputs, key, store, cancel, &bar)
+                };
+                (idx, r)
+            })
+            .collect();
+        for (idx, r) in done {
+            results[idx.index()] = Some(r);
+        }
+    }
+    bar.finish_and_clear();
+    let results: Vec<NodeResult> = plan
+        .order
+        .iter()
+        .filter_map(|i| results[i.index()].clone())
+        .collect();
+    Ok(ExecOutcome {
+        interrupted: cancel.load(Ordering::Relaxed),
+        results,
+    })
+}
+
+fn cancelled(plan: &Plan, idx: NodeIndex, key: Digest) -> NodeResult {
+    let node = plan.node(idx);
+    NodeResult {
+        node: node.id.clone(),
+        stage: node.stage.kind().to_string(),
+        key: Some(key),
+        status: NodeStatus::Cancelled,
+        outputs: BTreeMap::new(),
+        error: None,
+        duration_ms: 0.0,
+    }
+}
+
+/// Exposed for `plan`: the key material of a node given its inputs.
+pub fn material(plan: &Plan, idx: NodeIndex, inputs: &[Input]) -> serde_json::Value {
+    key_material(plan.node(idx).stage.as_ref(), inputs)
+}

@@ -1,0 +1,182 @@
+//! The planner: a spec becomes a DAG of stage nodes. One measure node per
+//! (backend, model, scenario) cell, then validate, summarise, cost, fit and
+//! report. Adding a node type means adding nodes and edges here; the
+//! executor knows only the `Stage` trait.
+
+use std::sync::Arc;
+
+use assay_stages::Stage;
+use assay_stages::cost::CostStage;
+use assay_stages::fit::FitStage;
+use assay_stages::measure::MeasureStage;
+use assay_stages::report::{ReportParams, ReportStage};
+use assay_stages::summarise::SummariseStage;
+use assay_stages::validate::ValidateStage;
+use petgraph::Direction;
+use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::visit::EdgeRef;
+
+use crate::spec::LoadedSpec;
+
+pub struct PlanNode {
+    /// Stable id, e.g. `measure/cpu/tiny/micro`; the lockfile is keyed by it.
+    pub id: String,
+    pub stage: Arc<dyn Stage>,
+}
+
+/// An edge carries one named output of its source node.
+pub type Edge = &'static str;
+
+pub struct Plan {
+    pub graph: DiGraph<PlanNode, Edge>,
+    /// Nodes in a deterministic topological order.
+    pub order: Vec<NodeIndex>,
+}
+
+impl Plan {
+    pub fn node(&self, idx: NodeIndex) -> &PlanNode {
+        &self.graph[idx]
+    }
+
+    /// Incoming (source node, output name) pairs, sorted by (node id, name)
+    /// so that keys never depend on insertion order.
+    pub fn inputs(&self, idx: NodeIndex) -> Vec<(NodeIndex, &'static str)> {
+        let mut v: Vec<(NodeIndex, &'static str)> = self
+            .graph
+            .edges_directed(idx, Direction::Incoming)
+            .map(|e| (e.source(), *e.weight()))
+            .collect();
+        v.sort_by(|a, b| (&self.graph[a.0].id, a.1).cmp(&(&self.graph[b.0].id, b.1)));
+        v
+    }
+
+    pub fn dependents(&self, idx: NodeIndex) -> Vec<NodeIndex> {
+        let mut v: Vec<NodeIndex> = self.graph.neighbors_directed(idx, Direction::Outgoing).collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    pub fn find(&self, id: &str) -> Option<NodeIndex> {
+        self.order.iter().copied().find(|i| self.graph[*i].id == id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.graph.node_count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.graph.node_count() == 0
+    }
+}
+
+pub fn cell_id(backend: &str, model: &str, scenario: &str) -> String {
+    format!("{backend}/{model}/{scenario}")
+}
+
+pub fn build_plan(loaded: &LoadedSpec) -> Plan {
+    let spec = &loaded.spec;
+    let mut g: DiGraph<PlanNode, Edge> = DiGraph::new();
+    let add = |g: &mut DiGraph<PlanNode, Edge>, id: String, stage: Arc<dyn Stage>| {
+        g.add_node(PlanNode { id, stage })
+    };
+
+    let mut measures = Vec::new();
+    for backend in &spec.backends {
+        for model in &spec.models {
+            for scenario in &loaded.scenarios {
+                let cell = cell_id(&backend.name, &model.name, &scenario.name);
+                let stage = MeasureStage {
+                    cell: cell.clone(),
+                    backend: backend.clone(),
+                    model: model.clone(),
+                    scenario: scenario.clone(),
+                    boundary: spec.boundary.clone(),
+                };
+                measures.push(add(&mut g, format!("measure/{cell}"), Arc::new(stage)));
+            }
+        }
+    }
+
+    let validate = add(&mut g, "validate".into(), Arc::new(ValidateStage));
+    let summarise = add(&mut g, "summarise".into(), Arc::new(SummariseStage));
+    for &m in &measures {
+        for name in ["events", "runs", "manifest"] {
+            g.add_edge(m, validate, name);
+        }
+        for name in ["events", "manifest"] {
+            g.add_edge(m, summarise, name);
+        }
+    }
+    g.add_edge(validate, summarise, "validation");
+
+    let report = add(
+        &mut g,
+        "report".into(),
+        Arc::new(ReportStage {
+            params: ReportParams {
+                spec_id: spec.id.clone(),
+                title: spec.title.clone(),
+                question: spec.question.clone(),
+                decision: spec.decision.clone(),
+                boundary: spec.boundary.clone(),
+                scenarios: loaded.scenarios.clone(),
+                cost: spec.cost.clone(),
+            },
+        }),
+    );
+    for &m in &measures {
+        g.add_edge(m, report, "manifest");
+    }
+    g.add_edge(validate, report, "validation");
+    g.add_edge(validate, report, "checks");
+    g.add_edge(summarise, report, "summary");
+
+    if let Some(params) = &spec.cost {
+        let cost = add(&mut g, "cost".into(), Arc::new(CostStage { params: params.clone() }));
+        g.add_edge(summarise, cost, "summary");
+        g.add_edge(cost, report, "cost");
+    }
+    if let Some(params) = &spec.fit {
+        let fit = add(&mut g, "fit".into(), Arc::new(FitStage { params: params.clone() }));
+        g.add_edge(summarise, fit, "summary");
+        g.add_edge(fit, report, "fit");
+    }
+
+    let order = topo_order(&g);
+    Plan { graph: g, order }
+}
+
+/// Kahn's algorithm, always taking the ready node with the smallest id, so
+/// the order is a pure function of the spec.
+fn topo_order(g: &DiGraph<PlanNode, Edge>) -> Vec<NodeIndex> {
+    let mut indegree: Vec<usize> = g
+        .node_indices()
+        .map(|n| {
+            let mut srcs: Vec<NodeIndex> = g.neighbors_directed(n, Direction::Incoming).collect();
+            srcs.sort();
+            srcs.dedup();
+            srcs.len()
+        })
+        .collect();
+    let mut ready: std::collections::BTreeSet<(String, NodeIndex)> = g
+        .node_indices()
+        .filter(|n| indegree[n.index()] == 0)
+        .map(|n| (g[n].id.clone(), n))
+        .collect();
+    let mut order = Vec::with_capacity(g.node_count());
+    while let Some((id, n)) = ready.pop_first() {
+        let _ = id;
+        order.push(n);
+        let mut outs: Vec<NodeIndex> = g.neighbors_directed(n, Direction::Outgoing).collect();
+        outs.sort();
+        outs.dedup();
+        for m in outs {
+            indegree[m.index()] -= 1;
+            if indegree[m.index()] == 0 {
+                ready.insert((g[m].id.clone(), m));
+            }
+        }
+    }
+    order
+}

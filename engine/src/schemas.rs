@@ -1,0 +1,34 @@
+//! Every JSON Schema assay checks in under `schemas/`, generated from the
+//! Rust types. A test fails when the checked-in files are stale.
+
+use assay_stages::report::ReportJson;
+use assay_stages::tables::{CostRow, EventRow, FitRow, RunRow, SummaryRow, ValidationRow};
+use assay_store::{Lockfile, NodeRecord};
+use serde_json::Value;
+
+fn to_value(schema: schemars::Schema) -> Value {
+    serde_json::to_value(schema).unwrap_or(Value::Null)
+}
+
+/// (relative path under `schemas/`, schema).
+pub fn all_schemas() -> Vec<(&'static str, Value)> {
+    vec![
+        ("spec.schema.json", crate::spec::spec_schema()),
+        ("lockfile.schema.json", to_value(schemars::schema_for!(Lockfile))),
+        ("node-record.schema.json", to_value(schemars::schema_for!(NodeRecord))),
+        ("report.schema.json", to_value(schemars::schema_for!(ReportJson))),
+        ("tables/events.schema.json", to_value(schemars::schema_for!(EventRow))),
+        ("tables/runs.schema.json", to_value(schemars::schema_for!(RunRow))),
+        ("tables/validation.schema.json", to_value(schemars::schema_for!(ValidationRow))),
+        ("tables/summary.schema.json", to_value(schemars::schema_for!(SummaryRow))),
+        ("tables/cost.schema.json", to_value(schemars::schema_for!(CostRow))),
+        ("tables/fit.schema.json", to_value(schemars::schema_for!(FitRow))),
+    ]
+}
+
+/// Bytes of a schema file as checked in.
+pub fn schema_bytes(value: &Value) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec_pretty(value).unwrap_or_default();
+    bytes.push(b'\n');
+    bytes
+}

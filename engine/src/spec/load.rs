@@ -1,0 +1,431 @@
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+use assay_stages::measure::{BackendKind, Scenario};
+use assay_store::{Digest, canonical};
+use serde_json::Value;
+
+use super::diagnostic::Diagnostic;
+use super::locate::LocationMap;
+use super::types::Spec;
+
+/// A spec that parsed, validated and passed every semantic check.
+#[derive(Debug, Clone)]
+pub struct LoadedSpec {
+    pub path: PathBuf,
+    /// The spec's folder: relative paths resolve against it.
+    pub dir: PathBuf,
+    pub text: String,
+    pub spec: Spec,
+    /// blake3 of the spec's canonical JSON form: formatting and key order do
+    /// not change it.
+    pub digest: Digest,
+    pub scenarios: Vec<Scenario>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} has {} error(s)", path.display(), diagnostics.len())]
+    Invalid {
+        path: PathBuf,
+        text: String,
+        diagnostics: Vec<Diagnostic>,
+    },
+}
+
+/// The JSON Schema of a spec, generated from the Rust types.
+pub fn spec_schema() -> Value {
+    serde_json::to_value(schemars::schema_for!(Spec)).unwrap_or(Value::Null)
+}
+
+/// Pointer `/backends/0/kind` as `backends[0].kind`, for messages.
+fn dotted(pointer: &str) -> String {
+    let mut out = String::new();
+    for seg in pointer.split('/').skip(1) {
+        let seg = seg.replace("~1", "/").replace("~0", "~");
+        if !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()) {
+            out.push_str(&format!("[{seg}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(&seg);
+        }
+    }
+    if out.is_empty() { "(document)".into() } else { out }
+}
+
+struct Diags<'a> {
+    file: String,
+    locations: &'a LocationMap,
+    out: Vec<Diagnostic>,
+}
+
+impl Diags<'_> {
+    fn at_value(&mut self, pointer: &str, message: String) {
+        let pos = self.locations.value(pointer);
+        self.push(pos.line, pos.col, pointer, message);
+    }
+
+    fn at_key(&mut self, pointer: &str, message: String) {
+        let pos = self.locations.key(pointer);
+        self.push(pos.line, pos.col, pointer, message);
+    }
+
+    fn push(&mut self, line: usize, col: usize, pointer: &str, message: String) {
+        let message = if pointer.is_empty() {
+            message
+        } else {
+            format!("{}: {message}", dotted(pointer))
+        };
+        self.out.push(Diagnostic {
+            file: self.file.clone(),
+            line,
+            col,
+            message,
+        });
+    }
+}
+
+/// Load and check a spec. All errors are collected and returned together.
+pub fn load_spec(path: &Path) -> Result<LoadedSpec, SpecError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SpecError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let file = path.display().to_string();
+    let invalid = |diagnostics: Vec<Diagnostic>, text: &str| SpecError::Invalid {
+        path: path.to_path_buf(),
+        text: text.to_string(),
+        diagnostics,
+    };
+
+    // 1. YAML syntax.
+    let value: Value = match serde_saphyr::from_str::<Value>(&text) {
+        Ok(v) => v,
+        Err(e) => {
+            let (line, col) = e
+                .location()
+                .map(|l| (l.line() as usize, l.column() as usize))
+                .unwrap_or((1, 1));
+            let message = e.without_snippet().to_string();
+            let message = message.lines().next().unwrap_or("invalid YAML").to_string();
+            return Err(invalid(
+                vec![Diagnostic {
+                    file,
+                    line: line.max(1),
+                    col: col.max(1),
+                    message: format!("invalid YAML: {message}"),
+                }],
+                &text,
+            ));
+        }
+    };
+    let locations = LocationMap::build(&text);
+    let mut diags = Diags {
+        file,
+        locations: &locations,
+        out: Vec::new(),
+    };
+
+    // 2. Schema: types, required fields, unknown fields, ranges.
+    let schema = spec_schema();
+    let validator = jsonschema::validator_for(&schema).map_err(|e| {
+        invalid(
+            vec![Diagnostic {
+                file: diags.file.clone(),
+                line: 1,
+                col: 1,
+                message: format!("internal error: spec schema does not compile: {e}"),
+            }],
+            &text,
+        )
+    })?;
+    let mut schema_errors: Vec<(String, bool, String)> = Vec::new();
+    for err in validator.iter_errors(&value) {
+        let pointer = err.instance_path().as_str().to_string();
+        match err.kind() {
+            jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } => {
+                for name in unexpected {
+                    schema_errors.push((
+                        format!("{pointer}/{}", name.replace('~', "~0").replace('/', "~1")),
+                        true,
+                        "unknown field (not in the spec schema)".to_string(),
+                    ));
+                }
+            }
+            _ => schema_errors.push((pointer, false, err.to_string())),
+        }
+    }
+    schema_errors.sort_by_key(|(p, _, _)| locations.value(p).line);
+    schema_errors.dedup();
+    for (pointer, at_key, message) in schema_errors {
+        if at_key {
+            diags.at_key(&pointer, message);
+        } else {
+            diags.at_value(&pointer, message);
+        }
+    }
+    if !diags.out.is_empty() {
+        return Err(invalid(diags.out, &text));
+    }
+
+    // 3. Typed decode (the schema mirrors the types, so this rarely fails).
+    let spec: Spec = match serde_path_to_error::deserialize(&value) {
+        Ok(s) => s,
+        Err(e) => {
+            let pointer: String = e
+                .path()
+                .iter()
+                .map(|seg| format!("/{seg}"))
+                .collect::<String>()
+                .replace("/[", "/")
+                .replace(']', "");
+            diags.at_value(&pointer, e.inner().to_string());
+            return Err(invalid(diags.out, &text));
+        }
+    };
+
+    // 4. Semantics.
+    let scenarios = spec.all_scenarios();
+    semantic_checks(&spec, &scenarios, &mut diags);
+    if !diags.out.is_empty() {
+        diags.out.sort_by_key(|d| (d.line, d.col));
+        return Err(invalid(diags.out, &text));
+    }
+
+    let digest = canonical::keyed_hash("assay/spec", &value);
+    let dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("."));
+    Ok(LoadedSpec {
+        path: path.to_path_buf(),
+        dir,
+        text,
+        spec,
+        digest,
+        scenarios,
+    })
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && !name.starts_with('.')
+}
+
+fn check_names<'a>(
+    diags: &mut Diags<'_>,
+    what: &str,
+    list: &str,
+    names: impl Iterator<Item = (usize, &'a str)>,
+) {
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, name) in names {
+        let pointer = format!("/{list}/{i}/name");
+        if !valid_name(name) {
+            diags.at_value(
+                &pointer,
+                format!("{what} name {name:?} must be 1-64 letters, digits, '-', '_' or '.', not starting with '.'"),
+            );
+        }
+        if let Some(first) = seen.insert(name, i) {
+            diags.at_value(
+                &pointer,
+                format!("duplicate {what} name {name:?} (first used by {list}[{first}])"),
+            );
+        }
+    }
+}
+
+fn semantic_checks(spec: &Spec, scenarios: &[Scenario], diags: &mut Diags<'_>) {
+    if !valid_name(&spec.id) {
+        diags.at_value("/id", format!("id {:?} must be letters, digits, '-', '_' or '.'", spec.id));
+    }
+    for (list, empty) in [
+        ("models", spec.models.is_empty()),
+        ("backends", spec.backends.is_empty()),
+    ] {
+        if empty {
+            diags.at_key(&format!("/{list}"), format!("at least one entry is required in {list}"));
+        }
+    }
+    if scenarios.is_empty() {
+        diags.at_key("/scenarios", "at least one scenario (or sweep) is required".into());
+    }
+    check_names(diags, "model", "models", spec.models.iter().enumerate().map(|(i, m)| (i, m.name.as_str())));
+    check_names(diags, "backend", "backends", spec.backends.iter().enumerate().map(|(i, b)| (i, b.name.as_str())));
+    check_names(diags, "scenario", "scenarios", spec.scenarios.iter().enumerate().map(|(i, s)| (i, s.name.as_str())));
+    // Sweep-generated names must not collide with explicit ones.
+    let mut names: BTreeMap<&str, ()> = spec.scenarios.iter().map(|s| (s.name.as_str(), ())).collect();
+    let explicit = spec.scenarios.len();
+    for (i, s) in scenarios.iter().enumerate().skip(explicit) {
+        if names.insert(&s.name, ()).is_some() {
+            let sweep_index = sweep_of(spec, i - explicit);
+            diags.at_value(
+                &format!("/sweeps/{sweep_index}"),
+                format!("sweep generates scenario {:?}, which already exists", s.name),
+            );
+        }
+    }
+
+    for (i, m) in spec.models.iter().enumerate() {
+        let a = &m.synthetic;
+        let p = format!("/models/{i}/synthetic");
+        if a.hidden % a.heads.max(1) != 0 {
+            diags.at_value(
+                &format!("{p}/hidden"),
+                format!("hidden size {} is not divisible by heads {}", a.hidden, a.heads),
+            );
+        }
+        if let Some(kv) = a.kv_heads
+            && (kv == 0 || a.heads % kv != 0)
+        {
+            diags.at_value(
+                &format!("{p}/kv_heads"),
+                format!("kv_heads {kv} must divide heads {}", a.heads),
+            );
+        }
+        for (j, s) in scenarios.iter().enumerate() {
+            if s.prompt_tokens + s.gen_tokens > a.max_positions {
+                let at = if j < explicit {
+                    format!("/scenarios/{j}")
+                } else {
+                    format!("/sweeps/{}", sweep_of(spec, j - explicit))
+                };
+                diags.at_value(
+                    &at,
+                    format!(
+                        "scenario {:?} needs {} positions but model {:?} has max_positions {}",
+                        s.name,
+                        s.prompt_tokens + s.gen_tokens,
+                        m.name,
+                        a.max_positions
+                    ),
+                );
+            }
+        }
+    }
+
+    for (i, b) in spec.backends.iter().enumerate() {
+        if b.simulated.is_some() && b.kind != BackendKind::Simulated {
+            diags.at_key(
+                &format!("/backends/{i}/simulated"),
+                format!("`simulated` options given for a backend of kind {:?}", b.kind),
+            );
+        }
+        if let Some(o) = &b.simulated {
+            for (field, v) in [
+                ("peak_gflops", o.peak_gflops),
+                ("memory_gbps", o.memory_gbps),
+            ] {
+                if v.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
+                    diags.at_value(&format!("/backends/{i}/simulated/{field}"), format!("{field} must be > 0"));
+                }
+            }
+            if !(0.0..=1.0).contains(&o.outlier_rate) {
+                diags.at_value(&format!("/backends/{i}/simulated/outlier_rate"), "outlier_rate must be within [0, 1]".into());
+            }
+            if o.noise_cv.is_nan() || o.noise_cv < 0.0 {
+                diags.at_value(&format!("/backends/{i}/simulated/noise_cv"), "noise_cv must be >= 0".into());
+            }
+        }
+    }
+
+    if let Some(cost) = &spec.cost {
+        if cost.usd_per_hour.is_empty() {
+            diags.at_value("/cost/usd_per_hour", "at least one pricing tier is required".into());
+        }
+        for (tier, price) in &cost.usd_per_hour {
+            if price.is_nan() || *price < 0.0 {
+                diags.at_value(&format!("/cost/usd_per_hour/{tier}"), "price must be >= 0".into());
+            }
+        }
+        if cost.tokens_per_month.is_nan() || cost.tokens_per_month <= 0.0 {
+            diags.at_value("/cost/tokens_per_month", "tokens_per_month must be > 0".into());
+        }
+        if cost.burst_factor.is_nan() || cost.burst_factor < 1.0 {
+            diags.at_value("/cost/burst_factor", "burst_factor must be >= 1 (peak over mean)".into());
+        }
+    }
+
+    if let Err(message) = output_dir_within(Path::new(&spec.outputs.dir)) {
+        diags.at_value("/outputs/dir", message);
+    }
+    if spec.outputs.formats.is_empty() {
+        diags.at_value("/outputs/formats", "at least one report format is required".into());
+    }
+}
+
+/// Which sweep produced the `k`-th sweep-generated scenario.
+fn sweep_of(spec: &Spec, mut k: usize) -> usize {
+    for (i, s) in spec.sweeps.iter().enumerate() {
+        let n = s.prompt_tokens.len() * s.batch.len() * s.gen_tokens.len();
+        if k < n {
+            return i;
+        }
+        k -= n;
+    }
+    0
+}
+
+/// An output directory must be relative and stay inside the spec's folder.
+fn output_dir_within(dir: &Path) -> Result<(), String> {
+    if dir.as_os_str().is_empty() {
+        return Err("output dir must not be empty".into());
+    }
+    let mut depth: i32 = 0;
+    for c in dir.components() {
+        match c {
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+            Component::ParentDir => {
+                depth -= 1;
+                if depth < 0 {
+                    return Err(format!("output dir {:?} escapes the spec's folder", dir.display().to_string()));
+                }
+            }
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(format!(
+                    "output dir {:?} must be relative to the spec's folder",
+                    dir.display().to_string()
+                ));
+            }
+        }
+    }
+    if depth == 0 {
+        return Err("output dir must be a subfolder of the spec's folder".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_dirs() {
+        assert!(output_dir_within(Path::new("reports/x")).is_ok());
+        assert!(output_dir_within(Path::new("a/../b")).is_ok());
+        assert!(output_dir_within(Path::new("../x")).is_err());
+        assert!(output_dir_within(Path::new("a/../../x")).is_err());
+        assert!(output_dir_within(Path::new("/tmp/x")).is_err());
+        assert!(output_dir_within(Path::new(".")).is_err());
+    }
+
+    #[test]
+    fn dotted_paths() {
+        assert_eq!(dotted("/backends/0/kind"), "backends[0].kind");
+        assert_eq!(dotted(""), "(document)");
+    }
+}

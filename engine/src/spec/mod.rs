@@ -1,0 +1,12 @@
+//! The experiment spec: the seed's experiment-planning template (Appendix X)
+//! as YAML. Loading is parse -> JSON-Schema validation -> typed decode ->
+//! semantic checks; every error is located in the user's file.
+
+mod diagnostic;
+pub mod load;
+mod locate;
+mod types;
+
+pub use diagnostic::{Diagnostic, render_diagnostics};
+pub use load::{LoadedSpec, load_spec, spec_schema};
+pub use types::{OutputsSpec, Spec, Sweep};

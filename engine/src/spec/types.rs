@@ -1,0 +1,104 @@
+use assay_stages::cost::CostParams;
+use assay_stages::fit::FitParams;
+use assay_stages::measure::{BackendConfig, Boundary, ModelDecl, Scenario};
+use assay_stages::report::Format;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// An assay experiment spec (format 1). Start the file with
+/// `# yaml-language-server: $schema=<path to schemas/spec.schema.json>` so
+/// editors complete and check it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "assay experiment spec")]
+pub struct Spec {
+    /// Spec format version. Only 1 exists.
+    #[schemars(range(min = 1, max = 1))]
+    pub assay: u32,
+    /// Identifier of the experiment, used in reports and node ids.
+    pub id: String,
+    /// Human title of the report.
+    pub title: String,
+    /// The decision question (X.1): a decision, not a metric.
+    pub question: String,
+    /// The decision or policy this experiment feeds (X.5).
+    pub decision: String,
+    /// The measurement boundary (X.2).
+    pub boundary: Boundary,
+    /// Explicit scenarios (X.3).
+    #[serde(default)]
+    pub scenarios: Vec<Scenario>,
+    /// Cartesian scenario sweeps; each combination becomes a scenario named
+    /// `<prefix>p<prompt>-b<batch>-g<gen>`.
+    #[serde(default)]
+    pub sweeps: Vec<Sweep>,
+    pub models: Vec<ModelDecl>,
+    pub backends: Vec<BackendConfig>,
+    /// Shadow-price cost and capacity parameters (optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<CostParams>,
+    /// Scaling-fit parameters (optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fit: Option<FitParams>,
+    /// Where the report goes (X.4).
+    pub outputs: OutputsSpec,
+}
+
+/// A cartesian product of scenario dimensions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Sweep {
+    /// Prefix of the generated scenario names.
+    #[serde(default)]
+    pub prefix: String,
+    #[schemars(length(min = 1))]
+    pub prompt_tokens: Vec<u32>,
+    #[schemars(length(min = 1))]
+    pub batch: Vec<u32>,
+    #[schemars(length(min = 1))]
+    pub gen_tokens: Vec<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutputsSpec {
+    /// Report directory, relative to the spec's folder; it cannot escape it.
+    pub dir: String,
+    /// Report formats to write there.
+    #[serde(default = "default_formats")]
+    pub formats: Vec<Format>,
+}
+
+fn default_formats() -> Vec<Format> {
+    vec![Format::Md, Format::Html, Format::Json]
+}
+
+impl Sweep {
+    pub fn expand(&self) -> Vec<Scenario> {
+        let mut out = Vec::new();
+        for &p in &self.prompt_tokens {
+            for &b in &self.batch {
+                for &g in &self.gen_tokens {
+                    out.push(Scenario {
+                        name: format!("{}p{p}-b{b}-g{g}", self.prefix),
+                        prompt_tokens: p,
+                        batch: b,
+                        gen_tokens: g,
+                    });
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Spec {
+    /// Explicit scenarios then every sweep's, in spec order.
+    pub fn all_scenarios(&self) -> Vec<Scenario> {
+        let mut out = self.scenarios.clone();
+        for sweep in &self.sweeps {
+            out.extend(sweep.expand());
+        }
+        out
+    }
+}
