@@ -40,7 +40,60 @@ pub enum SpecError {
 
 /// The JSON Schema of a spec, generated from the Rust types.
 pub fn spec_schema() -> Value {
-    serde_json::to_value(schemars::schema_for!(Spec)).unwrap_or(Value::Null)
+    let mut schema = serde_json::to_value(schemars::schema_for!(Spec)).unwrap_or(Value::Null);
+    simplify(&mut schema);
+    schema
+}
+
+/// Rewrite two schemars idioms whose validation errors are unreadable
+/// ("not valid under any of the schemas listed in 'oneOf'"):
+/// - a `oneOf` of documented constants (a unit enum) becomes one `enum`,
+///   with the variants' docs folded into the description;
+/// - `anyOf: [X, {type: null}]` (an optional field) becomes X: an optional
+///   field is omitted, not written as null.
+fn simplify(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            if let Some(Value::Array(items)) = map.get("oneOf")
+                && !items.is_empty()
+                && items.iter().all(|i| i.get("const").is_some())
+            {
+                let values: Vec<Value> = items.iter().filter_map(|i| i.get("const").cloned()).collect();
+                let docs: Vec<String> = items
+                    .iter()
+                    .filter_map(|i| Some(format!("`{}`: {}", i.get("const")?.as_str()?, i.get("description")?.as_str()?)))
+                    .collect();
+                map.remove("oneOf");
+                map.insert("enum".into(), Value::Array(values));
+                map.insert("type".into(), Value::String("string".into()));
+                if !docs.is_empty() {
+                    let base = map.get("description").and_then(Value::as_str).map(str::to_string);
+                    let text = match base {
+                        Some(b) => format!("{b}\n{}", docs.join("\n")),
+                        None => docs.join("\n"),
+                    };
+                    map.insert("description".into(), Value::String(text));
+                }
+            }
+            if let Some(Value::Array(items)) = map.get("anyOf")
+                && items.len() == 2
+                && items.iter().any(|i| i.get("type") == Some(&Value::String("null".into())))
+            {
+                let other = items.iter().find(|i| i.get("type") != Some(&Value::String("null".into()))).cloned();
+                if let Some(Value::Object(other)) = other {
+                    map.remove("anyOf");
+                    for (k, val) in other {
+                        map.entry(k).or_insert(val);
+                    }
+                }
+            }
+            for (_, child) in map.iter_mut() {
+                simplify(child);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(simplify),
+        _ => {}
+    }
 }
 
 /// Pointer `/backends/0/kind` as `backends[0].kind`, for messages.
@@ -114,7 +167,12 @@ pub fn load_spec(path: &Path) -> Result<LoadedSpec, SpecError> {
                 .map(|l| (l.line() as usize, l.column() as usize))
                 .unwrap_or((1, 1));
             let message = e.without_snippet().to_string();
-            let message = message.lines().next().unwrap_or("invalid YAML").to_string();
+            let message = message.lines().next().unwrap_or("invalid YAML");
+            // The position is already in the prefix.
+            let message = match message.rfind(" at line ") {
+                Some(i) => message[..i].to_string(),
+                None => message.to_string(),
+            };
             return Err(invalid(
                 vec![Diagnostic {
                     file,
