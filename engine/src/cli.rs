@@ -27,10 +27,16 @@ pub struct CliError {
 
 impl CliError {
     pub fn usage(message: impl Into<String>) -> Self {
-        CliError { code: EXIT_USAGE, message: message.into() }
+        CliError {
+            code: EXIT_USAGE,
+            message: message.into(),
+        }
     }
     pub fn failed(message: impl Into<String>) -> Self {
-        CliError { code: EXIT_FAILED, message: message.into() }
+        CliError {
+            code: EXIT_FAILED,
+            message: message.into(),
+        }
     }
 }
 
@@ -38,10 +44,15 @@ impl From<assay_store::StoreError> for CliError {
     fn from(e: assay_store::StoreError) -> Self {
         let code = match e {
             assay_store::StoreError::CorruptObject { .. } => EXIT_MISMATCH,
-            assay_store::StoreError::BadDigest(_) | assay_store::StoreError::AmbiguousDigest { .. } => EXIT_USAGE,
+            assay_store::StoreError::BadDigest(_)
+            | assay_store::StoreError::NoMatch { .. }
+            | assay_store::StoreError::AmbiguousDigest { .. } => EXIT_USAGE,
             _ => EXIT_FAILED,
         };
-        CliError { code, message: e.to_string() }
+        CliError {
+            code,
+            message: e.to_string(),
+        }
     }
 }
 
@@ -132,7 +143,7 @@ pub enum Command {
     Show {
         /// Digest or unique prefix (at least 4 hex characters).
         digest: String,
-        /// Find the store beside this spec.
+        /// Use the store beside this spec (without it and --store: ./.assay).
         #[arg(long, value_name = "SPEC")]
         spec: Option<PathBuf>,
         #[command(flatten)]
@@ -174,7 +185,9 @@ pub fn main() -> ExitCode {
         Err(e) => {
             let _ = e.print();
             return ExitCode::from(match e.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => EXIT_OK,
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    EXIT_OK
+                }
                 _ => EXIT_USAGE,
             });
         }
@@ -188,14 +201,20 @@ pub fn main() -> ExitCode {
             if cancel.swap(true, std::sync::atomic::Ordering::SeqCst) {
                 std::process::exit(i32::from(EXIT_INTERRUPTED));
             }
-            eprintln!("assay: interrupt received, stopping after the current step (Ctrl-C again to abort)");
+            eprintln!(
+                "assay: interrupt received, stopping after the current step (Ctrl-C again to abort)"
+            );
         });
     }
     let result = commands::dispatch(cli.command, &cancel);
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            let prefix = if color_enabled() { "\x1b[31;1merror:\x1b[0m" } else { "error:" };
+            let prefix = if color_enabled() {
+                "\x1b[31;1merror:\x1b[0m"
+            } else {
+                "error:"
+            };
             eprintln!("{prefix} {}", e.message);
             ExitCode::from(e.code)
         }

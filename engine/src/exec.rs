@@ -97,7 +97,11 @@ impl ExecOutcome {
 }
 
 /// The inputs of `idx` given the finished upstream results.
-pub fn gather_inputs(plan: &Plan, idx: NodeIndex, results: &[Option<NodeResult>]) -> Option<Vec<Input>> {
+pub fn gather_inputs(
+    plan: &Plan,
+    idx: NodeIndex,
+    results: &[Option<NodeResult>],
+) -> Option<Vec<Input>> {
     plan.inputs(idx)
         .into_iter()
         .map(|(src, name)| {
@@ -202,8 +206,10 @@ pub fn execute(
     });
     let bar = multi.add(ProgressBar::new(plan.len() as u64));
     bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} nodes  {wide_msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} nodes  {wide_msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
 
@@ -214,7 +220,11 @@ pub fn execute(
             .iter()
             .copied()
             .filter(|i| results[i.index()].is_none())
-            .filter(|i| plan.inputs(*i).iter().all(|(src, _)| results[src.index()].is_some()))
+            .filter(|i| {
+                plan.inputs(*i)
+                    .iter()
+                    .all(|(src, _)| results[src.index()].is_some())
+            })
             .collect();
         if ready.is_empty() {
             break;
@@ -224,21 +234,26 @@ pub fn execute(
             let node = plan.node(idx);
             let blocked = plan.inputs(idx).into_iter().find_map(|(src, _)| {
                 let r = results[src.index()].as_ref()?;
-                (!matches!(r.status, NodeStatus::Cached | NodeStatus::Ran)).then(|| (r.node.clone(), r.status))
+                (!matches!(r.status, NodeStatus::Cached | NodeStatus::Ran))
+                    .then(|| (r.node.clone(), r.status))
             });
             if let Some((dep, status)) = blocked {
-                let status_out = if status == NodeStatus::Cancelled || cancel.load(Ordering::Relaxed) {
-                    NodeStatus::Cancelled
-                } else {
-                    NodeStatus::Skipped
-                };
+                let status_out =
+                    if status == NodeStatus::Cancelled || cancel.load(Ordering::Relaxed) {
+                        NodeStatus::Cancelled
+                    } else {
+                        NodeStatus::Skipped
+                    };
                 results[idx.index()] = Some(NodeResult {
                     node: node.id.clone(),
                     stage: node.stage.kind().to_string(),
                     key: None,
                     status: status_out,
                     outputs: BTreeMap::new(),
-                    error: Some(format!("not run: input {dep} {status:?}").to_lowercase()),
+                    error: Some(format!(
+                        "not run: input {dep} {}",
+                        format!("{status:?}").to_lowercase()
+                    )),
                     duration_ms: 0.0,
                 });
                 bar.inc(1);
@@ -247,7 +262,11 @@ pub fn execute(
             let inputs = gather_inputs(plan, idx, &results).unwrap_or_default();
             let key = node_key(node.stage.as_ref(), &inputs);
             let force = opts.remeasure && node.stage.device().is_some();
-            let cached = if force { None } else { store.cached_node(&key)? };
+            let cached = if force {
+                None
+            } else {
+                store.cached_node(&key)?
+            };
             if let Some(record) = cached {
                 results[idx.index()] = Some(NodeResult {
                     node: node.id.clone(),
@@ -281,8 +300,9 @@ pub fn execute(
             }
             continue;
         }
-        let (measure, analysis): (Vec<_>, Vec<_>) =
-            to_run.into_iter().partition(|(idx, _, _)| plan.node(*idx).stage.device().is_some());
+        let (measure, analysis): (Vec<_>, Vec<_>) = to_run
+            .into_iter()
+            .partition(|(idx, _, _)| plan.node(*idx).stage.device().is_some());
         // Measurements first, one at a time, nothing beside them.
         for (idx, inputs, key) in measure {
             let r = if cancel.load(Ordering::Relaxed) {

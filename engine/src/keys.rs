@@ -30,7 +30,11 @@ pub fn flatten(prefix: &str, v: &Value, out: &mut std::collections::BTreeMap<Str
     match v {
         Value::Object(m) => {
             for (k, v) in m {
-                let p = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                let p = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
                 flatten(&p, v, out);
             }
         }
@@ -77,6 +81,9 @@ mod tests {
     fn diffs_name_the_field() {
         let old = json!({"usd_per_hour": {"spot": 0.03, "on_demand": 0.1}, "burst_factor": 5});
         let new = json!({"usd_per_hour": {"spot": 0.05, "on_demand": 0.1}, "burst_factor": 5.0});
-        assert_eq!(diff_params(&old, &new), vec!["usd_per_hour.spot: 0.03 -> 0.05"]);
+        assert_eq!(
+            diff_params(&old, &new),
+            vec!["usd_per_hour.spot: 0.03 -> 0.05"]
+        );
     }
 }

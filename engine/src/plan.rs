@@ -51,7 +51,10 @@ impl Plan {
     }
 
     pub fn dependents(&self, idx: NodeIndex) -> Vec<NodeIndex> {
-        let mut v: Vec<NodeIndex> = self.graph.neighbors_directed(idx, Direction::Outgoing).collect();
+        let mut v: Vec<NodeIndex> = self
+            .graph
+            .neighbors_directed(idx, Direction::Outgoing)
+            .collect();
         v.sort();
         v.dedup();
         v
@@ -133,12 +136,24 @@ pub fn build_plan(loaded: &LoadedSpec) -> Plan {
     g.add_edge(summarise, report, "summary");
 
     if let Some(params) = &spec.cost {
-        let cost = add(&mut g, "cost".into(), Arc::new(CostStage { params: params.clone() }));
+        let cost = add(
+            &mut g,
+            "cost".into(),
+            Arc::new(CostStage {
+                params: params.clone(),
+            }),
+        );
         g.add_edge(summarise, cost, "summary");
         g.add_edge(cost, report, "cost");
     }
     if let Some(params) = &spec.fit {
-        let fit = add(&mut g, "fit".into(), Arc::new(FitStage { params: params.clone() }));
+        let fit = add(
+            &mut g,
+            "fit".into(),
+            Arc::new(FitStage {
+                params: params.clone(),
+            }),
+        );
         g.add_edge(summarise, fit, "summary");
         g.add_edge(fit, report, "fit");
     }

@@ -14,15 +14,42 @@ fn to_value(schema: schemars::Schema) -> Value {
 pub fn all_schemas() -> Vec<(&'static str, Value)> {
     vec![
         ("spec.schema.json", crate::spec::spec_schema()),
-        ("lockfile.schema.json", to_value(schemars::schema_for!(Lockfile))),
-        ("node-record.schema.json", to_value(schemars::schema_for!(NodeRecord))),
-        ("report.schema.json", to_value(schemars::schema_for!(ReportJson))),
-        ("tables/events.schema.json", to_value(schemars::schema_for!(EventRow))),
-        ("tables/runs.schema.json", to_value(schemars::schema_for!(RunRow))),
-        ("tables/validation.schema.json", to_value(schemars::schema_for!(ValidationRow))),
-        ("tables/summary.schema.json", to_value(schemars::schema_for!(SummaryRow))),
-        ("tables/cost.schema.json", to_value(schemars::schema_for!(CostRow))),
-        ("tables/fit.schema.json", to_value(schemars::schema_for!(FitRow))),
+        (
+            "lockfile.schema.json",
+            to_value(schemars::schema_for!(Lockfile)),
+        ),
+        (
+            "node-record.schema.json",
+            to_value(schemars::schema_for!(NodeRecord)),
+        ),
+        (
+            "report.schema.json",
+            to_value(schemars::schema_for!(ReportJson)),
+        ),
+        (
+            "tables/events.schema.json",
+            to_value(schemars::schema_for!(EventRow)),
+        ),
+        (
+            "tables/runs.schema.json",
+            to_value(schemars::schema_for!(RunRow)),
+        ),
+        (
+            "tables/validation.schema.json",
+            to_value(schemars::schema_for!(ValidationRow)),
+        ),
+        (
+            "tables/summary.schema.json",
+            to_value(schemars::schema_for!(SummaryRow)),
+        ),
+        (
+            "tables/cost.schema.json",
+            to_value(schemars::schema_for!(CostRow)),
+        ),
+        (
+            "tables/fit.schema.json",
+            to_value(schemars::schema_for!(FitRow)),
+        ),
     ]
 }
 

@@ -89,7 +89,8 @@ impl Stage for CostStage {
             .filter(|s| PRICED_PHASES.contains(&s.phase.as_str()) && s.tokens_per_s > 0.0)
         {
             for (tier, usd_per_hour) in &p.usd_per_hour {
-                let (perfect, required) = workers(p.tokens_per_month, s.tokens_per_s, p.burst_factor);
+                let (perfect, required) =
+                    workers(p.tokens_per_month, s.tokens_per_s, p.burst_factor);
                 rows.push(CostRow {
                     cell: s.cell.clone(),
                     backend: s.backend.clone(),

@@ -169,7 +169,12 @@ impl Stage for FitStage {
 /// Percentile bootstrap (2.5%, 97.5%) of the OLS slope, resampling points
 /// with replacement. Degenerate resamples (all x equal) are skipped; with too
 /// few points the interval is NaN, i.e. unknown.
-pub fn bootstrap_slope_ci(x: &[f64], y: &[f64], resamples: u32, rng: &mut impl RngExt) -> (f64, f64) {
+pub fn bootstrap_slope_ci(
+    x: &[f64],
+    y: &[f64],
+    resamples: u32,
+    rng: &mut impl RngExt,
+) -> (f64, f64) {
     let n = x.len();
     if n < 3 {
         return (f64::NAN, f64::NAN);
@@ -191,7 +196,10 @@ pub fn bootstrap_slope_ci(x: &[f64], y: &[f64], resamples: u32, rng: &mut impl R
         return (f64::NAN, f64::NAN);
     }
     let s = stats::sorted(&slopes);
-    (stats::quantile_sorted(&s, 0.025), stats::quantile_sorted(&s, 0.975))
+    (
+        stats::quantile_sorted(&s, 0.025),
+        stats::quantile_sorted(&s, 0.975),
+    )
 }
 
 #[cfg(test)]
@@ -201,11 +209,19 @@ mod tests {
     #[test]
     fn bootstrap_brackets_a_clean_slope_and_is_seeded() {
         let x: Vec<f64> = (1..=8).map(|v| f64::from(v).ln()).collect();
-        let y: Vec<f64> = x.iter().enumerate().map(|(i, v)| 0.5 * v + 0.01 * (i % 3) as f64).collect();
+        let y: Vec<f64> = x
+            .iter()
+            .enumerate()
+            .map(|(i, v)| 0.5 * v + 0.01 * (i % 3) as f64)
+            .collect();
         let a = bootstrap_slope_ci(&x, &y, 500, &mut ChaCha8Rng::seed_from_u64(7));
         let b = bootstrap_slope_ci(&x, &y, 500, &mut ChaCha8Rng::seed_from_u64(7));
         assert_eq!(a.0.to_bits(), b.0.to_bits());
         assert!(a.0 <= 0.5 && 0.5 <= a.1 + 1e-3, "{a:?}");
-        assert!(bootstrap_slope_ci(&x[..2], &y[..2], 10, &mut ChaCha8Rng::seed_from_u64(1)).0.is_nan());
+        assert!(
+            bootstrap_slope_ci(&x[..2], &y[..2], 10, &mut ChaCha8Rng::seed_from_u64(1))
+                .0
+                .is_nan()
+        );
     }
 }

@@ -18,7 +18,9 @@ use crate::validate::{Checks, find_input};
 
 pub const REPORT_VERSION: u32 = 1;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Format {
     Md,
@@ -170,21 +172,48 @@ impl Stage for ReportStage {
         doc.push(Block::Table(
             vec!["aspect".into(), "setting".into()],
             vec![
-                vec!["timed phases".into(), "load (separate), prefill, ttft, decode (per token, KV cache), e2e".into()],
-                vec!["tokenization".into(), format!("{:?}", b.tokenization).to_lowercase()],
-                vec!["model load".into(), format!("{:?}", b.model_load).to_lowercase()],
-                vec!["warmup runs (kept, excluded from steady state)".into(), b.warmup_runs.to_string()],
+                vec![
+                    "timed phases".into(),
+                    "load (separate), prefill, ttft, decode (per token, KV cache), e2e".into(),
+                ],
+                vec![
+                    "tokenization".into(),
+                    format!("{:?}", b.tokenization).to_lowercase(),
+                ],
+                vec![
+                    "model load".into(),
+                    format!("{:?}", b.model_load).to_lowercase(),
+                ],
+                vec![
+                    "warmup runs (kept, excluded from steady state)".into(),
+                    b.warmup_runs.to_string(),
+                ],
                 vec!["steady-state repetitions".into(), b.repetitions.to_string()],
-                vec!["decode".into(), "fixed length, EOS ignored; short runs degraded".into()],
+                vec![
+                    "decode".into(),
+                    "fixed length, EOS ignored; short runs degraded".into(),
+                ],
             ],
         ));
 
         doc.push(Block::Heading(2, "Scenarios".into()));
         doc.push(Block::Table(
-            vec!["scenario".into(), "prompt tokens".into(), "batch".into(), "gen tokens".into()],
+            vec![
+                "scenario".into(),
+                "prompt tokens".into(),
+                "batch".into(),
+                "gen tokens".into(),
+            ],
             p.scenarios
                 .iter()
-                .map(|s| vec![s.name.clone(), s.prompt_tokens.to_string(), s.batch.to_string(), s.gen_tokens.to_string()])
+                .map(|s| {
+                    vec![
+                        s.name.clone(),
+                        s.prompt_tokens.to_string(),
+                        s.batch.to_string(),
+                        s.gen_tokens.to_string(),
+                    ]
+                })
                 .collect(),
         ));
 
@@ -208,7 +237,7 @@ impl Stage for ReportStage {
             });
         }
         doc.push(Block::Para(format!(
-            "{} runs: {} ok, {} degraded, {} failed. Degraded and failed runs are excluded from every aggregate below.",
+            "{} runs: {} ok, {} degraded, {} failed. Warmup, degraded and failed runs are excluded from every steady-state aggregate below; model load is reported on its own.",
             validation.len(),
             by_status.get("ok").unwrap_or(&0),
             by_status.get("degraded").unwrap_or(&0),
@@ -223,22 +252,40 @@ impl Stage for ReportStage {
         if failed_checks.is_empty() {
             doc.push(Block::Para("All checks passed (phases complete and ordered, fixed-length decode, repetitions, warmup labelling, attribution).".into()));
         } else {
-            doc.push(Block::Table(vec!["cell".into(), "check".into(), "detail".into()], failed_checks));
+            doc.push(Block::Table(
+                vec!["cell".into(), "check".into(), "detail".into()],
+                failed_checks,
+            ));
         }
         let degraded: Vec<Vec<String>> = validation
             .iter()
             .filter(|v| v.status != "ok")
-            .map(|v| vec![v.cell.clone(), v.repetition.to_string(), v.status.clone(), v.reasons.clone()])
+            .map(|v| {
+                vec![
+                    v.cell.clone(),
+                    v.repetition.to_string(),
+                    v.status.clone(),
+                    v.reasons.clone(),
+                ]
+            })
             .collect();
         if !degraded.is_empty() {
             doc.push(Block::Table(
-                vec!["cell".into(), "run".into(), "status".into(), "reasons".into()],
+                vec![
+                    "cell".into(),
+                    "run".into(),
+                    "status".into(),
+                    "reasons".into(),
+                ],
                 degraded,
             ));
         }
 
         // Results.
-        doc.push(Block::Heading(2, "Results (steady state, validated runs)".into()));
+        doc.push(Block::Heading(
+            2,
+            "Results (steady state, validated runs)".into(),
+        ));
         doc.push(Block::Para("Medians with tails; milliseconds per event (decode: per step, one token per sequence). Tokens/s divides the tokens of an event by its median time.".into()));
         let mut result_rows = Vec::new();
         for (i, s) in summary.iter().enumerate() {
@@ -274,7 +321,11 @@ impl Stage for ReportStage {
             if s.tokens_per_s > 0.0 {
                 claims.push(Claim {
                     id: format!("throughput/{}/{}/tokens_per_s", s.cell, s.phase),
-                    statement: format!("{} throughput of {what}: {} tokens/s", s.phase, f(s.tokens_per_s, 1)),
+                    statement: format!(
+                        "{} throughput of {what}: {} tokens/s",
+                        s.phase,
+                        f(s.tokens_per_s, 1)
+                    ),
                     value: s.tokens_per_s,
                     unit: "tokens/s".into(),
                     evidence: s.evidence.clone(),
@@ -283,10 +334,21 @@ impl Stage for ReportStage {
             }
         }
         doc.push(Block::Table(
-            ["backend", "model", "scenario", "phase", "n", "median ms", "p95 ms", "p99 ms", "mean ms", "tokens/s"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            [
+                "backend",
+                "model",
+                "scenario",
+                "phase",
+                "n",
+                "median ms",
+                "p95 ms",
+                "p99 ms",
+                "mean ms",
+                "tokens/s",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
             result_rows,
         ));
 
@@ -298,9 +360,18 @@ impl Stage for ReportStage {
                 .iter()
                 .enumerate()
                 .filter(|(_, s)| s.scenario == scenario.name && s.phase == "decode")
-                .max_by(|a, b| a.1.tokens_per_s.total_cmp(&b.1.tokens_per_s).then(b.1.cell.cmp(&a.1.cell)));
+                .max_by(|a, b| {
+                    a.1.tokens_per_s
+                        .total_cmp(&b.1.tokens_per_s)
+                        .then(b.1.cell.cmp(&a.1.cell))
+                });
             if let Some((i, s)) = best {
-                ranking_rows.push(vec![scenario.name.clone(), s.backend.clone(), s.model.clone(), f(s.tokens_per_s, 1)]);
+                ranking_rows.push(vec![
+                    scenario.name.clone(),
+                    s.backend.clone(),
+                    s.model.clone(),
+                    f(s.tokens_per_s, 1),
+                ]);
                 claims.push(Claim {
                     id: format!("ranking/{}/decode/best", scenario.name),
                     statement: format!(
@@ -318,12 +389,20 @@ impl Stage for ReportStage {
             }
         }
         doc.push(Block::Table(
-            vec!["scenario".into(), "best backend".into(), "model".into(), "decode tokens/s".into()],
+            vec![
+                "scenario".into(),
+                "best backend".into(),
+                "model".into(),
+                "decode tokens/s".into(),
+            ],
             ranking_rows,
         ));
 
         // Cost.
-        doc.push(Block::Heading(2, "Cost and capacity (shadow prices)".into()));
+        doc.push(Block::Heading(
+            2,
+            "Cost and capacity (shadow prices)".into(),
+        ));
         if let (Some(cost_in), Some(params)) = (cost_in, &p.cost) {
             doc.push(Block::Para(format!(
                 "Shadow prices: compute time priced per worker-hour (usd_per_1M = 1e6 / tokens_per_s / 3600 * usd_per_hour), \
@@ -374,14 +453,26 @@ impl Stage for ReportStage {
                 });
             }
             doc.push(Block::Table(
-                ["backend", "model", "scenario", "phase", "tier", "$/1M tokens", "workers (perfect)", "workers (burst)", "$/month"]
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect(),
+                [
+                    "backend",
+                    "model",
+                    "scenario",
+                    "phase",
+                    "tier",
+                    "$/1M tokens",
+                    "workers (perfect)",
+                    "workers (burst)",
+                    "$/month",
+                ]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
                 rows,
             ));
         } else {
-            doc.push(Block::Para("No cost parameters in the spec: no cost claims.".into()));
+            doc.push(Block::Para(
+                "No cost parameters in the spec: no cost claims.".into(),
+            ));
         }
 
         // Scaling.
@@ -412,25 +503,39 @@ impl Stage for ReportStage {
             }
             doc.push(Block::Para("Fits with fewer than 3 models have no confidence interval (n/a); treat their slope as descriptive only.".into()));
             doc.push(Block::Table(
-                ["backend", "scenario", "fit", "n", "slope", "95% CI", "R^2"].iter().map(|s| s.to_string()).collect(),
+                ["backend", "scenario", "fit", "n", "slope", "95% CI", "R^2"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
                 rows,
             ));
         } else {
-            doc.push(Block::Para("No fit parameters in the spec: no scaling claims.".into()));
+            doc.push(Block::Para(
+                "No fit parameters in the spec: no scaling claims.".into(),
+            ));
         }
 
         // Attribution and artifact chain.
         doc.push(Block::Heading(2, "Attribution".into()));
         doc.push(Block::Table(
-            ["cell", "evidence", "requested", "ran", "library"].iter().map(|s| s.to_string()).collect(),
+            ["cell", "evidence", "requested", "ran", "library"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             manifests
                 .iter()
                 .map(|m| {
                     vec![
                         m.cell.clone(),
                         m.evidence.clone(),
-                        format!("{} {} x{}", m.requested.device, m.requested.dtype, m.requested.threads),
-                        format!("{} {} x{}", m.actual.device, m.actual.dtype, m.actual.threads),
+                        format!(
+                            "{} {} x{}",
+                            m.requested.device, m.requested.dtype, m.requested.threads
+                        ),
+                        format!(
+                            "{} {} x{}",
+                            m.actual.device, m.actual.dtype, m.actual.threads
+                        ),
                         format!("{} {}", m.actual.library, m.actual.library_version),
                     ]
                 })
@@ -470,7 +575,10 @@ impl Stage for ReportStage {
         };
         let mut out = Outputs::new();
         out.insert("report.md".into(), render_markdown(&doc).into_bytes());
-        out.insert("report.html".into(), render_html(&p.title, &doc).into_bytes());
+        out.insert(
+            "report.html".into(),
+            render_html(&p.title, &doc).into_bytes(),
+        );
         out.insert("report.json".into(), tables::to_json(&report)?);
         Ok(out)
     }
@@ -486,7 +594,10 @@ fn source(input: &Input, rows: Vec<u32>) -> ClaimSource {
 }
 
 fn overall_evidence(manifests: &[Manifest]) -> String {
-    let measured = manifests.iter().filter(|m| m.evidence == "measured").count();
+    let measured = manifests
+        .iter()
+        .filter(|m| m.evidence == "measured")
+        .count();
     if measured == manifests.len() && measured > 0 {
         "measured".into()
     } else if measured == 0 {
@@ -520,10 +631,23 @@ fn render_markdown(doc: &[Block]) -> String {
                 out.push_str("**\n\n");
             }
             Block::Table(header, rows) => {
-                out.push_str(&format!("| {} |\n", header.iter().map(|h| md_cell(h)).collect::<Vec<_>>().join(" | ")));
+                out.push_str(&format!(
+                    "| {} |\n",
+                    header
+                        .iter()
+                        .map(|h| md_cell(h))
+                        .collect::<Vec<_>>()
+                        .join(" | ")
+                ));
                 out.push_str(&format!("|{}\n", " --- |".repeat(header.len())));
                 for row in rows {
-                    out.push_str(&format!("| {} |\n", row.iter().map(|c| md_cell(c)).collect::<Vec<_>>().join(" | ")));
+                    out.push_str(&format!(
+                        "| {} |\n",
+                        row.iter()
+                            .map(|c| md_cell(c))
+                            .collect::<Vec<_>>()
+                            .join(" | ")
+                    ));
                 }
                 out.push('\n');
             }
@@ -533,7 +657,10 @@ fn render_markdown(doc: &[Block]) -> String {
 }
 
 fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 fn render_html(title: &str, doc: &[Block]) -> String {
@@ -548,9 +675,13 @@ fn render_html(title: &str, doc: &[Block]) -> String {
     );
     for block in doc {
         match block {
-            Block::Heading(level, text) => out.push_str(&format!("<h{level}>{}</h{level}>\n", html_escape(text))),
+            Block::Heading(level, text) => {
+                out.push_str(&format!("<h{level}>{}</h{level}>\n", html_escape(text)))
+            }
             Block::Para(text) => out.push_str(&format!("<p>{}</p>\n", html_escape(text))),
-            Block::Warning(text) => out.push_str(&format!("<p class=\"warning\">{}</p>\n", html_escape(text))),
+            Block::Warning(text) => {
+                out.push_str(&format!("<p class=\"warning\">{}</p>\n", html_escape(text)))
+            }
             Block::Table(header, rows) => {
                 out.push_str("<table>\n<tr>");
                 for h in header {

@@ -64,7 +64,8 @@ pub fn ols(x: &[f64], y: &[f64]) -> Option<(f64, f64, f64)> {
     let r2 = if syy == 0.0 {
         1.0
     } else {
-        (sxy * sxy) / (sxx * syy)
+        // Rounding can push a perfect fit a hair above 1.
+        ((sxy * sxy) / (sxx * syy)).clamp(0.0, 1.0)
     };
     Some((intercept, slope, r2))
 }

@@ -78,7 +78,8 @@ pub fn summarise_cell(
             let (ms, tokens) = by_phase.get(phase)?;
             let sorted = stats::sorted(ms);
             let median = stats::quantile_sorted(&sorted, 0.5);
-            let tokens_per_event = stats::median(&tokens.iter().map(|t| f64::from(*t)).collect::<Vec<_>>());
+            let tokens_per_event =
+                stats::median(&tokens.iter().map(|t| f64::from(*t)).collect::<Vec<_>>());
             // Throughput is defined for work phases only: load processes no
             // tokens and TTFT is a latency, not a rate.
             let is_rate = matches!(*phase, "prefill" | "decode" | "e2e");
@@ -107,7 +108,11 @@ pub fn summarise_cell(
                 p99_ms: stats::quantile_sorted(&sorted, 0.99),
                 min_ms: sorted[0],
                 max_ms: sorted[sorted.len() - 1],
-                std_ms: if ms.len() > 1 { stats::std_dev(ms) } else { 0.0 },
+                std_ms: if ms.len() > 1 {
+                    stats::std_dev(ms)
+                } else {
+                    0.0
+                },
                 tokens_per_s,
             })
         })

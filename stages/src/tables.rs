@@ -21,7 +21,8 @@ pub struct EventRow {
     pub cold: bool,
     /// `load`, `prefill`, `ttft`, `decode` or `e2e`.
     pub phase: String,
-    /// Index of the generated token this event produced (decode), else null.
+    /// Index of the generated token this event produced (0 for ttft, 1.. for
+    /// decode steps); null for load, prefill and e2e.
     pub token_index: Option<u32>,
     /// Tokens processed (prefill) or produced (decode, ttft, e2e) by the event.
     pub tokens: u32,

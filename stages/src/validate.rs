@@ -92,9 +92,9 @@ impl Stage for ValidateStage {
         for cell in cell_inputs(inputs)? {
             ctx.check_cancel()?;
             let events: Vec<EventRow> = tables::read_rows(ctx, cell.events)?;
-            let runs_input = cell
-                .runs
-                .ok_or_else(|| StageError::Failed(format!("measure node {} has no runs output", cell.node)))?;
+            let runs_input = cell.runs.ok_or_else(|| {
+                StageError::Failed(format!("measure node {} has no runs output", cell.node))
+            })?;
             let runs: Vec<RunRow> = tables::read_rows(ctx, runs_input)?;
             let manifest: Manifest = tables::read_json(ctx, cell.manifest)?;
             let (mut cell_rows, mut cell_checks) = validate_cell(&manifest, &events, &runs);
@@ -129,7 +129,11 @@ pub fn validate_cell(
     // Cell-level reasons apply to every run of the cell.
     let mut cell_reasons: Vec<String> = Vec::new();
     let loads = events.iter().filter(|e| e.phase == "load").count();
-    check("model_load_timed", loads == 1, format!("{loads} load events"));
+    check(
+        "model_load_timed",
+        loads == 1,
+        format!("{loads} load events"),
+    );
     if loads != 1 {
         cell_reasons.push("missing_load".into());
     }
@@ -158,7 +162,10 @@ pub fn validate_cell(
     check(
         "warmup_labelled",
         warm == manifest.boundary.warmup_runs as usize,
-        format!("{warm} warmup runs of {} declared", manifest.boundary.warmup_runs),
+        format!(
+            "{warm} warmup runs of {} declared",
+            manifest.boundary.warmup_runs
+        ),
     );
 
     let mut by_run: BTreeMap<u32, Vec<&EventRow>> = BTreeMap::new();
@@ -170,7 +177,10 @@ pub fn validate_cell(
     let mut incomplete_runs = 0;
     for run in runs {
         let mut reasons = cell_reasons.clone();
-        let evs = by_run.get(&run.repetition).map(Vec::as_slice).unwrap_or(&[]);
+        let evs = by_run
+            .get(&run.repetition)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
         let phase_reasons = phase_problems(evs, run);
         if !phase_reasons.is_empty() {
             incomplete_runs += 1;

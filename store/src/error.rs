@@ -28,6 +28,8 @@ pub enum StoreError {
     },
     #[error("not a digest: {0:?} (expected 64 lowercase hex characters, or a unique prefix)")]
     BadDigest(String),
+    #[error("no object in the store starts with {prefix:?}")]
+    NoMatch { prefix: String },
     #[error("digest prefix {prefix:?} is ambiguous: {count} objects match")]
     AmbiguousDigest { prefix: String, count: usize },
     #[error("table encoding failed: {0}")]

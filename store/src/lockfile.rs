@@ -34,9 +34,12 @@ pub struct LockEntry {
 }
 
 impl Lockfile {
-    /// `specs/quickstart.yaml` -> `specs/quickstart.lock`.
+    /// `specs/quickstart.yaml` -> `specs/quickstart.yaml.lock`: the whole
+    /// file name, so `a.yaml` and `a.yml` never share a lockfile.
     pub fn path_for(spec: &Path) -> PathBuf {
-        spec.with_extension("lock")
+        let mut name = spec.file_name().unwrap_or_default().to_os_string();
+        name.push(".lock");
+        spec.with_file_name(name)
     }
 
     pub fn read(path: &Path) -> Result<Option<Lockfile>, StoreError> {

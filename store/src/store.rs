@@ -173,9 +173,8 @@ impl Store {
             .collect();
         match matches.len() {
             1 => Ok(matches[0]),
-            0 => Err(StoreError::MissingObject {
-                digest: Digest::of(&[]),
-                path: self.root.join("objects").join(format!("{text}*")),
+            0 => Err(StoreError::NoMatch {
+                prefix: text.to_string(),
             }),
             count => Err(StoreError::AmbiguousDigest {
                 prefix: text.to_string(),
@@ -185,7 +184,9 @@ impl Store {
     }
 
     fn node_path(&self, key: &Digest) -> PathBuf {
-        self.root.join("nodes").join(format!("{}.json", key.to_hex()))
+        self.root
+            .join("nodes")
+            .join(format!("{}.json", key.to_hex()))
     }
 
     pub fn put_node(&self, record: &NodeRecord) -> Result<(), StoreError> {
@@ -322,7 +323,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let d = Digest::of(b"never stored");
-        assert!(matches!(store.get(&d), Err(StoreError::MissingObject { .. })));
+        assert!(matches!(
+            store.get(&d),
+            Err(StoreError::MissingObject { .. })
+        ));
     }
 
     #[test]

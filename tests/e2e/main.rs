@@ -1,0 +1,7 @@
+//! End-to-end tests: they drive the real `assay` binary on real files.
+
+mod cli;
+mod diagnostics;
+mod interrupt;
+mod pipeline;
+mod support;

@@ -27,13 +27,20 @@ pub fn check(specs: &[PathBuf], json: bool) -> CmdResult {
             }
             Err(SpecError::Io { path, source }) => {
                 bad += 1;
-                let d = crate::spec::Diagnostic { file: path.display().to_string(), line: 0, col: 0, message: source.to_string() };
+                let d = crate::spec::Diagnostic {
+                    file: path.display().to_string(),
+                    line: 0,
+                    col: 0,
+                    message: source.to_string(),
+                };
                 if !json {
                     eprintln!("{}: error: {}", d.file, d.message);
                 }
                 all.push(d);
             }
-            Err(SpecError::Invalid { text, diagnostics, .. }) => {
+            Err(SpecError::Invalid {
+                text, diagnostics, ..
+            }) => {
                 bad += 1;
                 if !json {
                     eprint!("{}", render_diagnostics(&diagnostics, &text));
@@ -61,18 +68,21 @@ pub fn show(digest: &str, spec: Option<&Path>, store_arg: &StoreArg, json: bool)
         let batch = table::from_parquet(&bytes)?;
         if json {
             for row in table::to_json_rows(&batch)? {
-                println!("{}", serde_json::to_string(&row).unwrap_or_default());
+                crate::outln!("{}", serde_json::to_string(&row).unwrap_or_default());
             }
         } else {
-            println!("{}", table::pretty(&batch)?);
+            crate::outln!("{}", table::pretty(&batch)?);
             eprintln!("{} rows, parquet, {}", batch.num_rows(), digest);
         }
     } else if let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes) {
         print_json(&value);
     } else if let Ok(text) = std::str::from_utf8(&bytes) {
-        print!("{text}");
+        super::out(text);
     } else {
-        return Err(CliError::usage(format!("{digest}: binary object of {} bytes", bytes.len())));
+        return Err(CliError::usage(format!(
+            "{digest}: binary object of {} bytes",
+            bytes.len()
+        )));
     }
     Ok(EXIT_OK)
 }
@@ -83,9 +93,11 @@ pub fn schema(which: &str, write: Option<&Path>) -> CmdResult {
         for (name, value) in &schemas {
             let path = dir.join(name);
             if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| CliError::failed(format!("{}: {e}", parent.display())))?;
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| CliError::failed(format!("{}: {e}", parent.display())))?;
             }
-            std::fs::write(&path, schema_bytes(value)).map_err(|e| CliError::failed(format!("{}: {e}", path.display())))?;
+            std::fs::write(&path, schema_bytes(value))
+                .map_err(|e| CliError::failed(format!("{}: {e}", path.display())))?;
             eprintln!("wrote {}", path.display());
         }
         return Ok(EXIT_OK);
@@ -96,14 +108,16 @@ pub fn schema(which: &str, write: Option<&Path>) -> CmdResult {
         .find(|(name, _)| *name == wanted || name.strip_prefix("tables/") == Some(wanted.as_str()));
     match found {
         Some((_, value)) => {
-            print!("{}", String::from_utf8_lossy(&schema_bytes(value)));
+            super::out(&String::from_utf8_lossy(&schema_bytes(value)));
             Ok(EXIT_OK)
         }
         None => Err(CliError::usage(format!(
             "no schema {which:?}; one of: {}",
             schemas
                 .iter()
-                .map(|(n, _)| n.trim_start_matches("tables/").trim_end_matches(".schema.json"))
+                .map(|(n, _)| n
+                    .trim_start_matches("tables/")
+                    .trim_end_matches(".schema.json"))
                 .collect::<Vec<_>>()
                 .join(", ")
         ))),
@@ -130,13 +144,17 @@ pub fn gc(specs: &[PathBuf], store_arg: &StoreArg, dry_run: bool, json: bool) ->
         }
         let lock_path = Lockfile::path_for(spec);
         let lock = Lockfile::read(&lock_path)?.ok_or_else(|| {
-            CliError::usage(format!("{}: no lockfile, so nothing is known to keep; run the spec first", lock_path.display()))
+            CliError::usage(format!(
+                "{}: no lockfile, so nothing is known to keep; run the spec first",
+                lock_path.display()
+            ))
         })?;
         keep.extend(lock.nodes.values().map(|e| e.key));
     }
     let Some(dir) = dir else { return Ok(EXIT_OK) };
     let store = Store::open_existing(&dir)?;
-    let _lock = store.lock(|| eprintln!("assay: waiting for another assay process to release the store"))?;
+    let _lock = store
+        .lock(|| eprintln!("assay: waiting for another assay process to release the store"))?;
     let report = store.gc(&keep, dry_run)?;
     if json {
         print_json(&serde_json::json!({ "dry_run": dry_run, "report": report }));

@@ -9,21 +9,45 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
 use crate::cli::{CliError, CmdResult, Command, EXIT_USAGE, StoreArg};
-use crate::spec::{LoadedSpec, load_spec, render_diagnostics};
 use crate::spec::load::SpecError;
+use crate::spec::{LoadedSpec, load_spec, render_diagnostics};
 
 pub fn dispatch(command: Command, cancel: &AtomicBool) -> CmdResult {
     match command {
         Command::Check { specs, json } => misc::check(&specs, json),
-        Command::Plan { spec, store, remeasure, json } => run::plan(&spec, &store, remeasure, json),
-        Command::Run { spec, store, remeasure, json, no_progress } => {
-            run::run(&spec, &store, remeasure, json, no_progress, cancel)
-        }
+        Command::Plan {
+            spec,
+            store,
+            remeasure,
+            json,
+        } => run::plan(&spec, &store, remeasure, json),
+        Command::Run {
+            spec,
+            store,
+            remeasure,
+            json,
+            no_progress,
+        } => run::run(&spec, &store, remeasure, json, no_progress, cancel),
         Command::Verify { spec, store, json } => verify::verify(&spec, &store, json),
-        Command::Trace { claim, spec, store, json } => trace::trace(&claim, &spec, &store, json),
-        Command::Show { digest, spec, store, json } => misc::show(&digest, spec.as_deref(), &store, json),
+        Command::Trace {
+            claim,
+            spec,
+            store,
+            json,
+        } => trace::trace(&claim, &spec, &store, json),
+        Command::Show {
+            digest,
+            spec,
+            store,
+            json,
+        } => misc::show(&digest, spec.as_deref(), &store, json),
         Command::Schema { which, write } => misc::schema(&which, write.as_deref()),
-        Command::Gc { specs, store, dry_run, json } => misc::gc(&specs, &store, dry_run, json),
+        Command::Gc {
+            specs,
+            store,
+            dry_run,
+            json,
+        } => misc::gc(&specs, &store, dry_run, json),
         Command::Env => misc::env(),
     }
 }
@@ -32,10 +56,17 @@ pub fn dispatch(command: Command, cancel: &AtomicBool) -> CmdResult {
 pub fn load(path: &Path) -> Result<LoadedSpec, CliError> {
     match load_spec(path) {
         Ok(s) => Ok(s),
-        Err(SpecError::Io { path, source }) => Err(CliError::usage(format!("{}: {source}", path.display()))),
-        Err(SpecError::Invalid { text, diagnostics, .. }) => {
+        Err(SpecError::Io { path, source }) => {
+            Err(CliError::usage(format!("{}: {source}", path.display())))
+        }
+        Err(SpecError::Invalid {
+            text, diagnostics, ..
+        }) => {
             eprint!("{}", render_diagnostics(&diagnostics, &text));
-            Err(CliError { code: EXIT_USAGE, message: format!("{} is not a valid spec", path.display()) })
+            Err(CliError {
+                code: EXIT_USAGE,
+                message: format!("{} is not a valid spec", path.display()),
+            })
         }
     }
 }
@@ -45,6 +76,31 @@ pub fn store_dir(spec: &LoadedSpec, arg: &StoreArg) -> PathBuf {
     arg.store.clone().unwrap_or_else(|| spec.dir.join(".assay"))
 }
 
+/// Write to stdout. A closed pipe (`assay show ... | head`) ends the
+/// process quietly instead of panicking like `println!` would.
+pub fn out(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(0);
+    }
+}
+
+/// `println!` through [`out`].
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::commands::out(&format!("{}\n", format!($($arg)*)))
+    };
+}
+
 pub fn print_json(value: &impl serde::Serialize) {
-    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+    out(&format!(
+        "{}\n",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    ));
 }

@@ -33,15 +33,30 @@ pub fn run(
     let plan = build_plan(&loaded);
     let store = Store::open(store_dir(&loaded, store_arg))?;
     let _lock = store.lock(|| {
-        eprintln!("assay: waiting for another assay process to release {}", store.root().join("lock").display())
+        eprintln!(
+            "assay: waiting for another assay process to release {}",
+            store.root().join("lock").display()
+        )
     })?;
-    let show_progress = !json && !no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let outcome = execute(&plan, &store, &ExecOptions { remeasure, show_progress }, cancel)?;
+    let show_progress =
+        !json && !no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let outcome = execute(
+        &plan,
+        &store,
+        &ExecOptions {
+            remeasure,
+            show_progress,
+        },
+        cancel,
+    )?;
 
     let report_dir = loaded.dir.join(&loaded.spec.outputs.dir);
     let mut report_written = false;
     if outcome.succeeded() {
-        let spec_name = spec_path.file_name().and_then(|n| n.to_str()).unwrap_or("spec");
+        let spec_name = spec_path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("spec");
         let lock = outcome.lockfile(spec_name, loaded.digest);
         write_beside(&Lockfile::path_for(spec_path), &lock.to_bytes())?;
         if let Some(report) = outcome.result("report") {
@@ -79,8 +94,16 @@ pub fn run(
         for r in &outcome.results {
             match r.status {
                 NodeStatus::Ran => eprintln!("  ran      {:<48} {:>9.1} ms", r.node, r.duration_ms),
-                NodeStatus::Failed => eprintln!("  FAILED   {}: {}", r.node, r.error.as_deref().unwrap_or("")),
-                NodeStatus::Skipped => eprintln!("  skipped  {} ({})", r.node, r.error.as_deref().unwrap_or("")),
+                NodeStatus::Failed => eprintln!(
+                    "  FAILED   {}: {}",
+                    r.node,
+                    r.error.as_deref().unwrap_or("")
+                ),
+                NodeStatus::Skipped => eprintln!(
+                    "  skipped  {} ({})",
+                    r.node,
+                    r.error.as_deref().unwrap_or("")
+                ),
                 NodeStatus::Cached | NodeStatus::Cancelled => {}
             }
         }
@@ -93,7 +116,9 @@ pub fn run(
         }
         eprintln!("{line}");
         if outcome.interrupted {
-            eprintln!("assay: interrupted; {cancelled} nodes not finished. Rerun to resume from what finished.");
+            eprintln!(
+                "assay: interrupted; {cancelled} nodes not finished. Rerun to resume from what finished."
+            );
         }
     }
     Ok(if outcome.interrupted {
@@ -122,7 +147,8 @@ pub fn plan(spec_path: &Path, store_arg: &StoreArg, remeasure: bool, json: bool)
     let lock = Lockfile::read(&Lockfile::path_for(spec_path))?;
 
     // Outputs known for nodes that are cached; None where a node will run.
-    let mut known: Vec<Option<std::collections::BTreeMap<String, assay_store::Digest>>> = vec![None; plan.len()];
+    let mut known: Vec<Option<std::collections::BTreeMap<String, assay_store::Digest>>> =
+        vec![None; plan.len()];
     let mut entries = Vec::new();
     for &idx in &plan.order {
         let node = plan.node(idx);
@@ -130,7 +156,11 @@ pub fn plan(spec_path: &Path, store_arg: &StoreArg, remeasure: bool, json: bool)
         let mut inputs = Vec::new();
         for (src, name) in plan.inputs(idx) {
             match known[src.index()].as_ref().and_then(|o| o.get(name)) {
-                Some(d) => inputs.push(Input { node: plan.node(src).id.clone(), name: name.to_string(), digest: *d }),
+                Some(d) => inputs.push(Input {
+                    node: plan.node(src).id.clone(),
+                    name: name.to_string(),
+                    digest: *d,
+                }),
                 None => pending_inputs.push(plan.node(src).id.clone()),
             }
         }
@@ -146,7 +176,9 @@ pub fn plan(spec_path: &Path, store_arg: &StoreArg, remeasure: bool, json: bool)
             (None, "run", reason)
         } else {
             let key = node_key(node.stage.as_ref(), &inputs);
-            let cached = store.as_ref().and_then(|s| s.cached_node(&key).ok().flatten());
+            let cached = store
+                .as_ref()
+                .and_then(|s| s.cached_node(&key).ok().flatten());
             let forced = remeasure && node.stage.device().is_some();
             match cached {
                 Some(record) if !forced => {
@@ -155,7 +187,12 @@ pub fn plan(spec_path: &Path, store_arg: &StoreArg, remeasure: bool, json: bool)
                 }
                 Some(_) => (Some(key), "run", "--remeasure".to_string()),
                 None => {
-                    let reason = explain(store.as_ref(), prev.map(|p| p.key), node.stage.as_ref(), &inputs);
+                    let reason = explain(
+                        store.as_ref(),
+                        prev.map(|p| p.key),
+                        node.stage.as_ref(),
+                        &inputs,
+                    );
                     (Some(key), "run", reason)
                 }
             }
@@ -172,13 +209,34 @@ pub fn plan(spec_path: &Path, store_arg: &StoreArg, remeasure: bool, json: bool)
         print_json(&entries);
     } else {
         let width = entries.iter().map(|e| e.node.len()).max().unwrap_or(4);
-        println!("{:<9} {:<width$} {:<12} {:<7} reason", "stage", "node", "key", "status");
+        crate::outln!(
+            "{:<9} {:<width$} {:<12} {:<7} reason",
+            "stage",
+            "node",
+            "key",
+            "status"
+        );
         for e in &entries {
-            let key = e.key.as_deref().map_or("?".to_string(), |k| k[..12].to_string());
-            println!("{:<9} {:<width$} {:<12} {:<7} {}", e.stage, e.node, key, e.status, e.reason);
+            let key = e
+                .key
+                .as_deref()
+                .map_or("?".to_string(), |k| k[..12].to_string());
+            crate::outln!(
+                "{:<9} {:<width$} {:<12} {:<7} {}",
+                e.stage,
+                e.node,
+                key,
+                e.status,
+                e.reason
+            );
         }
         let run = entries.iter().filter(|e| e.status == "run").count();
-        println!("{} nodes: {} cached, {} to run", entries.len(), entries.len() - run, run);
+        crate::outln!(
+            "{} nodes: {} cached, {} to run",
+            entries.len(),
+            entries.len() - run,
+            run
+        );
     }
     Ok(EXIT_OK)
 }
@@ -202,7 +260,11 @@ fn explain(
     }
     let mut reasons = Vec::new();
     if prev.stage_version != stage.version() {
-        reasons.push(format!("stage version {} -> {}", prev.stage_version, stage.version()));
+        reasons.push(format!(
+            "stage version {} -> {}",
+            prev.stage_version,
+            stage.version()
+        ));
     }
     reasons.extend(diff_params(&prev.params, &stage.params()));
     if prev.env != stage.environment() {
@@ -213,7 +275,10 @@ fn explain(
     }
     let mut changed_inputs: Vec<String> = Vec::new();
     for i in inputs {
-        let same = prev.inputs.iter().any(|p| p.node == i.node && p.name == i.name && p.digest == i.digest);
+        let same = prev
+            .inputs
+            .iter()
+            .any(|p| p.node == i.node && p.name == i.name && p.digest == i.digest);
         if !same {
             changed_inputs.push(format!("{}:{}", i.node, i.name));
         }
@@ -225,7 +290,15 @@ fn explain(
         changed_inputs.dedup();
         let n = changed_inputs.len();
         let shown: Vec<String> = changed_inputs.into_iter().take(3).collect();
-        reasons.push(format!("input changed: {}{}", shown.join(", "), if n > 3 { format!(" (+{} more)", n - 3) } else { String::new() }));
+        reasons.push(format!(
+            "input changed: {}{}",
+            shown.join(", "),
+            if n > 3 {
+                format!(" (+{} more)", n - 3)
+            } else {
+                String::new()
+            }
+        ));
     }
     if reasons.is_empty() {
         "key changed".into()

@@ -31,7 +31,11 @@ fn ranges(idx: &[usize]) -> String {
             i += 1;
             end = idx[i];
         }
-        out.push(if start == end { start.to_string() } else { format!("{start}-{end}") });
+        out.push(if start == end {
+            start.to_string()
+        } else {
+            format!("{start}-{end}")
+        });
         i += 1;
     }
     out.join(",")
@@ -40,8 +44,12 @@ fn ranges(idx: &[usize]) -> String {
 pub fn trace(claim_id: &str, spec_path: &Path, store_arg: &StoreArg, json_out: bool) -> CmdResult {
     let loaded = load(spec_path)?;
     let lock_path = Lockfile::path_for(spec_path);
-    let lock = Lockfile::read(&lock_path)?
-        .ok_or_else(|| CliError::usage(format!("{}: no lockfile; run the spec first", lock_path.display())))?;
+    let lock = Lockfile::read(&lock_path)?.ok_or_else(|| {
+        CliError::usage(format!(
+            "{}: no lockfile; run the spec first",
+            lock_path.display()
+        ))
+    })?;
     let store = Store::open_existing(store_dir(&loaded, store_arg))?;
     let report_entry = lock
         .nodes
@@ -54,21 +62,48 @@ pub fn trace(claim_id: &str, spec_path: &Path, store_arg: &StoreArg, json_out: b
     let report: ReportJson = serde_json::from_slice(&store.get(&report_digest)?)
         .map_err(|e| CliError::failed(format!("report.json {}: {e}", report_digest.short())))?;
     let Some(claim) = report.claims.iter().find(|c| c.id == claim_id) else {
+        // Suggest the claims that share the longest leading run of path
+        // segments with what was asked for.
+        let shared = |id: &str| {
+            id.split('/')
+                .zip(claim_id.split('/'))
+                .take_while(|(a, b)| a == b)
+                .count()
+        };
+        let best = report
+            .claims
+            .iter()
+            .map(|c| shared(&c.id))
+            .max()
+            .unwrap_or(0);
         let similar: Vec<&str> = report
             .claims
             .iter()
-            .filter(|c| c.id.contains(claim_id) || claim_id.split('/').all(|p| c.id.contains(p)))
+            .filter(|c| best > 0 && shared(&c.id) == best)
             .take(8)
             .map(|c| c.id.as_str())
             .collect();
         let hint = if similar.is_empty() {
-            format!("report.json has {} claims; list them with `assay show {}`", report.claims.len(), report_digest.short())
+            format!(
+                "report.json has {} claims; list them with `assay show {}`",
+                report.claims.len(),
+                report_digest.short()
+            )
         } else {
             format!("did you mean:\n  {}", similar.join("\n  "))
         };
-        return Err(CliError::usage(format!("no claim {claim_id:?} in the report; {hint}")));
+        return Err(CliError::usage(format!(
+            "no claim {claim_id:?} in the report; {hint}"
+        )));
     };
 
+    if lock.spec_digest != loaded.digest {
+        eprintln!(
+            "assay: warning: {} changed since {} was written; this traces the last run, not the current spec",
+            spec_path.display(),
+            lock_path.display()
+        );
+    }
     let chain = build_chain(claim, &store, &lock)?;
     let out = json!({
         "claim": claim,
@@ -80,13 +115,22 @@ pub fn trace(claim_id: &str, spec_path: &Path, store_arg: &StoreArg, json_out: b
         print_json(&out);
         return Ok(EXIT_OK);
     }
-    println!("claim     {}", claim.id);
-    println!("          {}", claim.statement);
-    println!("          value {} {} ({})", claim.value, claim.unit, claim.evidence);
-    println!("report    node report  key {}  report.json {}", report_entry.key.short(), report_digest);
+    crate::outln!("claim     {}", claim.id);
+    crate::outln!("          {}", claim.statement);
+    crate::outln!(
+        "          value {} {} ({})",
+        claim.value,
+        claim.unit,
+        claim.evidence
+    );
+    crate::outln!(
+        "report    node report  key {}  report.json {}",
+        report_entry.key.short(),
+        report_digest
+    );
     for hop in out["chain"].as_array().into_iter().flatten() {
         let label = hop["hop"].as_str().unwrap_or("");
-        println!(
+        crate::outln!(
             "{:<9} node {}  key {}  {} {}",
             label,
             hop["node"].as_str().unwrap_or(""),
@@ -95,16 +139,23 @@ pub fn trace(claim_id: &str, spec_path: &Path, store_arg: &StoreArg, json_out: b
             hop["digest"].as_str().unwrap_or("")
         );
         if let Some(rows) = hop["rows"].as_str() {
-            println!("          rows {rows}");
+            crate::outln!("          rows {rows}");
         }
         if let Some(detail) = hop["detail"].as_str() {
-            println!("          {detail}");
+            crate::outln!("          {detail}");
         }
         for row in hop["row_values"].as_array().into_iter().flatten() {
-            println!("          {}", serde_json::to_string(row).unwrap_or_default());
+            crate::outln!(
+                "          {}",
+                serde_json::to_string(row).unwrap_or_default()
+            );
         }
     }
-    println!("spec      {}  digest {}", spec_path.display(), loaded.digest);
+    crate::outln!(
+        "spec      {}  digest {}",
+        spec_path.display(),
+        loaded.digest
+    );
     Ok(EXIT_OK)
 }
 
@@ -113,7 +164,11 @@ fn build_chain(claim: &Claim, store: &Store, lock: &Lockfile) -> Result<Vec<Valu
     let key_of = |node: &str| lock.nodes.get(node).map(|e| e.key.to_hex());
     let src_digest: Digest = src.digest.parse().map_err(CliError::from)?;
     let src_rows = rows_of(store, &src_digest)?;
-    let picked: Vec<Value> = src.rows.iter().filter_map(|r| src_rows.get(*r as usize).cloned()).collect();
+    let picked: Vec<Value> = src
+        .rows
+        .iter()
+        .filter_map(|r| src_rows.get(*r as usize).cloned())
+        .collect();
     let mut chain = vec![json!({
         "hop": src.artifact,
         "node": src.node,
@@ -126,12 +181,18 @@ fn build_chain(claim: &Claim, store: &Store, lock: &Lockfile) -> Result<Vec<Valu
 
     // Which (cell, phase) pairs the claim rests on.
     let summary_entry = lock.nodes.get("summarise");
-    let summary_digest = summary_entry.and_then(|e| e.outputs.get("summary")).copied();
+    let summary_digest = summary_entry
+        .and_then(|e| e.outputs.get("summary"))
+        .copied();
     let mut cells: Vec<(String, Option<String>)> = Vec::new();
     for row in &picked {
         if let Some(cell) = field(row, "cell") {
             cells.push((cell.to_string(), field(row, "phase").map(str::to_string)));
-        } else if let (Some(backend), Some(scenario), Some(sd)) = (field(row, "backend"), field(row, "scenario"), summary_digest) {
+        } else if let (Some(backend), Some(scenario), Some(sd)) = (
+            field(row, "backend"),
+            field(row, "scenario"),
+            summary_digest,
+        ) {
             // A fit row: every summary row of that backend and scenario at the fitted phase.
             let phase = match field(row, "y") {
                 Some("prefill_ms") => "prefill",
@@ -140,10 +201,12 @@ fn build_chain(claim: &Claim, store: &Store, lock: &Lockfile) -> Result<Vec<Valu
                 _ => "decode",
             };
             for s in rows_of(store, &sd)? {
-                if field(&s, "backend") == Some(backend) && field(&s, "scenario") == Some(scenario) && field(&s, "phase") == Some(phase) {
-                    if let Some(c) = field(&s, "cell") {
-                        cells.push((c.to_string(), Some(phase.to_string())));
-                    }
+                if field(&s, "backend") == Some(backend)
+                    && field(&s, "scenario") == Some(scenario)
+                    && field(&s, "phase") == Some(phase)
+                    && let Some(c) = field(&s, "cell")
+                {
+                    cells.push((c.to_string(), Some(phase.to_string())));
                 }
             }
         }
@@ -158,7 +221,12 @@ fn build_chain(claim: &Claim, store: &Store, lock: &Lockfile) -> Result<Vec<Valu
         let idx: Vec<usize> = rows
             .iter()
             .enumerate()
-            .filter(|(_, r)| cells.iter().any(|(c, p)| field(r, "cell") == Some(c) && (p.is_none() || field(r, "phase") == p.as_deref())))
+            .filter(|(_, r)| {
+                cells.iter().any(|(c, p)| {
+                    field(r, "cell") == Some(c)
+                        && (p.is_none() || field(r, "phase") == p.as_deref())
+                })
+            })
             .map(|(i, _)| i)
             .collect();
         if !idx.is_empty() {
@@ -174,16 +242,38 @@ fn build_chain(claim: &Claim, store: &Store, lock: &Lockfile) -> Result<Vec<Valu
         }
     }
 
+    // Steady-state runs that validated ok: the rows the summary really used.
+    let ok_runs: std::collections::BTreeSet<(String, u64)> = match lock
+        .nodes
+        .get("validate")
+        .and_then(|e| e.outputs.get("validation"))
+    {
+        Some(d) => rows_of(store, d)?
+            .iter()
+            .filter(|r| field(r, "status") == Some("ok"))
+            .filter_map(|r| Some((field(r, "cell")?.to_string(), r["repetition"].as_u64()?)))
+            .collect(),
+        None => Default::default(),
+    };
     for (cell, phase) in &cells {
         let node = format!("measure/{cell}");
-        let Some(entry) = lock.nodes.get(&node) else { continue };
+        let Some(entry) = lock.nodes.get(&node) else {
+            continue;
+        };
         if let Some(events) = entry.outputs.get("events") {
             let rows = rows_of(store, events)?;
             let idx: Vec<usize> = rows
                 .iter()
                 .enumerate()
                 .filter(|(_, r)| match phase {
-                    Some(p) => field(r, "phase") == Some(p.as_str()) && (p == "load" || r["warmup"] == Value::Bool(false)),
+                    Some(p) if p == "load" => field(r, "phase") == Some("load"),
+                    Some(p) => {
+                        field(r, "phase") == Some(p.as_str())
+                            && r["warmup"] == Value::Bool(false)
+                            && r["repetition"]
+                                .as_u64()
+                                .is_some_and(|rep| ok_runs.contains(&(cell.clone(), rep)))
+                    }
                     None => true,
                 })
                 .map(|(i, _)| i)
@@ -195,7 +285,7 @@ fn build_chain(claim: &Claim, store: &Store, lock: &Lockfile) -> Result<Vec<Valu
                 "artifact": "events",
                 "digest": events,
                 "rows": ranges(&idx),
-                "detail": format!("{} raw events{}", idx.len(), phase.as_ref().map(|p| format!(" of phase {p}, steady state")).unwrap_or_default()),
+                "detail": format!("{} raw events{}", idx.len(), phase.as_ref().map(|p| format!(" of phase {p}, steady-state runs that validated ok")).unwrap_or_default()),
             }));
         }
         if let Some(manifest) = entry.outputs.get("manifest") {
@@ -204,7 +294,13 @@ fn build_chain(claim: &Claim, store: &Store, lock: &Lockfile) -> Result<Vec<Valu
             let machine = if env.is_null() {
                 "no machine: simulated (virtual clock)".to_string()
             } else {
-                format!("{} x{} cores, {} {}", env["cpu_model"].as_str().unwrap_or("?"), env["logical_cores"], env["os"].as_str().unwrap_or("?"), env["kernel"].as_str().unwrap_or(""))
+                format!(
+                    "{} x{} cores, {} {}",
+                    env["cpu_model"].as_str().unwrap_or("?"),
+                    env["logical_cores"],
+                    env["os"].as_str().unwrap_or("?"),
+                    env["kernel"].as_str().unwrap_or("")
+                )
             };
             chain.push(json!({
                 "hop": "manifest",

@@ -26,16 +26,32 @@ pub fn verify(spec_path: &Path, store_arg: &StoreArg, json: bool) -> CmdResult {
     let plan = build_plan(&loaded);
     let lock_path = Lockfile::path_for(spec_path);
     let lock = Lockfile::read(&lock_path)?.ok_or_else(|| {
-        CliError::usage(format!("{}: no lockfile; run `assay run {}` first", lock_path.display(), spec_path.display()))
+        CliError::usage(format!(
+            "{}: no lockfile; run `assay run {}` first",
+            lock_path.display(),
+            spec_path.display()
+        ))
     })?;
     let store = Store::open_existing(store_dir(&loaded, store_arg))?;
     let cancel = AtomicBool::new(false);
     let quiet = |_: &str| {};
 
     let mut problems: Vec<Problem> = Vec::new();
-    let mut problem = |node: &str, text: String| problems.push(Problem { node: node.to_string(), problem: text });
+    let mut problem = |node: &str, text: String| {
+        problems.push(Problem {
+            node: node.to_string(),
+            problem: text,
+        })
+    };
     if lock.spec_digest != loaded.digest {
-        problem("(spec)", format!("{} changed since {} was written; run it again", spec_path.display(), lock_path.display()));
+        problem(
+            "(spec)",
+            format!(
+                "{} changed since {} was written; run it again",
+                spec_path.display(),
+                lock_path.display()
+            ),
+        );
     }
     let mut verified = 0;
     let mut outputs: BTreeMap<String, BTreeMap<String, Digest>> = BTreeMap::new();
@@ -64,34 +80,69 @@ pub fn verify(spec_path: &Path, store_arg: &StoreArg, json: bool) -> CmdResult {
         for (src, name) in plan.inputs(idx) {
             let src_id = &plan.node(src).id;
             if let Some(d) = outputs.get(src_id).and_then(|o| o.get(name)) {
-                inputs.push(Input { node: src_id.clone(), name: name.to_string(), digest: *d });
+                inputs.push(Input {
+                    node: src_id.clone(),
+                    name: name.to_string(),
+                    digest: *d,
+                });
             }
         }
         let key = node_key(node.stage.as_ref(), &inputs);
         if key != entry.key {
-            problem(&node.id, format!("key {} differs from the lockfile's {}", key.short(), entry.key.short()));
+            problem(
+                &node.id,
+                format!(
+                    "key {} differs from the lockfile's {}",
+                    key.short(),
+                    entry.key.short()
+                ),
+            );
             continue;
         }
         match store.get_node(&key) {
             Ok(Some(record)) if record.outputs != entry.outputs => {
-                problem(&node.id, "store record outputs differ from the lockfile".into());
+                problem(
+                    &node.id,
+                    "store record outputs differ from the lockfile".into(),
+                );
             }
             Ok(Some(_)) => {}
-            Ok(None) => problem(&node.id, format!("no node record for key {} in the store", key.short())),
+            Ok(None) => problem(
+                &node.id,
+                format!("no node record for key {} in the store", key.short()),
+            ),
             Err(e) => problem(&node.id, e.to_string()),
         }
         let ctx = StageContext::new(&store, key, &cancel, &quiet);
         match node.stage.run(&ctx, &inputs) {
             Err(e) => problem(&node.id, format!("cannot recompute: {e}")),
             Ok(recomputed) => {
-                let mut same = recomputed.len() == entry.outputs.len();
+                let mut same = true;
+                for name in entry
+                    .outputs
+                    .keys()
+                    .filter(|n| !recomputed.contains_key(*n))
+                {
+                    same = false;
+                    problem(
+                        &node.id,
+                        format!("output {name} in the lockfile is no longer produced"),
+                    );
+                }
                 for (name, bytes) in &recomputed {
                     let digest = Digest::of(bytes);
                     match entry.outputs.get(name) {
                         Some(d) if *d == digest => {}
                         Some(d) => {
                             same = false;
-                            problem(&node.id, format!("output {name} recomputes to {}, lockfile has {}", digest.short(), d.short()));
+                            problem(
+                                &node.id,
+                                format!(
+                                    "output {name} recomputes to {}, lockfile has {}",
+                                    digest.short(),
+                                    d.short()
+                                ),
+                            );
                         }
                         None => {
                             same = false;
@@ -107,14 +158,23 @@ pub fn verify(spec_path: &Path, store_arg: &StoreArg, json: bool) -> CmdResult {
     }
     let ok = problems.is_empty();
     if json {
-        print_json(&serde_json::json!({ "ok": ok, "verified": verified, "nodes": plan.len(), "problems": problems }));
+        print_json(
+            &serde_json::json!({ "ok": ok, "verified": verified, "nodes": plan.len(), "problems": problems }),
+        );
     } else if ok {
-        eprintln!("assay: verified {verified} of {} nodes: every derived artifact recomputes byte-identical", plan.len());
+        eprintln!(
+            "assay: verified {verified} of {} nodes: every derived artifact recomputes byte-identical",
+            plan.len()
+        );
     } else {
         for p in &problems {
             eprintln!("MISMATCH {}: {}", p.node, p.problem);
         }
-        eprintln!("assay: verification failed: {} problem(s), {verified} of {} nodes verified", problems.len(), plan.len());
+        eprintln!(
+            "assay: verification failed: {} problem(s), {verified} of {} nodes verified",
+            problems.len(),
+            plan.len()
+        );
     }
     Ok(if ok { EXIT_OK } else { EXIT_MISMATCH })
 }

@@ -58,16 +58,28 @@ fn simplify(v: &mut Value) {
                 && !items.is_empty()
                 && items.iter().all(|i| i.get("const").is_some())
             {
-                let values: Vec<Value> = items.iter().filter_map(|i| i.get("const").cloned()).collect();
+                let values: Vec<Value> = items
+                    .iter()
+                    .filter_map(|i| i.get("const").cloned())
+                    .collect();
                 let docs: Vec<String> = items
                     .iter()
-                    .filter_map(|i| Some(format!("`{}`: {}", i.get("const")?.as_str()?, i.get("description")?.as_str()?)))
+                    .filter_map(|i| {
+                        Some(format!(
+                            "`{}`: {}",
+                            i.get("const")?.as_str()?,
+                            i.get("description")?.as_str()?
+                        ))
+                    })
                     .collect();
                 map.remove("oneOf");
                 map.insert("enum".into(), Value::Array(values));
                 map.insert("type".into(), Value::String("string".into()));
                 if !docs.is_empty() {
-                    let base = map.get("description").and_then(Value::as_str).map(str::to_string);
+                    let base = map
+                        .get("description")
+                        .and_then(Value::as_str)
+                        .map(str::to_string);
                     let text = match base {
                         Some(b) => format!("{b}\n{}", docs.join("\n")),
                         None => docs.join("\n"),
@@ -77,9 +89,14 @@ fn simplify(v: &mut Value) {
             }
             if let Some(Value::Array(items)) = map.get("anyOf")
                 && items.len() == 2
-                && items.iter().any(|i| i.get("type") == Some(&Value::String("null".into())))
+                && items
+                    .iter()
+                    .any(|i| i.get("type") == Some(&Value::String("null".into())))
             {
-                let other = items.iter().find(|i| i.get("type") != Some(&Value::String("null".into()))).cloned();
+                let other = items
+                    .iter()
+                    .find(|i| i.get("type") != Some(&Value::String("null".into())))
+                    .cloned();
                 if let Some(Value::Object(other)) = other {
                     map.remove("anyOf");
                     for (k, val) in other {
@@ -110,7 +127,11 @@ fn dotted(pointer: &str) -> String {
             out.push_str(&seg);
         }
     }
-    if out.is_empty() { "(document)".into() } else { out }
+    if out.is_empty() {
+        "(document)".into()
+    } else {
+        out
+    }
 }
 
 struct Diags<'a> {
@@ -170,6 +191,11 @@ pub fn load_spec(path: &Path) -> Result<LoadedSpec, SpecError> {
             let message = message.lines().next().unwrap_or("invalid YAML");
             // The position is already in the prefix.
             let message = match message.rfind(" at line ") {
+                Some(i) => &message[..i],
+                None => message,
+            };
+            // Drop advice addressed to programmers using the YAML library.
+            let message = match message.find(", set ") {
                 Some(i) => message[..i].to_string(),
                 None => message.to_string(),
             };
@@ -220,7 +246,7 @@ pub fn load_spec(path: &Path) -> Result<LoadedSpec, SpecError> {
             _ => schema_errors.push((pointer, false, err.to_string())),
         }
     }
-    schema_errors.sort_by_key(|(p, _, _)| locations.value(p).line);
+    schema_errors.sort();
     schema_errors.dedup();
     for (pointer, at_key, message) in schema_errors {
         if at_key {
@@ -230,6 +256,7 @@ pub fn load_spec(path: &Path) -> Result<LoadedSpec, SpecError> {
         }
     }
     if !diags.out.is_empty() {
+        diags.out.sort_by_key(|d| (d.line, d.col));
         return Err(invalid(diags.out, &text));
     }
 
@@ -308,31 +335,87 @@ fn check_names<'a>(
 
 fn semantic_checks(spec: &Spec, scenarios: &[Scenario], diags: &mut Diags<'_>) {
     if !valid_name(&spec.id) {
-        diags.at_value("/id", format!("id {:?} must be letters, digits, '-', '_' or '.'", spec.id));
+        diags.at_value(
+            "/id",
+            format!(
+                "id {:?} must be 1-64 letters, digits, '-', '_' or '.', not starting with '.'",
+                spec.id
+            ),
+        );
     }
     for (list, empty) in [
         ("models", spec.models.is_empty()),
         ("backends", spec.backends.is_empty()),
     ] {
         if empty {
-            diags.at_key(&format!("/{list}"), format!("at least one entry is required in {list}"));
+            diags.at_key(
+                &format!("/{list}"),
+                format!("at least one entry is required in {list}"),
+            );
         }
     }
     if scenarios.is_empty() {
-        diags.at_key("/scenarios", "at least one scenario (or sweep) is required".into());
+        diags.at_key(
+            "/scenarios",
+            "at least one scenario (or sweep) is required".into(),
+        );
     }
-    check_names(diags, "model", "models", spec.models.iter().enumerate().map(|(i, m)| (i, m.name.as_str())));
-    check_names(diags, "backend", "backends", spec.backends.iter().enumerate().map(|(i, b)| (i, b.name.as_str())));
-    check_names(diags, "scenario", "scenarios", spec.scenarios.iter().enumerate().map(|(i, s)| (i, s.name.as_str())));
+    check_names(
+        diags,
+        "model",
+        "models",
+        spec.models
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (i, m.name.as_str())),
+    );
+    check_names(
+        diags,
+        "backend",
+        "backends",
+        spec.backends
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (i, b.name.as_str())),
+    );
+    check_names(
+        diags,
+        "scenario",
+        "scenarios",
+        spec.scenarios
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (i, s.name.as_str())),
+    );
     // Sweep-generated names must not collide with explicit ones.
-    let mut names: BTreeMap<&str, ()> = spec.scenarios.iter().map(|s| (s.name.as_str(), ())).collect();
+    let mut names: BTreeMap<&str, ()> = spec
+        .scenarios
+        .iter()
+        .map(|s| (s.name.as_str(), ()))
+        .collect();
     let explicit = spec.scenarios.len();
     for (i, s) in scenarios.iter().enumerate().skip(explicit) {
+        let at = format!("/sweeps/{}", sweep_of(spec, i - explicit));
+        if !valid_name(&s.name) {
+            diags.at_value(&at, format!("sweep generates scenario name {:?}: names must be letters, digits, '-', '_' or '.'", s.name));
+        }
+        if s.prompt_tokens == 0 || s.batch == 0 || s.gen_tokens == 0 {
+            diags.at_value(
+                &at,
+                format!(
+                    "sweep generates scenario {:?} with a zero dimension; every value must be >= 1",
+                    s.name
+                ),
+            );
+        }
         if names.insert(&s.name, ()).is_some() {
             let sweep_index = sweep_of(spec, i - explicit);
             diags.at_value(
                 &format!("/sweeps/{sweep_index}"),
-                format!("sweep generates scenario {:?}, which already exists", s.name),
+                format!(
+                    "sweep generates scenario {:?}, which already exists",
+                    s.name
+                ),
             );
         }
     }
@@ -343,7 +426,16 @@ fn semantic_checks(spec: &Spec, scenarios: &[Scenario], diags: &mut Diags<'_>) {
         if a.hidden % a.heads.max(1) != 0 {
             diags.at_value(
                 &format!("{p}/hidden"),
-                format!("hidden size {} is not divisible by heads {}", a.hidden, a.heads),
+                format!(
+                    "hidden size {} is not divisible by heads {}",
+                    a.hidden, a.heads
+                ),
+            );
+        }
+        if a.intermediate == Some(0) {
+            diags.at_value(
+                &format!("{p}/intermediate"),
+                "intermediate size must be >= 1".into(),
             );
         }
         if let Some(kv) = a.kv_heads
@@ -355,7 +447,8 @@ fn semantic_checks(spec: &Spec, scenarios: &[Scenario], diags: &mut Diags<'_>) {
             );
         }
         for (j, s) in scenarios.iter().enumerate() {
-            if s.prompt_tokens + s.gen_tokens > a.max_positions {
+            let needed = u64::from(s.prompt_tokens) + u64::from(s.gen_tokens);
+            if needed > u64::from(a.max_positions) {
                 let at = if j < explicit {
                     format!("/scenarios/{j}")
                 } else {
@@ -365,10 +458,7 @@ fn semantic_checks(spec: &Spec, scenarios: &[Scenario], diags: &mut Diags<'_>) {
                     &at,
                     format!(
                         "scenario {:?} needs {} positions but model {:?} has max_positions {}",
-                        s.name,
-                        s.prompt_tokens + s.gen_tokens,
-                        m.name,
-                        a.max_positions
+                        s.name, needed, m.name, a.max_positions
                     ),
                 );
             }
@@ -379,7 +469,10 @@ fn semantic_checks(spec: &Spec, scenarios: &[Scenario], diags: &mut Diags<'_>) {
         if b.simulated.is_some() && b.kind != BackendKind::Simulated {
             diags.at_key(
                 &format!("/backends/{i}/simulated"),
-                format!("`simulated` options given for a backend of kind {:?}", b.kind),
+                format!(
+                    "`simulated` options given for a backend of kind {:?}",
+                    b.kind
+                ),
             );
         }
         if let Some(o) = &b.simulated {
@@ -388,32 +481,65 @@ fn semantic_checks(spec: &Spec, scenarios: &[Scenario], diags: &mut Diags<'_>) {
                 ("memory_gbps", o.memory_gbps),
             ] {
                 if v.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
-                    diags.at_value(&format!("/backends/{i}/simulated/{field}"), format!("{field} must be > 0"));
+                    diags.at_value(
+                        &format!("/backends/{i}/simulated/{field}"),
+                        format!("{field} must be > 0"),
+                    );
+                }
+            }
+            for (field, v, min) in [
+                ("overhead_us", o.overhead_us, 0.0),
+                ("cold_start_factor", o.cold_start_factor, 1.0),
+                ("outlier_factor", o.outlier_factor, 1.0),
+            ] {
+                if v.is_nan() || v < min {
+                    diags.at_value(
+                        &format!("/backends/{i}/simulated/{field}"),
+                        format!("{field} must be >= {min}"),
+                    );
                 }
             }
             if !(0.0..=1.0).contains(&o.outlier_rate) {
-                diags.at_value(&format!("/backends/{i}/simulated/outlier_rate"), "outlier_rate must be within [0, 1]".into());
+                diags.at_value(
+                    &format!("/backends/{i}/simulated/outlier_rate"),
+                    "outlier_rate must be within [0, 1]".into(),
+                );
             }
             if o.noise_cv.is_nan() || o.noise_cv < 0.0 {
-                diags.at_value(&format!("/backends/{i}/simulated/noise_cv"), "noise_cv must be >= 0".into());
+                diags.at_value(
+                    &format!("/backends/{i}/simulated/noise_cv"),
+                    "noise_cv must be >= 0".into(),
+                );
             }
         }
     }
 
     if let Some(cost) = &spec.cost {
         if cost.usd_per_hour.is_empty() {
-            diags.at_value("/cost/usd_per_hour", "at least one pricing tier is required".into());
+            diags.at_value(
+                "/cost/usd_per_hour",
+                "at least one pricing tier is required".into(),
+            );
         }
         for (tier, price) in &cost.usd_per_hour {
             if price.is_nan() || *price < 0.0 {
-                diags.at_value(&format!("/cost/usd_per_hour/{tier}"), "price must be >= 0".into());
+                diags.at_value(
+                    &format!("/cost/usd_per_hour/{tier}"),
+                    "price must be >= 0".into(),
+                );
             }
         }
         if cost.tokens_per_month.is_nan() || cost.tokens_per_month <= 0.0 {
-            diags.at_value("/cost/tokens_per_month", "tokens_per_month must be > 0".into());
+            diags.at_value(
+                "/cost/tokens_per_month",
+                "tokens_per_month must be > 0".into(),
+            );
         }
         if cost.burst_factor.is_nan() || cost.burst_factor < 1.0 {
-            diags.at_value("/cost/burst_factor", "burst_factor must be >= 1 (peak over mean)".into());
+            diags.at_value(
+                "/cost/burst_factor",
+                "burst_factor must be >= 1 (peak over mean)".into(),
+            );
         }
     }
 
@@ -421,7 +547,10 @@ fn semantic_checks(spec: &Spec, scenarios: &[Scenario], diags: &mut Diags<'_>) {
         diags.at_value("/outputs/dir", message);
     }
     if spec.outputs.formats.is_empty() {
-        diags.at_value("/outputs/formats", "at least one report format is required".into());
+        diags.at_value(
+            "/outputs/formats",
+            "at least one report format is required".into(),
+        );
     }
 }
 
@@ -450,7 +579,10 @@ fn output_dir_within(dir: &Path) -> Result<(), String> {
             Component::ParentDir => {
                 depth -= 1;
                 if depth < 0 {
-                    return Err(format!("output dir {:?} escapes the spec's folder", dir.display().to_string()));
+                    return Err(format!(
+                        "output dir {:?} escapes the spec's folder",
+                        dir.display().to_string()
+                    ));
                 }
             }
             Component::RootDir | Component::Prefix(_) => {

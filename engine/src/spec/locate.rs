@@ -128,7 +128,7 @@ mod tests {
         assert_eq!(m.value("/a"), Pos { line: 1, col: 4 });
         assert_eq!(m.key("/list/0/n"), Pos { line: 4, col: 5 });
         assert_eq!(m.value("/list/0/n"), Pos { line: 4, col: 8 });
-        assert_eq!(m.value("/list/1/n"), Pos { line: 5, col: 17 });
+        assert_eq!(m.value("/list/1/n"), Pos { line: 5, col: 18 });
         // unknown pointer falls back to nearest ancestor
         assert_eq!(m.value("/list/1/zzz"), m.value("/list/1"));
     }

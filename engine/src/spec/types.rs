@@ -15,7 +15,7 @@ pub struct Spec {
     /// Spec format version. Only 1 exists.
     #[schemars(range(min = 1, max = 1))]
     pub assay: u32,
-    /// Identifier of the experiment, used in reports and node ids.
+    /// Identifier of the experiment, used in reports.
     pub id: String,
     /// Human title of the report.
     pub title: String,

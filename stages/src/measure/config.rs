@@ -32,9 +32,44 @@ pub struct Boundary {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Tokenization {
+    /// Prompts enter as token ids; no tokenizer runs inside the timed region.
+    /// (Including tokenisation needs a backend with a tokenizer; none yet.)
     #[default]
     Excluded,
-    Included,
+}
+
+/// Compute dtype of a backend.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Dtype {
+    F32,
+    F16,
+    Bf16,
+    /// 8-bit block quantisation (GGUF q8_0).
+    #[serde(rename = "q8_0")]
+    Q8_0,
+}
+
+impl Dtype {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dtype::F32 => "f32",
+            Dtype::F16 => "f16",
+            Dtype::Bf16 => "bf16",
+            Dtype::Q8_0 => "q8_0",
+        }
+    }
+
+    /// Bytes per weight or cache value (q8_0: 34 bytes per 32 values).
+    pub fn bytes_per_value(self) -> f64 {
+        match self {
+            Dtype::F32 => 4.0,
+            Dtype::F16 | Dtype::Bf16 => 2.0,
+            Dtype::Q8_0 => 34.0 / 32.0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -68,7 +103,9 @@ pub struct Scenario {
     pub gen_tokens: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum BackendKind {
     /// Deterministic roofline-style latency model. For tests and what-ifs;
@@ -89,7 +126,7 @@ pub struct BackendConfig {
     pub device: String,
     /// Requested compute dtype.
     #[serde(default = "default_dtype")]
-    pub dtype: String,
+    pub dtype: Dtype,
     /// Requested compute threads (explicit: 2 threads on a noisy 2-core
     /// machine can be far slower than 1).
     #[serde(default = "default_threads")]
@@ -103,8 +140,8 @@ pub struct BackendConfig {
 fn default_device() -> String {
     "cpu".into()
 }
-fn default_dtype() -> String {
-    "f32".into()
+fn default_dtype() -> Dtype {
+    Dtype::F32
 }
 fn default_threads() -> u32 {
     1
@@ -133,7 +170,8 @@ pub struct SimulatedOptions {
     /// Latency multiplier of the first run after model load.
     #[serde(default = "default_cold")]
     pub cold_start_factor: f64,
-    /// Probability that a timed event is an outlier.
+    /// Probability that one simulated operation (a forward pass, a sampling
+    /// step, the load) is an outlier.
     #[serde(default)]
     pub outlier_rate: f64,
     /// Latency multiplier of an outlier event.

@@ -27,8 +27,20 @@ pub struct Environment {
 
 /// The CPU feature flags that matter for inference kernels.
 const INTERESTING_FLAGS: &[&str] = &[
-    "sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16",
-    "amx_bf16", "amx_int8", "neon", "asimd", "sve",
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "f16c",
+    "avx512f",
+    "avx512bw",
+    "avx512_vnni",
+    "avx512_bf16",
+    "amx_bf16",
+    "amx_int8",
+    "neon",
+    "asimd",
+    "sve",
 ];
 
 pub fn detect() -> Environment {
@@ -53,7 +65,9 @@ pub fn detect() -> Environment {
         cpu_vendor,
         cpu_flags: cpu_flags(),
         logical_cores: cpus.len() as u32,
-        physical_cores: sysinfo::System::physical_core_count().ok().map(|n| n as u32),
+        physical_cores: sysinfo::System::physical_core_count()
+            .ok()
+            .map(|n| n as u32),
         memory_bytes: sys.as_ref().map_or(0, |s| s.total_memory()),
         os: sysinfo::System::name().unwrap_or_default(),
         os_version: sysinfo::System::os_version().unwrap_or_default(),

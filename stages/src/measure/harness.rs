@@ -146,7 +146,12 @@ pub fn measure_cell(
         let prefilled = clock.now_ns();
         let first = backend.sample()?;
         let first_token = clock.now_ns();
-        events.push(event("prefill", None, scenario.prompt_tokens * batch, prefilled - start));
+        events.push(event(
+            "prefill",
+            None,
+            scenario.prompt_tokens * batch,
+            prefilled - start,
+        ));
         events.push(event("ttft", Some(0), batch, first_token - start));
         for (seq, t) in generated.iter_mut().zip(&first) {
             seq.push(*t);
@@ -274,22 +279,39 @@ mod tests {
             stop_after: 100,
             steps: 0,
         };
-        let m = measure_cell(&mut b, &FakeClock(t), "c", &scenario(), &boundary(), &[], |_, _| true)
-            .unwrap()
-            .unwrap();
+        let m = measure_cell(
+            &mut b,
+            &FakeClock(t),
+            "c",
+            &scenario(),
+            &boundary(),
+            &[],
+            |_, _| true,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(m.runs.len(), 3);
         assert!(m.runs[0].warmup && m.runs[0].cold && !m.runs[1].warmup);
         assert_eq!(m.events[0].phase, "load");
         assert_eq!(m.events[0].ns, 1000);
         let run1: Vec<_> = m.events.iter().filter(|e| e.repetition == 1).collect();
         let phases: Vec<_> = run1.iter().map(|e| e.phase.as_str()).collect();
-        assert_eq!(phases, ["prefill", "ttft", "decode", "decode", "decode", "decode", "e2e"]);
+        assert_eq!(
+            phases,
+            [
+                "prefill", "ttft", "decode", "decode", "decode", "decode", "e2e"
+            ]
+        );
         assert_eq!(run1[0].ns, 100);
         assert_eq!(run1[1].ns, 101);
         assert_eq!(run1[2].ns, 11);
         assert_eq!(run1[6].ns, 101 + 4 * 11);
         assert_eq!(run1[6].tokens, 10);
-        assert!(m.runs.iter().all(|r| !r.short && r.gen_tokens_produced == 5));
+        assert!(
+            m.runs
+                .iter()
+                .all(|r| !r.short && r.gen_tokens_produced == 5)
+        );
     }
 
     #[test]
@@ -300,9 +322,17 @@ mod tests {
             stop_after: 2,
             steps: 0,
         };
-        let m = measure_cell(&mut b, &FakeClock(t), "c", &scenario(), &boundary(), &[], |_, _| true)
-            .unwrap()
-            .unwrap();
+        let m = measure_cell(
+            &mut b,
+            &FakeClock(t),
+            "c",
+            &scenario(),
+            &boundary(),
+            &[],
+            |_, _| true,
+        )
+        .unwrap()
+        .unwrap();
         assert!(m.runs.iter().all(|r| r.short && r.gen_tokens_produced == 3));
     }
 
@@ -314,8 +344,16 @@ mod tests {
             stop_after: 100,
             steps: 0,
         };
-        let m = measure_cell(&mut b, &FakeClock(t), "c", &scenario(), &boundary(), &[], |rep, _| rep < 1)
-            .unwrap();
+        let m = measure_cell(
+            &mut b,
+            &FakeClock(t),
+            "c",
+            &scenario(),
+            &boundary(),
+            &[],
+            |rep, _| rep < 1,
+        )
+        .unwrap();
         assert!(m.is_none());
     }
 }

@@ -8,6 +8,6 @@ pub mod model;
 pub mod simulated;
 mod stage;
 
-pub use config::{BackendConfig, BackendKind, Boundary, Scenario, SimulatedOptions};
+pub use config::{BackendConfig, BackendKind, Boundary, Dtype, Scenario, SimulatedOptions};
 pub use model::{ModelDecl, SyntheticArch};
-pub use stage::{MEASURE_VERSION, MeasureStage, Manifest};
+pub use stage::{MEASURE_VERSION, Manifest, MeasureStage};

@@ -47,7 +47,7 @@ pub struct SyntheticArch {
     /// Context length the model supports.
     #[serde(default = "default_max_positions")]
     pub max_positions: u32,
-    /// Seed of the random weights.
+    /// Seed of the model's random weights and of the prompt token ids.
     #[serde(default)]
     pub seed: u64,
 }
@@ -113,12 +113,19 @@ impl SyntheticArch {
         }
     }
 
-    /// Bytes of K and V cached per token per sequence at `bytes_per_value`.
-    pub fn kv_bytes_per_token(&self, bytes_per_value: u64) -> u64 {
-        2 * u64::from(self.layers)
-            * u64::from(self.kv_heads())
-            * u64::from(self.head_dim())
-            * bytes_per_value
+    /// Values of K and V cached per token per sequence.
+    pub fn kv_values_per_token(&self) -> u64 {
+        2 * u64::from(self.layers) * u64::from(self.kv_heads()) * u64::from(self.head_dim())
+    }
+
+    /// The same architecture with every default made explicit, so that
+    /// writing a default out in the spec does not change a key.
+    pub fn resolved(&self) -> SyntheticArch {
+        SyntheticArch {
+            kv_heads: Some(self.kv_heads()),
+            intermediate: Some(self.intermediate()),
+            ..self.clone()
+        }
     }
 
     pub fn info(&self, name: &str) -> ModelInfo {
@@ -134,16 +141,6 @@ impl SyntheticArch {
             vocab: self.vocab,
             max_positions: self.max_positions,
         }
-    }
-}
-
-/// Bytes per value of a dtype name.
-pub fn dtype_bytes(dtype: &str) -> u64 {
-    match dtype {
-        "f16" | "bf16" => 2,
-        "q8_0" | "i8" | "u8" => 1,
-        "f64" => 8,
-        _ => 4,
     }
 }
 
@@ -169,7 +166,10 @@ mod tests {
     fn llama_parameter_count_by_hand() {
         // per layer: q,o 2*64*64=8192; k,v 2*64*32=4096; mlp 3*64*128=24576; norms 128
         // = 36992; x2 = 73984; embed 6400 + head 6400 + final norm 64
-        assert_eq!(arch(Arch::Llama).parameter_count(), 73984 + 6400 + 6400 + 64);
+        assert_eq!(
+            arch(Arch::Llama).parameter_count(),
+            73984 + 6400 + 6400 + 64
+        );
     }
 
     #[test]

@@ -8,9 +8,9 @@ use std::rc::Rc;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::config::SimulatedOptions;
+use super::config::{Dtype, SimulatedOptions};
 use super::harness::{Attribution, BackendError, Clock, InferenceBackend};
-use super::model::{SyntheticArch, dtype_bytes};
+use super::model::SyntheticArch;
 
 /// Version of the latency model; part of measure keys of simulated cells.
 pub const SIM_MODEL_VERSION: u32 = 1;
@@ -26,7 +26,7 @@ impl Clock for VirtualClock {
 pub struct SimulatedBackend {
     opts: SimulatedOptions,
     arch: SyntheticArch,
-    dtype: String,
+    dtype: Dtype,
     device: String,
     threads: u32,
     clock: Rc<Cell<u64>>,
@@ -41,7 +41,7 @@ impl SimulatedBackend {
     pub fn new(
         opts: SimulatedOptions,
         arch: SyntheticArch,
-        dtype: &str,
+        dtype: Dtype,
         device: &str,
         threads: u32,
         stream_seed: u64,
@@ -51,7 +51,7 @@ impl SimulatedBackend {
             rng: ChaCha8Rng::seed_from_u64(opts.seed ^ stream_seed),
             opts,
             arch,
-            dtype: dtype.to_string(),
+            dtype,
             device: device.to_string(),
             threads,
             clock: clock.clone(),
@@ -64,7 +64,7 @@ impl SimulatedBackend {
     }
 
     fn weight_bytes(&self) -> f64 {
-        (self.arch.parameter_count() * dtype_bytes(&self.dtype)) as f64
+        self.arch.parameter_count() as f64 * self.dtype.bytes_per_value()
     }
 
     /// Noise factor: log-normal with the configured CV (median 1), plus
@@ -97,9 +97,8 @@ impl SimulatedBackend {
     fn forward_seconds(&self, tokens: u64) -> f64 {
         let params = self.arch.parameter_count() as f64;
         let flops = 2.0 * params * (tokens * self.batch) as f64;
-        let kv = (self.arch.kv_bytes_per_token(dtype_bytes(&self.dtype))
-            * (self.position + tokens)
-            * self.batch) as f64;
+        let kv = (self.arch.kv_values_per_token() * (self.position + tokens) * self.batch) as f64
+            * self.dtype.bytes_per_value();
         let bytes = self.weight_bytes() + kv;
         let compute = flops / (self.opts.peak_gflops * 1e9);
         let memory = bytes / (self.opts.memory_gbps * 1e9);
@@ -114,7 +113,7 @@ impl InferenceBackend for SimulatedBackend {
         self.advance(seconds);
         Ok(Attribution {
             device: self.device.clone(),
-            dtype: self.dtype.clone(),
+            dtype: self.dtype.as_str().to_string(),
             threads: self.threads,
             library: "assay-simulated".into(),
             library_version: SIM_MODEL_VERSION.to_string(),
@@ -135,11 +134,7 @@ impl InferenceBackend for SimulatedBackend {
         let s = self.forward_seconds(tokens);
         self.advance(s);
         self.position += tokens;
-        self.next_token = prompts
-            .first()
-            .and_then(|p| p.last())
-            .copied()
-            .unwrap_or(1);
+        self.next_token = prompts.first().and_then(|p| p.last()).copied().unwrap_or(1);
         Ok(())
     }
 
@@ -164,4 +159,3 @@ impl InferenceBackend for SimulatedBackend {
         Ok(true)
     }
 }
-

@@ -61,7 +61,7 @@ impl MeasureStage {
         Requested {
             kind: self.backend.kind,
             device: self.backend.device.clone(),
-            dtype: self.backend.dtype.clone(),
+            dtype: self.backend.dtype.as_str().to_string(),
             threads: self.backend.threads,
         }
     }
@@ -80,7 +80,7 @@ impl Stage for MeasureStage {
         json!({
             "cell": self.cell,
             "backend": self.backend,
-            "model": self.model,
+            "model": { "name": self.model.name, "synthetic": self.model.synthetic.resolved() },
             "scenario": self.scenario,
             "boundary": self.boundary,
         })
@@ -124,7 +124,7 @@ impl Stage for MeasureStage {
                 let (mut backend, clock) = SimulatedBackend::new(
                     opts,
                     arch.clone(),
-                    &self.backend.dtype,
+                    self.backend.dtype,
                     &self.backend.device,
                     self.backend.threads,
                     stream,
@@ -149,8 +149,18 @@ impl Stage for MeasureStage {
             backend: self.backend.name.clone(),
             model: self.model.name.clone(),
             scenario: self.scenario.clone(),
-            evidence: if self.simulated() { "simulated" } else { "measured" }.into(),
-            clock: if self.simulated() { "virtual" } else { "monotonic" }.into(),
+            evidence: if self.simulated() {
+                "simulated"
+            } else {
+                "measured"
+            }
+            .into(),
+            clock: if self.simulated() {
+                "virtual"
+            } else {
+                "monotonic"
+            }
+            .into(),
             boundary: self.boundary.clone(),
             requested: self.requested(),
             actual: measured.attribution,

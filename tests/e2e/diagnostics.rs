@@ -1,0 +1,66 @@
+//! The malformed-spec corpus: every file gets located errors and exit 2,
+//! never a panic. The exact text is snapshotted.
+
+use crate::support::assay;
+
+#[test]
+fn malformed_specs_get_located_errors_and_exit_2() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/e2e/specs/bad");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 10);
+    for file in files {
+        let name = file.file_name().unwrap().to_str().unwrap().to_string();
+        let out = assay(&["check", file.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        let stderr = String::from_utf8_lossy(&out.stderr).replace(dir.to_str().unwrap(), "bad");
+        assert!(!stderr.contains("panicked"), "{name}: {stderr}");
+        let first = stderr.lines().next().unwrap_or("");
+        assert!(
+            first.starts_with(&format!("bad/{name}:")),
+            "{name}: {first}"
+        );
+        insta::assert_snapshot!(name, stderr);
+    }
+}
+
+#[test]
+fn check_json_lists_every_diagnostic_with_its_position() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/e2e/specs/bad");
+    let out = assay(&[
+        "check",
+        dir.join("semantic.yaml").to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let diags = v["diagnostics"].as_array().unwrap();
+    assert!(diags.len() >= 10, "{v}");
+    assert!(
+        diags
+            .iter()
+            .all(|d| d["line"].as_u64().unwrap() >= 1 && d["col"].as_u64().unwrap() >= 1)
+    );
+    assert!(diags.iter().any(|d| {
+        d["message"]
+            .as_str()
+            .unwrap()
+            .contains("escapes the spec's folder")
+    }));
+}
+
+#[test]
+fn a_bad_spec_never_touches_the_store() {
+    let ws = crate::support::Workspace::new();
+    ws.run(&[]);
+    let before = std::fs::read(ws.lock_path()).unwrap();
+    ws.edit("repetitions: 4", "repetitions: 0");
+    let out = assay(&["run", ws.spec.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(std::fs::read(ws.lock_path()).unwrap(), before);
+    ws.edit("repetitions: 0", "repetitions: 4");
+    assert_eq!(ws.run(&[])["ran"], 0);
+}
