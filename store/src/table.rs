@@ -65,6 +65,24 @@ pub fn pretty(batch: &RecordBatch) -> Result<String, StoreError> {
         .map_err(|e| StoreError::Table(e.to_string()))
 }
 
+/// Rows of a table as JSON objects (column name -> value), in row order.
+pub fn to_json_rows(batch: &RecordBatch) -> Result<Vec<serde_json::Value>, StoreError> {
+    let mut buf = Vec::new();
+    {
+        let mut writer = arrow::json::ArrayWriter::new(&mut buf);
+        writer
+            .write(batch)
+            .map_err(|e| StoreError::Table(e.to_string()))?;
+        writer
+            .finish()
+            .map_err(|e| StoreError::Table(e.to_string()))?;
+    }
+    if buf.is_empty() {
+        return Ok(Vec::new());
+    }
+    serde_json::from_slice(&buf).map_err(|e| StoreError::Table(e.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,22 +113,4 @@ mod tests {
         assert_eq!(from_parquet(&a).unwrap(), batch());
         assert!(pretty(&batch()).unwrap().contains("2.5"));
     }
-}
-
-/// Rows of a table as JSON objects (column name -> value), in row order.
-pub fn to_json_rows(batch: &RecordBatch) -> Result<Vec<serde_json::Value>, StoreError> {
-    let mut buf = Vec::new();
-    {
-        let mut writer = arrow::json::ArrayWriter::new(&mut buf);
-        writer
-            .write(batch)
-            .map_err(|e| StoreError::Table(e.to_string()))?;
-        writer
-            .finish()
-            .map_err(|e| StoreError::Table(e.to_string()))?;
-    }
-    if buf.is_empty() {
-        return Ok(Vec::new());
-    }
-    serde_json::from_slice(&buf).map_err(|e| StoreError::Table(e.to_string()))
 }
