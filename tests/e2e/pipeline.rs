@@ -191,3 +191,45 @@ fn gc_removes_superseded_nodes_and_keeps_the_current_chain() {
     );
     assert_eq!(ws.run(&[])["ran"], 0);
 }
+
+#[test]
+fn a_failed_node_fails_its_dependents_not_its_siblings() {
+    let ws = Workspace::new();
+    ws.edit(
+        "backends:\n",
+        "backends:\n  - { name: flaky, kind: simulated, simulated: { fail_at_run: 2 } }\n",
+    );
+    let out = assay(&["run", ws.spec.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let failed = Workspace::nodes_with(&r, "failed");
+    assert_eq!(failed.len(), 6, "{failed:?}");
+    assert!(failed.iter().all(|n| n.starts_with("measure/flaky/")));
+    let node = r["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["status"] == "failed")
+        .unwrap();
+    assert!(
+        node["error"]
+            .as_str()
+            .unwrap()
+            .contains("injected failure at run 2")
+    );
+    // Siblings ran and are stored; dependents were skipped.
+    assert_eq!(Workspace::nodes_with(&r, "ran").len(), 6);
+    assert_eq!(
+        Workspace::nodes_with(&r, "skipped"),
+        ["validate", "summarise", "cost", "fit", "report"]
+    );
+    assert!(r["report_dir"].is_null());
+    assert!(!ws.lock_path().exists());
+    // Remove the flaky backend: the sibling measurements are reused.
+    ws.edit(
+        "  - { name: flaky, kind: simulated, simulated: { fail_at_run: 2 } }\n",
+        "",
+    );
+    let again = ws.run(&[]);
+    assert_eq!(Workspace::nodes_with(&again, "cached").len(), 6);
+}

@@ -177,6 +177,10 @@ pub struct SimulatedOptions {
     /// Latency multiplier of an outlier event.
     #[serde(default = "default_outlier_factor")]
     pub outlier_factor: f64,
+    /// Fault injection: the backend fails at this run (0-based, warmup runs
+    /// first) of every cell, to exercise failure handling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail_at_run: Option<u32>,
 }
 
 fn default_peak_gflops() -> f64 {
@@ -209,6 +213,7 @@ impl Default for SimulatedOptions {
             cold_start_factor: default_cold(),
             outlier_rate: 0.0,
             outlier_factor: default_outlier_factor(),
+            fail_at_run: None,
         }
     }
 }

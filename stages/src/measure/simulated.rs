@@ -35,6 +35,8 @@ pub struct SimulatedBackend {
     position: u64,
     cold: bool,
     next_token: u32,
+    /// Runs started since load (for fault injection).
+    runs_started: u32,
 }
 
 impl SimulatedBackend {
@@ -59,6 +61,7 @@ impl SimulatedBackend {
             position: 0,
             cold: true,
             next_token: 1,
+            runs_started: 0,
         };
         (backend, VirtualClock(clock))
     }
@@ -126,9 +129,16 @@ impl InferenceBackend for SimulatedBackend {
             self.cold = false;
         }
         self.position = 0;
+        self.runs_started += 1;
     }
 
     fn prefill(&mut self, prompts: &[Vec<u32>]) -> Result<(), BackendError> {
+        if self.opts.fail_at_run == Some(self.runs_started.saturating_sub(1)) {
+            return Err(BackendError::Failed(format!(
+                "injected failure at run {} (simulated fail_at_run)",
+                self.runs_started - 1
+            )));
+        }
         self.batch = prompts.len().max(1) as u64;
         let tokens = prompts.first().map_or(1, |p| p.len() as u64);
         let s = self.forward_seconds(tokens);
