@@ -77,7 +77,8 @@ pub fn store_dir(spec: &LoadedSpec, arg: &StoreArg) -> PathBuf {
 }
 
 /// Write to stdout. A closed pipe (`assay show ... | head`) ends the
-/// process quietly instead of panicking like `println!` would.
+/// process quietly with 141 (128 + SIGPIPE, what a shell reports for a
+/// process killed by a closed pipe) instead of panicking like `println!`.
 pub fn out(text: &str) {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
@@ -86,7 +87,7 @@ pub fn out(text: &str) {
         .and_then(|()| stdout.flush())
         && e.kind() == std::io::ErrorKind::BrokenPipe
     {
-        std::process::exit(0);
+        std::process::exit(141);
     }
 }
 

@@ -85,9 +85,10 @@ pub fn trace(claim_id: &str, spec_path: &Path, store_arg: &StoreArg, json_out: b
             .collect();
         let hint = if similar.is_empty() {
             format!(
-                "report.json has {} claims; list them with `assay show {}`",
+                "report.json has {} claims; list them with `assay show {} --spec {}`",
                 report.claims.len(),
-                report_digest.short()
+                report_digest.short(),
+                spec_path.display()
             )
         } else {
             format!("did you mean:\n  {}", similar.join("\n  "))
@@ -285,7 +286,11 @@ fn build_chain(claim: &Claim, store: &Store, lock: &Lockfile) -> Result<Vec<Valu
                 "artifact": "events",
                 "digest": events,
                 "rows": ranges(&idx),
-                "detail": format!("{} raw events{}", idx.len(), phase.as_ref().map(|p| format!(" of phase {p}, steady-state runs that validated ok")).unwrap_or_default()),
+                "detail": match phase.as_deref() {
+                    Some("load") => "the model-load event (timed once per cell, before any run)".to_string(),
+                    Some(p) => format!("{} raw events of phase {p}, steady-state runs that validated ok", idx.len()),
+                    None => format!("{} raw events", idx.len()),
+                },
             }));
         }
         if let Some(manifest) = entry.outputs.get("manifest") {

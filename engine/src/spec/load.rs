@@ -52,16 +52,24 @@ pub fn spec_schema() -> Value {
 /// - `anyOf: [X, {type: null}]` (an optional field) becomes X: an optional
 ///   field is omitted, not written as null.
 fn simplify(v: &mut Value) {
+    let null = Value::String("null".into());
     match v {
         Value::Object(map) => {
+            // A variant is `{const: v}` (documented) or `{enum: [v, ...]}`
+            // (undocumented variants, grouped).
+            let variant_values = |i: &Value| -> Option<Vec<Value>> {
+                match (i.get("const"), i.get("enum")) {
+                    (Some(c), _) => Some(vec![c.clone()]),
+                    (None, Some(Value::Array(e))) => Some(e.clone()),
+                    _ => None,
+                }
+            };
             if let Some(Value::Array(items)) = map.get("oneOf")
                 && !items.is_empty()
-                && items.iter().all(|i| i.get("const").is_some())
+                && items.iter().all(|i| variant_values(i).is_some())
             {
-                let values: Vec<Value> = items
-                    .iter()
-                    .filter_map(|i| i.get("const").cloned())
-                    .collect();
+                let values: Vec<Value> =
+                    items.iter().filter_map(variant_values).flatten().collect();
                 let docs: Vec<String> = items
                     .iter()
                     .filter_map(|i| {
@@ -89,20 +97,23 @@ fn simplify(v: &mut Value) {
             }
             if let Some(Value::Array(items)) = map.get("anyOf")
                 && items.len() == 2
-                && items
-                    .iter()
-                    .any(|i| i.get("type") == Some(&Value::String("null".into())))
+                && items.iter().any(|i| i.get("type") == Some(&null))
             {
-                let other = items
-                    .iter()
-                    .find(|i| i.get("type") != Some(&Value::String("null".into())))
-                    .cloned();
+                let other = items.iter().find(|i| i.get("type") != Some(&null)).cloned();
                 if let Some(Value::Object(other)) = other {
                     map.remove("anyOf");
                     for (k, val) in other {
                         map.entry(k).or_insert(val);
                     }
                 }
+            }
+            // `type: ["integer", "null"]` (an optional scalar): omit it instead.
+            if let Some(Value::Array(types)) = map.get("type")
+                && types.len() == 2
+                && types.contains(&null)
+                && let Some(other) = types.iter().find(|t| **t != null).cloned()
+            {
+                map.insert("type".into(), other);
             }
             for (_, child) in map.iter_mut() {
                 simplify(child);
@@ -242,6 +253,20 @@ pub fn load_spec(path: &Path) -> Result<LoadedSpec, SpecError> {
                         "unknown field (not in the spec schema)".to_string(),
                     ));
                 }
+            }
+            jsonschema::error::ValidationErrorKind::Enum { options } => {
+                // List every choice (the library abbreviates long lists).
+                let choices: Vec<String> = options
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|o| o.as_str().map_or_else(|| o.to_string(), str::to_string))
+                    .collect();
+                schema_errors.push((
+                    pointer,
+                    false,
+                    format!("{} is not one of: {}", err.instance(), choices.join(", ")),
+                ));
             }
             _ => schema_errors.push((pointer, false, err.to_string())),
         }

@@ -57,6 +57,16 @@ impl MeasureStage {
         self.backend.kind == BackendKind::Simulated
     }
 
+    /// The backend with kind options made explicit: `simulated: {}` and no
+    /// `simulated` section are the same machine, so the same key.
+    fn resolved_backend(&self) -> BackendConfig {
+        let mut b = self.backend.clone();
+        if b.kind == BackendKind::Simulated {
+            b.simulated = Some(b.simulated.unwrap_or_default());
+        }
+        b
+    }
+
     fn requested(&self) -> Requested {
         Requested {
             kind: self.backend.kind,
@@ -79,7 +89,7 @@ impl Stage for MeasureStage {
     fn params(&self) -> Value {
         json!({
             "cell": self.cell,
-            "backend": self.backend,
+            "backend": self.resolved_backend(),
             "model": { "name": self.model.name, "synthetic": self.model.synthetic.resolved() },
             "scenario": self.scenario,
             "boundary": self.boundary,
