@@ -299,7 +299,12 @@ impl Stage for ReportStage {
                 f(s.p95_ms, 3),
                 f(s.p99_ms, 3),
                 f(s.mean_ms, 3),
-                f(s.tokens_per_s, 1),
+                // Load and TTFT are latencies, not rates.
+                if s.tokens_per_s > 0.0 {
+                    f(s.tokens_per_s, 1)
+                } else {
+                    "-".into()
+                },
             ]);
             let rows = vec![i as u32];
             let what = format!("{} on {}, scenario {}", s.model, s.backend, s.scenario);

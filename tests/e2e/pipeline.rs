@@ -233,3 +233,15 @@ fn a_failed_node_fails_its_dependents_not_its_siblings() {
     let again = ws.run(&[]);
     assert_eq!(Workspace::nodes_with(&again, "cached").len(), 6);
 }
+
+#[test]
+fn report_snapshot() {
+    // The whole report of the simulated fixture, byte for byte: any change in
+    // a stage's output shows up here for review.
+    let ws = Workspace::new();
+    ws.run(&[]);
+    insta::assert_snapshot!(
+        "report_md",
+        String::from_utf8(ws.report("report.md")).unwrap()
+    );
+}

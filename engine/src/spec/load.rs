@@ -644,3 +644,64 @@ mod tests {
         assert_eq!(dotted(""), "(document)");
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    //! No input may panic the loader, and every error must point inside the
+    //! file it names.
+    use proptest::prelude::*;
+
+    const VALID: &str = include_str!("../../../tests/e2e/specs/sim.yaml");
+
+    fn check(text: &str) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("spec.yaml");
+        std::fs::write(&path, text).unwrap();
+        match super::load_spec(&path) {
+            Ok(_) => {}
+            Err(super::SpecError::Io { .. }) => {}
+            Err(super::SpecError::Invalid { diagnostics, .. }) => {
+                assert!(!diagnostics.is_empty());
+                let lines = text.lines().count().max(1);
+                for d in diagnostics {
+                    assert!(
+                        d.line >= 1 && d.line <= lines + 1,
+                        "{d:?} outside {lines} lines"
+                    );
+                    assert!(d.col >= 1);
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
+            check(&text);
+        }
+
+        #[test]
+        fn mutated_valid_specs_never_panic(
+            cut in 0usize..VALID.len(),
+            insert in "[ a-z0-9:\\[\\]{},\\-#&*!|>'\"\\n]{0,12}",
+        ) {
+            let mut cut = cut;
+            while !VALID.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            let text = format!("{}{}{}", &VALID[..cut], insert, &VALID[cut..]);
+            check(&text);
+        }
+
+        #[test]
+        fn truncated_valid_specs_never_panic(len in 0usize..VALID.len()) {
+            let mut len = len;
+            while !VALID.is_char_boundary(len) {
+                len -= 1;
+            }
+            check(&VALID[..len]);
+        }
+    }
+}
