@@ -296,6 +296,11 @@ impl Stage for ReportStage {
                 s.phase.clone(),
                 s.n.to_string(),
                 f(s.median_ms, 3),
+                format!(
+                    "[{}, {}]",
+                    f(s.median_ci_low_ms, 3),
+                    f(s.median_ci_high_ms, 3)
+                ),
                 f(s.p95_ms, 3),
                 f(s.p99_ms, 3),
                 f(s.mean_ms, 3),
@@ -346,6 +351,7 @@ impl Stage for ReportStage {
                 "phase",
                 "n",
                 "median ms",
+                "median 95% CI",
                 "p95 ms",
                 "p99 ms",
                 "mean ms",
@@ -356,6 +362,80 @@ impl Stage for ReportStage {
             .collect(),
             result_rows,
         ));
+
+        // Warmup and cold start (seed AA.4; AM rule 5: above 10x, cold start
+        // must be managed explicitly).
+        doc.push(Block::Heading(2, "Warmup and cold start".into()));
+        doc.push(Block::Para(
+            "Warmup ratio = warmup median / steady median (warmup runs are measured and kept, never averaged into \
+             steady state). Cold = the first run after model load. A ratio above 10x means cold start must be \
+             managed explicitly (warm pools, pre-routing warmup)."
+                .into(),
+        ));
+        let mut warm_rows = Vec::new();
+        for (i, s) in summary.iter().enumerate() {
+            if !matches!(s.phase.as_str(), "prefill" | "decode" | "ttft")
+                || !s.warmup_ratio.is_finite()
+            {
+                continue;
+            }
+            let flag = if s.warmup_ratio > 10.0 {
+                "manage cold start"
+            } else {
+                ""
+            };
+            warm_rows.push(vec![
+                s.backend.clone(),
+                s.model.clone(),
+                s.scenario.clone(),
+                s.phase.clone(),
+                f(s.median_ms, 3),
+                f(s.warmup_median_ms, 3),
+                f(s.cold_median_ms, 3),
+                format!("{}x", f(s.warmup_ratio, 2)),
+                flag.into(),
+            ]);
+            claims.push(Claim {
+                id: format!("warmup/{}/{}/ratio", s.cell, s.phase),
+                statement: format!(
+                    "Warmup ratio of {} for {} on {}, scenario {}: {}x (warmup median {} ms over steady median {} ms)",
+                    s.phase,
+                    s.model,
+                    s.backend,
+                    s.scenario,
+                    f(s.warmup_ratio, 2),
+                    f(s.warmup_median_ms, 3),
+                    f(s.median_ms, 3)
+                ),
+                value: s.warmup_ratio,
+                unit: "ratio".into(),
+                evidence: s.evidence.clone(),
+                source: source(summary_in, vec![i as u32]),
+            });
+        }
+        if warm_rows.is_empty() {
+            doc.push(Block::Para(
+                "No warmup runs in the boundary: no warmup ratios.".into(),
+            ));
+        } else {
+            doc.push(Block::Table(
+                [
+                    "backend",
+                    "model",
+                    "scenario",
+                    "phase",
+                    "steady median ms",
+                    "warmup median ms",
+                    "cold median ms",
+                    "warmup ratio",
+                    "",
+                ]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+                warm_rows,
+            ));
+        }
 
         // Ranking by decode throughput per scenario.
         doc.push(Block::Heading(2, "Decode throughput ranking".into()));

@@ -41,8 +41,52 @@ pub fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
     }
 }
 
+/// The type-7 median by selection, O(n); reorders `xs`.
+pub fn median_in_place(xs: &mut [f64]) -> f64 {
+    let n = xs.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    let (left, mid, _) = xs.select_nth_unstable_by(n / 2, f64::total_cmp);
+    let upper = *mid;
+    if n % 2 == 1 {
+        return upper;
+    }
+    let lower = left.iter().copied().max_by(f64::total_cmp).unwrap_or(upper);
+    lower + 0.5 * (upper - lower)
+}
+
 pub fn median(xs: &[f64]) -> f64 {
     quantile_sorted(&sorted(xs), 0.5)
+}
+
+/// Median absolute deviation from the median (unscaled).
+pub fn mad(xs: &[f64]) -> f64 {
+    if xs.is_empty() {
+        return f64::NAN;
+    }
+    let m = median(xs);
+    let dev: Vec<f64> = xs.iter().map(|x| (x - m).abs()).collect();
+    median(&dev)
+}
+
+/// Percentile bootstrap (2.5%, 97.5%) of the median. Fewer than two
+/// samples give NaN: no interval can be claimed.
+pub fn bootstrap_median_ci(xs: &[f64], resamples: u32, rng: &mut impl rand::RngExt) -> (f64, f64) {
+    let n = xs.len();
+    if n < 2 || resamples == 0 {
+        return (f64::NAN, f64::NAN);
+    }
+    let mut medians = Vec::with_capacity(resamples as usize);
+    let mut sample = vec![0.0; n];
+    for _ in 0..resamples {
+        for slot in sample.iter_mut() {
+            *slot = xs[rng.random_range(0..n)];
+        }
+        medians.push(median_in_place(&mut sample));
+    }
+    let s = sorted(&medians);
+    (quantile_sorted(&s, 0.025), quantile_sorted(&s, 0.975))
 }
 
 /// Ordinary least squares y = a + b x. Returns (intercept, slope, r_squared).
@@ -97,6 +141,40 @@ mod tests {
         assert_eq!(mean(&xs), 5.0);
         // sample std of this classic set is sqrt(32/7)
         assert!((std_dev(&xs) - (32.0f64 / 7.0).sqrt()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn selection_median_matches_sorting() {
+        for xs in [
+            vec![3.0, 1.0, 2.0],
+            vec![4.0, 1.0, 3.0, 2.0],
+            vec![5.0],
+            vec![2.0, 2.0, 1.0, 9.0, 7.0, 7.0],
+        ] {
+            let mut v = xs.clone();
+            assert_eq!(median_in_place(&mut v), quantile_sorted(&sorted(&xs), 0.5));
+        }
+    }
+
+    #[test]
+    fn mad_by_hand() {
+        // median 3; deviations 2,1,0,1,7 -> median 1
+        assert_eq!(mad(&[1.0, 2.0, 3.0, 4.0, 10.0]), 1.0);
+    }
+
+    #[test]
+    fn bootstrap_median_ci_brackets_the_median_and_is_seeded() {
+        use rand::SeedableRng;
+        let xs: Vec<f64> = (0..101).map(f64::from).collect();
+        let mut a = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let mut b = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let (lo, hi) = bootstrap_median_ci(&xs, 500, &mut a);
+        assert_eq!((lo, hi), bootstrap_median_ci(&xs, 500, &mut b));
+        assert!(
+            lo < 50.0 && 50.0 < hi && lo > 30.0 && hi < 70.0,
+            "{lo} {hi}"
+        );
+        assert!(bootstrap_median_ci(&[1.0], 10, &mut a).0.is_nan());
     }
 
     #[test]

@@ -78,11 +78,25 @@ pub struct SummaryRow {
     pub n: u32,
     pub mean_ms: f64,
     pub median_ms: f64,
+    /// 95% percentile-bootstrap interval of the median (1,000 resamples,
+    /// seeded from the node key); NaN below two samples.
+    pub median_ci_low_ms: f64,
+    pub median_ci_high_ms: f64,
+    pub p90_ms: f64,
     pub p95_ms: f64,
     pub p99_ms: f64,
     pub min_ms: f64,
     pub max_ms: f64,
     pub std_ms: f64,
+    /// Median absolute deviation from the median.
+    pub mad_ms: f64,
+    /// Warmup events of this phase (kept, never in the statistics above).
+    pub warmup_n: u32,
+    pub warmup_median_ms: f64,
+    /// warmup median / steady median (seed Appendix AA.4); NaN without warmup.
+    pub warmup_ratio: f64,
+    /// Median of this phase in the cold run (the first after load).
+    pub cold_median_ms: f64,
     /// Tokens per event divided by the median event time.
     pub tokens_per_s: f64,
 }
