@@ -101,7 +101,13 @@ pub fn build_plan(loaded: &LoadedSpec) -> Plan {
         }
     }
 
-    let validate = add(&mut g, "validate".into(), Arc::new(ValidateStage));
+    let validate = add(
+        &mut g,
+        "validate".into(),
+        Arc::new(ValidateStage {
+            params: spec.validate.clone().unwrap_or_default(),
+        }),
+    );
     let summarise = add(&mut g, "summarise".into(), Arc::new(SummariseStage));
     for &m in &measures {
         for name in ["events", "runs", "manifest"] {

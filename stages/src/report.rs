@@ -257,6 +257,37 @@ impl Stage for ReportStage {
                 failed_checks,
             ));
         }
+        let flagged: Vec<u32> = (0..validation.len() as u32)
+            .filter(|i| !validation[*i as usize].flags.is_empty())
+            .collect();
+        claims.push(Claim {
+            id: "validation/outlier_runs".into(),
+            statement: format!(
+                "{} steady runs flagged as outliers (kept, not dropped)",
+                flagged.len()
+            ),
+            value: flagged.len() as f64,
+            unit: "runs".into(),
+            evidence: evidence.clone(),
+            source: source(validation_in, flagged.clone()),
+        });
+        if !flagged.is_empty() {
+            doc.push(Block::Para(format!(
+                "{} runs flagged as outliers (end-to-end latency beyond k scaled MADs of their cell's median): \
+                 flagged, kept in the aggregates; the tails below include them.",
+                flagged.len()
+            )));
+            doc.push(Block::Table(
+                vec!["cell".into(), "run".into(), "flags".into()],
+                flagged
+                    .iter()
+                    .map(|i| {
+                        let v = &validation[*i as usize];
+                        vec![v.cell.clone(), v.repetition.to_string(), v.flags.clone()]
+                    })
+                    .collect(),
+            ));
+        }
         let degraded: Vec<Vec<String>> = validation
             .iter()
             .filter(|v| v.status != "ok")
@@ -362,6 +393,114 @@ impl Stage for ReportStage {
             .collect(),
             result_rows,
         ));
+
+        // Phase split (AA.3) and the TR117 paradox: rankings by mean and by
+        // median that disagree mean the distribution, not one number, decides.
+        doc.push(Block::Heading(2, "Phase split".into()));
+        doc.push(Block::Para(
+            "Decode fraction = decode time / end-to-end time per run (median over runs). Near 1, decode dominates \
+             and decode throughput is the metric to optimise (Appendix AM rule 1)."
+                .into(),
+        ));
+        let mut split_rows = Vec::new();
+        for (i, s) in summary
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.phase == "e2e" && s.decode_fraction.is_finite())
+        {
+            split_rows.push(vec![
+                s.backend.clone(),
+                s.model.clone(),
+                s.scenario.clone(),
+                f(s.decode_fraction, 3),
+                if s.decode_fraction > 0.9 {
+                    "decode-dominant".into()
+                } else {
+                    String::new()
+                },
+            ]);
+            claims.push(Claim {
+                id: format!("phase_split/{}/decode_fraction", s.cell),
+                statement: format!(
+                    "Decode fraction of {} on {}, scenario {}: {}",
+                    s.model,
+                    s.backend,
+                    s.scenario,
+                    f(s.decode_fraction, 3)
+                ),
+                value: s.decode_fraction,
+                unit: "fraction".into(),
+                evidence: s.evidence.clone(),
+                source: source(summary_in, vec![i as u32]),
+            });
+        }
+        doc.push(Block::Table(
+            ["backend", "model", "scenario", "decode fraction", ""]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            split_rows,
+        ));
+        let mut paradox_rows = Vec::new();
+        for scenario in &p.scenarios {
+            for phase in ["decode", "e2e"] {
+                let rows: Vec<(usize, &SummaryRow)> = summary
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| s.scenario == scenario.name && s.phase == phase)
+                    .collect();
+                if rows.len() < 2 {
+                    continue;
+                }
+                let order = |key: fn(&SummaryRow) -> f64| {
+                    let mut v = rows.clone();
+                    v.sort_by(|a, b| key(a.1).total_cmp(&key(b.1)).then(a.1.cell.cmp(&b.1.cell)));
+                    v.iter()
+                        .map(|(_, s)| format!("{}/{}", s.backend, s.model))
+                        .collect::<Vec<_>>()
+                };
+                let by_median = order(|s| s.median_ms);
+                let by_mean = order(|s| s.mean_ms);
+                let disagree = by_median != by_mean;
+                if disagree {
+                    paradox_rows.push(vec![
+                        scenario.name.clone(),
+                        phase.to_string(),
+                        by_median.join(" < "),
+                        by_mean.join(" < "),
+                    ]);
+                }
+                claims.push(Claim {
+                    id: format!("paradox/{}/{phase}", scenario.name),
+                    statement: format!(
+                        "Rankings by mean and by median {} in scenario {}, phase {phase}",
+                        if disagree { "disagree" } else { "agree" },
+                        scenario.name
+                    ),
+                    value: if disagree { 1.0 } else { 0.0 },
+                    unit: "bool".into(),
+                    evidence: evidence.clone(),
+                    source: source(summary_in, rows.iter().map(|(i, _)| *i as u32).collect()),
+                });
+            }
+        }
+        if paradox_rows.is_empty() {
+            doc.push(Block::Para(
+                "Rankings by mean and by median agree in every scenario (no TR117 paradox).".into(),
+            ));
+        } else {
+            doc.push(Block::Para(
+                "TR117 paradox: rankings by mean and by median disagree below; tails, not a single number, decide."
+                    .into(),
+            ));
+            doc.push(Block::Table(
+                ["scenario", "phase", "by median (fastest first)", "by mean"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
+                paradox_rows,
+            ));
+        }
 
         // Warmup and cold start (seed AA.4; AM rule 5: above 10x, cold start
         // must be managed explicitly).

@@ -86,6 +86,29 @@ pub fn summarise_cell(
                 .push(e.ns as f64 / 1e6);
         }
     }
+    // Per steady ok run: total decode time and e2e time, for AA.3.
+    let mut per_run: BTreeMap<u32, (f64, f64)> = BTreeMap::new();
+    for e in events
+        .iter()
+        .filter(|e| !e.warmup && ok_runs.contains(&(manifest.cell.as_str(), e.repetition)))
+    {
+        let entry = per_run.entry(e.repetition).or_default();
+        match e.phase.as_str() {
+            "decode" => entry.0 += e.ns as f64,
+            "e2e" => entry.1 += e.ns as f64,
+            _ => {}
+        }
+    }
+    let fractions: Vec<f64> = per_run
+        .values()
+        .filter(|(_, e2e)| *e2e > 0.0)
+        .map(|(d, e2e)| d / e2e)
+        .collect();
+    let decode_fraction = if fractions.is_empty() {
+        f64::NAN
+    } else {
+        stats::median(&fractions)
+    };
     for e in events {
         // Model load happens once, before any run: it is summarised on its
         // own and never mixed into steady state.
@@ -163,8 +186,49 @@ pub fn summarise_cell(
                     f64::NAN
                 },
                 cold_median_ms: cold_median,
+                decode_fraction: if *phase == "e2e" {
+                    decode_fraction
+                } else {
+                    f64::NAN
+                },
                 tokens_per_s,
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::tests::{manifest, run_events};
+
+    #[test]
+    fn steady_stats_warmup_ratio_and_decode_fraction_by_hand() {
+        // Run 0 is warmup with 4 ms decode steps; runs 1-3 are steady with
+        // 1, 2, 3 ms steps. Run 3 did not validate ok and must be ignored.
+        let mut events = run_events(0, true, 4.0);
+        for rep in 1..=3 {
+            events.extend(run_events(rep, false, f64::from(rep)));
+        }
+        let ok: BTreeSet<(&str, u32)> = [("b/m/s", 1), ("b/m/s", 2)].into_iter().collect();
+        let rows = summarise_cell(&manifest(1, 3), &events, &ok, 7);
+        let decode = rows.iter().find(|r| r.phase == "decode").unwrap();
+        assert_eq!(decode.n, 4); // two steps x runs 1 and 2
+        assert_eq!(decode.median_ms, 1.5);
+        assert_eq!(decode.warmup_median_ms, 4.0);
+        assert!((decode.warmup_ratio - 4.0 / 1.5).abs() < 1e-12);
+        assert_eq!(decode.cold_median_ms, 4.0);
+        assert!((decode.tokens_per_s - 1.0 / 0.0015).abs() < 1e-9);
+        assert!(decode.median_ci_low_ms <= 1.5 && 1.5 <= decode.median_ci_high_ms);
+        let e2e = rows.iter().find(|r| r.phase == "e2e").unwrap();
+        // per run: 2/5 and 4/7; median of two = mean
+        assert!((e2e.decode_fraction - (2.0 / 5.0 + 4.0 / 7.0) / 2.0).abs() < 1e-12);
+        assert!(decode.decode_fraction.is_nan());
+        // Same inputs and seed, same bytes.
+        // (Debug, since NaN != NaN.)
+        assert_eq!(
+            format!("{rows:?}"),
+            format!("{:?}", summarise_cell(&manifest(1, 3), &events, &ok, 7))
+        );
+    }
 }

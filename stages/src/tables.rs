@@ -56,6 +56,9 @@ pub struct ValidationRow {
     pub status: String,
     /// Reason codes, `;`-separated, empty when ok.
     pub reasons: String,
+    /// Flags that do not change the status, `;`-separated (e.g. `outlier`:
+    /// flagged, never dropped).
+    pub flags: String,
     /// `measured` or `simulated`.
     pub evidence: String,
 }
@@ -97,6 +100,9 @@ pub struct SummaryRow {
     pub warmup_ratio: f64,
     /// Median of this phase in the cold run (the first after load).
     pub cold_median_ms: f64,
+    /// e2e rows only: median over runs of (sum of decode steps / e2e), the
+    /// seed's AA.3 decode fraction; NaN on other phases.
+    pub decode_fraction: f64,
     /// Tokens per event divided by the median event time.
     pub tokens_per_s: f64,
 }

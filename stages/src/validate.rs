@@ -11,8 +11,43 @@ use crate::tables::{self, EventRow, RunRow, ValidationRow};
 
 pub const VALIDATE_VERSION: u32 = 1;
 
+/// Validation thresholds (spec `validate:`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ValidateParams {
+    /// Largest coefficient of variation (std / mean) of a cell's steady-state
+    /// end-to-end latency before every run of the cell is degraded
+    /// (`high_cv`).
+    #[serde(default = "default_max_cv")]
+    pub max_cv: f64,
+    /// A steady run whose end-to-end latency is further than k scaled MADs
+    /// (1.4826 * MAD) from the cell's median is flagged `outlier` (kept, not
+    /// dropped, in the manner of criterion).
+    #[serde(default = "default_outlier_k")]
+    pub outlier_k: f64,
+}
+
+fn default_max_cv() -> f64 {
+    0.25
+}
+
+fn default_outlier_k() -> f64 {
+    5.0
+}
+
+impl Default for ValidateParams {
+    fn default() -> Self {
+        ValidateParams {
+            max_cv: default_max_cv(),
+            outlier_k: default_outlier_k(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
-pub struct ValidateStage;
+pub struct ValidateStage {
+    pub params: ValidateParams,
+}
 
 /// One check of one cell, for the report's validation section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -83,7 +118,7 @@ impl Stage for ValidateStage {
     }
 
     fn params(&self) -> Value {
-        json!({})
+        serde_json::to_value(&self.params).unwrap_or(json!({}))
     }
 
     fn run(&self, ctx: &StageContext<'_>, inputs: &[Input]) -> Result<Outputs, StageError> {
@@ -97,7 +132,8 @@ impl Stage for ValidateStage {
             })?;
             let runs: Vec<RunRow> = tables::read_rows(ctx, runs_input)?;
             let manifest: Manifest = tables::read_json(ctx, cell.manifest)?;
-            let (mut cell_rows, mut cell_checks) = validate_cell(&manifest, &events, &runs);
+            let (mut cell_rows, mut cell_checks) =
+                validate_cell(&manifest, &events, &runs, &self.params);
             rows.append(&mut cell_rows);
             checks.append(&mut cell_checks);
         }
@@ -114,6 +150,7 @@ pub fn validate_cell(
     manifest: &Manifest,
     events: &[EventRow],
     runs: &[RunRow],
+    params: &ValidateParams,
 ) -> (Vec<ValidationRow>, Vec<CheckResult>) {
     let cell = manifest.cell.as_str();
     let mut checks = Vec::new();
@@ -168,6 +205,46 @@ pub fn validate_cell(
         ),
     );
 
+    // Dispersion of the steady end-to-end latency: a cell too noisy to
+    // support a claim is degraded as a whole; single wild runs are flagged.
+    let steady_e2e: Vec<(u32, f64)> = events
+        .iter()
+        .filter(|e| e.phase == "e2e" && !e.warmup)
+        .map(|e| (e.repetition, e.ns as f64))
+        .collect();
+    let values: Vec<f64> = steady_e2e.iter().map(|(_, v)| *v).collect();
+    let mut outliers: std::collections::BTreeSet<u32> = std::collections::BTreeSet::new();
+    if values.len() >= 2 {
+        let cv = crate::stats::std_dev(&values) / crate::stats::mean(&values);
+        check(
+            "dispersion",
+            cv <= params.max_cv,
+            format!(
+                "steady e2e coefficient of variation {cv:.3} (max {})",
+                params.max_cv
+            ),
+        );
+        if cv > params.max_cv {
+            cell_reasons.push("high_cv".into());
+        }
+        let median = crate::stats::median(&values);
+        let spread = 1.4826 * crate::stats::mad(&values);
+        for (rep, v) in &steady_e2e {
+            if spread > 0.0 && (v - median).abs() > params.outlier_k * spread {
+                outliers.insert(*rep);
+            }
+        }
+        check(
+            "outliers",
+            outliers.is_empty(),
+            format!(
+                "{} steady runs beyond {} scaled MADs (flagged, kept)",
+                outliers.len(),
+                params.outlier_k
+            ),
+        );
+    }
+
     let mut by_run: BTreeMap<u32, Vec<&EventRow>> = BTreeMap::new();
     for e in events.iter().filter(|e| e.phase != "load") {
         by_run.entry(e.repetition).or_default().push(e);
@@ -204,6 +281,11 @@ pub fn validate_cell(
             warmup: run.warmup,
             status: status.into(),
             reasons: reasons.join(";"),
+            flags: if outliers.contains(&run.repetition) {
+                "outlier".into()
+            } else {
+                String::new()
+            },
             evidence: manifest.evidence.clone(),
         });
     }
@@ -268,4 +350,182 @@ fn phase_problems(events: &[&EventRow], run: &RunRow) -> Vec<String> {
         reasons.push("phase_order".into());
     }
     reasons
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::measure::harness::Attribution;
+    use crate::measure::model::{Arch, SyntheticArch};
+    use crate::measure::stage::Requested;
+    use crate::measure::{BackendKind, Boundary, Scenario};
+
+    pub(crate) fn manifest(warmup_runs: u32, repetitions: u32) -> Manifest {
+        let arch = SyntheticArch {
+            arch: Arch::Llama,
+            layers: 1,
+            hidden: 8,
+            heads: 2,
+            kv_heads: None,
+            vocab: 10,
+            intermediate: None,
+            max_positions: 64,
+            seed: 0,
+        };
+        Manifest {
+            cell: "b/m/s".into(),
+            backend: "b".into(),
+            model: "m".into(),
+            scenario: Scenario {
+                name: "s".into(),
+                prompt_tokens: 2,
+                batch: 1,
+                gen_tokens: 3,
+            },
+            evidence: "measured".into(),
+            clock: "monotonic".into(),
+            boundary: Boundary {
+                tokenization: Default::default(),
+                model_load: Default::default(),
+                warmup_runs,
+                repetitions,
+                decode: Default::default(),
+            },
+            requested: Requested {
+                kind: BackendKind::Simulated,
+                device: "cpu".into(),
+                dtype: "f32".into(),
+                threads: 1,
+            },
+            actual: Attribution {
+                device: "cpu".into(),
+                dtype: "f32".into(),
+                threads: 1,
+                library: "test".into(),
+                library_version: "0".into(),
+            },
+            model_info: arch.info("m"),
+            environment: None,
+            assay_version: "0".into(),
+        }
+    }
+
+    /// Events of one well-formed run: prefill 2 ms, ttft 3 ms, two decode
+    /// steps of `step` ms, e2e = 3 + 2 * step.
+    pub(crate) fn run_events(rep: u32, warmup: bool, step: f64) -> Vec<EventRow> {
+        let ev = |phase: &str, token_index: Option<u32>, ms: f64| EventRow {
+            cell: "b/m/s".into(),
+            repetition: rep,
+            warmup,
+            cold: rep == 0,
+            phase: phase.into(),
+            token_index,
+            tokens: 1,
+            ns: (ms * 1e6) as u64,
+        };
+        vec![
+            ev("prefill", None, 2.0),
+            ev("ttft", Some(0), 3.0),
+            ev("decode", Some(1), step),
+            ev("decode", Some(2), step),
+            ev("e2e", None, 3.0 + 2.0 * step),
+        ]
+    }
+
+    pub(crate) fn run_row(rep: u32, warmup: bool, produced: u32) -> RunRow {
+        RunRow {
+            cell: "b/m/s".into(),
+            repetition: rep,
+            warmup,
+            cold: rep == 0,
+            prompt_tokens: 2,
+            batch: 1,
+            gen_tokens_requested: 3,
+            gen_tokens_produced: produced,
+            short: produced < 3,
+            output_digest: String::new(),
+        }
+    }
+
+    fn load() -> EventRow {
+        EventRow {
+            cell: "b/m/s".into(),
+            repetition: 0,
+            warmup: true,
+            cold: true,
+            phase: "load".into(),
+            token_index: None,
+            tokens: 0,
+            ns: 1,
+        }
+    }
+
+    #[test]
+    fn clean_cell_is_ok_and_a_wild_run_is_flagged_not_degraded() {
+        let mut events = vec![load()];
+        let mut runs = Vec::new();
+        for rep in 0..8 {
+            let step = if rep == 7 {
+                50.0
+            } else {
+                1.0 + 0.01 * f64::from(rep)
+            };
+            events.extend(run_events(rep, rep == 0, step));
+            runs.push(run_row(rep, rep == 0, 3));
+        }
+        let params = ValidateParams {
+            max_cv: 10.0,
+            outlier_k: 5.0,
+        };
+        let (rows, checks) = validate_cell(&manifest(1, 7), &events, &runs, &params);
+        assert!(rows.iter().all(|r| r.status == "ok"), "{rows:?}");
+        assert_eq!(
+            rows.iter()
+                .filter(|r| r.flags == "outlier")
+                .map(|r| r.repetition)
+                .collect::<Vec<_>>(),
+            [7]
+        );
+        assert!(checks.iter().any(|c| c.check == "outliers" && !c.passed));
+        // The same cell under a strict CV threshold is degraded as a whole.
+        let strict = ValidateParams {
+            max_cv: 0.05,
+            outlier_k: 5.0,
+        };
+        let (rows, _) = validate_cell(&manifest(1, 7), &events, &runs, &strict);
+        assert!(
+            rows.iter()
+                .all(|r| r.status == "degraded" && r.reasons.contains("high_cv"))
+        );
+    }
+
+    #[test]
+    fn short_missing_and_drifted_runs() {
+        let mut events = vec![load()];
+        events.extend(run_events(0, false, 1.0));
+        let mut second = run_events(1, false, 1.0);
+        second.retain(|e| e.phase != "ttft");
+        events.extend(second);
+        let runs = vec![run_row(0, false, 2), run_row(1, false, 3)];
+        let mut m = manifest(0, 3);
+        m.actual.threads = 2;
+        let (rows, checks) = validate_cell(&m, &events, &runs, &ValidateParams::default());
+        // Run 0: two decode steps recorded but only 2 tokens produced.
+        assert_eq!(rows[0].status, "failed");
+        assert!(
+            rows[0].reasons.contains("decode_steps_mismatch")
+                && rows[0].reasons.contains("short_generation")
+        );
+        assert_eq!(rows[1].status, "failed");
+        assert!(rows[1].reasons.contains("missing_phase:ttft"));
+        assert!(
+            rows.iter()
+                .all(|r| r.reasons.contains("attribution_drift:threads"))
+        );
+        assert!(
+            rows.iter()
+                .all(|r| r.reasons.contains("too_few_repetitions"))
+        );
+        assert!(checks.iter().any(|c| c.check == "attribution" && !c.passed));
+    }
 }

@@ -539,6 +539,14 @@ fn semantic_checks(spec: &Spec, scenarios: &[Scenario], diags: &mut Diags<'_>) {
         }
     }
 
+    if let Some(v) = &spec.validate {
+        if v.max_cv.is_nan() || v.max_cv <= 0.0 {
+            diags.at_value("/validate/max_cv", "max_cv must be > 0".into());
+        }
+        if v.outlier_k.is_nan() || v.outlier_k <= 0.0 {
+            diags.at_value("/validate/outlier_k", "outlier_k must be > 0".into());
+        }
+    }
     if let Some(cost) = &spec.cost {
         if cost.usd_per_hour.is_empty() {
             diags.at_value(

@@ -2,6 +2,7 @@ use assay_stages::cost::CostParams;
 use assay_stages::fit::FitParams;
 use assay_stages::measure::{BackendConfig, Boundary, ModelDecl, Scenario};
 use assay_stages::report::Format;
+use assay_stages::validate::ValidateParams;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +35,9 @@ pub struct Spec {
     pub sweeps: Vec<Sweep>,
     pub models: Vec<ModelDecl>,
     pub backends: Vec<BackendConfig>,
+    /// Validation thresholds (optional; defaults: max_cv 0.25, outlier_k 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validate: Option<ValidateParams>,
     /// Shadow-price cost and capacity parameters (optional).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<CostParams>,

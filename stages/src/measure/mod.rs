@@ -6,7 +6,7 @@ pub mod environment;
 pub mod harness;
 pub mod model;
 pub mod simulated;
-mod stage;
+pub mod stage;
 
 pub use config::{BackendConfig, BackendKind, Boundary, Dtype, Scenario, SimulatedOptions};
 pub use model::{ModelDecl, SyntheticArch};
