@@ -245,3 +245,36 @@ fn report_snapshot() {
         String::from_utf8(ws.report("report.md")).unwrap()
     );
 }
+
+#[test]
+fn two_concurrent_runs_on_one_store_serialise() {
+    // The store lock is held for the whole execution: whichever run gets it
+    // second finds everything cached. Neither corrupts the other.
+    let ws = Workspace::new();
+    let spawn = || {
+        assay_cmd()
+            .args(["run", ws.spec.to_str().unwrap(), "--json"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let mut ran: Vec<u64> = [a, b]
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            v["ran"].as_u64().unwrap()
+        })
+        .collect();
+    ran.sort();
+    assert_eq!(ran, [0, 11]);
+    let v = assay(&["verify", ws.spec.to_str().unwrap()]);
+    assert_eq!(v.status.code(), Some(0));
+}
