@@ -151,6 +151,12 @@ pub fn build_plan(loaded: &LoadedSpec) -> Plan {
         );
         g.add_edge(summarise, cost, "summary");
         g.add_edge(cost, report, "cost");
+        if !params.request_mix.is_empty() {
+            g.add_edge(cost, report, "requests");
+        }
+        if !params.routing.is_empty() {
+            g.add_edge(cost, report, "routing");
+        }
     }
     if let Some(params) = &spec.fit {
         let fit = add(

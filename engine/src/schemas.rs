@@ -1,6 +1,7 @@
 //! Every JSON Schema assay checks in under `schemas/`, generated from the
 //! Rust types. A test fails when the checked-in files are stale.
 
+use assay_stages::cost::{RequestCostRow, RoutingRow};
 use assay_stages::report::ReportJson;
 use assay_stages::tables::{CostRow, EventRow, FitRow, RunRow, SummaryRow, ValidationRow};
 use assay_store::{Lockfile, NodeRecord};

@@ -37,6 +37,61 @@ pub struct CostParams {
     /// Ratio of peak (p95) load to mean load used for capacity planning.
     #[serde(default = "default_burst")]
     pub burst_factor: f64,
+    /// Workload classes of the request mix (seed V.4). Each cell's prefill
+    /// and decode throughput prices one request of each class; the mix is
+    /// their share-weighted expectation. Shares sum to 1.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub request_mix: Vec<RequestClass>,
+    /// A tiered routing policy (seed V.5): shares of requests sent to
+    /// measured configurations. Needs `request_mix`. Shares sum to 1.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routing: Vec<Route>,
+}
+
+/// One workload class of the request mix.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RequestClass {
+    pub name: String,
+    /// Fraction of requests in this class.
+    pub share: f64,
+    /// Prompt tokens per request.
+    pub prompt_tokens: u32,
+    /// Generated tokens per request.
+    pub gen_tokens: u32,
+}
+
+/// One branch of a routing policy: a share of requests served by the
+/// configuration measured in cell (backend, model, scenario).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    pub share: f64,
+    pub backend: String,
+    pub model: String,
+    /// The scenario whose measurements price this branch.
+    pub scenario: String,
+}
+
+/// Seconds one request takes on a worker: its prompt at the prefill rate,
+/// its generation at the decode rate (phases measured apart, priced apart).
+pub fn request_seconds(
+    prompt_tokens: f64,
+    gen_tokens: f64,
+    prefill_tps: f64,
+    decode_tps: f64,
+) -> f64 {
+    prompt_tokens / prefill_tps + gen_tokens / decode_tps
+}
+
+/// Dollars per 1,000 requests that take `seconds` each at `usd_per_hour`.
+pub fn usd_per_1k_requests(seconds: f64, usd_per_hour: f64) -> f64 {
+    1000.0 * seconds / 3600.0 * usd_per_hour
+}
+
+/// Share-weighted expectation (V.4 tokens per request, V.5 routed cost).
+pub fn weighted(items: &[(f64, f64)]) -> f64 {
+    items.iter().map(|(share, v)| share * v).sum()
 }
 
 fn default_burst() -> f64 {
@@ -60,6 +115,34 @@ pub fn workers(tokens_per_month: f64, tokens_per_s: f64, burst_factor: f64) -> (
     let perfect = mean_load_tokens_per_s(tokens_per_month) / tokens_per_s;
     let required = (perfect * burst_factor).ceil().max(1.0) as u64;
     (perfect, required)
+}
+
+/// Cost of one request class (or of the whole mix, class `mix`) on one cell
+/// at one pricing tier.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RequestCostRow {
+    pub cell: String,
+    pub backend: String,
+    pub model: String,
+    pub scenario: String,
+    pub evidence: String,
+    pub tier: String,
+    /// A class name, or `mix` for the share-weighted expectation.
+    pub class: String,
+    pub tokens_per_request: f64,
+    pub seconds_per_request: f64,
+    pub usd_per_1k_requests: f64,
+}
+
+/// Cost of the routing policy at one tier.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RoutingRow {
+    pub tier: String,
+    /// `measured` only when every routed cell is.
+    pub evidence: String,
+    /// The policy as written, e.g. `0.8 sim/small/short + 0.2 sim/big/short`.
+    pub policy: String,
+    pub usd_per_1k_requests: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -112,8 +195,108 @@ impl Stage for CostStage {
         }
         let mut out = Outputs::new();
         out.insert("cost".into(), tables::to_parquet(&rows)?);
+        if !p.request_mix.is_empty() {
+            let (requests, routing) = request_costs(p, &summary);
+            out.insert("requests".into(), tables::to_parquet(&requests)?);
+            if !p.routing.is_empty() {
+                out.insert("routing".into(), tables::to_parquet(&routing)?);
+            }
+        }
         Ok(out)
     }
+}
+
+/// Per cell and tier: each class's and the mix's cost per 1k requests; then
+/// the routing policy's weighted cost per tier.
+fn request_costs(p: &CostParams, summary: &[SummaryRow]) -> (Vec<RequestCostRow>, Vec<RoutingRow>) {
+    let mut cells: BTreeMap<&str, (Option<&SummaryRow>, Option<&SummaryRow>)> = BTreeMap::new();
+    for s in summary {
+        let entry = cells.entry(s.cell.as_str()).or_default();
+        match s.phase.as_str() {
+            "prefill" => entry.0 = Some(s),
+            "decode" => entry.1 = Some(s),
+            _ => {}
+        }
+    }
+    let mut rows = Vec::new();
+    // (cell, tier) -> mix usd per 1k requests, for routing.
+    let mut mix_cost: BTreeMap<(String, String), (f64, String)> = BTreeMap::new();
+    for (cell, (prefill, decode)) in cells {
+        let (Some(prefill), Some(decode)) = (prefill, decode) else {
+            continue;
+        };
+        if prefill.tokens_per_s <= 0.0 || decode.tokens_per_s <= 0.0 {
+            continue;
+        }
+        for (tier, usd_per_hour) in &p.usd_per_hour {
+            let row = |class: &str, tokens: f64, seconds: f64| RequestCostRow {
+                cell: cell.to_string(),
+                backend: decode.backend.clone(),
+                model: decode.model.clone(),
+                scenario: decode.scenario.clone(),
+                evidence: decode.evidence.clone(),
+                tier: tier.clone(),
+                class: class.to_string(),
+                tokens_per_request: tokens,
+                seconds_per_request: seconds,
+                usd_per_1k_requests: usd_per_1k_requests(seconds, *usd_per_hour),
+            };
+            let mut tokens = Vec::new();
+            let mut seconds = Vec::new();
+            for c in &p.request_mix {
+                let t = f64::from(c.prompt_tokens) + f64::from(c.gen_tokens);
+                let s = request_seconds(
+                    f64::from(c.prompt_tokens),
+                    f64::from(c.gen_tokens),
+                    prefill.tokens_per_s,
+                    decode.tokens_per_s,
+                );
+                rows.push(row(&c.name, t, s));
+                tokens.push((c.share, t));
+                seconds.push((c.share, s));
+            }
+            let mix = row("mix", weighted(&tokens), weighted(&seconds));
+            mix_cost.insert(
+                (cell.to_string(), tier.clone()),
+                (mix.usd_per_1k_requests, mix.evidence.clone()),
+            );
+            rows.push(mix);
+        }
+    }
+    let mut routing = Vec::new();
+    if !p.routing.is_empty() {
+        for tier in p.usd_per_hour.keys() {
+            let mut parts = Vec::new();
+            let mut evidence = "measured";
+            let mut complete = true;
+            for r in &p.routing {
+                let cell = format!("{}/{}/{}", r.backend, r.model, r.scenario);
+                match mix_cost.get(&(cell, tier.clone())) {
+                    Some((usd, ev)) => {
+                        if ev != "measured" {
+                            evidence = "simulated";
+                        }
+                        parts.push((r.share, *usd));
+                    }
+                    None => complete = false,
+                }
+            }
+            if complete {
+                routing.push(RoutingRow {
+                    tier: tier.clone(),
+                    evidence: evidence.into(),
+                    policy: p
+                        .routing
+                        .iter()
+                        .map(|r| format!("{} {}/{}/{}", r.share, r.backend, r.model, r.scenario))
+                        .collect::<Vec<_>>()
+                        .join(" + "),
+                    usd_per_1k_requests: weighted(&parts),
+                });
+            }
+        }
+    }
+    (rows, routing)
 }
 
 #[cfg(test)]
@@ -146,6 +329,29 @@ mod tests {
     #[test]
     fn appendix_v3_10b_tokens_per_month() {
         assert_eq!(mean_load_tokens_per_s(10e9).round(), 3858.0);
+    }
+
+    #[test]
+    fn appendix_v4_request_mix_expected_tokens() {
+        // 80% short (384 tokens), 20% long (2304): 768 tokens per request.
+        assert_eq!(weighted(&[(0.8, 384.0), (0.2, 2304.0)]), 768.0);
+    }
+
+    #[test]
+    fn appendix_v5_tier_routing() {
+        // 80% small at $0.76/1k requests, 20% large at $2.05: $1.018 -> 1.02;
+        // inverted policy: $1.792 -> 1.79.
+        assert_eq!(round(weighted(&[(0.8, 0.76), (0.2, 2.05)]), 2), 1.02);
+        assert_eq!(round(weighted(&[(0.2, 0.76), (0.8, 2.05)]), 2), 1.79);
+    }
+
+    #[test]
+    fn request_cost_prices_phases_apart() {
+        // 1000 prompt tokens at 1000 tok/s + 100 generated at 10 tok/s = 11 s;
+        // at $3.60/h one request costs $0.011, so $11 per 1k requests.
+        let s = request_seconds(1000.0, 100.0, 1000.0, 10.0);
+        assert_eq!(s, 11.0);
+        assert!((usd_per_1k_requests(s, 3.6) - 11.0).abs() < 1e-12);
     }
 
     #[test]

@@ -693,6 +693,104 @@ impl Stage for ReportStage {
                 .collect(),
                 rows,
             ));
+            if let Some(requests_in) = inputs.iter().find(|i| i.name == "requests") {
+                let requests: Vec<crate::cost::RequestCostRow> =
+                    tables::read_rows(ctx, requests_in)?;
+                let classes: Vec<String> = params
+                    .request_mix
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "{} {} ({}+{} tokens)",
+                            c.share, c.name, c.prompt_tokens, c.gen_tokens
+                        )
+                    })
+                    .collect();
+                doc.push(Block::Heading(3, "Cost per request (request mix)".into()));
+                doc.push(Block::Para(format!(
+                    "Request mix: {}. A request takes prompt / prefill tokens/s + generation / decode tokens/s \
+                     seconds of one worker; the mix is the share-weighted expectation (Appendix V.4).",
+                    classes.join(", ")
+                )));
+                let mut rows = Vec::new();
+                for (i, r) in requests.iter().enumerate() {
+                    rows.push(vec![
+                        r.backend.clone(),
+                        r.model.clone(),
+                        r.scenario.clone(),
+                        r.tier.clone(),
+                        r.class.clone(),
+                        f(r.tokens_per_request, 1),
+                        f(r.seconds_per_request, 4),
+                        f(r.usd_per_1k_requests, 4),
+                    ]);
+                    claims.push(Claim {
+                        id: format!("requests/{}/{}/{}/usd_per_1k", r.cell, r.tier, r.class),
+                        statement: format!(
+                            "Shadow price of 1,000 {} requests on {} ({}), {} tier, measured in scenario {}: ${}",
+                            r.class,
+                            r.model,
+                            r.backend,
+                            r.tier,
+                            r.scenario,
+                            f(r.usd_per_1k_requests, 4)
+                        ),
+                        value: r.usd_per_1k_requests,
+                        unit: "USD/1k requests".into(),
+                        evidence: r.evidence.clone(),
+                        source: source(requests_in, vec![i as u32]),
+                    });
+                }
+                doc.push(Block::Table(
+                    [
+                        "backend",
+                        "model",
+                        "scenario",
+                        "tier",
+                        "class",
+                        "tokens/request",
+                        "s/request",
+                        "$/1k requests",
+                    ]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
+                    rows,
+                ));
+            }
+            if let Some(routing_in) = inputs.iter().find(|i| i.name == "routing") {
+                let routing: Vec<crate::cost::RoutingRow> = tables::read_rows(ctx, routing_in)?;
+                doc.push(Block::Heading(3, "Tiered routing (Appendix V.5)".into()));
+                let mut rows = Vec::new();
+                for (i, r) in routing.iter().enumerate() {
+                    rows.push(vec![
+                        r.tier.clone(),
+                        r.policy.clone(),
+                        f(r.usd_per_1k_requests, 4),
+                    ]);
+                    claims.push(Claim {
+                        id: format!("routing/{}/usd_per_1k", r.tier),
+                        statement: format!(
+                            "Shadow price of 1,000 mixed requests under the routing policy {}, {} tier: ${}",
+                            r.policy,
+                            r.tier,
+                            f(r.usd_per_1k_requests, 4)
+                        ),
+                        value: r.usd_per_1k_requests,
+                        unit: "USD/1k requests".into(),
+                        evidence: r.evidence.clone(),
+                        source: source(routing_in, vec![i as u32]),
+                    });
+                }
+                doc.push(Block::Table(
+                    vec![
+                        "tier".into(),
+                        "policy (share backend/model/scenario)".into(),
+                        "$/1k requests".into(),
+                    ],
+                    rows,
+                ));
+            }
         } else {
             doc.push(Block::Para(
                 "No cost parameters in the spec: no cost claims.".into(),

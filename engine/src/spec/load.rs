@@ -568,6 +568,62 @@ fn semantic_checks(spec: &Spec, scenarios: &[Scenario], diags: &mut Diags<'_>) {
                 "tokens_per_month must be > 0".into(),
             );
         }
+        check_shares(
+            diags,
+            "/cost/request_mix",
+            cost.request_mix.iter().map(|c| c.share),
+        );
+        check_shares(diags, "/cost/routing", cost.routing.iter().map(|r| r.share));
+        check_names(
+            diags,
+            "request class",
+            "cost/request_mix",
+            cost.request_mix
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (i, c.name.as_str())),
+        );
+        for (i, c) in cost.request_mix.iter().enumerate() {
+            if c.prompt_tokens == 0 && c.gen_tokens == 0 {
+                diags.at_value(
+                    &format!("/cost/request_mix/{i}"),
+                    "a request class needs tokens".into(),
+                );
+            }
+        }
+        if !cost.routing.is_empty() && cost.request_mix.is_empty() {
+            diags.at_key(
+                "/cost/routing",
+                "routing prices requests: it needs a request_mix".into(),
+            );
+        }
+        for (i, r) in cost.routing.iter().enumerate() {
+            let known = [
+                (
+                    "backend",
+                    spec.backends.iter().any(|b| b.name == r.backend),
+                    &r.backend,
+                ),
+                (
+                    "model",
+                    spec.models.iter().any(|m| m.name == r.model),
+                    &r.model,
+                ),
+                (
+                    "scenario",
+                    scenarios.iter().any(|s| s.name == r.scenario),
+                    &r.scenario,
+                ),
+            ];
+            for (field, ok, name) in known {
+                if !ok {
+                    diags.at_value(
+                        &format!("/cost/routing/{i}/{field}"),
+                        format!("no {field} named {name:?} in this spec"),
+                    );
+                }
+            }
+        }
         if cost.burst_factor.is_nan() || cost.burst_factor < 1.0 {
             diags.at_value(
                 "/cost/burst_factor",
@@ -584,6 +640,26 @@ fn semantic_checks(spec: &Spec, scenarios: &[Scenario], diags: &mut Diags<'_>) {
             "/outputs/formats",
             "at least one report format is required".into(),
         );
+    }
+}
+
+/// Shares of a mix or policy: each within [0, 1], together 1.
+fn check_shares(diags: &mut Diags<'_>, pointer: &str, shares: impl Iterator<Item = f64>) {
+    let shares: Vec<f64> = shares.collect();
+    if shares.is_empty() {
+        return;
+    }
+    for (i, s) in shares.iter().enumerate() {
+        if !(0.0..=1.0).contains(s) {
+            diags.at_value(
+                &format!("{pointer}/{i}/share"),
+                "share must be within [0, 1]".into(),
+            );
+        }
+    }
+    let total: f64 = shares.iter().sum();
+    if (total - 1.0).abs() > 1e-9 {
+        diags.at_key(pointer, format!("shares sum to {total}, not 1"));
     }
 }
 
