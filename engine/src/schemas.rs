@@ -51,6 +51,14 @@ pub fn all_schemas() -> Vec<(&'static str, Value)> {
             "tables/fit.schema.json",
             to_value(schemars::schema_for!(FitRow)),
         ),
+        (
+            "tables/requests.schema.json",
+            to_value(schemars::schema_for!(RequestCostRow)),
+        ),
+        (
+            "tables/routing.schema.json",
+            to_value(schemars::schema_for!(RoutingRow)),
+        ),
     ]
 }
 
