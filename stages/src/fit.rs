@@ -157,6 +157,8 @@ impl Stage for FitStage {
                 r_squared: r2,
                 slope_ci_low: lo,
                 slope_ci_high: hi,
+                spearman: stats::spearman(&x, &y),
+                identifiable: identifiable(points.len(), r2, lo, hi),
                 evidence: evidence.into(),
             });
         }
@@ -164,6 +166,16 @@ impl Stage for FitStage {
         out.insert("fit".into(), tables::to_parquet(&rows)?);
         Ok(out)
     }
+}
+
+/// Appendix AM rule 7: with R^2 below 0.2 and a slope CI that crosses zero
+/// (or cannot be computed) the scaling exponent is not actionable. Fewer than
+/// three points are never identifiable either: two points fit any line
+/// exactly (R^2 = 1) and support no CI.
+pub fn identifiable(n: usize, r_squared: f64, ci_low: f64, ci_high: f64) -> bool {
+    let ci_crosses_zero =
+        !(ci_low.is_finite() && ci_high.is_finite()) || (ci_low <= 0.0 && 0.0 <= ci_high);
+    n >= 3 && !(r_squared < 0.2 && ci_crosses_zero)
 }
 
 /// Percentile bootstrap (2.5%, 97.5%) of the OLS slope, resampling points
@@ -205,6 +217,15 @@ pub fn bootstrap_slope_ci(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gating_follows_rule_7() {
+        assert!(!identifiable(5, 0.1, -0.2, 0.3));
+        assert!(!identifiable(5, 0.1, f64::NAN, f64::NAN));
+        assert!(!identifiable(2, 1.0, f64::NAN, f64::NAN)); // two points fit any line
+        assert!(identifiable(5, 0.1, 0.05, 0.3)); // weak fit, but the CI excludes zero
+        assert!(identifiable(5, 0.9, -0.1, 0.4)); // strong fit
+    }
 
     #[test]
     fn bootstrap_brackets_a_clean_slope_and_is_seeded() {

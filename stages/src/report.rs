@@ -810,7 +810,17 @@ impl Stage for ReportStage {
                     f(r.slope, 3),
                     format!("[{}, {}]", f(r.slope_ci_low, 3), f(r.slope_ci_high, 3)),
                     f(r.r_squared, 3),
+                    f(r.spearman, 3),
+                    if r.identifiable {
+                        "yes".into()
+                    } else {
+                        "unidentifiable".into()
+                    },
                 ]);
+                // Rule 7: an unidentifiable exponent feeds no claim.
+                if !r.identifiable {
+                    continue;
+                }
                 claims.push(Claim {
                     id: format!("fit/{}/{}/{}~{}/slope", r.backend, r.scenario, r.y, r.x),
                     statement: format!(
@@ -823,12 +833,27 @@ impl Stage for ReportStage {
                     source: source(fit_in, vec![i as u32]),
                 });
             }
-            doc.push(Block::Para("Fits with fewer than 3 models have no confidence interval (n/a); treat their slope as descriptive only.".into()));
+            doc.push(Block::Para(
+                "Log-log OLS with a 95% percentile-bootstrap CI of the slope (n/a below 3 models) and Spearman rank \
+                 correlation. A fit with R^2 < 0.2 whose slope CI crosses zero (or is unknown) is unidentifiable \
+                 (Appendix AM rule 7), and so is any fit of fewer than 3 models: shown, never claimed."
+                    .into(),
+            ));
             doc.push(Block::Table(
-                ["backend", "scenario", "fit", "n", "slope", "95% CI", "R^2"]
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect(),
+                [
+                    "backend",
+                    "scenario",
+                    "fit",
+                    "n",
+                    "slope",
+                    "95% CI",
+                    "R^2",
+                    "Spearman",
+                    "identifiable",
+                ]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
                 rows,
             ));
         } else {

@@ -95,6 +95,11 @@ pub fn ols(x: &[f64], y: &[f64]) -> Option<(f64, f64, f64)> {
     if n < 2 || n != y.len() {
         return None;
     }
+    // All x equal: no slope. Checked exactly, because the centred sum of
+    // squares of equal values can round to a tiny non-zero number.
+    if x.iter().all(|v| *v == x[0]) {
+        return None;
+    }
     let mx = mean(x);
     let my = mean(y);
     let sxx: f64 = x.iter().map(|v| (v - mx) * (v - mx)).sum();
@@ -112,6 +117,43 @@ pub fn ols(x: &[f64], y: &[f64]) -> Option<(f64, f64, f64)> {
         ((sxy * sxy) / (sxx * syy)).clamp(0.0, 1.0)
     };
     Some((intercept, slope, r2))
+}
+
+/// Ranks 1..n, ties sharing their average rank.
+pub fn ranks(xs: &[f64]) -> Vec<f64> {
+    let mut idx: Vec<usize> = (0..xs.len()).collect();
+    idx.sort_by(|a, b| xs[*a].total_cmp(&xs[*b]));
+    let mut out = vec![0.0; xs.len()];
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && xs[idx[j + 1]] == xs[idx[i]] {
+            j += 1;
+        }
+        let rank = (i + j) as f64 / 2.0 + 1.0;
+        for k in &idx[i..=j] {
+            out[*k] = rank;
+        }
+        i = j + 1;
+    }
+    out
+}
+
+/// Spearman rank correlation: Pearson correlation of the ranks. NaN when
+/// either side is constant or fewer than two points.
+pub fn spearman(x: &[f64], y: &[f64]) -> f64 {
+    if x.len() < 2 || x.len() != y.len() {
+        return f64::NAN;
+    }
+    let (rx, ry) = (ranks(x), ranks(y));
+    let (mx, my) = (mean(&rx), mean(&ry));
+    let sxy: f64 = rx.iter().zip(&ry).map(|(a, b)| (a - mx) * (b - my)).sum();
+    let sxx: f64 = rx.iter().map(|a| (a - mx) * (a - mx)).sum();
+    let syy: f64 = ry.iter().map(|b| (b - my) * (b - my)).sum();
+    if sxx == 0.0 || syy == 0.0 {
+        return f64::NAN;
+    }
+    sxy / (sxx * syy).sqrt()
 }
 
 pub fn ln(x: f64) -> f64 {
@@ -157,6 +199,16 @@ mod tests {
     }
 
     #[test]
+    fn spearman_by_hand() {
+        // scipy.stats.spearmanr([1, 2, 3, 4, 5], [5, 6, 7, 8, 7]) = 0.8207826816681233
+        let r = spearman(&[1.0, 2.0, 3.0, 4.0, 5.0], &[5.0, 6.0, 7.0, 8.0, 7.0]);
+        assert!((r - 0.820_782_681_668_123_3).abs() < 1e-12, "{r}");
+        assert_eq!(spearman(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]), -1.0);
+        assert!(spearman(&[1.0, 1.0], &[1.0, 2.0]).is_nan());
+        assert_eq!(ranks(&[10.0, 20.0, 10.0]), [1.5, 3.0, 1.5]);
+    }
+
+    #[test]
     fn mad_by_hand() {
         // median 3; deviations 2,1,0,1,7 -> median 1
         assert_eq!(mad(&[1.0, 2.0, 3.0, 4.0, 10.0]), 1.0);
@@ -184,5 +236,7 @@ mod tests {
         let (a, b, r2) = ols(&x, &y).unwrap();
         assert!((a - 1.0).abs() < 1e-12 && (b - 2.0).abs() < 1e-12 && (r2 - 1.0).abs() < 1e-12);
         assert!(ols(&[1.0, 1.0], &[1.0, 2.0]).is_none());
+        let x = 12.345_f64.ln();
+        assert!(ols(&[x, x, x], &[1.0, 2.0, 3.0]).is_none());
     }
 }

@@ -143,6 +143,11 @@ pub struct FitRow {
     pub r_squared: f64,
     pub slope_ci_low: f64,
     pub slope_ci_high: f64,
+    /// Spearman rank correlation of x and y.
+    pub spearman: f64,
+    /// False when R^2 < 0.2 and the slope CI crosses zero (or is unknown):
+    /// the exponent is not actionable and feeds no claim (Appendix AM rule 7).
+    pub identifiable: bool,
     pub evidence: String,
 }
 
