@@ -287,16 +287,7 @@ pub fn execute(
         }
         if cancel.load(Ordering::Relaxed) {
             for (idx, _, key) in to_run {
-                let node = plan.node(idx);
-                results[idx.index()] = Some(NodeResult {
-                    node: node.id.clone(),
-                    stage: node.stage.kind().to_string(),
-                    key: Some(key),
-                    status: NodeStatus::Cancelled,
-                    outputs: BTreeMap::new(),
-                    error: None,
-                    duration_ms: 0.0,
-                });
+                results[idx.index()] = Some(cancelled(plan, idx, key));
             }
             continue;
         }
