@@ -19,7 +19,7 @@ use petgraph::graph::NodeIndex;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::keys::{key_material, node_key};
+use crate::keys::node_key;
 use crate::plan::Plan;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -341,9 +341,4 @@ fn cancelled(plan: &Plan, idx: NodeIndex, key: Digest) -> NodeResult {
         error: None,
         duration_ms: 0.0,
     }
-}
-
-/// Exposed for `plan`: the key material of a node given its inputs.
-pub fn material(plan: &Plan, idx: NodeIndex, inputs: &[Input]) -> serde_json::Value {
-    key_material(plan.node(idx).stage.as_ref(), inputs)
 }

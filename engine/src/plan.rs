@@ -50,20 +50,6 @@ impl Plan {
         v
     }
 
-    pub fn dependents(&self, idx: NodeIndex) -> Vec<NodeIndex> {
-        let mut v: Vec<NodeIndex> = self
-            .graph
-            .neighbors_directed(idx, Direction::Outgoing)
-            .collect();
-        v.sort();
-        v.dedup();
-        v
-    }
-
-    pub fn find(&self, id: &str) -> Option<NodeIndex> {
-        self.order.iter().copied().find(|i| self.graph[*i].id == id)
-    }
-
     pub fn len(&self) -> usize {
         self.graph.node_count()
     }

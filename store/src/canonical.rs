@@ -51,11 +51,6 @@ pub fn encode(value: &Value) -> String {
     out
 }
 
-/// The canonical encoding of anything serialisable.
-pub fn encode_serialize<T: serde::Serialize>(value: &T) -> Result<String, serde_json::Error> {
-    Ok(encode(&serde_json::to_value(value)?))
-}
-
 /// 2^53: above it not every integer is an f64, so integer and float forms of
 /// "the same number" could disagree.
 const EXACT_INT_LIMIT: f64 = 9_007_199_254_740_992.0;

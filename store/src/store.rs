@@ -243,14 +243,6 @@ impl Store {
         Ok(out)
     }
 
-    /// Find the node record that produced `digest`, if any.
-    pub fn producer_of(&self, digest: &Digest) -> Result<Option<NodeRecord>, StoreError> {
-        Ok(self
-            .nodes()?
-            .into_iter()
-            .find(|n| n.outputs.values().any(|d| d == digest)))
-    }
-
     /// Delete every node record whose key is not in `keep`, then every object
     /// that no remaining node references. Leftover temp files go too.
     pub fn gc(&self, keep: &BTreeSet<Digest>, dry_run: bool) -> Result<GcReport, StoreError> {
