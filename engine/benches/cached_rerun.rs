@@ -13,8 +13,8 @@
 //! - `ASSAY_BENCH_RERUNS`: timed no-op reruns of each tool (default 10);
 //! - `ASSAY_BENCH_NO_DVC=1`: skip the DVC comparison;
 //! - `ASSAY_BENCH_DVC_POPULATE=repro`: bring the DVC pipeline up to date with
-//!   a real first `dvc repro` (over 40 minutes at 1,000 stages) rather than
-//!   by committing outputs written directly.
+//!   a real first `dvc repro` (unfinished after 41 minutes at 1,000 stages
+//!   on 2 cores) rather than by committing outputs written directly.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -205,10 +205,11 @@ impl Dvc {
     /// Bring the pipeline to the state a successful `dvc repro` leaves.
     /// By default the outputs are written here, as the stages' commands
     /// would write them, and recorded with one `dvc commit -f`: a first
-    /// `dvc repro` of 1,000 stages runs for over 40 minutes on 2 cores (it
-    /// grows quadratically: 41 s for 100 stages, 130 s for 200), which only
-    /// delays the no-op reruns this benchmark times. The resulting dvc.lock
-    /// and cache are the same, so the reruns see the same state.
+    /// `dvc repro` of 1,000 stages had not finished after 41 minutes on 2
+    /// cores (it grows quadratically: 41 s for 100 stages, 130 s for 200),
+    /// which only delays the no-op reruns this benchmark times. The
+    /// resulting dvc.lock and cache are the same, so the reruns see the same
+    /// state.
     fn populate(&self, mode: Populate) -> Duration {
         let start = Instant::now();
         match mode {
