@@ -23,15 +23,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-fn env_usize(name: &str, default: usize) -> usize {
-    match std::env::var(name) {
-        Ok(v) => v
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={v:?} is not a positive integer")),
-        Err(_) => default,
-    }
-}
+mod support;
+
+use support::env_usize;
 
 /// Split `n` into backends x models x scenarios, each as close to the cube
 /// root as divisibility allows, so 1000 becomes 10 x 10 x 10 and the cell

@@ -17,15 +17,9 @@ use std::time::{Duration, Instant};
 use assay_engine::plan::build_plan;
 use assay_engine::spec::load_spec;
 
-fn env_usize(name: &str, default: usize) -> usize {
-    match std::env::var(name) {
-        Ok(v) => v
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={v:?} is not a positive integer")),
-        Err(_) => default,
-    }
-}
+mod support;
+
+use support::env_usize;
 
 /// Split `n` into 10 backends (fewer if `n` is not a multiple of 10) and
 /// models x scenarios as square as divisibility allows: 100,000 becomes
