@@ -173,6 +173,10 @@ pub enum Command {
     },
     /// Print this machine's environment fingerprint as JSON.
     Env,
+    /// Internal: measure one cell in this process (request on stdin, JSON
+    /// lines on stdout). `assay run` starts one per real measurement.
+    #[command(name = "measure-worker", hide = true)]
+    MeasureWorker,
 }
 
 pub fn color_enabled() -> bool {
@@ -192,6 +196,14 @@ pub fn main() -> ExitCode {
             });
         }
     };
+    if matches!(cli.command, Command::MeasureWorker) {
+        // A worker keeps the default SIGINT action: Ctrl-C ends it at once,
+        // and the parent records the cell as cancelled.
+        return ExitCode::from(assay_stages::measure::worker::worker_main().clamp(0, 255) as u8);
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        assay_stages::measure::worker::register(exe, vec!["measure-worker".into()]);
+    }
     let cancel = Arc::new(AtomicBool::new(false));
     {
         let cancel = cancel.clone();

@@ -8,7 +8,10 @@ use std::sync::Arc;
 use assay_stages::Stage;
 use assay_stages::cost::CostStage;
 use assay_stages::fit::FitStage;
-use assay_stages::measure::MeasureStage;
+use assay_stages::measure::bandwidth::BandwidthStage;
+use assay_stages::measure::{BackendKind, MeasureStage};
+use assay_stages::prepare::gguf::GgufType;
+use assay_stages::prepare::{ExportStage, PrepareStage};
 use assay_stages::report::{ReportParams, ReportStage};
 use assay_stages::summarise::SummariseStage;
 use assay_stages::validate::ValidateStage;
@@ -70,6 +73,58 @@ pub fn build_plan(loaded: &LoadedSpec) -> Plan {
         g.add_node(PlanNode { id, stage })
     };
 
+    // Model preparation, only where a real backend needs weights: the
+    // simulated backend runs on the declared architecture alone.
+    let real = spec
+        .backends
+        .iter()
+        .any(|b| b.kind != BackendKind::Simulated);
+    let mut prepared = std::collections::BTreeMap::new();
+    let mut exports = std::collections::BTreeMap::new();
+    if real {
+        for model in &spec.models {
+            let stage = PrepareStage {
+                model: model.clone(),
+                base_dir: loaded.dir.clone(),
+            };
+            let node = add(&mut g, format!("prepare/{}", model.name), Arc::new(stage));
+            prepared.insert(model.name.as_str(), node);
+        }
+    }
+    let mut export = |g: &mut DiGraph<PlanNode, Edge>,
+                      model: &assay_stages::measure::ModelDecl,
+                      ty: GgufType| {
+        *exports.entry((model.name.clone(), ty)).or_insert_with(|| {
+            let stage = ExportStage {
+                model: model.name.clone(),
+                ty,
+            };
+            let node = add(
+                g,
+                format!("export/{}/gguf-{}", model.name, ty.as_str()),
+                Arc::new(stage),
+            );
+            let prep = prepared[model.name.as_str()];
+            g.add_edge(prep, node, "model");
+            if model.synthetic.is_some() {
+                g.add_edge(prep, node, "weights");
+            }
+            node
+        })
+    };
+    if real {
+        for model in &spec.models {
+            for ty in &model.gguf {
+                export(&mut g, model, *ty);
+            }
+        }
+    }
+    let bandwidth = spec
+        .backends
+        .iter()
+        .any(|b| b.kind == BackendKind::Candle)
+        .then(|| add(&mut g, "bandwidth/cpu".into(), Arc::new(BandwidthStage)));
+
     let mut measures = Vec::new();
     for backend in &spec.backends {
         for model in &spec.models {
@@ -82,7 +137,19 @@ pub fn build_plan(loaded: &LoadedSpec) -> Plan {
                     scenario: scenario.clone(),
                     boundary: spec.boundary.clone(),
                 };
-                measures.push(add(&mut g, format!("measure/{cell}"), Arc::new(stage)));
+                let needs_gguf = stage.needs_gguf_export();
+                let node = add(&mut g, format!("measure/{cell}"), Arc::new(stage));
+                if backend.kind != BackendKind::Simulated {
+                    let prep = prepared[model.name.as_str()];
+                    g.add_edge(prep, node, "model");
+                    if needs_gguf {
+                        let exp = export(&mut g, model, GgufType::Q8_0);
+                        g.add_edge(exp, node, "gguf");
+                    } else if model.synthetic.is_some() {
+                        g.add_edge(prep, node, "weights");
+                    }
+                }
+                measures.push(node);
             }
         }
     }
@@ -104,6 +171,9 @@ pub fn build_plan(loaded: &LoadedSpec) -> Plan {
         }
     }
     g.add_edge(validate, summarise, "validation");
+    if let Some(bw) = bandwidth {
+        g.add_edge(bw, summarise, "bandwidth");
+    }
 
     let report = add(
         &mut g,

@@ -4,6 +4,7 @@
 pub mod cost;
 pub mod fit;
 pub mod measure;
+pub mod prepare;
 pub mod report;
 pub mod stage;
 pub mod stats;

@@ -394,6 +394,69 @@ impl Stage for ReportStage {
             result_rows,
         ));
 
+        // Roofline: decode is memory-bound, so the machine's bandwidth over
+        // the bytes a step must read bounds decode throughput from above.
+        let roof: Vec<(usize, &SummaryRow)> = summary
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.phase == "decode" && s.roofline_fraction.is_finite())
+            .collect();
+        if !roof.is_empty() {
+            doc.push(Block::Heading(
+                2,
+                "Roofline (decode vs memory bandwidth)".into(),
+            ));
+            doc.push(Block::Para(
+                "Bytes per step: streamed weights once plus each sequence's KV cache at the mean decode context. Bandwidth: STREAM-style copy on this machine at the cell's thread count. Bound = batch x bandwidth / bytes."
+                    .into(),
+            ));
+            let mut rows = Vec::new();
+            for (i, s) in roof {
+                rows.push(vec![
+                    s.backend.clone(),
+                    s.model.clone(),
+                    s.scenario.clone(),
+                    f(s.tokens_per_s, 1),
+                    f(s.roofline_bytes_per_step / 1e6, 2),
+                    f(s.bandwidth_gbps, 2),
+                    f(s.roofline_tokens_per_s, 1),
+                    f(s.roofline_fraction, 3),
+                ]);
+                claims.push(Claim {
+                    id: format!("roofline/{}/fraction", s.cell),
+                    statement: format!(
+                        "Decode of {} on {}, scenario {}, runs at {} of the memory-bandwidth bound ({} of {} tokens/s)",
+                        s.model,
+                        s.backend,
+                        s.scenario,
+                        f(s.roofline_fraction, 3),
+                        f(s.tokens_per_s, 1),
+                        f(s.roofline_tokens_per_s, 1)
+                    ),
+                    value: s.roofline_fraction,
+                    unit: "fraction".into(),
+                    evidence: s.evidence.clone(),
+                    source: source(summary_in, vec![i as u32]),
+                });
+            }
+            doc.push(Block::Table(
+                [
+                    "backend",
+                    "model",
+                    "scenario",
+                    "decode tokens/s",
+                    "MB per step",
+                    "bandwidth GB/s",
+                    "bound tokens/s",
+                    "fraction of bound",
+                ]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+                rows,
+            ));
+        }
+
         // Phase split (AA.3) and the TR117 paradox: rankings by mean and by
         // median that disagree mean the distribution, not one number, decides.
         doc.push(Block::Heading(2, "Phase split".into()));
@@ -865,7 +928,7 @@ impl Stage for ReportStage {
         // Attribution and artifact chain.
         doc.push(Block::Heading(2, "Attribution".into()));
         doc.push(Block::Table(
-            ["cell", "evidence", "requested", "ran", "library"]
+            ["cell", "evidence", "requested", "ran", "library", "weights"]
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
@@ -884,6 +947,17 @@ impl Stage for ReportStage {
                             m.actual.device, m.actual.dtype, m.actual.threads
                         ),
                         format!("{} {}", m.actual.library, m.actual.library_version),
+                        m.weights.as_ref().map_or_else(
+                            || "-".to_string(),
+                            |id| {
+                                format!(
+                                    "{} {} {}",
+                                    id.weights_format,
+                                    id.stored_dtype,
+                                    &id.weights_blake3[..16.min(id.weights_blake3.len())]
+                                )
+                            },
+                        ),
                     ]
                 })
                 .collect(),

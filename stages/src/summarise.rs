@@ -8,13 +8,14 @@ use rand_chacha::ChaCha8Rng;
 
 use serde_json::{Value, json};
 
-use crate::measure::Manifest;
+use crate::measure::bandwidth::Bandwidth;
+use crate::measure::{Dtype, Manifest};
 use crate::stage::{Input, Outputs, Stage, StageContext, StageError};
 use crate::stats;
 use crate::tables::{self, EventRow, SummaryRow, ValidationRow};
 use crate::validate::{cell_inputs, find_input};
 
-pub const SUMMARISE_VERSION: u32 = 1;
+pub const SUMMARISE_VERSION: u32 = 2;
 
 /// Resamples of the bootstrap CI of each median.
 pub const MEDIAN_CI_RESAMPLES: u32 = 1000;
@@ -50,12 +51,20 @@ impl Stage for SummariseStage {
             .filter(|v| v.status == "ok")
             .map(|v| (v.cell.as_str(), v.repetition))
             .collect();
+        let bandwidth: Option<Bandwidth> = match inputs.iter().find(|i| i.name == "bandwidth") {
+            Some(input) => Some(tables::read_json(ctx, input)?),
+            None => None,
+        };
         let mut rows = Vec::new();
         for cell in cell_inputs(inputs)? {
             ctx.check_cancel()?;
             let manifest: Manifest = tables::read_json(ctx, cell.manifest)?;
             let events: Vec<EventRow> = tables::read_rows(ctx, cell.events)?;
-            rows.extend(summarise_cell(&manifest, &events, &ok, ctx.seed()));
+            let mut cell_rows = summarise_cell(&manifest, &events, &ok, ctx.seed());
+            if let Some(bw) = &bandwidth {
+                apply_roofline(&manifest, bw, &mut cell_rows);
+            }
+            rows.extend(cell_rows);
         }
         let mut out = Outputs::new();
         out.insert("summary".into(), tables::to_parquet(&rows)?);
@@ -192,9 +201,63 @@ pub fn summarise_cell(
                     f64::NAN
                 },
                 tokens_per_s,
+                roofline_bytes_per_step: f64::NAN,
+                bandwidth_gbps: f64::NAN,
+                roofline_tokens_per_s: f64::NAN,
+                roofline_fraction: f64::NAN,
             })
         })
         .collect()
+}
+
+/// Bytes one decode step reads: the streamed weights once for the whole
+/// batch, and each sequence's K and V at the mean context length of the
+/// decode steps (prompt + gen/2).
+pub fn decode_bytes_per_step(manifest: &Manifest) -> Option<f64> {
+    let info = &manifest.model_info;
+    let weight_bytes = dtype_bytes(&manifest.actual.dtype)?;
+    // Activations and the KV cache are f32 under quantised weights.
+    let kv_bytes = match manifest.actual.dtype.as_str() {
+        "f16" | "bf16" => 2.0,
+        _ => 4.0,
+    };
+    let s = &manifest.scenario;
+    let context = f64::from(s.prompt_tokens) + f64::from(s.gen_tokens) / 2.0;
+    Some(
+        info.streamed_parameters as f64 * weight_bytes
+            + f64::from(s.batch) * info.kv_values_per_token() as f64 * context * kv_bytes,
+    )
+}
+
+fn dtype_bytes(name: &str) -> Option<f64> {
+    let d = match name {
+        "f32" => Dtype::F32,
+        "f16" => Dtype::F16,
+        "bf16" => Dtype::Bf16,
+        "q8_0" => Dtype::Q8_0,
+        _ => return None,
+    };
+    Some(d.bytes_per_value())
+}
+
+/// Fill the roofline columns of a measured cell's decode row.
+fn apply_roofline(manifest: &Manifest, bw: &Bandwidth, rows: &mut [SummaryRow]) {
+    if manifest.evidence != "measured" {
+        return;
+    }
+    let (Some(bytes), Some(gbps)) = (
+        decode_bytes_per_step(manifest),
+        bw.at_threads(manifest.actual.threads),
+    ) else {
+        return;
+    };
+    for row in rows.iter_mut().filter(|r| r.phase == "decode") {
+        let bound = f64::from(row.batch) * gbps * 1e9 / bytes;
+        row.roofline_bytes_per_step = bytes;
+        row.bandwidth_gbps = gbps;
+        row.roofline_tokens_per_s = bound;
+        row.roofline_fraction = row.tokens_per_s / bound;
+    }
 }
 
 #[cfg(test)]

@@ -105,6 +105,17 @@ pub struct SummaryRow {
     pub decode_fraction: f64,
     /// Tokens per event divided by the median event time.
     pub tokens_per_s: f64,
+    /// Decode rows of measured cells: bytes one decode step must read
+    /// (streamed weights once, plus every sequence's KV cache at the mean
+    /// context length); NaN elsewhere.
+    pub roofline_bytes_per_step: f64,
+    /// Memory bandwidth of the machine at the cell's thread count (STREAM
+    /// copy, GB/s); NaN where not measured.
+    pub bandwidth_gbps: f64,
+    /// Decode tokens/s the bandwidth allows: batch * bandwidth / bytes.
+    pub roofline_tokens_per_s: f64,
+    /// Measured decode tokens/s as a fraction of that bound.
+    pub roofline_fraction: f64,
 }
 
 /// Shadow-price cost of one (cell, phase, pricing tier).

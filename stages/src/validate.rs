@@ -405,6 +405,8 @@ pub(crate) mod tests {
                 library_version: "0".into(),
             },
             model_info: arch.info("m"),
+            weights: None,
+            started_unix_ms: None,
             environment: None,
             assay_version: "0".into(),
         }

@@ -302,19 +302,19 @@ pub fn load_spec(path: &Path) -> Result<LoadedSpec, SpecError> {
     };
 
     // 4. Semantics.
+    let dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("."));
     let scenarios = spec.all_scenarios();
-    semantic_checks(&spec, &scenarios, &mut diags);
+    semantic_checks(&spec, &scenarios, &dir, &mut diags);
     if !diags.out.is_empty() {
         diags.out.sort_by_key(|d| (d.line, d.col));
         return Err(invalid(diags.out, &text));
     }
 
     let digest = canonical::keyed_hash("assay/spec", &value);
-    let dir = path
-        .parent()
-        .map(Path::to_path_buf)
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or_else(|| PathBuf::from("."));
     Ok(LoadedSpec {
         path: path.to_path_buf(),
         dir,
@@ -358,7 +358,12 @@ fn check_names<'a>(
     }
 }
 
-fn semantic_checks(spec: &Spec, scenarios: &[Scenario], diags: &mut Diags<'_>) {
+fn semantic_checks(
+    spec: &Spec,
+    scenarios: &[Scenario],
+    dir: &std::path::Path,
+    diags: &mut Diags<'_>,
+) {
     if !valid_name(&spec.id) {
         diags.at_value(
             "/id",
@@ -445,9 +450,67 @@ fn semantic_checks(spec: &Spec, scenarios: &[Scenario], diags: &mut Diags<'_>) {
         }
     }
 
+    let simulated_only = spec
+        .backends
+        .iter()
+        .all(|b| b.kind == BackendKind::Simulated);
+    let any_simulated = spec
+        .backends
+        .iter()
+        .any(|b| b.kind == BackendKind::Simulated);
     for (i, m) in spec.models.iter().enumerate() {
-        let a = &m.synthetic;
+        let a = match (&m.synthetic, &m.path) {
+            (Some(a), None) => a,
+            (None, Some(path)) => {
+                if any_simulated {
+                    diags.at_value(
+                        &format!("/models/{i}/path"),
+                        format!(
+                            "model {:?} is a local model, but the simulated backend needs a synthetic architecture",
+                            m.name
+                        ),
+                    );
+                }
+                let full = dir.join(path);
+                if !simulated_only && !full.exists() {
+                    diags.at_value(
+                        &format!("/models/{i}/path"),
+                        format!("model path {} does not exist", full.display()),
+                    );
+                }
+                continue;
+            }
+            (Some(_), Some(_)) => {
+                diags.at_key(
+                    &format!("/models/{i}/path"),
+                    format!(
+                        "model {:?} gives both `synthetic` and `path`; choose one",
+                        m.name
+                    ),
+                );
+                continue;
+            }
+            (None, None) => {
+                diags.at_value(
+                    &format!("/models/{i}"),
+                    format!(
+                        "model {:?} needs `synthetic` (an architecture) or `path` (a local model)",
+                        m.name
+                    ),
+                );
+                continue;
+            }
+        };
         let p = format!("/models/{i}/synthetic");
+        if a.arch == assay_stages::measure::model::Arch::Llama && a.head_dim() % 2 != 0 {
+            diags.at_value(
+                &format!("{p}/hidden"),
+                format!(
+                    "llama head size {} (hidden / heads) must be even for rotary positions",
+                    a.head_dim()
+                ),
+            );
+        }
         if a.hidden % a.heads.max(1) != 0 {
             diags.at_value(
                 &format!("{p}/hidden"),
@@ -491,6 +554,15 @@ fn semantic_checks(spec: &Spec, scenarios: &[Scenario], diags: &mut Diags<'_>) {
     }
 
     for (i, b) in spec.backends.iter().enumerate() {
+        if b.kind == BackendKind::Candle && b.device != "cpu" {
+            diags.at_value(
+                &format!("/backends/{i}/device"),
+                format!(
+                    "candle runs on the CPU only in this build; device {:?} is not available",
+                    b.device
+                ),
+            );
+        }
         if b.simulated.is_some() && b.kind != BackendKind::Simulated {
             diags.at_key(
                 &format!("/backends/{i}/simulated"),

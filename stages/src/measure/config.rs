@@ -108,6 +108,10 @@ pub struct Scenario {
 )]
 #[serde(rename_all = "snake_case")]
 pub enum BackendKind {
+    /// candle (pure Rust) on the CPU: the embedded default. f32, f16 and
+    /// bf16 run the safetensors checkpoint; q8_0 runs the GGUF q8_0 export
+    /// through candle's quantised kernels.
+    Candle,
     /// Deterministic roofline-style latency model. For tests and what-ifs;
     /// its numbers are labelled simulated everywhere and are never evidence.
     Simulated,

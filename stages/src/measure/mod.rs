@@ -1,12 +1,15 @@
 //! The measure stage: one node per (backend, model, scenario) cell. The
 //! harness owns the clock and the boundary; backends only do the work.
 
+pub mod bandwidth;
+pub mod candle;
 pub mod config;
 pub mod environment;
 pub mod harness;
 pub mod model;
 pub mod simulated;
 pub mod stage;
+pub mod worker;
 
 pub use config::{BackendConfig, BackendKind, Boundary, Dtype, Scenario, SimulatedOptions};
 pub use model::{ModelDecl, SyntheticArch};

@@ -5,14 +5,26 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// A model of the spec.
+/// A model of the spec: either `synthetic` (declared by architecture, with
+/// seeded weights) or `path` (a local model), never both.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModelDecl {
     /// Unique model name.
     pub name: String,
     /// A synthetic model declared by architecture, with seeded weights.
-    pub synthetic: SyntheticArch,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synthetic: Option<SyntheticArch>,
+    /// A local model, relative to the spec file: a directory in the Hugging
+    /// Face layout (`config.json` and `*.safetensors`) or a `.gguf` file.
+    /// Hashed, never downloaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// GGUF exports to write beside the safetensors checkpoint (for
+    /// llama.cpp and other GGUF runtimes). A q8_0 candle backend adds q8_0
+    /// by itself.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gguf: Vec<crate::prepare::gguf::GgufType>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -63,6 +75,11 @@ pub struct ModelInfo {
     pub name: String,
     pub arch: Arch,
     pub parameter_count: u64,
+    /// Parameters read in full for every decoded token: all but the lookup
+    /// tables (token embeddings unless tied to the head, learned positions).
+    /// The weight term of the roofline.
+    #[serde(default)]
+    pub streamed_parameters: u64,
     pub n_layer: u32,
     pub n_embd: u32,
     pub n_head: u32,
@@ -70,7 +87,27 @@ pub struct ModelInfo {
     pub intermediate: u32,
     pub vocab: u32,
     pub max_positions: u32,
+    /// Epsilon of the RMSNorm / LayerNorm.
+    pub norm_eps: f64,
+    /// RoPE base frequency (llama only).
+    pub rope_theta: f64,
 }
+
+impl ModelInfo {
+    pub fn head_dim(&self) -> u32 {
+        self.n_embd / self.n_head.max(1)
+    }
+
+    /// Values of K and V cached per token per sequence.
+    pub fn kv_values_per_token(&self) -> u64 {
+        2 * u64::from(self.n_layer) * u64::from(self.n_kv_head) * u64::from(self.head_dim())
+    }
+}
+
+/// Norm epsilon of synthetic models (the Llama and GPT-2 default).
+pub const SYNTHETIC_NORM_EPS: f64 = 1e-5;
+/// RoPE base of synthetic llama models.
+pub const SYNTHETIC_ROPE_THETA: f64 = 10_000.0;
 
 impl SyntheticArch {
     pub fn kv_heads(&self) -> u32 {
@@ -133,6 +170,11 @@ impl SyntheticArch {
             name: name.to_string(),
             arch: self.arch,
             parameter_count: self.parameter_count(),
+            streamed_parameters: self.parameter_count()
+                - match self.arch {
+                    Arch::Llama => u64::from(self.vocab) * u64::from(self.hidden),
+                    Arch::Gpt2 => u64::from(self.max_positions) * u64::from(self.hidden),
+                },
             n_layer: self.layers,
             n_embd: self.hidden,
             n_head: self.heads,
@@ -140,6 +182,8 @@ impl SyntheticArch {
             intermediate: self.intermediate(),
             vocab: self.vocab,
             max_positions: self.max_positions,
+            norm_eps: SYNTHETIC_NORM_EPS,
+            rope_theta: SYNTHETIC_ROPE_THETA,
         }
     }
 }

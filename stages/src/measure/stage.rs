@@ -1,15 +1,20 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::candle::{CANDLE_VERSION, WeightFiles};
+use super::config::Dtype;
 use super::config::{BackendConfig, BackendKind, Boundary, Scenario};
 use super::environment::{self, Environment};
 use super::harness::{self, Attribution, CellMeasurement};
 use super::model::{ModelDecl, ModelInfo};
 use super::simulated::{SIM_MODEL_VERSION, SimulatedBackend};
+use super::worker::{self, WorkerRequest};
+use crate::prepare::ModelRecord;
 use crate::stage::{Input, Outputs, Stage, StageContext, StageError};
 use crate::tables::{self, to_json};
+use crate::validate::find_input;
 
-pub const MEASURE_VERSION: u32 = 1;
+pub const MEASURE_VERSION: u32 = 2;
 
 /// One (backend, model, scenario) cell.
 #[derive(Debug, Clone)]
@@ -46,13 +51,46 @@ pub struct Manifest {
     pub requested: Requested,
     pub actual: Attribution,
     pub model_info: ModelInfo,
+    /// The weights that ran: digest of the weight files (absent when
+    /// simulated), their format and storage dtype.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<ModelIdentity>,
+    /// Wall-clock start of the measurement, milliseconds since the Unix
+    /// epoch (absent when simulated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_unix_ms: Option<u64>,
     /// The measuring machine; absent for simulated cells, which are
     /// machine-independent by construction.
     pub environment: Option<Environment>,
     pub assay_version: String,
 }
 
+/// Which weights a real measurement ran.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelIdentity {
+    pub source: String,
+    pub model_digest: String,
+    /// `safetensors` or `gguf`.
+    pub weights_format: String,
+    /// blake3 of the weight file that was loaded.
+    pub weights_blake3: String,
+    pub stored_dtype: String,
+}
+
 impl MeasureStage {
+    /// Outputs of the model's prepare/export nodes this cell reads: the
+    /// registry record, plus the safetensors weights (synthetic models) or
+    /// a GGUF export (q8_0 from safetensors).
+    pub fn needs_gguf_export(&self) -> bool {
+        self.backend.kind == BackendKind::Candle
+            && self.backend.dtype == Dtype::Q8_0
+            && !self
+                .model
+                .path
+                .as_deref()
+                .is_some_and(|p| p.ends_with(".gguf"))
+    }
+
     fn simulated(&self) -> bool {
         self.backend.kind == BackendKind::Simulated
     }
@@ -90,7 +128,11 @@ impl Stage for MeasureStage {
         json!({
             "cell": self.cell,
             "backend": self.resolved_backend(),
-            "model": { "name": self.model.name, "synthetic": self.model.synthetic.resolved() },
+            // Real backends get the model's identity from their inputs' digests.
+            "model": match (&self.model.synthetic, self.simulated()) {
+                (Some(a), true) => json!({ "name": self.model.name, "synthetic": a.resolved() }),
+                _ => json!({ "name": self.model.name }),
+            },
             "scenario": self.scenario,
             "boundary": self.boundary,
         })
@@ -102,7 +144,7 @@ impl Stage for MeasureStage {
         }
         // Everything but the assay build itself: a new commit of assay does not
         // invalidate measurements, a new machine or library does.
-        let mut env = serde_json::to_value(environment::detect()).ok()?;
+        let mut env = serde_json::to_value(self.environment_facts()).ok()?;
         if let Some(map) = env.as_object_mut() {
             map.remove("assay_version");
             map.remove("assay_git_revision");
@@ -114,45 +156,22 @@ impl Stage for MeasureStage {
         Some(self.backend.device.clone())
     }
 
-    fn run(&self, ctx: &StageContext<'_>, _inputs: &[Input]) -> Result<Outputs, StageError> {
-        let arch = &self.model.synthetic;
-        let prompts = harness::prompt_ids(&self.scenario, arch.vocab, arch.seed);
-        let on_run = |rep: u32, total: u32| {
-            ctx.progress(&format!("run {}/{}", rep + 1, total));
-            !ctx.cancelled()
-        };
-        let measured: Option<CellMeasurement> = match self.backend.kind {
+    fn run(&self, ctx: &StageContext<'_>, inputs: &[Input]) -> Result<Outputs, StageError> {
+        let (measured, model_info, model, started) = match self.backend.kind {
             BackendKind::Simulated => {
-                let opts = self.backend.simulated.clone().unwrap_or_default();
-                // Each cell gets its own noise stream, independent of the
-                // order cells run in.
-                let stream = u64::from_le_bytes(
-                    blake3::hash(self.cell.as_bytes()).as_bytes()[..8]
-                        .try_into()
-                        .unwrap_or([0; 8]),
-                );
-                let (mut backend, clock) = SimulatedBackend::new(
-                    opts,
-                    arch.clone(),
-                    self.backend.dtype,
-                    &self.backend.device,
-                    self.backend.threads,
-                    stream,
-                );
-                harness::measure_cell(
-                    &mut backend,
-                    &clock,
-                    &self.cell,
-                    &self.scenario,
-                    &self.boundary,
-                    &prompts,
-                    on_run,
-                )
-                .map_err(|e| StageError::Failed(e.to_string()))?
+                let m = self.run_simulated(ctx)?;
+                let arch = self.model.synthetic.as_ref().ok_or_else(|| {
+                    StageError::Failed("the simulated backend needs a synthetic model".into())
+                })?;
+                (m, arch.info(&self.model.name), None, None)
             }
-        };
-        let Some(measured) = measured else {
-            return Err(StageError::Cancelled);
+            BackendKind::Candle => {
+                let started = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64);
+                let (m, info, identity) = self.run_candle(ctx, inputs)?;
+                (m, info, Some(identity), Some(started))
+            }
         };
         let manifest = Manifest {
             cell: self.cell.clone(),
@@ -174,11 +193,13 @@ impl Stage for MeasureStage {
             boundary: self.boundary.clone(),
             requested: self.requested(),
             actual: measured.attribution,
-            model_info: arch.info(&self.model.name),
+            model_info,
+            weights: model,
+            started_unix_ms: started,
             environment: if self.simulated() {
                 None
             } else {
-                Some(environment::detect())
+                Some(self.environment_facts())
             },
             assay_version: env!("CARGO_PKG_VERSION").into(),
         };
@@ -187,5 +208,134 @@ impl Stage for MeasureStage {
         out.insert("runs".into(), tables::to_parquet(&measured.runs)?);
         out.insert("manifest".into(), to_json(&manifest)?);
         Ok(out)
+    }
+}
+
+impl MeasureStage {
+    fn environment_facts(&self) -> Environment {
+        let mut env = environment::detect();
+        if self.backend.kind == BackendKind::Candle {
+            env.libraries.insert("candle".into(), CANDLE_VERSION.into());
+        }
+        env
+    }
+
+    fn run_simulated(&self, ctx: &StageContext<'_>) -> Result<CellMeasurement, StageError> {
+        let arch = self.model.synthetic.as_ref().ok_or_else(|| {
+            StageError::Failed("the simulated backend needs a synthetic model".into())
+        })?;
+        let prompts = harness::prompt_ids(&self.scenario, arch.vocab, arch.seed);
+        let opts = self.backend.simulated.clone().unwrap_or_default();
+        // Each cell gets its own noise stream, independent of the order
+        // cells run in.
+        let stream = u64::from_le_bytes(
+            blake3::hash(self.cell.as_bytes()).as_bytes()[..8]
+                .try_into()
+                .unwrap_or([0; 8]),
+        );
+        let (mut backend, clock) = SimulatedBackend::new(
+            opts,
+            arch.clone(),
+            self.backend.dtype,
+            &self.backend.device,
+            self.backend.threads,
+            stream,
+        );
+        let on_run = |rep: u32, total: u32| {
+            ctx.progress(&format!("run {}/{}", rep + 1, total));
+            !ctx.cancelled()
+        };
+        harness::measure_cell(
+            &mut backend,
+            &clock,
+            &self.cell,
+            &self.scenario,
+            &self.boundary,
+            &prompts,
+            on_run,
+        )
+        .map_err(|e| StageError::Failed(e.to_string()))?
+        .ok_or(StageError::Cancelled)
+    }
+
+    fn run_candle(
+        &self,
+        ctx: &StageContext<'_>,
+        inputs: &[Input],
+    ) -> Result<(CellMeasurement, ModelInfo, ModelIdentity), StageError> {
+        if self.backend.device != "cpu" {
+            return Err(StageError::Failed(format!(
+                "backend {}: candle is built for the CPU only; device {:?} is not available",
+                self.backend.name, self.backend.device
+            )));
+        }
+        let record_input = find_input(inputs, "model")?;
+        let record: ModelRecord = tables::read_json(ctx, record_input)?;
+        let object = |name: &str| -> Result<(std::path::PathBuf, String), StageError> {
+            let input = find_input(inputs, name)?;
+            Ok((ctx.store.object_path(&input.digest), input.digest.to_hex()))
+        };
+        let local_weights = || -> (Vec<std::path::PathBuf>, String) {
+            let files: Vec<_> = record
+                .files
+                .iter()
+                .filter(|f| f.role == "weights")
+                .collect();
+            let paths = files
+                .iter()
+                .filter_map(|f| f.path.as_ref().map(Into::into))
+                .collect();
+            let hash = if files.len() == 1 {
+                files[0].blake3.clone()
+            } else {
+                record.model_digest.clone()
+            };
+            (paths, hash)
+        };
+        let (files, format, weights_blake3) = if record.format == "gguf" {
+            let (paths, hash) = local_weights();
+            let path = paths.into_iter().next().ok_or_else(|| {
+                StageError::bad_input(record_input, "GGUF model record without a file")
+            })?;
+            (WeightFiles::Gguf(path), "gguf", hash)
+        } else if self.backend.dtype == Dtype::Q8_0 {
+            let (path, hash) = object("gguf")?;
+            (WeightFiles::Gguf(path), "gguf-export", hash)
+        } else if record.source == "synthetic" {
+            let (path, hash) = object("weights")?;
+            (WeightFiles::Safetensors(vec![path]), "safetensors", hash)
+        } else {
+            let (paths, hash) = local_weights();
+            (WeightFiles::Safetensors(paths), "safetensors", hash)
+        };
+        let seed = record.declaration.as_ref().map_or(0, |d| d.seed);
+        let request = WorkerRequest {
+            cell: self.cell.clone(),
+            info: record.info.clone(),
+            files,
+            dtype: self.backend.dtype,
+            threads: self.backend.threads,
+            scenario: self.scenario.clone(),
+            boundary: self.boundary.clone(),
+            prompts: harness::prompt_ids(&self.scenario, record.info.vocab, seed),
+        };
+        let measured = worker::measure_isolated(&request, ctx)?;
+        let identity = ModelIdentity {
+            source: record.source.clone(),
+            model_digest: record.model_digest.clone(),
+            weights_format: if format == "gguf-export" {
+                "gguf"
+            } else {
+                format
+            }
+            .into(),
+            weights_blake3,
+            stored_dtype: if format == "gguf-export" {
+                "q8_0".into()
+            } else {
+                record.stored_dtype.clone()
+            },
+        };
+        Ok((measured, record.info, identity))
     }
 }

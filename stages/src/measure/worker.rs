@@ -1,0 +1,219 @@
+//! Real backends measure in a child process: `assay measure-worker`.
+//!
+//! Why a process: candle (like OpenMP and ONNX Runtime) fixes its thread
+//! pool once per process from the environment, so a cell that asks for 1
+//! thread and one that asks for 2 cannot share a process; and a cold model
+//! load is only cold in a fresh process. The parent sends one JSON request
+//! on stdin; the child answers with JSON lines on stdout: progress, then
+//! the measurement or an error.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use serde::{Deserialize, Serialize};
+
+use super::candle::{CandleBackend, WeightFiles};
+use super::config::{Boundary, Dtype, Scenario};
+use super::harness::{self, Attribution, CellMeasurement, MonotonicClock};
+use super::model::ModelInfo;
+use crate::stage::{StageContext, StageError};
+use crate::tables::{EventRow, RunRow};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorkerRequest {
+    pub cell: String,
+    pub info: ModelInfo,
+    pub files: WeightFiles,
+    pub dtype: Dtype,
+    pub threads: u32,
+    pub scenario: Scenario,
+    pub boundary: Boundary,
+    pub prompts: Vec<Vec<u32>>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum WorkerMessage {
+    Progress(String),
+    Done {
+        events: Vec<EventRow>,
+        runs: Vec<RunRow>,
+        attribution: Attribution,
+    },
+    Failed(String),
+}
+
+/// The program and arguments that start a worker; set once by the binary.
+static WORKER: OnceLock<(PathBuf, Vec<String>)> = OnceLock::new();
+
+/// Register how to start a worker (the `assay` binary does this at startup).
+pub fn register(program: PathBuf, args: Vec<String>) {
+    let _ = WORKER.set((program, args));
+}
+
+/// Measure one cell in-process: the worker's body, and what library users
+/// and unit tests call directly (threads are then whatever candle chose).
+pub fn measure_here(
+    req: &WorkerRequest,
+    mut progress: impl FnMut(&str),
+    mut keep_going: impl FnMut() -> bool,
+) -> Result<Option<CellMeasurement>, String> {
+    let capacity = (req.scenario.prompt_tokens + req.scenario.gen_tokens) as usize;
+    let mut backend = CandleBackend::new(req.info.clone(), req.files.clone(), req.dtype, capacity);
+    let clock = MonotonicClock::new();
+    progress("load");
+    let warmup = req.boundary.warmup_runs;
+    harness::measure_cell(
+        &mut backend,
+        &clock,
+        &req.cell,
+        &req.scenario,
+        &req.boundary,
+        &req.prompts,
+        |rep, total| {
+            if rep < warmup {
+                progress(&format!("warmup {}/{}", rep + 1, warmup));
+            } else {
+                progress(&format!("run {}/{}", rep + 1 - warmup, total - warmup));
+            }
+            keep_going()
+        },
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// Entry point of `assay measure-worker`: request on stdin, JSON lines out.
+/// Returns the process exit code.
+pub fn worker_main() -> i32 {
+    let stdout = std::io::stdout();
+    let emit = |msg: &WorkerMessage| {
+        let mut out = stdout.lock();
+        let ok = serde_json::to_writer(&mut out, msg).is_ok() && writeln!(out).is_ok();
+        ok && out.flush().is_ok()
+    };
+    let req: WorkerRequest = match serde_json::from_reader(std::io::stdin().lock()) {
+        Ok(r) => r,
+        Err(e) => {
+            emit(&WorkerMessage::Failed(format!("bad worker request: {e}")));
+            return 2;
+        }
+    };
+    // The parent closing our stdout (it was cancelled) ends the cell.
+    let alive = std::cell::Cell::new(true);
+    let result = measure_here(
+        &req,
+        |p| alive.set(alive.get() && emit(&WorkerMessage::Progress(p.to_string()))),
+        || alive.get(),
+    );
+    match result {
+        Ok(Some(m)) => {
+            emit(&WorkerMessage::Done {
+                events: m.events,
+                runs: m.runs,
+                attribution: m.attribution,
+            });
+            0
+        }
+        Ok(None) => 130,
+        Err(e) => {
+            emit(&WorkerMessage::Failed(e));
+            1
+        }
+    }
+}
+
+/// Measure one cell in a worker process with the requested thread count,
+/// relaying progress and honouring cancellation. Without a registered
+/// worker (library use, unit tests) the cell is measured in this process.
+pub fn measure_isolated(
+    req: &WorkerRequest,
+    ctx: &StageContext<'_>,
+) -> Result<CellMeasurement, StageError> {
+    let Some((program, args)) = WORKER.get() else {
+        return measure_here(req, |p| ctx.progress(p), || !ctx.cancelled())
+            .map_err(StageError::Failed)?
+            .ok_or(StageError::Cancelled);
+    };
+    let threads = req.threads.to_string();
+    let mut child = Command::new(program)
+        .args(args)
+        .env("CANDLE_NUM_THREADS", &threads)
+        .env("RAYON_NUM_THREADS", &threads)
+        .env("OMP_NUM_THREADS", &threads)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            StageError::Failed(format!(
+                "cannot start measure worker {}: {e}",
+                program.display()
+            ))
+        })?;
+    let request = serde_json::to_vec(req).map_err(|e| StageError::Failed(e.to_string()))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A write error means the child died; its exit status says why.
+        let _ = stdin.write_all(&request);
+    }
+    // Drain stderr beside stdout so a chatty child cannot block on a full pipe.
+    let stderr = child.stderr.take();
+    let stderr_reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(mut s) = stderr {
+            let _ = std::io::Read::read_to_string(&mut s, &mut text);
+        }
+        text
+    });
+    let mut outcome: Option<Result<CellMeasurement, StageError>> = None;
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines() {
+            if ctx.cancelled() {
+                let _ = child.kill();
+                outcome = Some(Err(StageError::Cancelled));
+                break;
+            }
+            let Ok(line) = line else { break };
+            match serde_json::from_str::<WorkerMessage>(&line) {
+                Ok(WorkerMessage::Progress(p)) => ctx.progress(&p),
+                Ok(WorkerMessage::Done {
+                    events,
+                    runs,
+                    attribution,
+                }) => {
+                    outcome = Some(Ok(CellMeasurement {
+                        events,
+                        runs,
+                        attribution,
+                    }));
+                }
+                Ok(WorkerMessage::Failed(e)) => outcome = Some(Err(StageError::Failed(e))),
+                Err(e) => {
+                    outcome = Some(Err(StageError::Failed(format!(
+                        "measure worker sent a malformed message ({e}): {}",
+                        line.chars().take(200).collect::<String>()
+                    ))));
+                }
+            }
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|e| StageError::Failed(e.to_string()))?;
+    let stderr = stderr_reader.join().unwrap_or_default();
+    if ctx.cancelled() {
+        return Err(StageError::Cancelled);
+    }
+    match outcome {
+        Some(result) => result,
+        None => Err(StageError::Failed(format!(
+            "measure worker exited with {status} without a result{}",
+            if stderr.trim().is_empty() {
+                String::new()
+            } else {
+                format!(": {}", stderr.trim())
+            }
+        ))),
+    }
+}

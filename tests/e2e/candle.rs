@@ -1,0 +1,279 @@
+//! The real backend end to end: the quickstart's structure with tiny
+//! synthetic models, measured by candle in worker processes, through the
+//! `assay` binary.
+
+use serde_json::Value;
+
+use crate::support::{Workspace, assay};
+
+const QUICKSTART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../specs/quickstart.yaml");
+const FIXTURE_LLAMA: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../stages/tests/fixtures/reference/llama"
+);
+
+/// The quickstart with its two models shrunk (same names, so routing and
+/// fit still refer to them) and fewer repetitions: a debug build runs it
+/// in seconds.
+fn tiny_quickstart() -> Workspace {
+    let text = std::fs::read_to_string(QUICKSTART).unwrap();
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = if line.starts_with("  - { name: llama-4x256,") {
+            "  - { name: llama-4x256, synthetic: { arch: llama, layers: 2, hidden: 64, heads: 4, kv_heads: 2, vocab: 300, max_positions: 256, seed: 1 } }".to_string()
+        } else if line.starts_with("  - { name: llama-8x512,") {
+            "  - { name: llama-8x512, synthetic: { arch: llama, layers: 3, hidden: 96, heads: 4, kv_heads: 4, vocab: 300, max_positions: 256, seed: 1 } }".to_string()
+        } else if line.trim_start().starts_with("repetitions:") {
+            "  repetitions: 3".to_string()
+        } else {
+            line.to_string()
+        };
+        out.push(line);
+    }
+    let text = out.join("\n") + "\n";
+    assert!(
+        text.contains("hidden: 96") && text.contains("hidden: 64"),
+        "quickstart models changed"
+    );
+    Workspace::with_spec(&text)
+}
+
+fn lock(ws: &Workspace, name: &str) -> Value {
+    serde_json::from_slice(&std::fs::read(ws.path().join(format!("{name}.lock"))).unwrap()).unwrap()
+}
+
+fn object(ws: &Workspace, digest: &str) -> Vec<u8> {
+    std::fs::read(ws.store().join("objects").join(&digest[..2]).join(digest)).unwrap()
+}
+
+fn reports(ws: &Workspace) -> std::path::PathBuf {
+    ws.path().join("reports/quickstart")
+}
+
+#[test]
+fn quickstart_measures_for_real_with_tiny_models() {
+    let ws = tiny_quickstart();
+    let result = ws.run(&["--no-progress"]);
+    let ran = Workspace::nodes_with(&result, "ran");
+    for node in [
+        "prepare/llama-4x256",
+        "prepare/llama-8x512",
+        "bandwidth/cpu",
+        "measure/candle-cpu/llama-4x256/micro",
+        "measure/candle-cpu/llama-8x512/batch_short",
+        "report",
+    ] {
+        assert!(
+            ran.contains(&node.to_string()),
+            "{node} did not run: {ran:?}"
+        );
+    }
+    assert_eq!(result["failed"], 0);
+
+    // Every measure manifest records the machine, the weights and what ran.
+    let lock = lock(&ws, "spec.yaml");
+    let nodes = lock["nodes"].as_object().unwrap();
+    let measures: Vec<&Value> = nodes
+        .iter()
+        .filter(|(id, _)| id.starts_with("measure/"))
+        .map(|(_, n)| n)
+        .collect();
+    assert_eq!(measures.len(), 6);
+    let prepared: Value = serde_json::from_slice(&object(
+        &ws,
+        nodes["prepare/llama-8x512"]["outputs"]["model"]
+            .as_str()
+            .unwrap(),
+    ))
+    .unwrap();
+    for node in measures {
+        let m: Value =
+            serde_json::from_slice(&object(&ws, node["outputs"]["manifest"].as_str().unwrap()))
+                .unwrap();
+        assert_eq!(m["evidence"], "measured");
+        assert_eq!(m["clock"], "monotonic");
+        assert_eq!(m["actual"]["library"], "candle");
+        assert_eq!(
+            m["actual"]["threads"], m["requested"]["threads"],
+            "worker ignored the thread count"
+        );
+        assert_eq!(m["actual"]["dtype"], "f32");
+        assert!(m["started_unix_ms"].as_u64().unwrap() > 1_700_000_000_000);
+        let env = &m["environment"];
+        for field in [
+            "cpu_model",
+            "logical_cores",
+            "memory_bytes",
+            "os",
+            "kernel",
+            "rustc",
+            "assay_git_revision",
+        ] {
+            assert!(!env[field].is_null(), "environment.{field} missing");
+        }
+        assert_eq!(env["libraries"]["candle"], "0.11.1");
+        assert_eq!(m["weights"]["weights_format"], "safetensors");
+        assert_eq!(m["weights"]["weights_blake3"].as_str().unwrap().len(), 64);
+        assert_eq!(m["boundary"]["tokenization"], "excluded");
+        if m["model"] == "llama-8x512" {
+            assert_eq!(m["weights"]["model_digest"], prepared["model_digest"]);
+            assert_eq!(
+                m["model_info"]["parameter_count"],
+                prepared["info"]["parameter_count"]
+            );
+        }
+    }
+
+    // The report says measured and carries roofline claims.
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(reports(&ws).join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["evidence"], "measured");
+    let claims = report["claims"].as_array().unwrap();
+    let roofline: Vec<f64> = claims
+        .iter()
+        .filter(|c| c["id"].as_str().unwrap().starts_with("roofline/"))
+        .map(|c| c["value"].as_f64().unwrap())
+        .collect();
+    // One per decode summary row (a cell whose runs all degraded has none).
+    let decode_rows = claims
+        .iter()
+        .filter(|c| {
+            let id = c["id"].as_str().unwrap();
+            id.starts_with("latency/") && id.ends_with("/decode/median_ms")
+        })
+        .count();
+    assert!(decode_rows >= 1);
+    assert_eq!(roofline.len(), decode_rows);
+    assert!(
+        roofline.iter().all(|f| *f > 0.0 && f.is_finite()),
+        "{roofline:?}"
+    );
+
+    // Nothing changed: nothing runs, the report is byte-identical.
+    let before = std::fs::read(reports(&ws).join("report.md")).unwrap();
+    let again = ws.run(&["--no-progress"]);
+    assert!(Workspace::nodes_with(&again, "ran").is_empty(), "{again}");
+    assert_eq!(
+        before,
+        std::fs::read(reports(&ws).join("report.md")).unwrap()
+    );
+}
+
+#[test]
+fn q8_0_runs_the_gguf_export_and_local_models_load_in_place() {
+    let spec = format!(
+        r#"assay: 1
+id: local
+title: local and quantised
+question: Does q8_0 decode faster than f32 on this CPU?
+decision: Pick the dtype.
+boundary: {{ warmup_runs: 1, repetitions: 2 }}
+scenarios:
+  - {{ name: s, prompt_tokens: 6, batch: 1, gen_tokens: 4 }}
+models:
+  - {{ name: local-llama, path: {FIXTURE_LLAMA} }}
+  - {{ name: syn, synthetic: {{ arch: gpt2, layers: 1, hidden: 32, heads: 2, vocab: 300, max_positions: 32, seed: 2 }}, gguf: [f16] }}
+backends:
+  - {{ name: f32, kind: candle, dtype: f32, threads: 1 }}
+  - {{ name: q8, kind: candle, dtype: q8_0, threads: 1 }}
+outputs: {{ dir: reports/local, formats: [json] }}
+"#
+    );
+    let ws = Workspace::with_spec(&spec);
+    let result = ws.run(&["--no-progress"]);
+    let ran = Workspace::nodes_with(&result, "ran");
+    for node in [
+        "prepare/local-llama",
+        "export/local-llama/gguf-q8_0",
+        "export/syn/gguf-f16",
+        "export/syn/gguf-q8_0",
+        "measure/q8/local-llama/s",
+    ] {
+        assert!(
+            ran.contains(&node.to_string()),
+            "{node} did not run: {ran:?}"
+        );
+    }
+    let lock = lock(&ws, "spec.yaml");
+    let nodes = &lock["nodes"];
+    // The local model is hashed where it lies, not copied into the store.
+    let record: Value = serde_json::from_slice(&object(
+        &ws,
+        nodes["prepare/local-llama"]["outputs"]["model"]
+            .as_str()
+            .unwrap(),
+    ))
+    .unwrap();
+    assert_eq!(record["source"], "local");
+    assert!(
+        nodes["prepare/local-llama"]["outputs"]
+            .get("weights")
+            .is_none()
+    );
+    let weights = record["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["role"] == "weights")
+        .unwrap();
+    let on_disk =
+        blake3::hash(&std::fs::read(format!("{FIXTURE_LLAMA}/model.safetensors")).unwrap());
+    assert_eq!(weights["blake3"], on_disk.to_hex().as_str());
+    // 2 layers x (q,o 2*32*32 + k,v 2*32*16 + mlp 3*32*64 + norms 64)
+    // + embeddings and head 2*260*32 + final norm 32.
+    assert_eq!(
+        record["info"]["parameter_count"],
+        2 * 9280 + 2 * 260 * 32 + 32
+    );
+
+    let manifest = |node: &str| -> Value {
+        serde_json::from_slice(&object(
+            &ws,
+            nodes[node]["outputs"]["manifest"].as_str().unwrap(),
+        ))
+        .unwrap()
+    };
+    let q8 = manifest("measure/q8/local-llama/s");
+    assert_eq!(q8["weights"]["weights_format"], "gguf");
+    assert_eq!(q8["actual"]["dtype"], "q8_0");
+    assert_eq!(
+        q8["weights"]["weights_blake3"],
+        nodes["export/local-llama/gguf-q8_0"]["outputs"]["gguf"]
+    );
+    let f32 = manifest("measure/f32/local-llama/s");
+    assert_eq!(f32["weights"]["weights_format"], "safetensors");
+    assert_eq!(f32["weights"]["source"], "local");
+    assert_eq!(f32["weights"]["weights_blake3"], on_disk.to_hex().as_str());
+}
+
+#[test]
+fn candle_refuses_devices_it_was_not_built_for() {
+    let ws = tiny_quickstart();
+    ws.edit(
+        "    device: cpu\n    dtype: f32",
+        "    device: cuda:0\n    dtype: f32",
+    );
+    let out = assay(&["check", ws.spec.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("spec.yaml:") && err.contains("candle runs on the CPU only"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_missing_local_model_is_a_located_spec_error() {
+    let ws = tiny_quickstart();
+    ws.edit(
+        "  - { name: llama-4x256, synthetic: { arch: llama, layers: 2, hidden: 64, heads: 4, kv_heads: 2, vocab: 300, max_positions: 256, seed: 1 } }",
+        "  - { name: llama-4x256, path: models/nowhere }",
+    );
+    let out = assay(&["check", ws.spec.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("does not exist") && err.contains("models/nowhere"),
+        "{err}"
+    );
+}
