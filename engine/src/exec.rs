@@ -261,7 +261,9 @@ pub fn execute(
             }
             let inputs = gather_inputs(plan, idx, &results).unwrap_or_default();
             let key = node_key(node.stage.as_ref(), &inputs);
-            let force = opts.remeasure && node.stage.device().is_some();
+            // Remeasuring repeats what reads the machine (measurements and its
+            // bandwidth), not the deterministic model preparation.
+            let force = opts.remeasure && matches!(node.stage.kind(), "measure" | "bandwidth");
             let cached = if force {
                 None
             } else {

@@ -4,8 +4,8 @@
 //!
 //!   cargo bench -p assay-stages --bench harness_overhead
 //!
-//! Environment: ASSAY_BENCH_BLOCKS (default 10), ASSAY_BENCH_STEPS (decode
-//! steps per run, default 64). Target: at most 1% difference.
+//! Environment: ASSAY_BENCH_BLOCKS (default 40), ASSAY_BENCH_STEPS (decode
+//! steps per run, default 32). Target: at most 1% difference.
 
 use assay_stages::measure::Dtype;
 use assay_stages::measure::candle::{CandleBackend, WeightFiles};
@@ -33,8 +33,8 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 fn main() {
-    let blocks = env_usize("ASSAY_BENCH_BLOCKS", 10);
-    let steps = env_usize("ASSAY_BENCH_STEPS", 64) as u32;
+    let blocks = env_usize("ASSAY_BENCH_BLOCKS", 40);
+    let steps = env_usize("ASSAY_BENCH_STEPS", 32) as u32;
     let arch = SyntheticArch {
         arch: Arch::Llama,
         layers: 4,
@@ -71,46 +71,67 @@ fn main() {
         Dtype::F32,
         capacity,
     );
-    backend.load().expect("load");
     let clock = MonotonicClock::new();
 
-    // One untimed run of each kind first: caches, allocator, KV buffers.
+    // Both sides start from a fresh load, and the order alternates from
+    // block to block (ABBA), so neither always runs on a warmer machine.
+    // Block 0 of each is untimed: caches, allocator, KV buffers.
     let mut through_harness = Vec::new();
     let mut bare = Vec::new();
+    // Per block: median through the harness / median of the bare loop run
+    // right beside it. The median of these paired ratios is robust to the
+    // machine's load drifting between blocks.
+    let mut paired = Vec::new();
     for block in 0..=blocks {
-        // The harness: measure_cell owns the clock around each decode step.
-        let m = harness::measure_cell(
-            &mut backend,
-            &clock,
-            "bench",
-            &scenario,
-            &boundary,
-            &prompts,
-            |_, _| true,
-        )
-        .expect("measure")
-        .expect("not cancelled");
-        let h: Vec<f64> = m
-            .events
-            .iter()
-            .filter(|e| e.phase == "decode")
-            .map(|e| e.ns as f64)
-            .collect();
-
-        // The bare loop: the same calls, timed inline.
-        backend.reset();
-        backend.prefill(&prompts).expect("prefill");
-        let mut last = backend.sample().expect("sample");
-        let mut b = Vec::with_capacity(steps as usize);
-        for _ in 0..steps {
-            let t = Instant::now();
-            backend.decode_step(&last).expect("decode");
-            last = backend.sample().expect("sample");
-            b.push(t.elapsed().as_nanos() as f64);
+        let mut pair = [0.0f64; 2];
+        for side in 0..2 {
+            let harness_side = (side + block) % 2 == 0;
+            let steps_ns = if harness_side {
+                // The harness: measure_cell loads, then owns the clock
+                // around each decode step.
+                let m = harness::measure_cell(
+                    &mut backend,
+                    &clock,
+                    "bench",
+                    &scenario,
+                    &boundary,
+                    &prompts,
+                    |_, _| true,
+                )
+                .expect("measure")
+                .expect("not cancelled");
+                m.events
+                    .iter()
+                    .filter(|e| e.phase == "decode")
+                    .map(|e| e.ns as f64)
+                    .collect::<Vec<_>>()
+            } else {
+                // The bare loop: the same calls, timed inline.
+                backend.load().expect("load");
+                backend.reset();
+                backend.prefill(&prompts).expect("prefill");
+                let mut last = backend.sample().expect("sample");
+                let mut b = Vec::with_capacity(steps as usize);
+                for _ in 0..steps {
+                    let t = Instant::now();
+                    backend.decode_step(&last).expect("decode");
+                    last = backend.sample().expect("sample");
+                    b.push(t.elapsed().as_nanos() as f64);
+                }
+                b
+            };
+            if block > 0 {
+                let mut sorted = steps_ns.clone();
+                pair[usize::from(!harness_side)] = median(&mut sorted);
+                if harness_side {
+                    through_harness.extend(steps_ns);
+                } else {
+                    bare.extend(steps_ns);
+                }
+            }
         }
         if block > 0 {
-            through_harness.extend(h);
-            bare.extend(b);
+            paired.push(pair[0] / pair[1]);
         }
     }
     let mh = median(&mut through_harness) / 1e6;
@@ -121,8 +142,19 @@ fn main() {
     println!("  median decode step through the harness: {mh:.4} ms");
     println!("  median decode step in a bare loop:      {mb:.4} ms");
     println!(
-        "  ratio harness / bare: {:.4} ({:+.2}%)",
+        "  ratio of the pooled medians: {:.4} ({:+.2}%)",
         mh / mb,
         (mh / mb - 1.0) * 100.0
+    );
+    let mut sorted = paired.clone();
+    sorted.sort_by(f64::total_cmp);
+    let q = |p: f64| sorted[((sorted.len() - 1) as f64 * p).round() as usize];
+    let m = median(&mut paired);
+    println!(
+        "  median of {} paired block ratios: {m:.4} ({:+.2}%), interquartile {:.4}..{:.4}",
+        sorted.len(),
+        (m - 1.0) * 100.0,
+        q(0.25),
+        q(0.75)
     );
 }

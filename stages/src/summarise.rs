@@ -216,9 +216,15 @@ pub fn summarise_cell(
 pub fn decode_bytes_per_step(manifest: &Manifest) -> Option<f64> {
     let info = &manifest.model_info;
     let weight_bytes = dtype_bytes(&manifest.actual.dtype)?;
-    // Activations and the KV cache are f32 under quantised weights.
+    // The KV cache is in the compute dtype: f16/bf16 for a safetensors
+    // checkpoint cast to it, f32 on the GGUF path (weights dequantised or
+    // quantised matmuls over f32 activations).
+    let gguf = manifest
+        .weights
+        .as_ref()
+        .is_some_and(|w| w.weights_format == "gguf");
     let kv_bytes = match manifest.actual.dtype.as_str() {
-        "f16" | "bf16" => 2.0,
+        "f16" | "bf16" if !gguf => 2.0,
         _ => 4.0,
     };
     let s = &manifest.scenario;

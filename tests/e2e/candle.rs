@@ -277,3 +277,51 @@ fn a_missing_local_model_is_a_located_spec_error() {
         "{err}"
     );
 }
+
+/// Ctrl-C sent to `assay` alone (not its worker): the worker is stopped at
+/// its next run, the run exits 130, finished nodes stay, and a rerun
+/// completes from them.
+#[test]
+fn interrupting_a_real_measurement_keeps_finished_nodes() {
+    let ws = tiny_quickstart();
+    ws.edit("  repetitions: 3", "  repetitions: 2000");
+    let mut child = crate::support::assay_cmd()
+        .args(["run", ws.spec.to_str().unwrap(), "--json", "--no-progress"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // prepare x2 and bandwidth finish first; the first measure cell then runs
+    // for a long time.
+    let nodes = ws.store().join("nodes");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    while std::fs::read_dir(&nodes).map(|d| d.count()).unwrap_or(0) < 3 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "run ended before it could be interrupted"
+        );
+        assert!(std::time::Instant::now() < deadline, "no progress");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+
+    ws.edit("  repetitions: 2000", "  repetitions: 3");
+    let resumed = ws.run(&["--no-progress"]);
+    let cached = Workspace::nodes_with(&resumed, "cached");
+    for node in [
+        "prepare/llama-4x256",
+        "prepare/llama-8x512",
+        "bandwidth/cpu",
+    ] {
+        assert!(
+            cached.contains(&node.to_string()),
+            "{node} not kept: {resumed}"
+        );
+    }
+    assert_eq!(resumed["failed"], 0);
+}

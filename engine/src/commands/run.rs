@@ -179,7 +179,7 @@ pub fn plan(spec_path: &Path, store_arg: &StoreArg, remeasure: bool, json: bool)
             let cached = store
                 .as_ref()
                 .and_then(|s| s.cached_node(&key).ok().flatten());
-            let forced = remeasure && node.stage.device().is_some();
+            let forced = remeasure && matches!(node.stage.kind(), "measure" | "bandwidth");
             match cached {
                 Some(record) if !forced => {
                     known[idx.index()] = Some(record.outputs);
