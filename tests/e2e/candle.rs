@@ -149,6 +149,39 @@ fn quickstart_measures_for_real_with_tiny_models() {
         "{roofline:?}"
     );
 
+    // A roofline claim traces to the measuring manifest, the weights that
+    // ran and the machine's bandwidth.
+    let id = claims
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .find(|id| id.starts_with("roofline/"))
+        .unwrap();
+    let out = assay(&["trace", "--spec", ws.spec.to_str().unwrap(), "--json", id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let trace: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let hops: Vec<&str> = trace["chain"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["hop"].as_str().unwrap())
+        .collect();
+    for hop in ["summary", "raw", "manifest", "weights", "bandwidth"] {
+        assert!(hops.contains(&hop), "no {hop} hop in {hops:?}");
+    }
+    let weights = trace["chain"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["hop"] == "weights")
+        .unwrap();
+    assert!(weights["node"].as_str().unwrap().starts_with("prepare/"));
+    let prepare = &nodes[weights["node"].as_str().unwrap()]["outputs"]["weights"];
+    assert_eq!(&weights["digest"], prepare);
+
     // Nothing changed: nothing runs, the report is byte-identical.
     let before = std::fs::read(reports(&ws).join("report.md")).unwrap();
     let again = ws.run(&["--no-progress"]);

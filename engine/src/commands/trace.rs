@@ -322,7 +322,48 @@ fn build_chain(claim: &Claim, store: &Store, lock: &Lockfile) -> Result<Vec<Valu
                     machine
                 ),
             }));
+            // The weights that ran: the prepare (or GGUF export) node that made them.
+            let w = &m["weights"];
+            if !w.is_null() {
+                let model = m["model"].as_str().unwrap_or("?");
+                let producer = if w["weights_format"] == "gguf" && w["source"] == "synthetic" {
+                    format!(
+                        "export/{model}/gguf-{}",
+                        w["stored_dtype"].as_str().unwrap_or("?")
+                    )
+                } else {
+                    format!("prepare/{model}")
+                };
+                chain.push(json!({
+                    "hop": "weights",
+                    "node": producer,
+                    "key": key_of(&producer),
+                    "artifact": w["weights_format"],
+                    "digest": w["weights_blake3"],
+                    "detail": format!(
+                        "{} model, {} {}, model digest {}",
+                        w["source"].as_str().unwrap_or("?"),
+                        w["weights_format"].as_str().unwrap_or("?"),
+                        w["stored_dtype"].as_str().unwrap_or("?"),
+                        w["model_digest"].as_str().unwrap_or("?")
+                    ),
+                }));
+            }
         }
+    }
+    // A roofline claim also rests on the machine's measured bandwidth.
+    if claim.id.starts_with("roofline/")
+        && let Some(entry) = lock.nodes.get("bandwidth/cpu")
+        && let Some(digest) = entry.outputs.get("bandwidth")
+    {
+        chain.push(json!({
+            "hop": "bandwidth",
+            "node": "bandwidth/cpu",
+            "key": entry.key,
+            "artifact": "bandwidth",
+            "digest": digest,
+            "detail": "STREAM-style copy of this machine, the roofline's denominator",
+        }));
     }
     Ok(chain)
 }

@@ -319,10 +319,10 @@ pub fn model_info(name: &str, content: &gguf_file::Content) -> Result<ModelInfo,
     let max_positions = num("context_length")?;
     let streamed = match arch {
         Arch::Llama if content.tensor_infos.contains_key("output.weight") => {
-            parameter_count - u64::from(vocab) * u64::from(n_embd)
+            parameter_count.saturating_sub(u64::from(vocab) * u64::from(n_embd))
         }
         Arch::Llama => parameter_count,
-        Arch::Gpt2 => parameter_count - u64::from(max_positions) * u64::from(n_embd),
+        Arch::Gpt2 => parameter_count.saturating_sub(u64::from(max_positions) * u64::from(n_embd)),
     };
     Ok(ModelInfo {
         name: name.to_string(),

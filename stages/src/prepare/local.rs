@@ -207,7 +207,7 @@ pub fn hf_model_info(
                 arch,
                 parameter_count,
                 streamed_parameters: if has_lm_head {
-                    parameter_count - u64::from(vocab) * u64::from(hidden)
+                    parameter_count.saturating_sub(u64::from(vocab) * u64::from(hidden))
                 } else {
                     parameter_count
                 },
@@ -230,7 +230,8 @@ pub fn hf_model_info(
                 name: name.into(),
                 arch,
                 parameter_count,
-                streamed_parameters: parameter_count - u64::from(positions) * u64::from(hidden),
+                streamed_parameters: parameter_count
+                    .saturating_sub(u64::from(positions) * u64::from(hidden)),
                 n_layer: need(&["n_layer"])?,
                 n_embd: hidden,
                 n_head: heads,
@@ -262,4 +263,66 @@ pub fn hf_model_info(
         other => other.to_string(),
     };
     Ok((info, stored))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layouts_and_their_errors_name_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let err = layout(&d.join("missing")).unwrap_err();
+        assert!(err.contains("missing"), "{err}");
+        assert!(layout(d).unwrap_err().contains("no config.json"));
+        std::fs::write(d.join("config.json"), "{}").unwrap();
+        assert!(layout(d).unwrap_err().contains("no *.safetensors"));
+        std::fs::write(d.join("b.safetensors"), b"").unwrap();
+        std::fs::write(d.join("a.safetensors"), b"").unwrap();
+        match layout(d).unwrap() {
+            LocalLayout::HfDir {
+                shards, tokenizer, ..
+            } => {
+                assert_eq!(
+                    shards,
+                    vec![d.join("a.safetensors"), d.join("b.safetensors")]
+                );
+                assert_eq!(tokenizer, None);
+            }
+            other => panic!("{other:?}"),
+        }
+        std::fs::write(d.join("model.bin"), b"x").unwrap();
+        assert!(
+            layout(&d.join("model.bin"))
+                .unwrap_err()
+                .contains("must be GGUF")
+        );
+        std::fs::write(d.join("m.gguf"), b"x").unwrap();
+        assert_eq!(
+            layout(&d.join("m.gguf")).unwrap(),
+            LocalLayout::Gguf(d.join("m.gguf"))
+        );
+    }
+
+    #[test]
+    fn a_corrupt_checkpoint_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("x.safetensors");
+        std::fs::write(&f, u64::MAX.to_le_bytes()).unwrap();
+        assert!(
+            safetensors_header(&f)
+                .unwrap_err()
+                .contains("x.safetensors")
+        );
+        std::fs::write(&f, [4, 0, 0, 0, 0, 0, 0, 0, b'{', b'x']).unwrap();
+        assert!(safetensors_header(&f).is_err());
+        let config = dir.path().join("config.json");
+        std::fs::write(&config, r#"{"model_type": "bert"}"#).unwrap();
+        let err = hf_model_info("m", &config, &[]).unwrap_err();
+        assert!(err.contains("bert") && err.contains("config.json"), "{err}");
+        std::fs::write(&config, r#"{"model_type": "llama", "hidden_size": 64}"#).unwrap();
+        let err = hf_model_info("m", &config, &[]).unwrap_err();
+        assert!(err.contains("num_attention_heads"), "{err}");
+    }
 }
