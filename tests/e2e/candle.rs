@@ -358,3 +358,129 @@ fn interrupting_a_real_measurement_keeps_finished_nodes() {
     }
     assert_eq!(resumed["failed"], 0);
 }
+
+/// A GGUF file used as a local model runs through the quantised path, and a
+/// backend that asked for another dtype is shown as attribution drift:
+/// requested f32, ran q8_0, every run degraded, never averaged in.
+#[test]
+fn a_local_gguf_model_runs_and_dtype_drift_is_degraded() {
+    // First make a q8_0 GGUF file with a synthetic model's export.
+    let make = Workspace::with_spec(
+        r#"assay: 1
+id: make
+title: make a gguf
+question: q
+decision: d
+boundary: { warmup_runs: 0, repetitions: 1 }
+scenarios:
+  - { name: s, prompt_tokens: 4, batch: 1, gen_tokens: 2 }
+models:
+  - { name: m, synthetic: { arch: llama, layers: 1, hidden: 32, heads: 2, vocab: 300, max_positions: 32, seed: 5 }, gguf: [q8_0] }
+backends:
+  - { name: f32, kind: candle, threads: 1 }
+outputs: { dir: reports/make, formats: [json] }
+"#,
+    );
+    make.run(&["--no-progress"]);
+    let digest = lock(&make, "spec.yaml")["nodes"]["export/m/gguf-q8_0"]["outputs"]["gguf"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let ws = Workspace::with_spec(
+        r#"assay: 1
+id: gguf
+title: a local gguf
+question: q
+decision: d
+boundary: { warmup_runs: 0, repetitions: 3 }
+scenarios:
+  - { name: s, prompt_tokens: 4, batch: 1, gen_tokens: 3 }
+models:
+  - { name: local, path: m.gguf }
+backends:
+  - { name: q8, kind: candle, dtype: q8_0, threads: 1 }
+  - { name: f32, kind: candle, dtype: f32, threads: 1 }
+outputs: { dir: reports/gguf, formats: [json] }
+"#,
+    );
+    std::fs::write(ws.path().join("m.gguf"), object(&make, &digest)).unwrap();
+    let result = ws.run(&["--no-progress"]);
+    assert_eq!(result["failed"], 0, "{result}");
+    let nodes = &lock(&ws, "spec.yaml")["nodes"];
+    assert!(
+        nodes.get("export/local/gguf-q8_0").is_none(),
+        "a GGUF model is not exported again"
+    );
+    let record: Value = serde_json::from_slice(&object(
+        &ws,
+        nodes["prepare/local"]["outputs"]["model"].as_str().unwrap(),
+    ))
+    .unwrap();
+    assert_eq!(
+        (record["format"].as_str(), record["stored_dtype"].as_str()),
+        (Some("gguf"), Some("q8_0"))
+    );
+    assert_eq!(record["files"][0]["blake3"], digest.as_str());
+
+    let manifest = |node: &str| -> Value {
+        serde_json::from_slice(&object(
+            &ws,
+            nodes[node]["outputs"]["manifest"].as_str().unwrap(),
+        ))
+        .unwrap()
+    };
+    let f32 = manifest("measure/f32/local/s");
+    assert_eq!(f32["requested"]["dtype"], "f32");
+    assert_eq!(f32["actual"]["dtype"], "q8_0");
+    assert_eq!(manifest("measure/q8/local/s")["actual"]["dtype"], "q8_0");
+
+    // validate: the f32 cell's runs are degraded for the drift, the q8 cell's are not.
+    let validation = nodes["validate"]["outputs"]["validation"].as_str().unwrap();
+    let out = assay(&[
+        "show",
+        validation,
+        "--spec",
+        ws.spec.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let status = |cell: &str| -> Vec<(String, String)> {
+        rows.iter()
+            .filter(|r| r["cell"] == cell)
+            .map(|r| {
+                (
+                    r["status"].as_str().unwrap().to_string(),
+                    r["reasons"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let drift = status("f32/local/s");
+    assert_eq!(drift.len(), 3);
+    assert!(
+        drift
+            .iter()
+            .all(|(s, r)| s == "degraded" && r.contains("attribution")),
+        "{drift:?}"
+    );
+    assert!(
+        status("q8/local/s")
+            .iter()
+            .all(|(s, _)| s == "ok" || s == "degraded")
+    );
+    assert!(
+        status("q8/local/s")
+            .iter()
+            .all(|(_, r)| !r.contains("attribution"))
+    );
+}
