@@ -13,9 +13,15 @@ test:
 ci:
     bash .ci/run
 
-# Benchmarks (release): cached rerun vs DVC, planning at scale.
+# Benchmarks (release): cached rerun vs DVC, planning at scale, harness overhead.
 bench:
     cargo bench -p assay-engine
+    cargo bench -p assay-stages --bench harness_overhead
+
+# Regenerate the numpy reference logits of the candle models (needs numpy).
+reference:
+    cargo test -p assay-stages --test reference -- --ignored write_fixture_models
+    for m in llama gpt2; do python3 stages/tests/fixtures/reference/reference.py stages/tests/fixtures/reference/$m 5,17,42,99,3,250,7,64 11,23,200,4 > stages/tests/fixtures/reference/$m.logits.json; done
 
 # Regenerate the checked-in JSON Schemas from the Rust types.
 schemas:
