@@ -326,14 +326,19 @@ fn build_chain(claim: &Claim, store: &Store, lock: &Lockfile) -> Result<Vec<Valu
             let w = &m["weights"];
             if !w.is_null() {
                 let model = m["model"].as_str().unwrap_or("?");
-                let producer = if w["weights_format"] == "gguf" && w["source"] == "synthetic" {
-                    format!(
-                        "export/{model}/gguf-{}",
-                        w["stored_dtype"].as_str().unwrap_or("?")
-                    )
-                } else {
-                    format!("prepare/{model}")
-                };
+                // The node whose stored output is the file that ran (a
+                // prepare or export node); a local model's own file was
+                // hashed by its prepare node.
+                let blake = w["weights_blake3"].as_str().unwrap_or("");
+                let producer = lock
+                    .nodes
+                    .iter()
+                    .find(|(id, e)| {
+                        (id.starts_with("prepare/") || id.starts_with("export/"))
+                            && e.outputs.values().any(|d| d.to_hex() == blake)
+                    })
+                    .map(|(id, _)| id.clone())
+                    .unwrap_or_else(|| format!("prepare/{model}"));
                 chain.push(json!({
                     "hop": "weights",
                     "node": producer,

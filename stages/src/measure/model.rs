@@ -94,6 +94,28 @@ pub struct ModelInfo {
 }
 
 impl ModelInfo {
+    /// The structural facts a model implementation relies on: heads divide
+    /// the hidden size, KV heads divide heads, nothing is zero, and llama's
+    /// rotary head size is even.
+    pub fn check_shape(&self) -> Result<(), String> {
+        let (h, heads, kv) = (self.n_embd, self.n_head, self.n_kv_head);
+        if h == 0 || heads == 0 || kv == 0 || self.n_layer == 0 || self.vocab == 0 {
+            return Err(format!(
+                "hidden {h}, heads {heads}, KV heads {kv}, layers {}, vocab {}: none may be zero",
+                self.n_layer, self.vocab
+            ));
+        }
+        if h % heads != 0 || heads % kv != 0 {
+            return Err(format!(
+                "hidden size {h} / heads {heads} / KV heads {kv} do not divide evenly"
+            ));
+        }
+        if self.arch == Arch::Llama && !self.head_dim().is_multiple_of(2) {
+            return Err(format!("llama head size {} must be even", self.head_dim()));
+        }
+        Ok(())
+    }
+
     pub fn head_dim(&self) -> u32 {
         self.n_embd / self.n_head.max(1)
     }

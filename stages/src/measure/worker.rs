@@ -45,6 +45,9 @@ enum WorkerMessage {
     Failed(String),
 }
 
+/// How often the parent checks for Ctrl-C while a worker is busy.
+const CANCEL_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// The program and arguments that start a worker; set once by the binary.
 static WORKER: OnceLock<(PathBuf, Vec<String>)> = OnceLock::new();
 
@@ -153,10 +156,6 @@ pub fn measure_isolated(
             ))
         })?;
     let request = serde_json::to_vec(req).map_err(|e| StageError::Failed(e.to_string()))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A write error means the child died; its exit status says why.
-        let _ = stdin.write_all(&request);
-    }
     // Drain stderr beside stdout so a chatty child cannot block on a full pipe.
     let stderr = child.stderr.take();
     let stderr_reader = std::thread::spawn(move || {
@@ -166,41 +165,61 @@ pub fn measure_isolated(
         }
         text
     });
-    let mut outcome: Option<Result<CellMeasurement, StageError>> = None;
-    if let Some(stdout) = child.stdout.take() {
-        for line in BufReader::new(stdout).lines() {
-            if ctx.cancelled() {
-                let _ = child.kill();
-                outcome = Some(Err(StageError::Cancelled));
-                break;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A write error means the child died; its exit status says why.
+        let _ = stdin.write_all(&request);
+    }
+    // Lines arrive on a thread, so that a cancel is acted on within
+    // CANCEL_POLL even while the child is busy inside a long run.
+    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+    let stdout = child.stdout.take();
+    let stdout_reader = std::thread::spawn(move || {
+        if let Some(stdout) = stdout {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if lines_tx.send(line).is_err() {
+                    break;
+                }
             }
-            let Ok(line) = line else { break };
-            match serde_json::from_str::<WorkerMessage>(&line) {
-                Ok(WorkerMessage::Progress(p)) => ctx.progress(&p),
-                Ok(WorkerMessage::Done {
+        }
+    });
+    let mut outcome: Option<Result<CellMeasurement, StageError>> = None;
+    loop {
+        if ctx.cancelled() {
+            let _ = child.kill();
+            outcome = Some(Err(StageError::Cancelled));
+            break;
+        }
+        let line = match lines.recv_timeout(CANCEL_POLL) {
+            Ok(line) => line,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        match serde_json::from_str::<WorkerMessage>(&line) {
+            Ok(WorkerMessage::Progress(p)) => ctx.progress(&p),
+            Ok(WorkerMessage::Done {
+                events,
+                runs,
+                attribution,
+            }) => {
+                outcome = Some(Ok(CellMeasurement {
                     events,
                     runs,
                     attribution,
-                }) => {
-                    outcome = Some(Ok(CellMeasurement {
-                        events,
-                        runs,
-                        attribution,
-                    }));
-                }
-                Ok(WorkerMessage::Failed(e)) => outcome = Some(Err(StageError::Failed(e))),
-                Err(e) => {
-                    outcome = Some(Err(StageError::Failed(format!(
-                        "measure worker sent a malformed message ({e}): {}",
-                        line.chars().take(200).collect::<String>()
-                    ))));
-                }
+                }));
+            }
+            Ok(WorkerMessage::Failed(e)) => outcome = Some(Err(StageError::Failed(e))),
+            Err(e) => {
+                outcome = Some(Err(StageError::Failed(format!(
+                    "measure worker sent a malformed message ({e}): {}",
+                    line.chars().take(200).collect::<String>()
+                ))));
             }
         }
     }
     let status = child
         .wait()
         .map_err(|e| StageError::Failed(e.to_string()))?;
+    let _ = stdout_reader.join();
     let stderr = stderr_reader.join().unwrap_or_default();
     if ctx.cancelled() {
         return Err(StageError::Cancelled);

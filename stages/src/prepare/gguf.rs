@@ -11,7 +11,7 @@ use candle_core::quantized::{
 };
 use candle_core::{DType, Tensor};
 
-use crate::measure::candle::weights::SafetensorsSource;
+use crate::measure::candle::weights::{SafetensorsSource, WeightSource};
 use crate::measure::model::{Arch, ModelInfo};
 use crate::prepare::synthetic::{BOS, EOS, UNK, vocab_tokens};
 
@@ -212,7 +212,8 @@ pub fn export(
         Arch::Llama => "llama",
         Arch::Gpt2 => "gpt2",
     };
-    let has_output = info.arch == Arch::Llama;
+    // A llama checkpoint with tied embeddings has no separate head.
+    let has_output = info.arch == Arch::Llama && src.has("output.weight");
     let mut tensors: Vec<(String, QTensor)> = Vec::new();
     for tname in tensor_names(info, has_output) {
         let mut t = src.torch_layout(&tname).map_err(e)?;
@@ -324,7 +325,7 @@ pub fn model_info(name: &str, content: &gguf_file::Content) -> Result<ModelInfo,
         Arch::Llama => parameter_count,
         Arch::Gpt2 => parameter_count.saturating_sub(u64::from(max_positions) * u64::from(n_embd)),
     };
-    Ok(ModelInfo {
+    let info = ModelInfo {
         name: name.to_string(),
         arch,
         parameter_count,
@@ -341,5 +342,7 @@ pub fn model_info(name: &str, content: &gguf_file::Content) -> Result<ModelInfo,
             Arch::Gpt2 => float("attention.layer_norm_epsilon", 1e-5),
         },
         rope_theta: float("rope.freq_base", 10_000.0),
-    })
+    };
+    info.check_shape()?;
+    Ok(info)
 }

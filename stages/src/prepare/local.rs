@@ -45,6 +45,24 @@ pub fn layout(path: &Path) -> Result<LocalLayout, String> {
         .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
         .collect();
     shards.sort();
+    // Some repositories ship a consolidated copy beside the HF shards: the
+    // index, when present, names the shards; otherwise prefer `model*`.
+    let index = path.join("model.safetensors.index.json");
+    if let Ok(text) = std::fs::read_to_string(&index) {
+        let v: Value =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", index.display()))?;
+        let named: std::collections::BTreeSet<&str> = v["weight_map"]
+            .as_object()
+            .map(|m| m.values().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        shards.retain(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| named.contains(n))
+        });
+    } else if shards.iter().any(|p| is_model_shard(p)) {
+        shards.retain(|p| is_model_shard(p));
+    }
     if shards.is_empty() {
         return Err(format!("{}: no *.safetensors weights", path.display()));
     }
@@ -54,6 +72,12 @@ pub fn layout(path: &Path) -> Result<LocalLayout, String> {
         shards,
         tokenizer,
     })
+}
+
+fn is_model_shard(p: &Path) -> bool {
+    p.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("model"))
 }
 
 impl LocalLayout {
@@ -170,6 +194,29 @@ pub fn hf_model_info(
             )
         })
     };
+    // Features the candle models do not implement: refuse rather than
+    // measure a different model.
+    if !c["rope_scaling"].is_null() {
+        return Err(format!(
+            "{}: rope_scaling is not supported",
+            config.display()
+        ));
+    }
+    for flag in ["attention_bias", "mlp_bias"] {
+        if c[flag].as_bool() == Some(true) {
+            return Err(format!("{}: {flag} is not supported", config.display()));
+        }
+    }
+    if let Some(hd) = c["head_dim"].as_u64()
+        && let (Some(h), Some(n)) = (c["hidden_size"].as_u64(), c["num_attention_heads"].as_u64())
+        && n > 0
+        && hd != h / n
+    {
+        return Err(format!(
+            "{}: head_dim {hd} differs from hidden_size / num_attention_heads; not supported",
+            config.display()
+        ));
+    }
     let model_type = c["model_type"].as_str().unwrap_or("");
     let arch = match model_type {
         "llama" | "mistral" => Arch::Llama,
@@ -244,19 +291,8 @@ pub fn hf_model_info(
             }
         }
     };
-    if info.n_head == 0
-        || info.n_embd % info.n_head != 0
-        || info.n_kv_head == 0
-        || info.n_head % info.n_kv_head != 0
-    {
-        return Err(format!(
-            "{}: hidden size {} / heads {} / KV heads {} do not divide evenly",
-            config.display(),
-            info.n_embd,
-            info.n_head,
-            info.n_kv_head
-        ));
-    }
+    info.check_shape()
+        .map_err(|e| format!("{}: {e}", config.display()))?;
     let stored = match stored.as_str() {
         "f32" | "f16" | "bf16" => stored,
         "float32" => "f32".into(),
@@ -292,6 +328,26 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        // A consolidated copy beside `model*` shards is left out; an index
+        // names exactly the shards it maps.
+        std::fs::write(d.join("model-1.safetensors"), b"").unwrap();
+        let shards = |l: LocalLayout| match l {
+            LocalLayout::HfDir { shards, .. } => shards,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            shards(layout(d).unwrap()),
+            vec![d.join("model-1.safetensors")]
+        );
+        std::fs::write(
+            d.join("model.safetensors.index.json"),
+            r#"{"weight_map": {"x": "a.safetensors", "y": "b.safetensors"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            shards(layout(d).unwrap()),
+            vec![d.join("a.safetensors"), d.join("b.safetensors")]
+        );
         std::fs::write(d.join("model.bin"), b"x").unwrap();
         assert!(
             layout(&d.join("model.bin"))
@@ -321,6 +377,26 @@ mod tests {
         std::fs::write(&config, r#"{"model_type": "bert"}"#).unwrap();
         let err = hf_model_info("m", &config, &[]).unwrap_err();
         assert!(err.contains("bert") && err.contains("config.json"), "{err}");
+        std::fs::write(
+            &config,
+            r#"{"model_type": "llama", "rope_scaling": {"type": "llama3"}}"#,
+        )
+        .unwrap();
+        assert!(
+            hf_model_info("m", &config, &[])
+                .unwrap_err()
+                .contains("rope_scaling")
+        );
+        std::fs::write(
+            &config,
+            r#"{"model_type": "llama", "hidden_size": 64, "num_attention_heads": 3, "num_hidden_layers": 1, "vocab_size": 9, "intermediate_size": 8, "max_position_embeddings": 8}"#,
+        )
+        .unwrap();
+        assert!(
+            hf_model_info("m", &config, &[])
+                .unwrap_err()
+                .contains("divide evenly")
+        );
         std::fs::write(&config, r#"{"model_type": "llama", "hidden_size": 64}"#).unwrap();
         let err = hf_model_info("m", &config, &[]).unwrap_err();
         assert!(err.contains("num_attention_heads"), "{err}");

@@ -193,9 +193,13 @@ impl WeightSource for GgufSource<'_> {
         for (name, info) in &self.content.tensor_infos {
             if name.starts_with("blk.") && name.ends_with(".weight") && info.shape.dims().len() == 2
             {
-                *counts
-                    .entry(ggml_name(info.ggml_dtype).to_string())
-                    .or_default() += 1;
+                // candle dequantises f16/bf16 GGUF weights to f32 at load
+                // (QMatMul::from_arc): that is what streams and computes.
+                let ty = match info.ggml_dtype {
+                    GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => "f32",
+                    other => ggml_name(other),
+                };
+                *counts.entry(ty.to_string()).or_default() += 1;
             }
         }
         counts
