@@ -74,6 +74,14 @@ pub fn layout(path: &Path) -> Result<LocalLayout, String> {
     })
 }
 
+/// Tensors some checkpoints store that are not parameters: GPT-2's causal
+/// mask buffers and old llama rotary frequency tables.
+fn is_buffer(name: &str) -> bool {
+    name.ends_with(".attn.bias") && !name.contains("c_attn")
+        || name.ends_with(".attn.masked_bias")
+        || name.ends_with("rotary_emb.inv_freq")
+}
+
 fn is_model_shard(p: &Path) -> bool {
     p.file_name()
         .and_then(|n| n.to_str())
@@ -232,7 +240,10 @@ pub fn hf_model_info(
     let mut dtypes = std::collections::BTreeMap::<String, u64>::new();
     let mut has_lm_head = false;
     for shard in shards {
-        for (tname, dtype, shape) in safetensors_header(shard)? {
+        for (tname, dtype, shape) in safetensors_header(shard)?
+            .into_iter()
+            .filter(|(n, _, _)| !is_buffer(n))
+        {
             let n: u64 = shape.iter().product();
             parameter_count += n;
             *dtypes.entry(dtype).or_default() += n;
@@ -359,6 +370,13 @@ mod tests {
             layout(&d.join("m.gguf")).unwrap(),
             LocalLayout::Gguf(d.join("m.gguf"))
         );
+    }
+
+    #[test]
+    fn buffers_are_not_parameters() {
+        assert!(is_buffer("h.3.attn.bias") && is_buffer("transformer.h.0.attn.masked_bias"));
+        assert!(is_buffer("model.layers.0.self_attn.rotary_emb.inv_freq"));
+        assert!(!is_buffer("h.3.attn.c_attn.bias") && !is_buffer("h.3.attn.c_proj.bias"));
     }
 
     #[test]

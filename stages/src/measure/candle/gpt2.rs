@@ -43,11 +43,11 @@ pub struct Gpt2 {
     blocks: Vec<Block>,
     ln_f: Norm,
     lm_head: Linear,
-    pub(crate) capacity: usize,
+    capacity: usize,
 }
 
 impl Gpt2 {
-    pub fn load(info: &ModelInfo, src: &mut dyn WeightSource) -> Result<Self> {
+    pub fn load(info: &ModelInfo, src: &mut dyn WeightSource, capacity: usize) -> Result<Self> {
         let mut blocks = Vec::with_capacity(info.n_layer as usize);
         for i in 0..info.n_layer {
             let lin = |src: &mut dyn WeightSource, part: &str| {
@@ -79,7 +79,7 @@ impl Gpt2 {
             blocks,
             ln_f: Norm::load(src, "output_norm")?,
             lm_head,
-            capacity: info.max_positions as usize,
+            capacity,
         })
     }
 

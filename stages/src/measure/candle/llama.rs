@@ -29,11 +29,11 @@ pub struct Llama {
     lm_head: Linear,
     rope: Rope,
     dtype: DType,
-    pub(crate) capacity: usize,
+    capacity: usize,
 }
 
 impl Llama {
-    pub fn load(info: &ModelInfo, src: &mut dyn WeightSource) -> Result<Self> {
+    pub fn load(info: &ModelInfo, src: &mut dyn WeightSource, capacity: usize) -> Result<Self> {
         let dtype = src.dtype();
         let mut blocks = Vec::with_capacity(info.n_layer as usize);
         for i in 0..info.n_layer {
@@ -64,14 +64,14 @@ impl Llama {
             lm_head,
             rope: Rope::new(
                 info.head_dim() as usize,
-                info.max_positions as usize,
+                capacity,
                 info.rope_theta,
                 src.interleaved_rope(),
                 dtype,
                 &Device::Cpu,
             )?,
             dtype,
-            capacity: info.max_positions as usize,
+            capacity,
         })
     }
 

@@ -39,10 +39,17 @@ pub enum CausalLm {
 }
 
 impl CausalLm {
-    pub fn load(info: &ModelInfo, src: &mut dyn WeightSource) -> candle_core::Result<Self> {
+    /// `capacity`: the most positions one sequence will use; the KV cache
+    /// and rotary tables are sized for it, not for the model's whole context.
+    pub fn load(
+        info: &ModelInfo,
+        src: &mut dyn WeightSource,
+        capacity: usize,
+    ) -> candle_core::Result<Self> {
+        let capacity = capacity.clamp(1, info.max_positions.max(1) as usize);
         Ok(match info.arch {
-            Arch::Llama => CausalLm::Llama(llama::Llama::load(info, src)?),
-            Arch::Gpt2 => CausalLm::Gpt2(gpt2::Gpt2::load(info, src)?),
+            Arch::Llama => CausalLm::Llama(llama::Llama::load(info, src, capacity)?),
+            Arch::Gpt2 => CausalLm::Gpt2(gpt2::Gpt2::load(info, src, capacity)?),
         })
     }
 
@@ -59,13 +66,6 @@ impl CausalLm {
             CausalLm::Gpt2(m) => m.reset(),
         }
     }
-
-    pub fn set_capacity(&mut self, tokens: usize) {
-        match self {
-            CausalLm::Llama(m) => m.capacity = tokens,
-            CausalLm::Gpt2(m) => m.capacity = tokens,
-        }
-    }
 }
 
 /// Load a model from its files in the given compute dtype (ignored for
@@ -75,6 +75,7 @@ pub fn load_model(
     info: &ModelInfo,
     files: &WeightFiles,
     dtype: DType,
+    capacity: usize,
 ) -> Result<(CausalLm, String), BackendError> {
     let fail = |what: &str, e: &dyn std::fmt::Display| {
         let text = e.to_string();
@@ -98,16 +99,16 @@ pub fn load_model(
             let refs: Vec<&[u8]> = shards.iter().map(Vec::as_slice).collect();
             let mut src = SafetensorsSource::new(info.arch, dtype, &refs)
                 .map_err(|e| fail("parsing safetensors", &e))?;
-            let model =
-                CausalLm::load(info, &mut src).map_err(|e| fail("building the model", &e))?;
+            let model = CausalLm::load(info, &mut src, capacity)
+                .map_err(|e| fail("building the model", &e))?;
             Ok((model, src.weight_type()))
         }
         WeightFiles::Gguf(path) => {
             let bytes = std::fs::read(path)
                 .map_err(|e| fail(&format!("reading {}", path.display()), &e))?;
             let mut src = GgufSource::new(&bytes).map_err(|e| fail("parsing GGUF", &e))?;
-            let model =
-                CausalLm::load(info, &mut src).map_err(|e| fail("building the model", &e))?;
+            let model = CausalLm::load(info, &mut src, capacity)
+                .map_err(|e| fail("building the model", &e))?;
             Ok((model, src.weight_type()))
         }
     }
@@ -156,11 +157,13 @@ impl CandleBackend {
 
     fn run(&mut self, ids: Vec<u32>, batch: usize) -> Result<(), BackendError> {
         let t = ids.len() / batch.max(1);
-        if self.pos + t > self.info.max_positions as usize {
+        if self.pos + t > self.positions() {
             return Err(BackendError::Failed(format!(
-                "context full: {} tokens exceed the model's {} positions",
+                "context full: {} tokens exceed the {} positions this cell allows (model: {}, prompt + generation: {})",
                 self.pos + t,
-                self.info.max_positions
+                self.positions(),
+                self.info.max_positions,
+                self.capacity
             )));
         }
         let ids = Tensor::from_vec(ids, (batch, t), &Device::Cpu).map_err(candle_err)?;
@@ -169,6 +172,11 @@ impl CandleBackend {
         self.logits = logits.to_vec2::<f32>().map_err(candle_err)?;
         self.pos += t;
         Ok(())
+    }
+
+    /// Positions a sequence may use: the cell's capacity within the model's.
+    fn positions(&self) -> usize {
+        self.capacity.min(self.info.max_positions as usize)
     }
 
     /// Last logits of every sequence (for numerical checks).
@@ -191,9 +199,12 @@ pub fn error_text(e: &candle_core::Error) -> String {
 
 impl InferenceBackend for CandleBackend {
     fn load(&mut self) -> Result<Attribution, BackendError> {
-        let (mut model, weight_type) =
-            load_model(&self.info, &self.files, candle_dtype(self.dtype))?;
-        model.set_capacity(self.capacity.min(self.info.max_positions as usize));
+        let (model, weight_type) = load_model(
+            &self.info,
+            &self.files,
+            candle_dtype(self.dtype),
+            self.capacity,
+        )?;
         self.model = Some(model);
         Ok(Attribution {
             device: "cpu".into(),
@@ -222,7 +233,7 @@ impl InferenceBackend for CandleBackend {
     }
 
     fn decode_step(&mut self, tokens: &[u32]) -> Result<bool, BackendError> {
-        if self.pos + 1 > self.info.max_positions as usize {
+        if self.pos + 1 > self.positions() {
             return Ok(false);
         }
         self.run(tokens.to_vec(), tokens.len())?;
