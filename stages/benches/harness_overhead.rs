@@ -13,6 +13,7 @@ use assay_stages::measure::config::{Boundary, Scenario};
 use assay_stages::measure::harness::{self, InferenceBackend, MonotonicClock};
 use assay_stages::measure::model::{Arch, SyntheticArch};
 use assay_stages::prepare::synthetic;
+use assay_stages::stats::{self, median};
 use std::time::Instant;
 
 fn env_usize(name: &str, default: usize) -> usize {
@@ -20,16 +21,6 @@ fn env_usize(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
 }
 
 fn main() {
@@ -121,8 +112,7 @@ fn main() {
                 b
             };
             if block > 0 {
-                let mut sorted = steps_ns.clone();
-                pair[usize::from(!harness_side)] = median(&mut sorted);
+                pair[usize::from(!harness_side)] = median(&steps_ns);
                 if harness_side {
                     through_harness.extend(steps_ns);
                 } else {
@@ -134,8 +124,8 @@ fn main() {
             paired.push(pair[0] / pair[1]);
         }
     }
-    let mh = median(&mut through_harness) / 1e6;
-    let mb = median(&mut bare) / 1e6;
+    let mh = median(&through_harness) / 1e6;
+    let mb = median(&bare) / 1e6;
     println!(
         "harness overhead: llama 4x256 (vocab 16000), f32, {blocks} blocks x {steps} decode steps each way"
     );
@@ -146,10 +136,9 @@ fn main() {
         mh / mb,
         (mh / mb - 1.0) * 100.0
     );
-    let mut sorted = paired.clone();
-    sorted.sort_by(f64::total_cmp);
-    let q = |p: f64| sorted[((sorted.len() - 1) as f64 * p).round() as usize];
-    let m = median(&mut paired);
+    let sorted = stats::sorted(&paired);
+    let q = |p: f64| stats::quantile_sorted(&sorted, p);
+    let m = median(&paired);
     println!(
         "  median of {} paired block ratios: {m:.4} ({:+.2}%), interquartile {:.4}..{:.4}",
         sorted.len(),

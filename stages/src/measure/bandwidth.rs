@@ -64,12 +64,7 @@ impl Stage for BandwidthStage {
 
     /// Once per machine: the same facts measure keys use.
     fn environment(&self) -> Option<Value> {
-        let mut env = serde_json::to_value(environment::detect()).ok()?;
-        if let Some(map) = env.as_object_mut() {
-            map.remove("assay_version");
-            map.remove("assay_git_revision");
-        }
-        Some(env)
+        environment::key_facts(&environment::detect())
     }
 
     fn device(&self) -> Option<String> {

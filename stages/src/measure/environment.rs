@@ -80,6 +80,18 @@ pub fn detect() -> Environment {
     }
 }
 
+/// The environment as it enters node keys: everything but the assay build
+/// itself, so a new commit of assay does not invalidate measurements while
+/// a new machine or library does.
+pub fn key_facts(env: &Environment) -> Option<serde_json::Value> {
+    let mut v = serde_json::to_value(env).ok()?;
+    if let Some(map) = v.as_object_mut() {
+        map.remove("assay_version");
+        map.remove("assay_git_revision");
+    }
+    Some(v)
+}
+
 fn cpu_flags() -> Vec<String> {
     let text = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let line = text

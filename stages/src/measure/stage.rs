@@ -142,14 +142,7 @@ impl Stage for MeasureStage {
         if self.simulated() {
             return Some(json!({ "simulated_model_version": SIM_MODEL_VERSION }));
         }
-        // Everything but the assay build itself: a new commit of assay does not
-        // invalidate measurements, a new machine or library does.
-        let mut env = serde_json::to_value(self.environment_facts()).ok()?;
-        if let Some(map) = env.as_object_mut() {
-            map.remove("assay_version");
-            map.remove("assay_git_revision");
-        }
-        Some(env)
+        environment::key_facts(&self.environment_facts())
     }
 
     fn device(&self) -> Option<String> {
@@ -292,21 +285,27 @@ impl MeasureStage {
             };
             (paths, hash)
         };
-        let (files, format, weights_blake3) = if record.format == "gguf" {
+        let stored = record.stored_dtype.clone();
+        let (files, format, weights_blake3, stored_dtype) = if record.format == "gguf" {
             let (paths, hash) = local_weights();
             let path = paths.into_iter().next().ok_or_else(|| {
                 StageError::bad_input(record_input, "GGUF model record without a file")
             })?;
-            (WeightFiles::Gguf(path), "gguf", hash)
+            (WeightFiles::Gguf(path), "gguf", hash, stored)
         } else if self.backend.dtype == Dtype::Q8_0 {
             let (path, hash) = object("gguf")?;
-            (WeightFiles::Gguf(path), "gguf-export", hash)
+            (WeightFiles::Gguf(path), "gguf", hash, "q8_0".to_string())
         } else if record.source == "synthetic" {
             let (path, hash) = object("weights")?;
-            (WeightFiles::Safetensors(vec![path]), "safetensors", hash)
+            (
+                WeightFiles::Safetensors(vec![path]),
+                "safetensors",
+                hash,
+                stored,
+            )
         } else {
             let (paths, hash) = local_weights();
-            (WeightFiles::Safetensors(paths), "safetensors", hash)
+            (WeightFiles::Safetensors(paths), "safetensors", hash, stored)
         };
         let seed = record.declaration.as_ref().map_or(0, |d| d.seed);
         let request = WorkerRequest {
@@ -323,18 +322,9 @@ impl MeasureStage {
         let identity = ModelIdentity {
             source: record.source.clone(),
             model_digest: record.model_digest.clone(),
-            weights_format: if format == "gguf-export" {
-                "gguf"
-            } else {
-                format
-            }
-            .into(),
+            weights_format: format.into(),
             weights_blake3,
-            stored_dtype: if format == "gguf-export" {
-                "q8_0".into()
-            } else {
-                record.stored_dtype.clone()
-            },
+            stored_dtype,
         };
         Ok((measured, record.info, identity))
     }
