@@ -11,7 +11,7 @@ use serde_arrow::schema::{SchemaLike, TracingOptions};
 use crate::stage::{Input, StageError};
 
 /// One timed event of the raw measurement (`events` of a measure node).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct EventRow {
     pub cell: String,
     /// 0-based run index within the cell (warmup runs first).
@@ -30,7 +30,7 @@ pub struct EventRow {
 }
 
 /// One run of a cell (`runs` of a measure node).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RunRow {
     pub cell: String,
     pub repetition: u32,
@@ -47,7 +47,7 @@ pub struct RunRow {
 }
 
 /// Validation verdict of one run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ValidationRow {
     pub cell: String,
     pub repetition: u32,
@@ -64,7 +64,7 @@ pub struct ValidationRow {
 }
 
 /// Distribution of one phase of one cell over its steady-state ok runs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SummaryRow {
     pub cell: String,
     pub backend: String,
@@ -119,7 +119,7 @@ pub struct SummaryRow {
 }
 
 /// Shadow-price cost of one (cell, phase, pricing tier).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CostRow {
     pub cell: String,
     pub backend: String,
@@ -142,7 +142,7 @@ pub struct CostRow {
 }
 
 /// One scaling fit.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct FitRow {
     pub backend: String,
     pub scenario: String,
