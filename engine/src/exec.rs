@@ -108,6 +108,7 @@ pub fn gather_inputs(
             let r = results[src.index()].as_ref()?;
             Some(Input {
                 node: r.node.clone(),
+                key: r.key?,
                 name: name.to_string(),
                 digest: *r.outputs.get(name)?,
             })

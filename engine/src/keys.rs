@@ -16,7 +16,13 @@ pub fn key_material(stage: &dyn Stage, inputs: &[Input]) -> Value {
         "env": stage.environment(),
         "inputs": inputs
             .iter()
-            .map(|i| json!([i.node, i.name, i.digest.to_hex()]))
+            .map(|i| {
+                if stage.keyed_on_producers() {
+                    json!([i.node, i.name, i.digest.to_hex(), i.key.to_hex()])
+                } else {
+                    json!([i.node, i.name, i.digest.to_hex()])
+                }
+            })
             .collect::<Vec<_>>(),
     })
 }

@@ -4,11 +4,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use assay_store::{Digest, Store, StoreError};
 use serde_json::Value;
 
-/// One input artifact handed to a stage: which node produced it, under which
-/// output name, and its digest.
+/// One input artifact handed to a stage: which node produced it (its id and
+/// key), under which output name, and its digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Input {
     pub node: String,
+    /// Key of the producing node. Not part of a consumer's key unless the
+    /// consumer writes it into its output (see `Stage::keyed_on_producers`).
+    pub key: Digest,
     pub name: String,
     pub digest: Digest,
 }
@@ -112,6 +115,15 @@ pub trait Stage: Send + Sync {
     /// only). Part of the key; `None` for pure stages.
     fn environment(&self) -> Option<Value> {
         None
+    }
+
+    /// True for stages that write their producers' node keys into their
+    /// outputs (the report's claims). Their own key then covers those keys,
+    /// so a producer rerun with a new key but byte-identical output reruns
+    /// this stage (no early cutoff here) and the written keys are never
+    /// stale. Every other stage keys on input digests only.
+    fn keyed_on_producers(&self) -> bool {
+        false
     }
 
     /// The device this node occupies while running. Nodes that share a

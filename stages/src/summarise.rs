@@ -15,7 +15,7 @@ use crate::stats;
 use crate::tables::{self, EventRow, SummaryRow, ValidationRow};
 use crate::validate::{cell_inputs, find_input};
 
-pub const SUMMARISE_VERSION: u32 = 2;
+pub const SUMMARISE_VERSION: u32 = 3;
 
 /// Resamples of the bootstrap CI of each median.
 pub const MEDIAN_CI_RESAMPLES: u32 = 1000;
@@ -118,6 +118,16 @@ pub fn summarise_cell(
     } else {
         stats::median(&fractions)
     };
+    let decode_totals: Vec<f64> = per_run
+        .values()
+        .filter(|(d, _)| *d > 0.0)
+        .map(|(d, _)| d / 1e6)
+        .collect();
+    let decode_total_ms = if decode_totals.is_empty() {
+        f64::NAN
+    } else {
+        stats::median(&decode_totals)
+    };
     for e in events {
         // Model load happens once, before any run: it is summarised on its
         // own and never mixed into steady state.
@@ -165,6 +175,9 @@ pub fn summarise_cell(
                 scenario: manifest.scenario.name.clone(),
                 phase: phase.to_string(),
                 evidence: manifest.evidence.clone(),
+                device: manifest.actual.device.clone(),
+                dtype: manifest.actual.dtype.clone(),
+                arch: info.arch.name().to_string(),
                 parameter_count: info.parameter_count,
                 n_layer: info.n_layer,
                 n_embd: info.n_embd,
@@ -197,6 +210,11 @@ pub fn summarise_cell(
                 cold_median_ms: cold_median,
                 decode_fraction: if *phase == "e2e" {
                     decode_fraction
+                } else {
+                    f64::NAN
+                },
+                decode_total_ms: if *phase == "e2e" {
+                    decode_total_ms
                 } else {
                     f64::NAN
                 },

@@ -72,6 +72,12 @@ pub struct SummaryRow {
     pub scenario: String,
     pub phase: String,
     pub evidence: String,
+    /// Device and dtype that actually ran (from the manifest's attribution).
+    pub device: String,
+    pub dtype: String,
+    /// Architecture family (`llama`, `gpt2`): fits across families treat
+    /// parameter count as a regime descriptor only (Appendix AN.4).
+    pub arch: String,
     pub parameter_count: u64,
     pub n_layer: u32,
     pub n_embd: u32,
@@ -103,6 +109,9 @@ pub struct SummaryRow {
     /// e2e rows only: median over runs of (sum of decode steps / e2e), the
     /// seed's AA.3 decode fraction; NaN on other phases.
     pub decode_fraction: f64,
+    /// e2e rows only: median over runs of the summed decode steps, ms (what
+    /// the linear fit against generation length uses); NaN elsewhere.
+    pub decode_total_ms: f64,
     /// Tokens per event divided by the median event time.
     pub tokens_per_s: f64,
     /// Decode rows of measured cells: bytes one decode step must read
@@ -144,8 +153,17 @@ pub struct CostRow {
 /// One scaling fit.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct FitRow {
+    /// `log-log` (ln y = a + b ln x, b is the scaling exponent) or `linear`
+    /// (y = a + b x, b in ms per token).
+    pub form: String,
     pub backend: String,
+    /// The model of a linear fit; empty for fits across models.
+    pub model: String,
+    /// Scenario of a log-log fit; the `+`-joined scenarios of a linear one.
     pub scenario: String,
+    /// What the fit holds fixed (`short`, `batch 1`, `batch 1, prompt 128`):
+    /// fits differing only in it are compared by the boundary-shift check.
+    pub boundary: String,
     pub y: String,
     pub x: String,
     pub n: u32,
@@ -159,6 +177,19 @@ pub struct FitRow {
     /// False when R^2 < 0.2 and the slope CI crosses zero (or is unknown):
     /// the exponent is not actionable and feeds no claim (Appendix AM rule 7).
     pub identifiable: bool,
+    /// Devices the fitted cells ran on (`cpu`), `+`-joined if several.
+    pub device: String,
+    /// The fitted models differ in architecture family or dtype: parameter
+    /// count is then a regime descriptor only (Appendix AN.4).
+    pub heterogeneous: bool,
+    /// `increasing`, `decreasing`, `sign uncertain` (identifiable, slope CI
+    /// spans zero) or `unidentifiable`.
+    pub regime: String,
+    /// The regime differs under another boundary (AD.4): the conclusion is
+    /// boundary-specific.
+    pub boundary_flip: bool,
+    /// Each boundary's regime when it flips; empty otherwise.
+    pub boundary_note: String,
     pub evidence: String,
 }
 

@@ -146,18 +146,26 @@ pub fn plan(spec_path: &Path, store_arg: &StoreArg, remeasure: bool, json: bool)
     let store = Store::open_existing(&dir).ok();
     let lock = Lockfile::read(&Lockfile::path_for(spec_path))?;
 
-    // Outputs known for nodes that are cached; None where a node will run.
-    let mut known: Vec<Option<std::collections::BTreeMap<String, assay_store::Digest>>> =
-        vec![None; plan.len()];
+    // Key and outputs known for nodes that are cached; None where a node
+    // will run.
+    type Known = (
+        assay_store::Digest,
+        std::collections::BTreeMap<String, assay_store::Digest>,
+    );
+    let mut known: Vec<Option<Known>> = vec![None; plan.len()];
     let mut entries = Vec::new();
     for &idx in &plan.order {
         let node = plan.node(idx);
         let mut pending_inputs = Vec::new();
         let mut inputs = Vec::new();
         for (src, name) in plan.inputs(idx) {
-            match known[src.index()].as_ref().and_then(|o| o.get(name)) {
-                Some(d) => inputs.push(Input {
+            match known[src.index()]
+                .as_ref()
+                .and_then(|(k, o)| Some((*k, o.get(name)?)))
+            {
+                Some((src_key, d)) => inputs.push(Input {
                     node: plan.node(src).id.clone(),
+                    key: src_key,
                     name: name.to_string(),
                     digest: *d,
                 }),
@@ -182,7 +190,7 @@ pub fn plan(spec_path: &Path, store_arg: &StoreArg, remeasure: bool, json: bool)
             let forced = remeasure && matches!(node.stage.kind(), "measure" | "bandwidth");
             match cached {
                 Some(record) if !forced => {
-                    known[idx.index()] = Some(record.outputs);
+                    known[idx.index()] = Some((key, record.outputs));
                     (Some(key), "cached", "up to date".to_string())
                 }
                 Some(_) => (Some(key), "run", "--remeasure".to_string()),

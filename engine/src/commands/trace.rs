@@ -173,7 +173,9 @@ fn build_chain(claim: &Claim, store: &Store, lock: &Lockfile) -> Result<Vec<Valu
     let mut chain = vec![json!({
         "hop": src.artifact,
         "node": src.node,
-        "key": key_of(&src.node),
+        // The key the report recorded; the report's own key covers it, so
+        // it matches the lockfile whenever the report is current.
+        "key": src.key,
         "artifact": src.artifact,
         "digest": src.digest,
         "rows": ranges(&src.rows.iter().map(|r| *r as usize).collect::<Vec<_>>()),
@@ -194,16 +196,21 @@ fn build_chain(claim: &Claim, store: &Store, lock: &Lockfile) -> Result<Vec<Valu
             field(row, "scenario"),
             summary_digest,
         ) {
-            // A fit row: every summary row of that backend and scenario at the fitted phase.
+            // A fit row: every summary row it fitted: that backend, its
+            // scenario(s) (`+`-joined for linear fits), its model if it has
+            // one, at the fitted phase.
             let phase = match field(row, "y") {
                 Some("prefill_ms") => "prefill",
                 Some("ttft_ms") => "ttft",
-                Some("e2e_ms") => "e2e",
+                Some("e2e_ms") | Some("decode_total_ms") => "e2e",
                 _ => "decode",
             };
+            let scenarios: Vec<&str> = scenario.split('+').collect();
+            let model = field(row, "model").filter(|m| !m.is_empty());
             for s in rows_of(store, &sd)? {
                 if field(&s, "backend") == Some(backend)
-                    && field(&s, "scenario") == Some(scenario)
+                    && field(&s, "scenario").is_some_and(|sc| scenarios.contains(&sc))
+                    && (model.is_none() || field(&s, "model") == model)
                     && field(&s, "phase") == Some(phase)
                     && let Some(c) = field(&s, "cell")
                 {

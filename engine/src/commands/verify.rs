@@ -79,9 +79,13 @@ pub fn verify(spec_path: &Path, store_arg: &StoreArg, json: bool) -> CmdResult {
         let mut inputs = Vec::new();
         for (src, name) in plan.inputs(idx) {
             let src_id = &plan.node(src).id;
-            if let Some(d) = outputs.get(src_id).and_then(|o| o.get(name)) {
+            let src_key = lock.nodes.get(src_id).map(|e| e.key);
+            if let (Some(d), Some(src_key)) =
+                (outputs.get(src_id).and_then(|o| o.get(name)), src_key)
+            {
                 inputs.push(Input {
                     node: src_id.clone(),
+                    key: src_key,
                     name: name.to_string(),
                     digest: *d,
                 });

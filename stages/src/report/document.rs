@@ -1,0 +1,115 @@
+//! The report's document model and its two text renderings. Sections build
+//! blocks; Markdown and HTML render the same blocks, so they never disagree.
+
+pub enum Block {
+    Heading(u8, String),
+    Para(String),
+    Warning(String),
+    Table(Vec<String>, Vec<Vec<String>>),
+}
+
+/// Fixed-precision float, `n/a` when not finite: report bytes depend on the
+/// inputs only.
+pub fn f(x: f64, digits: usize) -> String {
+    if x.is_finite() {
+        format!("{x:.digits$}")
+    } else {
+        "n/a".into()
+    }
+}
+
+fn md_cell(s: &str) -> String {
+    s.replace('|', "\\|")
+}
+
+pub fn render_markdown(doc: &[Block]) -> String {
+    let mut out = String::new();
+    for block in doc {
+        match block {
+            Block::Heading(level, text) => {
+                out.push_str(&"#".repeat(usize::from(*level)));
+                out.push(' ');
+                out.push_str(text);
+                out.push_str("\n\n");
+            }
+            Block::Para(text) => {
+                out.push_str(text);
+                out.push_str("\n\n");
+            }
+            Block::Warning(text) => {
+                out.push_str("> **");
+                out.push_str(text);
+                out.push_str("**\n\n");
+            }
+            Block::Table(header, rows) => {
+                out.push_str(&format!(
+                    "| {} |\n",
+                    header
+                        .iter()
+                        .map(|h| md_cell(h))
+                        .collect::<Vec<_>>()
+                        .join(" | ")
+                ));
+                out.push_str(&format!("|{}\n", " --- |".repeat(header.len())));
+                for row in rows {
+                    out.push_str(&format!(
+                        "| {} |\n",
+                        row.iter()
+                            .map(|c| md_cell(c))
+                            .collect::<Vec<_>>()
+                            .join(" | ")
+                    ));
+                }
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+pub fn render_html(title: &str, doc: &[Block]) -> String {
+    let mut out = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{}</title>\n<style>\n\
+         body{{font-family:system-ui,sans-serif;max-width:70rem;margin:2rem auto;padding:0 1rem;color:#222}}\n\
+         table{{border-collapse:collapse;margin:1rem 0;font-size:.9rem}}\n\
+         th,td{{border:1px solid #ccc;padding:.25rem .5rem;text-align:left}}\nth{{background:#f3f3f3}}\n\
+         .warning{{background:#fff3cd;border:1px solid #e0c060;padding:.75rem;font-weight:bold}}\n\
+         </style>\n</head>\n<body>\n",
+        html_escape(title)
+    );
+    for block in doc {
+        match block {
+            Block::Heading(level, text) => {
+                out.push_str(&format!("<h{level}>{}</h{level}>\n", html_escape(text)))
+            }
+            Block::Para(text) => out.push_str(&format!("<p>{}</p>\n", html_escape(text))),
+            Block::Warning(text) => {
+                out.push_str(&format!("<p class=\"warning\">{}</p>\n", html_escape(text)))
+            }
+            Block::Table(header, rows) => {
+                out.push_str("<table>\n<tr>");
+                for h in header {
+                    out.push_str(&format!("<th>{}</th>", html_escape(h)));
+                }
+                out.push_str("</tr>\n");
+                for row in rows {
+                    out.push_str("<tr>");
+                    for c in row {
+                        out.push_str(&format!("<td>{}</td>", html_escape(c)));
+                    }
+                    out.push_str("</tr>\n");
+                }
+                out.push_str("</table>\n");
+            }
+        }
+    }
+    out.push_str("</body>\n</html>\n");
+    out
+}
