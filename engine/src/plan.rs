@@ -136,6 +136,7 @@ pub fn build_plan(loaded: &LoadedSpec) -> Plan {
                     model: model.clone(),
                     scenario: scenario.clone(),
                     boundary: spec.boundary.clone(),
+                    energy: spec.energy.map(|e| e.sampling()),
                 };
                 let needs_gguf = stage.needs_gguf_export();
                 let node = add(&mut g, format!("measure/{cell}"), Arc::new(stage));
@@ -159,6 +160,7 @@ pub fn build_plan(loaded: &LoadedSpec) -> Plan {
         "validate".into(),
         Arc::new(ValidateStage {
             params: spec.validate.clone().unwrap_or_default(),
+            energy_min_samples: spec.energy.map(|e| e.min_samples),
         }),
     );
     let summarise = add(&mut g, "summarise".into(), Arc::new(SummariseStage));
@@ -169,8 +171,14 @@ pub fn build_plan(loaded: &LoadedSpec) -> Plan {
         for name in ["events", "manifest"] {
             g.add_edge(m, summarise, name);
         }
+        if spec.energy.is_some() {
+            g.add_edge(m, validate, "power");
+        }
     }
     g.add_edge(validate, summarise, "validation");
+    if spec.energy.is_some() {
+        g.add_edge(validate, summarise, "energy");
+    }
     if let Some(bw) = bandwidth {
         g.add_edge(bw, summarise, "bandwidth");
     }
@@ -187,6 +195,7 @@ pub fn build_plan(loaded: &LoadedSpec) -> Plan {
                 boundary: spec.boundary.clone(),
                 scenarios: loaded.scenarios.clone(),
                 cost: spec.cost.clone(),
+                energy: spec.energy,
             },
         }),
     );

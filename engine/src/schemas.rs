@@ -3,7 +3,9 @@
 
 use assay_stages::cost::{RequestCostRow, RoutingRow};
 use assay_stages::report::ReportJson;
-use assay_stages::tables::{CostRow, EventRow, FitRow, RunRow, SummaryRow, ValidationRow};
+use assay_stages::tables::{
+    CostRow, EnergyRow, EventRow, FitRow, PowerRow, RunRow, SummaryRow, ValidationRow,
+};
 use assay_store::{Lockfile, NodeRecord};
 use serde_json::Value;
 
@@ -34,6 +36,14 @@ pub fn all_schemas() -> Vec<(&'static str, Value)> {
         (
             "tables/runs.schema.json",
             to_value(schemars::schema_for!(RunRow)),
+        ),
+        (
+            "tables/power.schema.json",
+            to_value(schemars::schema_for!(PowerRow)),
+        ),
+        (
+            "tables/energy.schema.json",
+            to_value(schemars::schema_for!(EnergyRow)),
         ),
         (
             "tables/validation.schema.json",

@@ -18,7 +18,7 @@ use crate::stage::{Input, Outputs, Stage, StageContext, StageError};
 use crate::tables::{self, CostRow, SummaryRow};
 use crate::validate::find_input;
 
-pub const COST_VERSION: u32 = 1;
+pub const COST_VERSION: u32 = 2;
 pub const SECONDS_PER_MONTH: f64 = 30.0 * 86_400.0;
 pub const HOURS_PER_MONTH: f64 = 30.0 * 24.0;
 
@@ -46,6 +46,27 @@ pub struct CostParams {
     /// measured configurations. Needs `request_mix`. Shares sum to 1.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub routing: Vec<Route>,
+    /// Electricity price and carbon intensity (Appendix BA.2): a secondary
+    /// term, computed only where energy passed its gating.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy: Option<EnergyPrice>,
+}
+
+/// Parameters of the energy term.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnergyPrice {
+    /// Electricity price, $ per kWh.
+    pub usd_per_kwh: f64,
+    /// Carbon intensity of that electricity, g CO2e per kWh (region- and
+    /// time-dependent: a parameter, never assumed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carbon_g_per_kwh: Option<f64>,
+}
+
+/// kWh that 1M tokens take at `j_per_token` joules each.
+pub fn kwh_per_1m(j_per_token: f64) -> f64 {
+    j_per_token * 1e6 / 3.6e6
 }
 
 /// One workload class of the request mix.
@@ -190,6 +211,17 @@ impl Stage for CostStage {
                     workers_utilization_perfect: perfect,
                     workers_required: required,
                     usd_per_month: required as f64 * usd_per_hour * HOURS_PER_MONTH,
+                    energy_usd_per_1m: p
+                        .energy
+                        .as_ref()
+                        .zip(s.energy_j_per_token)
+                        .map(|(e, j)| kwh_per_1m(j) * e.usd_per_kwh),
+                    carbon_g_per_1m: p
+                        .energy
+                        .as_ref()
+                        .and_then(|e| e.carbon_g_per_kwh)
+                        .zip(s.energy_j_per_token)
+                        .map(|(g, j)| kwh_per_1m(j) * g),
                 });
             }
         }

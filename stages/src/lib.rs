@@ -2,8 +2,10 @@
 //! function behind the [`Stage`] trait; the engine knows only the trait.
 
 pub mod cost;
+pub mod decide;
 pub mod fit;
 pub mod measure;
+pub mod plots;
 pub mod prepare;
 pub mod report;
 pub mod stage;

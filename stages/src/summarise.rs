@@ -12,7 +12,7 @@ use crate::measure::bandwidth::Bandwidth;
 use crate::measure::{Dtype, Manifest};
 use crate::stage::{Input, Outputs, Stage, StageContext, StageError};
 use crate::stats;
-use crate::tables::{self, EventRow, SummaryRow, ValidationRow};
+use crate::tables::{self, EnergyRow, EventRow, SummaryRow, ValidationRow};
 use crate::validate::{cell_inputs, find_input};
 
 pub const SUMMARISE_VERSION: u32 = 3;
@@ -55,6 +55,10 @@ impl Stage for SummariseStage {
             Some(input) => Some(tables::read_json(ctx, input)?),
             None => None,
         };
+        let energy: Option<Vec<EnergyRow>> = match inputs.iter().find(|i| i.name == "energy") {
+            Some(input) => Some(tables::read_rows(ctx, input)?),
+            None => None,
+        };
         let mut rows = Vec::new();
         for cell in cell_inputs(inputs)? {
             ctx.check_cancel()?;
@@ -63,6 +67,9 @@ impl Stage for SummariseStage {
             let mut cell_rows = summarise_cell(&manifest, &events, &ok, ctx.seed());
             if let Some(bw) = &bandwidth {
                 apply_roofline(&manifest, bw, &mut cell_rows);
+            }
+            if let Some(energy) = &energy {
+                apply_energy(energy, &ok, &mut cell_rows);
             }
             rows.extend(cell_rows);
         }
@@ -223,9 +230,52 @@ pub fn summarise_cell(
                 bandwidth_gbps: f64::NAN,
                 roofline_tokens_per_s: f64::NAN,
                 roofline_fraction: f64::NAN,
+                energy_windows: 0,
+                energy_valid: 0,
+                energy_j_median: None,
+                energy_j_per_token: None,
             })
         })
         .collect()
+}
+
+/// Energy columns from the gated windows of steady ok runs (TR122): counts
+/// always, numbers only from `valid` windows, and none when no window is.
+pub fn apply_energy(
+    energy: &[EnergyRow],
+    ok_runs: &BTreeSet<(&str, u32)>,
+    rows: &mut [SummaryRow],
+) {
+    for row in rows.iter_mut() {
+        let windows: Vec<&EnergyRow> = energy
+            .iter()
+            .filter(|e| {
+                e.cell == row.cell
+                    && e.phase == row.phase
+                    && !e.warmup
+                    && ok_runs.contains(&(e.cell.as_str(), e.repetition))
+            })
+            .collect();
+        if windows.is_empty() {
+            continue;
+        }
+        let valid: Vec<(f64, f64)> = windows
+            .iter()
+            .filter_map(|e| Some((e.energy_j?, f64::from(e.tokens))))
+            .collect();
+        row.energy_windows = windows.len() as u32;
+        row.energy_valid = valid.len() as u32;
+        if !valid.is_empty() {
+            let joules: Vec<f64> = valid.iter().map(|(j, _)| *j).collect();
+            row.energy_j_median = Some(stats::median(&joules));
+            let per_token: Vec<f64> = valid
+                .iter()
+                .filter(|(_, t)| *t > 0.0)
+                .map(|(j, t)| j / t)
+                .collect();
+            row.energy_j_per_token = (!per_token.is_empty()).then(|| stats::median(&per_token));
+        }
+    }
 }
 
 /// Bytes one decode step reads: the streamed weights once for the whole

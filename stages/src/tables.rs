@@ -26,7 +26,46 @@ pub struct EventRow {
     pub token_index: Option<u32>,
     /// Tokens processed (prefill) or produced (decode, ttft, e2e) by the event.
     pub tokens: u32,
+    /// Start of the event on the cell's clock (ns since the clock's zero,
+    /// just before model load): places events against power samples.
+    pub start_ns: u64,
     pub ns: u64,
+}
+
+/// One power sample of a measure node (`power`, when the spec asks for
+/// energy and a sensor exists).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PowerRow {
+    pub cell: String,
+    /// End of the poll interval on the cell's clock, ns; negative in the idle
+    /// baseline before model load.
+    pub t_ns: i64,
+    /// Mean power over the poll interval, W.
+    pub watts: f64,
+}
+
+/// Energy attribution of one window of one run (`energy` of validate):
+/// `valid` with a number, or `no_data` without one (TR122 gating).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct EnergyRow {
+    pub cell: String,
+    pub repetition: u32,
+    pub warmup: bool,
+    /// `prefill`, `decode` (first step's start to last step's end) or `e2e`.
+    pub phase: String,
+    pub start_ns: i64,
+    pub duration_ns: u64,
+    pub tokens: u32,
+    /// Power samples inside the window.
+    pub samples: u32,
+    /// `valid` or `no_data`.
+    pub status: String,
+    pub mean_power_w: Option<f64>,
+    /// Mean of the idle baseline samples; null when there were none (then
+    /// energy is gross, not above idle).
+    pub idle_power_w: Option<f64>,
+    /// (mean power - idle power) x duration, J; null when `no_data`.
+    pub energy_j: Option<f64>,
 }
 
 /// One run of a cell (`runs` of a measure node).
@@ -125,6 +164,17 @@ pub struct SummaryRow {
     pub roofline_tokens_per_s: f64,
     /// Measured decode tokens/s as a fraction of that bound.
     pub roofline_fraction: f64,
+    /// Energy windows of this phase in steady ok runs (prefill, decode span,
+    /// e2e; 0 when the spec asks for no energy).
+    pub energy_windows: u32,
+    /// Of those, windows with enough power samples to attribute energy.
+    pub energy_valid: u32,
+    /// Median energy above idle per window, J, over valid windows only;
+    /// null (no_data) when none is valid.
+    pub energy_j_median: Option<f64>,
+    /// Median of (energy / tokens of the window), J per token; null when
+    /// no window is valid.
+    pub energy_j_per_token: Option<f64>,
 }
 
 /// Shadow-price cost of one (cell, phase, pricing tier).
@@ -148,6 +198,11 @@ pub struct CostRow {
     /// Workers needed at burst (ceil, at least one).
     pub workers_required: u64,
     pub usd_per_month: f64,
+    /// Electricity for 1M tokens above idle at the spec's $/kWh: null
+    /// unless the spec prices energy and the phase's energy passed gating.
+    pub energy_usd_per_1m: Option<f64>,
+    /// Carbon for 1M tokens, g CO2e, under the same conditions.
+    pub carbon_g_per_1m: Option<f64>,
 }
 
 /// One scaling fit.
@@ -255,6 +310,7 @@ mod tests {
             phase: "decode".into(),
             token_index: Some(3),
             tokens: 1,
+            start_ns: 100,
             ns: 12345,
         }];
         let bytes = to_parquet(&rows).unwrap();

@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::measure::Manifest;
+use crate::measure::energy;
 use crate::stage::{Input, Outputs, Stage, StageContext, StageError};
-use crate::tables::{self, EventRow, RunRow, ValidationRow};
+use crate::tables::{self, EnergyRow, EventRow, PowerRow, RunRow, ValidationRow};
 
 pub const VALIDATE_VERSION: u32 = 1;
 
@@ -47,6 +48,9 @@ impl Default for ValidateParams {
 #[derive(Debug, Clone, Default)]
 pub struct ValidateStage {
     pub params: ValidateParams,
+    /// The spec's `energy.min_samples`: gate each cell's power samples into
+    /// an `energy` table. None when the spec asks for no energy.
+    pub energy_min_samples: Option<u32>,
 }
 
 /// One check of one cell, for the report's validation section.
@@ -67,6 +71,8 @@ pub struct Checks {
 pub struct CellInputs<'a> {
     pub node: &'a str,
     pub events: &'a Input,
+    /// Power samples, wired when the spec asks for energy.
+    pub power: Option<&'a Input>,
     /// Only wired to stages that need it.
     pub runs: Option<&'a Input>,
     pub manifest: &'a Input,
@@ -76,7 +82,10 @@ pub struct CellInputs<'a> {
 pub fn cell_inputs(inputs: &[Input]) -> Result<Vec<CellInputs<'_>>, StageError> {
     let mut by_node: BTreeMap<&str, BTreeMap<&str, &Input>> = BTreeMap::new();
     for input in inputs {
-        if matches!(input.name.as_str(), "events" | "runs" | "manifest") {
+        if matches!(
+            input.name.as_str(),
+            "events" | "runs" | "manifest" | "power"
+        ) {
             by_node
                 .entry(input.node.as_str())
                 .or_default()
@@ -94,6 +103,7 @@ pub fn cell_inputs(inputs: &[Input]) -> Result<Vec<CellInputs<'_>>, StageError> 
             Ok(CellInputs {
                 node,
                 events: get("events")?,
+                power: m.get("power").copied(),
                 runs: m.get("runs").copied(),
                 manifest: get("manifest")?,
             })
@@ -118,12 +128,18 @@ impl Stage for ValidateStage {
     }
 
     fn params(&self) -> Value {
-        serde_json::to_value(&self.params).unwrap_or(json!({}))
+        let mut params = serde_json::to_value(&self.params).unwrap_or(json!({}));
+        // Only when asked for, so specs without energy keep their keys.
+        if let Some(min) = self.energy_min_samples {
+            params["energy_min_samples"] = json!(min);
+        }
+        params
     }
 
     fn run(&self, ctx: &StageContext<'_>, inputs: &[Input]) -> Result<Outputs, StageError> {
         let mut rows = Vec::new();
         let mut checks = Vec::new();
+        let mut energy_rows = Vec::new();
         for cell in cell_inputs(inputs)? {
             ctx.check_cancel()?;
             let events: Vec<EventRow> = tables::read_rows(ctx, cell.events)?;
@@ -136,12 +152,45 @@ impl Stage for ValidateStage {
                 validate_cell(&manifest, &events, &runs, &self.params);
             rows.append(&mut cell_rows);
             checks.append(&mut cell_checks);
+            if let Some(min) = self.energy_min_samples {
+                let power: Vec<PowerRow> = match cell.power {
+                    Some(p) => tables::read_rows(ctx, p)?,
+                    None => Vec::new(),
+                };
+                let mut cell_energy = energy::gate(&events, &power, min);
+                checks.push(energy_check(&manifest, &cell_energy, min));
+                energy_rows.append(&mut cell_energy);
+            }
         }
         rows.sort_by(|a, b| (&a.cell, a.repetition).cmp(&(&b.cell, b.repetition)));
         let mut out = Outputs::new();
+        if self.energy_min_samples.is_some() {
+            out.insert("energy".into(), tables::to_parquet(&energy_rows)?);
+        }
         out.insert("validation".into(), tables::to_parquet(&rows)?);
         out.insert("checks".into(), tables::to_json(&Checks { checks })?);
         Ok(out)
+    }
+}
+
+/// TR122: how many of the cell's energy windows are attributable.
+fn energy_check(manifest: &Manifest, rows: &[EnergyRow], min: u32) -> CheckResult {
+    let valid = rows.iter().filter(|r| r.status == "valid").count();
+    let source = manifest.energy.as_ref();
+    let detail = match source.and_then(|s| s.no_sensor.as_deref()) {
+        Some(reason) => format!("no energy: {reason}"),
+        None => format!(
+            "{valid} of {} windows attributable (>= {min} samples at {} ms polling, sensor {})",
+            rows.len(),
+            source.map_or(0, |s| s.poll_ms),
+            source.map_or("none", |s| s.sensor.as_str())
+        ),
+    };
+    CheckResult {
+        cell: manifest.cell.clone(),
+        check: "energy_coverage".into(),
+        passed: valid > 0,
+        detail,
     }
 }
 
@@ -407,6 +456,7 @@ pub(crate) mod tests {
             model_info: arch.info("m"),
             weights: None,
             started_unix_ms: None,
+            energy: None,
             environment: None,
             assay_version: "0".into(),
         }
@@ -424,6 +474,7 @@ pub(crate) mod tests {
             token_index,
             tokens: 1,
             ns: (ms * 1e6) as u64,
+            ..Default::default()
         };
         vec![
             ev("prefill", None, 2.0),
@@ -459,6 +510,7 @@ pub(crate) mod tests {
             token_index: None,
             tokens: 0,
             ns: 1,
+            ..Default::default()
         }
     }
 

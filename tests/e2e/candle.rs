@@ -484,3 +484,79 @@ outputs: { dir: reports/gguf, formats: [json] }
             .all(|(_, r)| !r.contains("attribution"))
     );
 }
+
+/// A one-cell candle spec with energy on, polled fast enough to resolve
+/// its e2e windows.
+fn candle_energy_spec() -> Workspace {
+    Workspace::with_spec(
+        "assay: 1
+id: energy
+title: candle energy
+question: q
+decision: d
+boundary: { warmup_runs: 1, repetitions: 3 }
+scenarios:
+  - { name: s, prompt_tokens: 16, batch: 1, gen_tokens: 24 }
+models:
+  - { name: m, synthetic: { arch: llama, layers: 2, hidden: 64, heads: 4, kv_heads: 2, vocab: 300, max_positions: 64, seed: 1 } }
+backends:
+  - { name: c, kind: candle, device: cpu, dtype: f32, threads: 1 }
+energy: { poll_ms: 1, min_samples: 1, idle_ms: 10 }
+outputs: { dir: reports/e2e, formats: [md, json] }
+",
+    )
+}
+
+#[test]
+fn the_worker_samples_rapl_through_powercap_and_says_when_it_cannot() {
+    // A powercap tree whose package counter never moves: the sampler runs
+    // for real in the worker, and every resolved window is 0 J above idle.
+    let ws = candle_energy_spec();
+    let zone = ws.path().join("powercap/intel-rapl:0");
+    std::fs::create_dir_all(&zone).unwrap();
+    std::fs::write(zone.join("energy_uj"), "123456\n").unwrap();
+    std::fs::write(zone.join("name"), "package-0\n").unwrap();
+    let out = crate::support::assay_cmd()
+        .args(["run", ws.spec.to_str().unwrap(), "--json", "--no-progress"])
+        .env("ASSAY_POWERCAP_ROOT", ws.path().join("powercap"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let md = String::from_utf8(ws.report("report.md")).unwrap();
+    assert!(md.contains("Sensor: rapl:package-0."), "{md}");
+    let json: Value = serde_json::from_slice(&ws.report("report.json")).unwrap();
+    let energy: Vec<&Value> = json["claims"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["id"].as_str().unwrap().starts_with("energy/"))
+        .collect();
+    assert!(
+        energy
+            .iter()
+            .any(|c| c["id"].as_str().unwrap().ends_with("/e2e/j_per_token")),
+        "{energy:?}"
+    );
+    assert!(energy.iter().all(|c| c["value"].as_f64() == Some(0.0)));
+
+    // No powercap at all: the manifest and the report say why, and no
+    // energy number appears.
+    let ws = candle_energy_spec();
+    let out = crate::support::assay_cmd()
+        .args(["run", ws.spec.to_str().unwrap(), "--json", "--no-progress"])
+        .env("ASSAY_POWERCAP_ROOT", ws.path().join("absent"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let md = String::from_utf8(ws.report("report.md")).unwrap();
+    assert!(md.contains("Sensor: none (no RAPL power sensor:"), "{md}");
+    assert!(!md.contains("| e2e | 3 | 3 |"));
+}

@@ -3,6 +3,7 @@
 mod candle;
 mod cli;
 mod diagnostics;
+mod energy;
 mod interrupt;
 mod pipeline;
 mod support;

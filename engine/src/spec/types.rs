@@ -1,5 +1,6 @@
 use assay_stages::cost::CostParams;
 use assay_stages::fit::FitParams;
+use assay_stages::measure::energy::EnergyParams;
 use assay_stages::measure::{BackendConfig, Boundary, ModelDecl, Scenario};
 use assay_stages::report::Format;
 use assay_stages::validate::ValidateParams;
@@ -41,6 +42,10 @@ pub struct Spec {
     /// Shadow-price cost and capacity parameters (optional).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<CostParams>,
+    /// Energy sampling and gating (optional; TR122). Without it no power is
+    /// sampled and the report says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy: Option<EnergyParams>,
     /// Scaling-fit parameters (optional).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fit: Option<FitParams>,

@@ -5,6 +5,8 @@
 
 use crate::tables::{EventRow, RunRow};
 
+use super::energy::PowerOutcome;
+
 use super::config::{Boundary, Scenario};
 
 /// A monotonic nanosecond clock. Real backends use [`MonotonicClock`]; the
@@ -18,6 +20,11 @@ pub struct MonotonicClock(std::time::Instant);
 impl MonotonicClock {
     pub fn new() -> Self {
         MonotonicClock(std::time::Instant::now())
+    }
+
+    /// The instant this clock reads as zero.
+    pub fn origin(&self) -> std::time::Instant {
+        self.0
     }
 }
 
@@ -71,6 +78,9 @@ pub struct CellMeasurement {
     pub events: Vec<EventRow>,
     pub runs: Vec<RunRow>,
     pub attribution: Attribution,
+    /// Power samples when the spec asks for energy (set by the caller: the
+    /// sensor runs beside the harness, not inside it).
+    pub power: Option<PowerOutcome>,
 }
 
 /// Deterministic prompt token ids: the same cell always sends the same
@@ -118,6 +128,7 @@ pub fn measure_cell(
         phase: "load".into(),
         token_index: None,
         tokens: 0,
+        start_ns: t0,
         ns: t1 - t0,
     });
 
@@ -128,16 +139,18 @@ pub fn measure_cell(
         }
         let warmup = rep < boundary.warmup_runs;
         let cold = rep == 0;
-        let event = |phase: &str, token_index: Option<u32>, tokens: u32, ns: u64| EventRow {
-            cell: cell.to_string(),
-            repetition: rep,
-            warmup,
-            cold,
-            phase: phase.to_string(),
-            token_index,
-            tokens,
-            ns,
-        };
+        let event =
+            |phase: &str, token_index: Option<u32>, tokens: u32, from: u64, to: u64| EventRow {
+                cell: cell.to_string(),
+                repetition: rep,
+                warmup,
+                cold,
+                phase: phase.to_string(),
+                token_index,
+                tokens,
+                start_ns: from,
+                ns: to - from,
+            };
         backend.reset();
         let mut generated: Vec<Vec<u32>> = vec![Vec::new(); batch as usize];
 
@@ -150,9 +163,10 @@ pub fn measure_cell(
             "prefill",
             None,
             scenario.prompt_tokens * batch,
-            prefilled - start,
+            start,
+            prefilled,
         ));
-        events.push(event("ttft", Some(0), batch, first_token - start));
+        events.push(event("ttft", Some(0), batch, start, first_token));
         for (seq, t) in generated.iter_mut().zip(&first) {
             seq.push(*t);
         }
@@ -166,7 +180,7 @@ pub fn measure_cell(
             }
             let next = backend.sample()?;
             let step_end = clock.now_ns();
-            events.push(event("decode", Some(index), batch, step_end - step_start));
+            events.push(event("decode", Some(index), batch, step_start, step_end));
             for (seq, t) in generated.iter_mut().zip(&next) {
                 seq.push(*t);
             }
@@ -174,7 +188,7 @@ pub fn measure_cell(
             produced += 1;
         }
         let end = clock.now_ns();
-        events.push(event("e2e", None, produced * batch, end - start));
+        events.push(event("e2e", None, produced * batch, start, end));
 
         let mut hasher = blake3::Hasher::new();
         for seq in &generated {
@@ -200,6 +214,7 @@ pub fn measure_cell(
         events,
         runs,
         attribution,
+        power: None,
     }))
 }
 

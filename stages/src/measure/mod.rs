@@ -4,6 +4,7 @@
 pub mod bandwidth;
 pub mod candle;
 pub mod config;
+pub mod energy;
 pub mod environment;
 pub mod harness;
 pub mod model;

@@ -4,6 +4,7 @@ use serde_json::{Value, json};
 use super::candle::{CANDLE_VERSION, WeightFiles};
 use super::config::Dtype;
 use super::config::{BackendConfig, BackendKind, Boundary, Scenario};
+use super::energy::{self, EnergySource, PowerOutcome, Sampling};
 use super::environment::{self, Environment};
 use super::harness::{self, Attribution, CellMeasurement};
 use super::model::{ModelDecl, ModelInfo};
@@ -14,7 +15,7 @@ use crate::stage::{Input, Outputs, Stage, StageContext, StageError};
 use crate::tables::{self, to_json};
 use crate::validate::find_input;
 
-pub const MEASURE_VERSION: u32 = 2;
+pub const MEASURE_VERSION: u32 = 3;
 
 /// One (backend, model, scenario) cell.
 #[derive(Debug, Clone)]
@@ -24,6 +25,8 @@ pub struct MeasureStage {
     pub model: ModelDecl,
     pub scenario: Scenario,
     pub boundary: Boundary,
+    /// Sample power beside the measurement (the spec's `energy:`).
+    pub energy: Option<Sampling>,
 }
 
 /// What the spec asked of the backend.
@@ -59,6 +62,9 @@ pub struct Manifest {
     /// epoch (absent when simulated).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_unix_ms: Option<u64>,
+    /// Energy sensor and sampling, when the spec asks for energy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy: Option<EnergySource>,
     /// The measuring machine; absent for simulated cells, which are
     /// machine-independent by construction.
     pub environment: Option<Environment>,
@@ -125,7 +131,7 @@ impl Stage for MeasureStage {
     }
 
     fn params(&self) -> Value {
-        json!({
+        let mut params = json!({
             "cell": self.cell,
             "backend": self.resolved_backend(),
             // Real backends get the model's identity from their inputs' digests.
@@ -135,7 +141,12 @@ impl Stage for MeasureStage {
             },
             "scenario": self.scenario,
             "boundary": self.boundary,
-        })
+        });
+        // Only when asked for, so specs without energy keep their keys.
+        if let Some(e) = self.energy {
+            params["energy"] = json!(e);
+        }
+        params
     }
 
     fn environment(&self) -> Option<Value> {
@@ -152,7 +163,11 @@ impl Stage for MeasureStage {
     fn run(&self, ctx: &StageContext<'_>, inputs: &[Input]) -> Result<Outputs, StageError> {
         let (measured, model_info, model, started) = match self.backend.kind {
             BackendKind::Simulated => {
-                let m = self.run_simulated(ctx)?;
+                let mut m = self.run_simulated(ctx)?;
+                if let Some(sampling) = self.energy {
+                    let trace = energy::simulated_trace(&m.events, sampling, self.stream_seed());
+                    m.power = Some(PowerOutcome::Trace(trace));
+                }
                 let arch = self.model.synthetic.as_ref().ok_or_else(|| {
                     StageError::Failed("the simulated backend needs a synthetic model".into())
                 })?;
@@ -189,6 +204,10 @@ impl Stage for MeasureStage {
             model_info,
             weights: model,
             started_unix_ms: started,
+            energy: match (&measured.power, self.energy) {
+                (Some(p), Some(sampling)) => Some(p.source(sampling)),
+                _ => None,
+            },
             environment: if self.simulated() {
                 None
             } else {
@@ -200,6 +219,13 @@ impl Stage for MeasureStage {
         out.insert("events".into(), tables::to_parquet(&measured.events)?);
         out.insert("runs".into(), tables::to_parquet(&measured.runs)?);
         out.insert("manifest".into(), to_json(&manifest)?);
+        if self.energy.is_some() {
+            let rows = measured
+                .power
+                .as_ref()
+                .map_or_else(Vec::new, |p| p.rows(&self.cell));
+            out.insert("power".into(), tables::to_parquet(&rows)?);
+        }
         Ok(out)
     }
 }
@@ -213,6 +239,15 @@ impl MeasureStage {
         env
     }
 
+    /// Each cell's own seed stream, independent of the order cells run in.
+    fn stream_seed(&self) -> u64 {
+        u64::from_le_bytes(
+            blake3::hash(self.cell.as_bytes()).as_bytes()[..8]
+                .try_into()
+                .unwrap_or([0; 8]),
+        )
+    }
+
     fn run_simulated(&self, ctx: &StageContext<'_>) -> Result<CellMeasurement, StageError> {
         let arch = self.model.synthetic.as_ref().ok_or_else(|| {
             StageError::Failed("the simulated backend needs a synthetic model".into())
@@ -221,11 +256,7 @@ impl MeasureStage {
         let opts = self.backend.simulated.clone().unwrap_or_default();
         // Each cell gets its own noise stream, independent of the order
         // cells run in.
-        let stream = u64::from_le_bytes(
-            blake3::hash(self.cell.as_bytes()).as_bytes()[..8]
-                .try_into()
-                .unwrap_or([0; 8]),
-        );
+        let stream = self.stream_seed();
         let (mut backend, clock) = SimulatedBackend::new(
             opts,
             arch.clone(),
@@ -317,6 +348,7 @@ impl MeasureStage {
             scenario: self.scenario.clone(),
             boundary: self.boundary.clone(),
             prompts: harness::prompt_ids(&self.scenario, record.info.vocab, seed),
+            energy: self.energy,
         };
         let measured = worker::measure_isolated(&request, ctx)?;
         let identity = ModelIdentity {

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::candle::{CandleBackend, WeightFiles};
 use super::config::{Boundary, Dtype, Scenario};
+use super::energy::{PowerOutcome, Rapl, Sampler, Sampling};
 use super::harness::{self, Attribution, CellMeasurement, MonotonicClock};
 use super::model::ModelInfo;
 use crate::stage::{StageContext, StageError};
@@ -31,6 +32,9 @@ pub struct WorkerRequest {
     pub scenario: Scenario,
     pub boundary: Boundary,
     pub prompts: Vec<Vec<u32>>,
+    /// Sample power while measuring (the spec's `energy:`).
+    #[serde(default)]
+    pub energy: Option<Sampling>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -41,6 +45,7 @@ enum WorkerMessage {
         events: Vec<EventRow>,
         runs: Vec<RunRow>,
         attribution: Attribution,
+        power: Option<PowerOutcome>,
     },
     Failed(String),
 }
@@ -65,10 +70,21 @@ pub fn measure_here(
 ) -> Result<Option<CellMeasurement>, String> {
     let capacity = (req.scenario.prompt_tokens + req.scenario.gen_tokens) as usize;
     let mut backend = CandleBackend::new(req.info.clone(), req.files.clone(), req.dtype, capacity);
+    // Energy: start polling, then sit idle for the baseline window before
+    // the clock's zero (the sleep is the idle measurement, not a wait).
+    let sampler = req.energy.map(|s| match Rapl::detect() {
+        Ok(rapl) => {
+            progress("idle baseline");
+            let sampler = Sampler::start(rapl, std::time::Duration::from_millis(s.poll_ms.into()));
+            std::thread::sleep(std::time::Duration::from_millis(s.idle_ms.into()));
+            Ok(sampler)
+        }
+        Err(reason) => Err(reason),
+    });
     let clock = MonotonicClock::new();
     progress("load");
     let warmup = req.boundary.warmup_runs;
-    harness::measure_cell(
+    let measured = harness::measure_cell(
         &mut backend,
         &clock,
         &req.cell,
@@ -84,7 +100,12 @@ pub fn measure_here(
             keep_going()
         },
     )
-    .map_err(|e| e.to_string())
+    .map_err(|e| e.to_string());
+    let power = sampler.map(|s| match s {
+        Ok(sampler) => PowerOutcome::Trace(sampler.finish(clock.origin())),
+        Err(reason) => PowerOutcome::NoSensor(reason),
+    });
+    measured.map(|m| m.map(|m| CellMeasurement { power, ..m }))
 }
 
 /// Entry point of `assay measure-worker`: request on stdin, JSON lines out.
@@ -116,6 +137,7 @@ pub fn worker_main() -> i32 {
                 events: m.events,
                 runs: m.runs,
                 attribution: m.attribution,
+                power: m.power,
             });
             0
         }
@@ -200,11 +222,13 @@ pub fn measure_isolated(
                 events,
                 runs,
                 attribution,
+                power,
             }) => {
                 outcome = Some(Ok(CellMeasurement {
                     events,
                     runs,
                     attribution,
+                    power,
                 }));
             }
             Ok(WorkerMessage::Failed(e)) => outcome = Some(Err(StageError::Failed(e))),

@@ -1,11 +1,11 @@
-//! Attribution (what was requested vs what ran, with the weights) and the artifact chain every claim points into.
+//! The audit trail: the artifact chain every claim points into, and
+//! attribution (what was requested vs what ran, with the weights).
 
 use super::document::Block;
 use super::{Out, Report};
 use crate::stage::StageError;
 
-pub fn audit(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
-    // Attribution and artifact chain.
+pub fn attribution(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
     out.doc.push(Block::Heading(2, "Attribution".into()));
     out.doc.push(Block::Table(
         ["cell", "evidence", "requested", "ran", "library", "weights"]
@@ -42,20 +42,37 @@ pub fn audit(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
             })
             .collect(),
     ));
+    Ok(())
+}
+
+pub fn artifact_chain(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
     let artifacts = rep.artifacts();
     out.doc.push(Block::Heading(2, "Artifact chain".into()));
-    out.doc.push(Block::Para(format!(
-        "{} claims in report.json, each with the digest and rows of its source artifact. \
-         `assay trace CLAIM_ID` follows one to the raw events and the measuring manifest.",
-        out.claims.len()
-    )));
+    out.doc.push(Block::Para(
+        "Every claim in report.json names the node that produced its number, that node's key, the \
+         artifact's blake3 digest and the rows it used. `assay trace CLAIM_ID` follows a claim to the \
+         summary rows, the raw events, the measuring manifest and the weights; `assay verify` re-hashes \
+         every object and recomputes every derived node."
+            .into(),
+    ));
     out.doc.push(Block::Table(
-        vec!["node".into(), "artifact".into(), "digest".into()],
+        vec![
+            "node".into(),
+            "key".into(),
+            "artifact".into(),
+            "digest".into(),
+        ],
         artifacts
             .iter()
-            .map(|a| vec![a.node.clone(), a.name.clone(), a.digest[..16].to_string()])
+            .map(|a| {
+                vec![
+                    a.node.clone(),
+                    a.key[..16].to_string(),
+                    a.name.clone(),
+                    a.digest[..16].to_string(),
+                ]
+            })
             .collect(),
     ));
-
     Ok(())
 }

@@ -6,6 +6,13 @@ pub enum Block {
     Para(String),
     Warning(String),
     Table(Vec<String>, Vec<Vec<String>>),
+    List(Vec<String>),
+    /// A plot: inline SVG in HTML; in Markdown, its caption and a pointer
+    /// to report.html (Markdown has no self-contained way to embed it).
+    Figure {
+        caption: String,
+        svg: String,
+    },
 }
 
 /// Fixed-precision float, `n/a` when not finite: report bytes depend on the
@@ -40,6 +47,19 @@ pub fn render_markdown(doc: &[Block]) -> String {
                 out.push_str("> **");
                 out.push_str(text);
                 out.push_str("**\n\n");
+            }
+            Block::List(items) => {
+                for item in items {
+                    out.push_str("- ");
+                    out.push_str(item);
+                    out.push('\n');
+                }
+                out.push('\n');
+            }
+            Block::Figure { caption, .. } => {
+                out.push_str(&format!(
+                    "*Figure: {caption} (plotted in report.html).*\n\n"
+                ));
             }
             Block::Table(header, rows) => {
                 out.push_str(&format!(
@@ -92,6 +112,20 @@ pub fn render_html(title: &str, doc: &[Block]) -> String {
             Block::Para(text) => out.push_str(&format!("<p>{}</p>\n", html_escape(text))),
             Block::Warning(text) => {
                 out.push_str(&format!("<p class=\"warning\">{}</p>\n", html_escape(text)))
+            }
+            Block::List(items) => {
+                out.push_str("<ul>\n");
+                for item in items {
+                    out.push_str(&format!("<li>{}</li>\n", html_escape(item)));
+                }
+                out.push_str("</ul>\n");
+            }
+            Block::Figure { caption, svg } => {
+                // The SVG comes from our own plotting code, not user text.
+                out.push_str(&format!(
+                    "<figure>\n{svg}\n<figcaption>{}</figcaption>\n</figure>\n",
+                    html_escape(caption)
+                ));
             }
             Block::Table(header, rows) => {
                 out.push_str("<table>\n<tr>");

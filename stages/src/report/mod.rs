@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::cost::CostParams;
+use crate::measure::energy::EnergyParams;
 use crate::measure::{Boundary, Manifest, Scenario};
 use crate::stage::{Input, Outputs, Stage, StageContext, StageError};
 use crate::tables::{self, CostRow, FitRow, SummaryRow, ValidationRow};
@@ -17,7 +18,9 @@ use crate::validate::{Checks, find_input};
 mod audit;
 mod cost;
 mod document;
+mod energy;
 mod intro;
+mod limits;
 mod results;
 mod scaling;
 mod validation;
@@ -56,6 +59,8 @@ pub struct ReportParams {
     pub boundary: Boundary,
     pub scenarios: Vec<Scenario>,
     pub cost: Option<CostParams>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy: Option<EnergyParams>,
 }
 
 #[derive(Debug, Clone)]
@@ -168,12 +173,16 @@ impl Stage for ReportStage {
             manifests,
         };
         let mut out = Out::default();
+        // The template's order (seed Appendix X): question to limits.
         intro::intro(&rep, &mut out)?;
+        audit::artifact_chain(&rep, &mut out)?;
         validation::validation(&rep, &mut out)?;
         results::results(&rep, &mut out)?;
+        audit::attribution(&rep, &mut out)?;
+        energy::energy(&rep, &mut out)?;
         cost::cost(&rep, &mut out)?;
         scaling::scaling(&rep, &mut out)?;
-        audit::audit(&rep, &mut out)?;
+        limits::limits(&rep, &mut out)?;
 
         let p = rep.p;
         let report = ReportJson {

@@ -1,0 +1,105 @@
+//! Risks and limits: what the evidence above does not support, derived from
+//! the same artifacts (seed Appendix AQ), so the caveats can never drift
+//! from the data.
+
+use std::collections::BTreeSet;
+
+use super::document::Block;
+use super::{Out, Report};
+use crate::stage::StageError;
+
+pub fn limits(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
+    out.doc.push(Block::Heading(2, "Risks and limits".into()));
+    let mut items: Vec<String> = Vec::new();
+    if rep.evidence != "measured" {
+        items.push(
+            "Simulated data: numbers from the simulated backend exercise the pipeline; they are not \
+             evidence and feed no decision."
+                .into(),
+        );
+    }
+    let excluded = rep.validation.iter().filter(|v| v.status != "ok").count();
+    if excluded > 0 {
+        items.push(format!(
+            "{excluded} runs were degraded or failed and are excluded from every aggregate (see Validation)."
+        ));
+    }
+    let outliers = rep
+        .validation
+        .iter()
+        .filter(|v| !v.flags.is_empty())
+        .count();
+    if outliers > 0 {
+        items.push(format!(
+            "{outliers} runs are flagged as outliers and kept: tails include them."
+        ));
+    }
+    let machines: BTreeSet<String> = rep
+        .manifests
+        .iter()
+        .filter_map(|m| m.environment.as_ref())
+        .map(|e| format!("{} ({} cores)", e.cpu_model, e.logical_cores))
+        .collect();
+    match machines.len() {
+        0 => {}
+        1 => items.push(format!(
+            "One machine ({}): conclusions hold for this hardware class; rerun the spec on another class \
+             before generalising (Appendix AE).",
+            machines.iter().next().map_or("", String::as_str)
+        )),
+        n => items.push(format!(
+            "Measurements come from {n} different machines; compare cells across machines only through \
+             their manifests."
+        )),
+    }
+    let unidentifiable = rep.fit.iter().filter(|r| !r.identifiable).count();
+    if unidentifiable > 0 {
+        items.push(format!(
+            "{unidentifiable} of {} fits are unidentifiable (R^2 < 0.2 with a slope CI crossing zero, or \
+             fewer than 3 distinct x values) and back no claim (AM rule 7).",
+            rep.fit.len()
+        ));
+    }
+    let flips = rep.fit.iter().filter(|r| r.boundary_flip).count();
+    if flips > 0 {
+        items.push(format!(
+            "{flips} fits change regime across boundaries: those conclusions are boundary-specific (AD.4)."
+        ));
+    }
+    if rep.fit.iter().any(|r| r.heterogeneous) {
+        items.push(
+            "The fitted models mix architecture families or dtypes: parameter count is a regime descriptor, \
+             not a predictor (AN.4)."
+                .into(),
+        );
+    }
+    if rep.p.energy.is_none() {
+        items.push("No energy was sampled: no energy or carbon claim can be made.".into());
+    } else {
+        let windows: u32 = rep.summary.iter().map(|s| s.energy_windows).sum();
+        let valid: u32 = rep.summary.iter().map(|s| s.energy_valid).sum();
+        items.push(format!(
+            "Energy: {valid} of {windows} steady windows were attributable; the rest are no_data (TR122)."
+        ));
+    }
+    let above_bound = rep
+        .summary
+        .iter()
+        .filter(|s| s.roofline_fraction.is_finite() && s.roofline_fraction > 1.0)
+        .count();
+    if above_bound > 0 {
+        items.push(format!(
+            "{above_bound} decode cells exceed the copy-bandwidth bound: a STREAM copy counts reads and \
+             writes, decode mostly reads, so the bound is conservative there."
+        ));
+    }
+    if rep.cost_in.is_some() {
+        items.push(
+            "Costs are shadow prices of compute time at the spec's hourly rates, not total cost of \
+             ownership."
+                .into(),
+        );
+    }
+    out.doc.push(Block::List(items));
+    Ok(())
+}
