@@ -17,6 +17,7 @@ ci:
 bench:
     cargo bench -p assay-engine
     cargo bench -p assay-stages --bench harness_overhead
+    cargo bench -p assay-stages --bench summarise_scale
 
 # Regenerate the numpy reference logits of the candle models (needs numpy).
 reference:

@@ -196,6 +196,7 @@ pub fn build_plan(loaded: &LoadedSpec) -> Plan {
                 scenarios: loaded.scenarios.clone(),
                 cost: spec.cost.clone(),
                 energy: spec.energy,
+                workloads: spec.workloads.clone(),
             },
         }),
     );

@@ -20,9 +20,9 @@ fn tiny_quickstart() -> Workspace {
     let mut out = Vec::new();
     for line in text.lines() {
         let line = if line.starts_with("  - { name: llama-4x256,") {
-            "  - { name: llama-4x256, synthetic: { arch: llama, layers: 2, hidden: 64, heads: 4, kv_heads: 2, vocab: 300, max_positions: 256, seed: 1 } }".to_string()
+            "  - { name: llama-4x256, synthetic: { arch: llama, layers: 2, hidden: 64, heads: 4, kv_heads: 2, vocab: 300, max_positions: 1024, seed: 1 } }".to_string()
         } else if line.starts_with("  - { name: llama-8x512,") {
-            "  - { name: llama-8x512, synthetic: { arch: llama, layers: 3, hidden: 96, heads: 4, kv_heads: 4, vocab: 300, max_positions: 256, seed: 1 } }".to_string()
+            "  - { name: llama-8x512, synthetic: { arch: llama, layers: 3, hidden: 96, heads: 4, kv_heads: 4, vocab: 300, max_positions: 1024, seed: 1 } }".to_string()
         } else if line.trim_start().starts_with("repetitions:") {
             "  repetitions: 3".to_string()
         } else {
@@ -78,7 +78,7 @@ fn quickstart_measures_for_real_with_tiny_models() {
         .filter(|(id, _)| id.starts_with("measure/"))
         .map(|(_, n)| n)
         .collect();
-    assert_eq!(measures.len(), 6);
+    assert_eq!(measures.len(), 12);
     let prepared: Value = serde_json::from_slice(&object(
         &ws,
         nodes["prepare/llama-8x512"]["outputs"]["model"]
@@ -148,6 +148,40 @@ fn quickstart_measures_for_real_with_tiny_models() {
         roofline.iter().all(|f| *f > 0.0 && f.is_finite()),
         "{roofline:?}"
     );
+
+    // Every claim names its producer's current node key.
+    for c in claims {
+        let node = c["source"]["node"].as_str().unwrap();
+        assert_eq!(c["source"]["key"], nodes[node]["key"], "{c}");
+    }
+    // The report answers every workload class, fits prefill against prompt
+    // length on the prompt ladder, and draws its plots.
+    let md = String::from_utf8(std::fs::read(reports(&ws).join("report.md")).unwrap()).unwrap();
+    assert!(
+        md.contains("| Interactive chat | chat, chat_long |"),
+        "{md}"
+    );
+    for class in [
+        "Tool-augmented agents",
+        "Long-context summarisation",
+        "Batch prefill",
+        "(RAG)",
+    ] {
+        assert!(md.contains(class), "no {class} row");
+    }
+    assert!(
+        md.lines().any(|l| l.starts_with(
+            "| candle-cpu | llama-4x256 | batch 1 | prefill_ms ~ prompt_tokens | 5 |"
+        )),
+        "{md}"
+    );
+    assert!(
+        md.contains("batch 1, prompt 128 | decode_total_ms ~ decode_steps | 3 |"),
+        "{md}"
+    );
+    assert!(md.contains("Sensor: "), "{md}");
+    let html = std::fs::read_to_string(reports(&ws).join("report.html")).unwrap();
+    assert!(html.matches("<svg").count() >= 6);
 
     // A roofline claim traces to the measuring manifest, the weights that
     // ran and the machine's bandwidth.
@@ -299,7 +333,7 @@ fn candle_refuses_devices_it_was_not_built_for() {
 fn a_missing_local_model_is_a_located_spec_error() {
     let ws = tiny_quickstart();
     ws.edit(
-        "  - { name: llama-4x256, synthetic: { arch: llama, layers: 2, hidden: 64, heads: 4, kv_heads: 2, vocab: 300, max_positions: 256, seed: 1 } }",
+        "  - { name: llama-4x256, synthetic: { arch: llama, layers: 2, hidden: 64, heads: 4, kv_heads: 2, vocab: 300, max_positions: 1024, seed: 1 } }",
         "  - { name: llama-4x256, path: models/nowhere }",
     );
     let out = assay(&["check", ws.spec.to_str().unwrap()]);

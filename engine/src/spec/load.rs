@@ -704,6 +704,32 @@ fn semantic_checks(
         }
     }
 
+    for (class, names) in &spec.workloads {
+        if names.is_empty() {
+            diags.at_value(
+                &format!("/workloads/{}", class.name()),
+                "list at least one scenario for this workload class".into(),
+            );
+        }
+        for (i, name) in names.iter().enumerate() {
+            if !scenarios.iter().any(|s| &s.name == name) {
+                diags.at_value(
+                    &format!("/workloads/{}/{i}", class.name()),
+                    format!("no scenario named {name:?} in this spec"),
+                );
+            }
+        }
+    }
+    if let Some(fit) = &spec.fit
+        && let assay_stages::fit::Predictors::Many(list) = &fit.x
+        && list.is_empty()
+    {
+        diags.at_value(
+            "/fit/x",
+            "list at least one predictor (params, layers, hidden)".into(),
+        );
+    }
+
     if let Err(message) = output_dir_within(Path::new(&spec.outputs.dir)) {
         diags.at_value("/outputs/dir", message);
     }

@@ -1,4 +1,7 @@
 use assay_stages::cost::CostParams;
+use std::collections::BTreeMap;
+
+use assay_stages::decide::WorkloadClass;
 use assay_stages::fit::FitParams;
 use assay_stages::measure::energy::EnergyParams;
 use assay_stages::measure::{BackendConfig, Boundary, ModelDecl, Scenario};
@@ -42,6 +45,11 @@ pub struct Spec {
     /// Shadow-price cost and capacity parameters (optional).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<CostParams>,
+    /// Scenarios per workload class (interactive_chat, agents,
+    /// long_context_summarisation, batch_prefill, rag) for the report's
+    /// decision trees; classes not listed use their default shape.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub workloads: BTreeMap<WorkloadClass, Vec<String>>,
     /// Energy sampling and gating (optional; TR122). Without it no power is
     /// sampled and the report says so.
     #[serde(default, skip_serializing_if = "Option::is_none")]

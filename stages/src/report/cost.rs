@@ -78,6 +78,7 @@ pub fn cost(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
             .collect(),
             rows,
         ));
+        out.doc.extend(super::figures::cost_per_1m(&rep.cost));
         if let Some(requests_in) = rep.inputs.iter().find(|i| i.name == "requests") {
             let requests: Vec<crate::cost::RequestCostRow> =
                 tables::read_rows(rep.ctx, requests_in)?;

@@ -15,6 +15,22 @@ pub enum Block {
     },
 }
 
+/// A float with `significant` significant digits (fixed notation), for
+/// values whose magnitude varies (costs, rates); `n/a` when not finite.
+pub fn sig(x: f64, significant: usize) -> String {
+    if !x.is_finite() {
+        return "n/a".into();
+    }
+    if x == 0.0 {
+        return "0".into();
+    }
+    // Digits after the point so the leading digit plus `significant - 1`
+    // more show; libm keeps the exponent machine-independent.
+    let magnitude = libm::floor(libm::log10(x.abs())) as i64;
+    let digits = (significant as i64 - 1 - magnitude).clamp(0, 12) as usize;
+    format!("{x:.digits$}")
+}
+
 /// Fixed-precision float, `n/a` when not finite: report bytes depend on the
 /// inputs only.
 pub fn f(x: f64, digits: usize) -> String {
@@ -101,6 +117,7 @@ pub fn render_html(title: &str, doc: &[Block]) -> String {
          table{{border-collapse:collapse;margin:1rem 0;font-size:.9rem}}\n\
          th,td{{border:1px solid #ccc;padding:.25rem .5rem;text-align:left}}\nth{{background:#f3f3f3}}\n\
          .warning{{background:#fff3cd;border:1px solid #e0c060;padding:.75rem;font-weight:bold}}\n\
+         figure{{margin:1rem 0}}\nfigure svg{{max-width:100%;height:auto}}\nfigcaption{{font-size:.85rem;color:#555}}\n\
          </style>\n</head>\n<body>\n",
         html_escape(title)
     );
@@ -146,4 +163,19 @@ pub fn render_html(title: &str, doc: &[Block]) -> String {
     }
     out.push_str("</body>\n</html>\n");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn significant_digits_follow_the_magnitude() {
+        assert_eq!(sig(5171.176, 4), "5171");
+        assert_eq!(sig(12.1674, 4), "12.17");
+        assert_eq!(sig(0.0011234, 4), "0.001123");
+        assert_eq!(sig(-0.5, 2), "-0.50");
+        assert_eq!(sig(0.0, 4), "0");
+        assert_eq!(sig(f64::NAN, 4), "n/a");
+    }
 }

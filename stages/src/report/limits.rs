@@ -21,7 +21,8 @@ pub fn limits(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
     let excluded = rep.validation.iter().filter(|v| v.status != "ok").count();
     if excluded > 0 {
         items.push(format!(
-            "{excluded} runs were degraded or failed and are excluded from every aggregate (see Validation)."
+            "{} degraded or failed and excluded from every aggregate (see Validation).",
+            runs(excluded)
         ));
     }
     let outliers = rep
@@ -31,7 +32,13 @@ pub fn limits(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
         .count();
     if outliers > 0 {
         items.push(format!(
-            "{outliers} runs are flagged as outliers and kept: tails include them."
+            "{} flagged as {} and kept: tails include them.",
+            runs(outliers),
+            if outliers == 1 {
+                "an outlier"
+            } else {
+                "outliers"
+            }
         ));
     }
     let machines: BTreeSet<String> = rep
@@ -75,6 +82,15 @@ pub fn limits(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
     }
     if rep.p.energy.is_none() {
         items.push("No energy was sampled: no energy or carbon claim can be made.".into());
+    } else if let Some(reason) = rep
+        .manifests
+        .iter()
+        .filter_map(|m| m.energy.as_ref()?.no_sensor.as_deref())
+        .next()
+    {
+        items.push(format!(
+            "No energy sensor ({reason}): no energy or carbon claim can be made."
+        ));
     } else {
         let windows: u32 = rep.summary.iter().map(|s| s.energy_windows).sum();
         let valid: u32 = rep.summary.iter().map(|s| s.energy_valid).sum();
@@ -93,6 +109,18 @@ pub fn limits(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
              writes, decode mostly reads, so the bound is conservative there."
         ));
     }
+    let undecided: Vec<&str> = super::decisions::compute(rep)
+        .per_class
+        .iter()
+        .filter(|d| matches!(d.outcome, crate::decide::Outcome::NoDecision { .. }))
+        .map(|d| d.class.title())
+        .collect();
+    if !undecided.is_empty() {
+        items.push(format!(
+            "No decision for: {} (reasons under Decisions by workload class).",
+            undecided.join(", ")
+        ));
+    }
     if rep.cost_in.is_some() {
         items.push(
             "Costs are shadow prices of compute time at the spec's hourly rates, not total cost of \
@@ -102,4 +130,12 @@ pub fn limits(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
     }
     out.doc.push(Block::List(items));
     Ok(())
+}
+
+fn runs(n: usize) -> String {
+    if n == 1 {
+        "1 run was".into()
+    } else {
+        format!("{n} runs were")
+    }
 }

@@ -8,7 +8,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use std::collections::BTreeMap;
+
 use crate::cost::CostParams;
+use crate::decide::WorkloadClass;
 use crate::measure::energy::EnergyParams;
 use crate::measure::{Boundary, Manifest, Scenario};
 use crate::stage::{Input, Outputs, Stage, StageContext, StageError};
@@ -17,8 +20,10 @@ use crate::validate::{Checks, find_input};
 
 mod audit;
 mod cost;
+mod decisions;
 mod document;
 mod energy;
+mod figures;
 mod intro;
 mod limits;
 mod results;
@@ -61,6 +66,10 @@ pub struct ReportParams {
     pub cost: Option<CostParams>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub energy: Option<EnergyParams>,
+    /// Scenarios per workload class for the decision trees, overriding the
+    /// default class shapes for the classes listed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub workloads: BTreeMap<WorkloadClass, Vec<String>>,
 }
 
 #[derive(Debug, Clone)]
@@ -182,6 +191,7 @@ impl Stage for ReportStage {
         energy::energy(&rep, &mut out)?;
         cost::cost(&rep, &mut out)?;
         scaling::scaling(&rep, &mut out)?;
+        decisions::decisions(&rep, &mut out)?;
         limits::limits(&rep, &mut out)?;
 
         let p = rep.p;

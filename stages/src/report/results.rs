@@ -88,6 +88,14 @@ pub fn results(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
         .collect(),
         result_rows,
     ));
+    for (phase, title) in [
+        ("prefill", "Prefill latency per cell"),
+        ("decode", "Decode step latency per cell"),
+        ("e2e", "End-to-end latency per cell"),
+    ] {
+        out.doc
+            .extend(super::figures::latency(&rep.summary, phase, title));
+    }
 
     // Roofline: decode is memory-bound, so the machine's bandwidth over
     // the bytes a step must read bounds decode throughput from above.
@@ -156,6 +164,9 @@ pub fn results(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
     // Phase split (AA.3) and the TR117 paradox: rankings by mean and by
     // median that disagree mean the distribution, not one number, decides.
     out.doc.push(Block::Heading(2, "Phase split".into()));
+    out.doc.extend(super::figures::phase_split(&rep.summary));
+    out.doc
+        .extend(super::figures::decode_fraction(&rep.summary));
     out.doc.push(Block::Para(
         "Decode fraction = decode time / end-to-end time per run (median over runs). Near 1, decode dominates \
          and decode throughput is the metric to optimise (Appendix AM rule 1)."

@@ -44,6 +44,10 @@ pub fn scaling(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
             ));
         }
         out.doc.push(table(&log_log, true));
+        // Two points fit any line: only fits of 3 or more are drawn.
+        for (_, r) in log_log.iter().filter(|(_, r)| r.n >= 3) {
+            out.doc.extend(super::figures::scaling(r, &rep.summary));
+        }
         for (i, r) in &log_log {
             claim(fit_in, *i, r, out);
         }
@@ -66,6 +70,9 @@ pub fn scaling(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
                 .into(),
         ));
         out.doc.push(table(&linear, false));
+        for (_, r) in linear.iter().filter(|(_, r)| r.n >= 3) {
+            out.doc.extend(super::figures::scaling(r, &rep.summary));
+        }
         for (i, r) in &linear {
             claim(fit_in, *i, r, out);
         }

@@ -1,0 +1,143 @@
+//! The decision trees of Appendix AN applied to the measured data: per
+//! workload class, the recommended backend and model with its evidence and
+//! uncertainty, or "no decision" with the reason (see `crate::decide`).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::Claim;
+use super::document::{Block, sig};
+use super::{Out, Report, source};
+use crate::decide::{self, Decisions, ModelTraits, Outcome};
+use crate::stage::StageError;
+
+/// The decisions for this report's data; also read by the limits section.
+pub fn compute(rep: &Report<'_>) -> Decisions {
+    let models: BTreeMap<String, ModelTraits> = rep
+        .manifests
+        .iter()
+        .map(|m| {
+            (
+                m.model.clone(),
+                ModelTraits {
+                    family: m.model_info.arch.name().to_string(),
+                    dtype: m.actual.dtype.clone(),
+                },
+            )
+        })
+        .collect();
+    // No backend records compiler-real evidence yet (candle and the
+    // simulated backend are eager): AN.2 then says "disable compile".
+    let compiler_real = BTreeSet::new();
+    decide::decide(
+        &rep.summary,
+        &rep.cost,
+        &rep.p.scenarios,
+        &rep.p.workloads,
+        &compiler_real,
+        &models,
+    )
+}
+
+pub fn decisions(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
+    let d = compute(rep);
+    out.doc.push(Block::Heading(
+        2,
+        "Decisions by workload class (Appendix AN)".into(),
+    ));
+    out.doc.push(Block::Para(
+        "AN.1 per class on its scenarios: decode-heavy (gen >= 64 or decode fraction > 0.9) ranks by decode \
+         tokens/s; batched prefill by prefill cost; otherwise by single-prompt prefill latency. Several \
+         scenarios rank by the geometric mean. A recommendation needs the winner ahead of the runner-up \
+         with disjoint 95% intervals in every scenario of the class; otherwise there is no decision. \
+         Simulated data never decides. Class shapes and the rules: docs/decisions.md."
+            .into(),
+    ));
+    let mut rows = Vec::new();
+    for dec in &d.per_class {
+        let outcome = match &dec.outcome {
+            Outcome::Recommend {
+                backend,
+                model,
+                value,
+                ci_low,
+                ci_high,
+                runner_up,
+                note,
+            } => {
+                let vs = runner_up.as_ref().map_or_else(String::new, |(b, m, v)| {
+                    format!("; runner-up {m} on {b}: {}", sig(*v, 4))
+                });
+                let note = if note.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({note})")
+                };
+                out.claims.push(Claim {
+                    id: format!("decision/{}/recommendation", dec.class.name()),
+                    statement: format!(
+                        "For {} ({}), use {model} on {backend}: {} = {} {} (95% CI [{}, {}]){vs}",
+                        dec.class.title().to_lowercase(),
+                        dec.scenarios.join(", "),
+                        dec.metric,
+                        sig(*value, 4),
+                        dec.unit,
+                        sig(*ci_low, 4),
+                        sig(*ci_high, 4)
+                    ),
+                    value: *value,
+                    unit: dec.unit.clone(),
+                    evidence: "measured".into(),
+                    source: source(rep.summary_in, dec.evidence_rows.clone()),
+                });
+                format!(
+                    "use {model} on {backend}: {} {} [{}, {}]{vs}{note}",
+                    sig(*value, 4),
+                    dec.unit,
+                    sig(*ci_low, 4),
+                    sig(*ci_high, 4)
+                )
+            }
+            // The reason already names the candidate the numbers lean to.
+            Outcome::NoDecision { reason, .. } => {
+                format!("no decision: evidence insufficient; {reason}")
+            }
+        };
+        rows.push(vec![
+            dec.class.title().to_string(),
+            if dec.scenarios.is_empty() {
+                format!("none ({})", dec.class.shape())
+            } else {
+                dec.scenarios.join(", ")
+            },
+            dec.branch.clone(),
+            outcome,
+            dec.cold_start.clone(),
+        ]);
+    }
+    out.doc.push(Block::Table(
+        [
+            "workload class",
+            "scenarios",
+            "AN.1 branch",
+            "decision",
+            "cold start (AN.3)",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+        rows,
+    ));
+    let compiler: Vec<String> = d
+        .compiler
+        .iter()
+        .map(|(backend, advice)| format!("{backend}: {advice}"))
+        .collect();
+    if !compiler.is_empty() {
+        out.doc
+            .push(Block::Para("Compiler enablement (AN.2):".into()));
+        out.doc.push(Block::List(compiler));
+    }
+    out.doc
+        .push(Block::Para(format!("Scaling (AN.4): {}", d.scaling)));
+    Ok(())
+}
