@@ -392,4 +392,13 @@ mod tests {
         assert!((usd_per_1m(1000.0, 3.6) - 1.0).abs() < 1e-12);
         assert_eq!(seconds_per_1m(500.0), 2000.0);
     }
+
+    #[test]
+    fn energy_term_is_joules_per_token_to_kwh_per_1m() {
+        // 0.36 J/token: 1M tokens take 360 kJ = 0.1 kWh; at $0.15/kWh that
+        // is $0.015, at 400 g/kWh 40 g CO2e.
+        assert!((kwh_per_1m(0.36) - 0.1).abs() < 1e-15);
+        assert!((kwh_per_1m(0.36) * 0.15 - 0.015).abs() < 1e-15);
+        assert!((kwh_per_1m(0.36) * 400.0 - 40.0).abs() < 1e-12);
+    }
 }

@@ -105,8 +105,13 @@ pub fn limits(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
         .count();
     if above_bound > 0 {
         items.push(format!(
-            "{above_bound} decode cells exceed the copy-bandwidth bound: a STREAM copy counts reads and \
-             writes, decode mostly reads, so the bound is conservative there."
+            "{} the copy-bandwidth bound: a STREAM copy counts reads and writes, decode mostly reads, \
+             so the bound is conservative there.",
+            if above_bound == 1 {
+                "1 decode cell exceeds".to_string()
+            } else {
+                format!("{above_bound} decode cells exceed")
+            }
         ));
     }
     let undecided: Vec<&str> = super::decisions::compute(rep)
