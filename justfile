@@ -13,7 +13,8 @@ test:
 ci:
     bash .ci/run
 
-# Benchmarks (release): cached rerun vs DVC, planning at scale, harness overhead.
+# Benchmarks (release): cached rerun vs DVC, planning at scale, harness overhead,
+# summary statistics and bootstrap at scale vs DuckDB and scipy.
 bench:
     cargo bench -p assay-engine
     cargo bench -p assay-stages --bench harness_overhead

@@ -926,15 +926,7 @@ impl<'a> Ctx<'a> {
     }
 }
 
-/// exp(mean(ln x)); a single value is returned as is (no rounding noise).
-fn geomean(xs: &[f64]) -> f64 {
-    match xs {
-        [x] => *x,
-        _ => stats::exp(stats::mean(
-            &xs.iter().map(|&x| stats::ln(x)).collect::<Vec<_>>(),
-        )),
-    }
-}
+use stats::geomean;
 
 fn unusable(v: &ScenarioValue) -> String {
     if v.n < MIN_N {

@@ -168,8 +168,19 @@ impl Stage for FitStage {
         FIT_VERSION
     }
 
+    /// Resolved: `x: params`, `x: [params]` and a reordered list are the
+    /// same fit and get the same key.
     fn params(&self) -> Value {
-        serde_json::to_value(&self.params).unwrap_or(Value::Null)
+        let mut params = serde_json::to_value(&self.params).unwrap_or(Value::Null);
+        params["x"] = serde_json::json!(
+            self.params
+                .x
+                .list()
+                .iter()
+                .map(|p| p.name())
+                .collect::<Vec<_>>()
+        );
+        params
     }
 
     fn run(&self, ctx: &StageContext<'_>, inputs: &[Input]) -> Result<Outputs, StageError> {
@@ -305,7 +316,8 @@ fn fit_group(g: &Group<'_>, p: &FitParams, seed: u64) -> Option<FitRow> {
     let x: Vec<f64> = g.points.iter().map(|(x, _, _)| t(*x)).collect();
     let y: Vec<f64> = g.points.iter().map(|(_, y, _)| t(*y)).collect();
     let (intercept, slope, r2) = stats::ols(&x, &y)?;
-    // One RNG stream per fit, so adding a fit never moves another's CI.
+    // One RNG stream per fit: a fit's CI does not depend on the order in
+    // which fits are computed.
     let stream = blake3::hash(
         format!(
             "{}\0{}\0{}\0{}\0{}\0{}",

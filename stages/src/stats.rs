@@ -156,6 +156,15 @@ pub fn spearman(x: &[f64], y: &[f64]) -> f64 {
     sxy / (sxx * syy).sqrt()
 }
 
+/// exp(mean(ln x)), the seed's scenario aggregation; a single value is
+/// returned as is (no rounding noise).
+pub fn geomean(xs: &[f64]) -> f64 {
+    match xs {
+        [x] => *x,
+        _ => exp(mean(&xs.iter().map(|&x| ln(x)).collect::<Vec<_>>())),
+    }
+}
+
 pub fn ln(x: f64) -> f64 {
     libm::log(x)
 }

@@ -175,13 +175,15 @@ impl Stage for ValidateStage {
 
 /// TR122: how many of the cell's energy windows are attributable.
 fn energy_check(manifest: &Manifest, rows: &[EnergyRow], min: u32) -> CheckResult {
-    let valid = rows.iter().filter(|r| r.status == "valid").count();
+    // Steady windows only: warmup windows never feed an aggregate.
+    let steady: Vec<&EnergyRow> = rows.iter().filter(|r| !r.warmup).collect();
+    let valid = steady.iter().filter(|r| r.status == "valid").count();
     let source = manifest.energy.as_ref();
     let detail = match source.and_then(|s| s.no_sensor.as_deref()) {
         Some(reason) => format!("no energy: {reason}"),
         None => format!(
-            "{valid} of {} windows attributable (>= {min} samples at {} ms polling, sensor {})",
-            rows.len(),
+            "{valid} of {} steady windows attributable (>= {min} samples at {} ms polling, sensor {})",
+            steady.len(),
             source.map_or(0, |s| s.poll_ms),
             source.map_or("none", |s| s.sensor.as_str())
         ),

@@ -704,6 +704,32 @@ fn semantic_checks(
         }
     }
 
+    if let Some(e) = &spec.energy
+        && e.idle_ms < e.poll_ms
+    {
+        diags.at_value(
+            "/energy/idle_ms",
+            format!(
+                "idle_ms ({}) must be at least poll_ms ({}): energy is reported above idle, which needs a baseline sample",
+                e.idle_ms, e.poll_ms
+            ),
+        );
+    }
+    if let Some(price) = spec.cost.as_ref().and_then(|c| c.energy.as_ref()) {
+        let bad = |v: f64| !v.is_finite() || v < 0.0;
+        if bad(price.usd_per_kwh) {
+            diags.at_value(
+                "/cost/energy/usd_per_kwh",
+                "usd_per_kwh must be a finite price >= 0".into(),
+            );
+        }
+        if price.carbon_g_per_kwh.is_some_and(bad) {
+            diags.at_value(
+                "/cost/energy/carbon_g_per_kwh",
+                "carbon_g_per_kwh must be finite and >= 0".into(),
+            );
+        }
+    }
     for (class, names) in &spec.workloads {
         if names.is_empty() {
             diags.at_value(

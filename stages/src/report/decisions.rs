@@ -87,7 +87,14 @@ pub fn decisions(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
                     value: *value,
                     unit: dec.unit.clone(),
                     evidence: "measured".into(),
-                    source: source(rep.summary_in, dec.evidence_rows.clone()),
+                    // A cost-ranked decision (batched prefill) takes its
+                    // value from the cost table: cite that.
+                    source: match rep.cost_in {
+                        Some(cost_in) if !dec.cost_rows.is_empty() => {
+                            source(cost_in, dec.cost_rows.clone())
+                        }
+                        _ => source(rep.summary_in, dec.evidence_rows.clone()),
+                    },
                 });
                 format!(
                     "use {model} on {backend}: {} {} [{}, {}]{vs}{note}",

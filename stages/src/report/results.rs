@@ -398,6 +398,63 @@ pub fn results(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
         ],
         ranking_rows,
     ));
-
+    aggregate(rep, out);
     Ok(())
+}
+
+/// Scenario aggregation by geometric mean (seed TR117/TR119 practice): one
+/// figure per backend and model over every scenario it ran, so no single
+/// scenario's scale dominates. Configurations missing a scenario are left
+/// out rather than compared on a different set.
+fn aggregate(rep: &Report<'_>, out: &mut Out) {
+    let mut by: std::collections::BTreeMap<(&str, &str), Vec<(usize, &SummaryRow)>> =
+        Default::default();
+    for (i, s) in rep.summary.iter().enumerate() {
+        if s.phase == "decode" && s.tokens_per_s > 0.0 {
+            by.entry((&s.backend, &s.model)).or_default().push((i, s));
+        }
+    }
+    let scenarios = rep.p.scenarios.len();
+    let mut rows = Vec::new();
+    for ((backend, model), cells) in by {
+        if cells.len() != scenarios {
+            continue;
+        }
+        let rates: Vec<f64> = cells.iter().map(|(_, s)| s.tokens_per_s).collect();
+        let g = crate::stats::geomean(&rates);
+        rows.push(vec![
+            backend.to_string(),
+            model.to_string(),
+            cells.len().to_string(),
+            f(g, 1),
+        ]);
+        out.claims.push(Claim {
+            id: format!("aggregate/{backend}/{model}/decode/tokens_per_s_geomean"),
+            statement: format!(
+                "Geometric mean of decode throughput of {model} on {backend} over {} scenarios: {} tokens/s",
+                cells.len(),
+                f(g, 1)
+            ),
+            value: g,
+            unit: "tokens/s".into(),
+            evidence: if cells.iter().all(|(_, s)| s.evidence == "measured") {
+                "measured".into()
+            } else {
+                "simulated".into()
+            },
+            source: source(rep.summary_in, cells.iter().map(|(i, _)| *i as u32).collect()),
+        });
+    }
+    if !rows.is_empty() {
+        out.doc.push(Block::Para(
+            "Across scenarios (geometric mean of decode tokens/s over every scenario):".into(),
+        ));
+        out.doc.push(Block::Table(
+            ["backend", "model", "scenarios", "decode tokens/s (geomean)"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            rows,
+        ));
+    }
 }
