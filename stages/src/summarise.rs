@@ -246,19 +246,20 @@ pub fn apply_energy(
     ok_runs: &BTreeSet<(&str, u32)>,
     rows: &mut [SummaryRow],
 ) {
+    // Index the steady ok windows once by (cell, phase).
+    let mut by: BTreeMap<(&str, &str), Vec<&EnergyRow>> = BTreeMap::new();
+    for e in energy
+        .iter()
+        .filter(|e| !e.warmup && ok_runs.contains(&(e.cell.as_str(), e.repetition)))
+    {
+        by.entry((e.cell.as_str(), e.phase.as_str()))
+            .or_default()
+            .push(e);
+    }
     for row in rows.iter_mut() {
-        let windows: Vec<&EnergyRow> = energy
-            .iter()
-            .filter(|e| {
-                e.cell == row.cell
-                    && e.phase == row.phase
-                    && !e.warmup
-                    && ok_runs.contains(&(e.cell.as_str(), e.repetition))
-            })
-            .collect();
-        if windows.is_empty() {
+        let Some(windows) = by.get(&(row.cell.as_str(), row.phase.as_str())) else {
             continue;
-        }
+        };
         let valid: Vec<(f64, f64)> = windows
             .iter()
             .filter_map(|e| Some((e.energy_j?, f64::from(e.tokens))))

@@ -157,7 +157,8 @@ impl Stage for ValidateStage {
                     Some(p) => tables::read_rows(ctx, p)?,
                     None => Vec::new(),
                 };
-                let mut cell_energy = energy::gate(&events, &power, min);
+                let poll_ms = manifest.energy.as_ref().map_or(1, |e| e.poll_ms);
+                let mut cell_energy = energy::gate(&events, &power, min, poll_ms);
                 checks.push(energy_check(&manifest, &cell_energy, min));
                 energy_rows.append(&mut cell_energy);
             }

@@ -170,13 +170,12 @@ fn quickstart_measures_for_real_with_tiny_models() {
         assert!(md.contains(class), "no {class} row");
     }
     assert!(
-        md.lines().any(|l| l.starts_with(
-            "| candle-cpu | llama-4x256 | batch 1 | prefill_ms ~ prompt_tokens | 5 |"
-        )),
+        md.lines().any(|l| l
+            .starts_with("| candle-cpu | llama-4x256 | batch 1 | prefill_ms ~ prompt_tokens |")),
         "{md}"
     );
     assert!(
-        md.contains("batch 1, prompt 128 | decode_total_ms ~ decode_steps | 3 |"),
+        md.contains("batch 1, prompt 128 | decode_total_ms ~ decode_steps |"),
         "{md}"
     );
     assert!(md.contains("Sensor: "), "{md}");

@@ -705,12 +705,12 @@ fn semantic_checks(
     }
 
     if let Some(e) = &spec.energy
-        && e.idle_ms < e.poll_ms
+        && u64::from(e.idle_ms) < 2 * u64::from(e.poll_ms)
     {
         diags.at_value(
             "/energy/idle_ms",
             format!(
-                "idle_ms ({}) must be at least poll_ms ({}): energy is reported above idle, which needs a baseline sample",
+                "idle_ms ({}) must be at least twice poll_ms ({}): energy is reported above idle, which needs baseline samples",
                 e.idle_ms, e.poll_ms
             ),
         );

@@ -210,8 +210,19 @@ impl Rapl {
                     z.file_name()
                         .map_or(String::new(), |n| n.to_string_lossy().into())
                 });
+            // `psys` (the whole platform on Intel clients) already contains
+            // the packages: summing it in would double the power.
+            if !name.starts_with("package") {
+                continue;
+            }
             domains.push((file, range));
             names.push(name);
+        }
+        if domains.is_empty() {
+            return Err(format!(
+                "no RAPL power sensor: no package domain under {}",
+                root.display()
+            ));
         }
         Ok(Rapl { domains, names })
     }
@@ -249,8 +260,30 @@ fn counter_delta(before: u64, after: u64, range: u64) -> u64 {
 /// (TR122's instrument), so it sleeps between reads by design.
 pub struct Sampler {
     stop: Arc<AtomicBool>,
-    handle: JoinHandle<Vec<(Instant, f64)>>,
+    handle: Option<JoinHandle<Vec<(Instant, f64)>>>,
     sensor: String,
+}
+
+/// A sampler dropped without `finish` (the measurement failed) stops its
+/// thread rather than polling for the rest of the process.
+impl Drop for Sampler {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Sleep `total` in short steps, returning early once `stop` is set, so a
+/// finished cell never waits out a long polling interval.
+pub fn sleep_unless(total: Duration, stop: &AtomicBool) {
+    let step = Duration::from_millis(20);
+    let end = Instant::now() + total;
+    while !stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        if now >= end {
+            break;
+        }
+        std::thread::sleep(step.min(end - now));
+    }
 }
 
 impl Sampler {
@@ -265,7 +298,10 @@ impl Sampler {
             };
             let mut last_t = Instant::now();
             while !flag.load(Ordering::Relaxed) {
-                std::thread::sleep(poll);
+                sleep_unless(poll, &flag);
+                if flag.load(Ordering::Relaxed) {
+                    break;
+                }
                 let Ok(now) = rapl.read() else { break };
                 let t = Instant::now();
                 let uj: u64 = rapl
@@ -285,18 +321,22 @@ impl Sampler {
         });
         Sampler {
             stop,
-            handle,
+            handle: Some(handle),
             sensor,
         }
     }
 
     /// Stop polling; sample times become ns relative to `origin` (the
     /// harness clock's zero).
-    pub fn finish(self, origin: Instant) -> Trace {
+    pub fn finish(mut self, origin: Instant) -> Trace {
         self.stop.store(true, Ordering::Relaxed);
-        let samples = self.handle.join().unwrap_or_default();
+        let samples = self
+            .handle
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
         Trace {
-            sensor: self.sensor,
+            sensor: std::mem::take(&mut self.sensor),
             samples: samples
                 .into_iter()
                 .map(|(t, w)| {
@@ -399,11 +439,20 @@ fn windows(events: &[EventRow]) -> Vec<Window<'_>> {
     out
 }
 
-/// Gate every window of one cell (TR122): samples inside the window at
-/// least `min_samples`, else `no_data` with no number. Idle power is the
-/// mean of the baseline samples (before time zero); without a baseline the
-/// energy is gross and says so.
-pub fn gate(events: &[EventRow], power: &[PowerRow], min_samples: u32) -> Vec<EnergyRow> {
+/// Gate every window of one cell (TR122). A sample is the mean power of
+/// the poll interval ending at its time, so only samples whose whole
+/// interval lies inside the window describe it: a window needs at least
+/// `min_samples` of those, which also makes any window shorter than the
+/// polling interval `no_data`. Idle power is the mean of the baseline
+/// samples (intervals ending before time zero); without a baseline there is
+/// no energy above idle, so every window is `no_data`.
+pub fn gate(
+    events: &[EventRow],
+    power: &[PowerRow],
+    min_samples: u32,
+    poll_ms: u32,
+) -> Vec<EnergyRow> {
+    let poll_ns = i64::from(poll_ms) * 1_000_000;
     let idle: Vec<f64> = power
         .iter()
         .filter(|p| p.t_ns < 0)
@@ -419,13 +468,14 @@ pub fn gate(events: &[EventRow], power: &[PowerRow], min_samples: u32) -> Vec<En
         .map(|w| {
             let inside: Vec<f64> = power
                 .iter()
-                .filter(|p| p.t_ns >= w.start && p.t_ns <= w.end)
+                .filter(|p| p.t_ns - poll_ns >= w.start && p.t_ns <= w.end)
                 .map(|p| p.watts)
                 .collect();
-            let valid = inside.len() as u32 >= min_samples && !inside.is_empty();
+            let valid =
+                inside.len() as u32 >= min_samples && !inside.is_empty() && idle_w.is_some();
             let mean_w = valid.then(|| crate::stats::mean(&inside));
             let duration_s = (w.end - w.start) as f64 / 1e9;
-            let energy_j = mean_w.map(|m| (m - idle_w.unwrap_or(0.0)) * duration_s);
+            let energy_j = mean_w.zip(idle_w).map(|(m, idle)| (m - idle) * duration_s);
             EnergyRow {
                 cell: w.first.cell.clone(),
                 repetition: w.first.repetition,
@@ -470,8 +520,9 @@ mod tests {
 
     #[test]
     fn short_windows_are_no_data_and_long_ones_are_idle_subtracted() {
-        // Run 0: prefill 0..50 ms (no sample inside at 100 ms polling),
-        // decode 50..450 ms (samples at 100, 200, 300, 400), e2e 0..450.
+        // Run 0: prefill 0..50 ms (shorter than the polling interval: no
+        // sample's interval fits), decode 50..450 ms (the intervals ending
+        // at 200, 300, 400 fit; 0..100 does not), e2e 0..450 (all four).
         let events = vec![
             ev(0, "prefill", 0, 50, 64),
             ev(0, "decode", 50, 200, 4),
@@ -486,32 +537,43 @@ mod tests {
             p(300, 71.0),
             p(400, 71.0),
         ];
-        let rows = gate(&events, &power, 2);
+        let rows = gate(&events, &power, 2, 100);
         let by = |phase: &str| rows.iter().find(|r| r.phase == phase).unwrap();
         let prefill = by("prefill");
         assert_eq!((prefill.status.as_str(), prefill.samples), ("no_data", 0));
         assert_eq!(prefill.energy_j, None);
         let decode = by("decode");
-        assert_eq!((decode.samples, decode.tokens), (4, 8));
+        assert_eq!((decode.samples, decode.tokens), (3, 8));
+        assert_eq!(by("e2e").samples, 4);
         assert_eq!(decode.idle_power_w, Some(31.0));
         // (71 - 31) W x 0.4 s = 16 J.
         assert!((decode.energy_j.unwrap() - 16.0).abs() < 1e-9);
         assert!((by("e2e").energy_j.unwrap() - 40.0 * 0.45).abs() < 1e-9);
         // The threshold is a parameter: at 5 samples everything is no_data.
         assert!(
-            gate(&events, &power, 5)
+            gate(&events, &power, 5, 100)
                 .iter()
                 .all(|r| r.energy_j.is_none())
         );
     }
 
     #[test]
-    fn without_a_baseline_energy_is_gross() {
+    fn without_a_baseline_nothing_is_above_idle() {
         let events = vec![ev(0, "e2e", 0, 1000, 10)];
         let power: Vec<PowerRow> = (1..=10).map(|i| p(i * 100, 50.0)).collect();
-        let r = &gate(&events, &power, 2)[0];
-        assert_eq!(r.idle_power_w, None);
-        assert!((r.energy_j.unwrap() - 50.0).abs() < 1e-9);
+        let r = &gate(&events, &power, 2, 100)[0];
+        assert_eq!((r.samples, r.idle_power_w), (10, None));
+        assert_eq!((r.status.as_str(), r.energy_j), ("no_data", None));
+    }
+
+    #[test]
+    fn one_sample_never_attributes_a_window_shorter_than_its_interval() {
+        // min_samples 1 and a 5 ms window holding a sample timestamp: the
+        // sample's 100 ms interval is mostly outside, so no_data.
+        let events = vec![ev(0, "prefill", 98, 5, 8)];
+        let power = vec![p(-100, 30.0), p(100, 70.0)];
+        let r = &gate(&events, &power, 1, 100)[0];
+        assert_eq!((r.status.as_str(), r.samples), ("no_data", 0));
     }
 
     #[test]
@@ -554,6 +616,10 @@ mod tests {
         std::fs::write(zone.join("energy_uj"), "1000\n").unwrap();
         std::fs::write(zone.join("max_energy_range_uj"), "262143328850\n").unwrap();
         std::fs::write(zone.join("name"), "package-0\n").unwrap();
+        let psys = dir.path().join("intel-rapl:1");
+        std::fs::create_dir_all(&psys).unwrap();
+        std::fs::write(psys.join("energy_uj"), "5\n").unwrap();
+        std::fs::write(psys.join("name"), "psys\n").unwrap();
         let rapl = Rapl::detect_in(dir.path()).unwrap();
         assert_eq!(rapl.name(), "rapl:package-0");
         assert_eq!(rapl.read().unwrap(), vec![1000]);

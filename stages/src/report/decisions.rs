@@ -16,8 +16,10 @@ pub fn compute(rep: &Report<'_>) -> Decisions {
         .manifests
         .iter()
         .map(|m| {
+            // One entry per (model, dtype that ran): a model measured at two
+            // dtypes is two configurations for AN.4.
             (
-                m.model.clone(),
+                format!("{} ({})", m.model, m.actual.dtype),
                 ModelTraits {
                     family: m.model_info.arch.name().to_string(),
                     dtype: m.actual.dtype.clone(),
@@ -87,14 +89,7 @@ pub fn decisions(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
                     value: *value,
                     unit: dec.unit.clone(),
                     evidence: "measured".into(),
-                    // A cost-ranked decision (batched prefill) takes its
-                    // value from the cost table: cite that.
-                    source: match rep.cost_in {
-                        Some(cost_in) if !dec.cost_rows.is_empty() => {
-                            source(cost_in, dec.cost_rows.clone())
-                        }
-                        _ => source(rep.summary_in, dec.evidence_rows.clone()),
-                    },
+                    source: winner_source(rep, dec, backend, model),
                 });
                 format!(
                     "use {model} on {backend}: {} {} [{}, {}]{vs}{note}",
@@ -147,4 +142,28 @@ pub fn decisions(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
     out.doc
         .push(Block::Para(format!("Scaling (AN.4): {}", d.scaling)));
     Ok(())
+}
+
+/// The rows the recommended value was computed from: the winner's own rows,
+/// one per scenario of the class, in the cost table for a cost-ranked
+/// decision (batched prefill) and in the summary otherwise. The rows that
+/// only informed the branch or the comparison stay in the table above.
+fn winner_source(
+    rep: &Report<'_>,
+    dec: &decide::Decision,
+    backend: &str,
+    model: &str,
+) -> super::ClaimSource {
+    let winner = dec
+        .candidates
+        .iter()
+        .find(|c| c.backend == backend && c.model == model);
+    let per_scenario = winner.map_or(&[][..], |c| c.per_scenario.as_slice());
+    let cost_rows: Vec<u32> = per_scenario.iter().filter_map(|v| v.cost_row).collect();
+    match rep.cost_in {
+        Some(cost_in) if !cost_rows.is_empty() && cost_rows.len() == per_scenario.len() => {
+            source(cost_in, cost_rows)
+        }
+        _ => source(rep.summary_in, per_scenario.iter().map(|v| v.row).collect()),
+    }
 }

@@ -88,9 +88,21 @@ pub fn limits(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
         .filter_map(|m| m.energy.as_ref()?.no_sensor.as_deref())
         .next()
     {
-        items.push(format!(
-            "No energy sensor ({reason}): no energy or carbon claim can be made."
-        ));
+        let without = rep
+            .manifests
+            .iter()
+            .filter(|m| m.energy.as_ref().is_some_and(|e| e.no_sensor.is_some()))
+            .count();
+        if without == rep.manifests.len() {
+            items.push(format!(
+                "No energy sensor ({reason}): no energy or carbon claim can be made."
+            ));
+        } else {
+            items.push(format!(
+                "{without} of {} cells had no energy sensor ({reason}): energy figures cover the other cells only.",
+                rep.manifests.len()
+            ));
+        }
     } else {
         let windows: u32 = rep.summary.iter().map(|s| s.energy_windows).sum();
         let valid: u32 = rep.summary.iter().map(|s| s.energy_valid).sum();

@@ -39,7 +39,7 @@ pub fn scaling(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
         if log_log.iter().any(|(_, r)| r.heterogeneous) {
             out.doc.push(Block::Para(
                 "The fitted models differ in architecture family or dtype: parameter count is a regime \
-                 descriptor here, not a predictor (Appendix AN.4)."
+                 descriptor here, not a predictor (Appendix AN.4), so its fits back no claim."
                     .into(),
             ));
         }
@@ -64,9 +64,10 @@ pub fn scaling(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
             "Against prompt and generation length (linear)".into(),
         ));
         out.doc.push(Block::Para(
-            "prefill_ms ~ prompt_tokens per (backend, model, batch): slope in ms per prompt token, intercept \
-             the fixed cost. decode_total_ms ~ decode_steps (generated tokens - 1) per (backend, model, batch, \
-             prompt): slope in ms per generated token."
+            "prefill_ms ~ prompt_tokens per (backend, model, batch): slope in ms per prompt position (one token \
+             per sequence of the batch), intercept the fixed cost. decode_total_ms ~ decode_steps (generated \
+             tokens - 1) per (backend, model, batch, prompt): slope in ms per decode step (one token per \
+             sequence)."
                 .into(),
         ));
         out.doc.push(table(&linear, false));
@@ -166,9 +167,11 @@ fn table(rows: &[(usize, &FitRow)], log: bool) -> Block {
     )
 }
 
-/// Rule 7: an unidentifiable fit feeds no claim.
+/// Rule 7: an unidentifiable fit feeds no claim; AN.4: neither does a
+/// parameter-count fit across architecture families or dtypes, where
+/// parameter count is a regime descriptor, not a predictor.
 fn claim(fit_in: &crate::stage::Input, i: usize, r: &FitRow, out: &mut Out) {
-    if !r.identifiable {
+    if !r.identifiable || (r.heterogeneous && r.x == "params") {
         return;
     }
     let (what, unit) = if r.form == "log-log" {
@@ -185,7 +188,13 @@ fn claim(fit_in: &crate::stage::Input, i: usize, r: &FitRow, out: &mut Out) {
                 "Slope of {} against {} for {} on {} ({})",
                 r.y, r.x, r.model, r.backend, r.boundary
             ),
-            "ms/token",
+            // Per decode step (one token per sequence of the batch), or per
+            // prompt position (one token per sequence).
+            if r.x == "decode_steps" {
+                "ms/step"
+            } else {
+                "ms/prompt position"
+            },
         )
     };
     let scope = if r.boundary_flip {
