@@ -10,7 +10,7 @@ use crate::measure::energy;
 use crate::stage::{Input, Outputs, Stage, StageContext, StageError};
 use crate::tables::{self, EnergyRow, EventRow, PowerRow, RunRow, ValidationRow};
 
-pub const VALIDATE_VERSION: u32 = 1;
+pub const VALIDATE_VERSION: u32 = 2;
 
 /// Validation thresholds (spec `validate:`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
