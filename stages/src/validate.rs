@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::measure::Manifest;
 use crate::measure::energy;
+use crate::measure::{Boundary, Manifest};
 use crate::stage::{Input, Outputs, Stage, StageContext, StageError};
 use crate::tables::{self, EnergyRow, EventRow, PowerRow, RunRow, ValidationRow};
 
@@ -140,6 +140,7 @@ impl Stage for ValidateStage {
         let mut rows = Vec::new();
         let mut checks = Vec::new();
         let mut energy_rows = Vec::new();
+        let mut boundaries = Vec::new();
         for cell in cell_inputs(inputs)? {
             ctx.check_cancel()?;
             let events: Vec<EventRow> = tables::read_rows(ctx, cell.events)?;
@@ -148,6 +149,7 @@ impl Stage for ValidateStage {
             })?;
             let runs: Vec<RunRow> = tables::read_rows(ctx, runs_input)?;
             let manifest: Manifest = tables::read_json(ctx, cell.manifest)?;
+            boundaries.push((manifest.cell.clone(), manifest.boundary.clone()));
             let (mut cell_rows, mut cell_checks) =
                 validate_cell(&manifest, &events, &runs, &self.params);
             rows.append(&mut cell_rows);
@@ -163,6 +165,7 @@ impl Stage for ValidateStage {
                 energy_rows.append(&mut cell_energy);
             }
         }
+        mark_boundary_mismatch(&boundaries, &mut rows, &mut checks);
         rows.sort_by(|a, b| (&a.cell, a.repetition).cmp(&(&b.cell, b.repetition)));
         let mut out = Outputs::new();
         if self.energy_min_samples.is_some() {
@@ -171,6 +174,54 @@ impl Stage for ValidateStage {
         out.insert("validation".into(), tables::to_parquet(&rows)?);
         out.insert("checks".into(), tables::to_json(&Checks { checks })?);
         Ok(out)
+    }
+}
+
+/// Cells compared in one report must share one measurement boundary (what
+/// the timed region includes): a cell whose manifest records another
+/// boundary than the most common one has every run degraded
+/// (`boundary_mismatch`). Ties go to the first boundary in a fixed order, so
+/// the verdict never depends on input order.
+pub fn mark_boundary_mismatch(
+    boundaries: &[(String, Boundary)],
+    rows: &mut [ValidationRow],
+    checks: &mut Vec<CheckResult>,
+) {
+    let key = |b: &Boundary| serde_json::to_string(b).unwrap_or_default();
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for (_, b) in boundaries {
+        *counts.entry(key(b)).or_default() += 1;
+    }
+    if counts.len() < 2 {
+        return;
+    }
+    let reference = counts
+        .iter()
+        .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+        .map(|(k, _)| k.clone())
+        .unwrap_or_default();
+    for (cell, b) in boundaries {
+        if key(b) == reference {
+            continue;
+        }
+        for row in rows.iter_mut().filter(|r| &r.cell == cell) {
+            if !row.reasons.is_empty() {
+                row.reasons.push(';');
+            }
+            row.reasons.push_str("boundary_mismatch");
+            if row.status == "ok" {
+                row.status = "degraded".into();
+            }
+        }
+        checks.push(CheckResult {
+            cell: cell.clone(),
+            check: "boundary".into(),
+            passed: false,
+            detail: format!(
+                "measured under {}, the other cells under {reference}",
+                key(b)
+            ),
+        });
     }
 }
 
@@ -584,5 +635,53 @@ pub(crate) mod tests {
                 .all(|r| r.reasons.contains("too_few_repetitions"))
         );
         assert!(checks.iter().any(|c| c.check == "attribution" && !c.passed));
+    }
+
+    #[test]
+    fn a_cell_measured_under_another_boundary_is_degraded() {
+        let b = |warmup_runs| Boundary {
+            tokenization: Default::default(),
+            model_load: Default::default(),
+            warmup_runs,
+            repetitions: 2,
+            decode: Default::default(),
+        };
+        let row = |cell: &str, status: &str| ValidationRow {
+            cell: cell.into(),
+            status: status.into(),
+            ..Default::default()
+        };
+        let boundaries = vec![
+            ("a".to_string(), b(1)),
+            ("b".to_string(), b(0)),
+            ("c".to_string(), b(1)),
+        ];
+        let mut rows = vec![
+            row("a", "ok"),
+            row("b", "ok"),
+            row("b", "failed"),
+            row("c", "ok"),
+        ];
+        let mut checks = Vec::new();
+        mark_boundary_mismatch(&boundaries, &mut rows, &mut checks);
+        let got: Vec<(&str, &str, &str)> = rows
+            .iter()
+            .map(|r| (r.cell.as_str(), r.status.as_str(), r.reasons.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("a", "ok", ""),
+                ("b", "degraded", "boundary_mismatch"),
+                ("b", "failed", "boundary_mismatch"),
+                ("c", "ok", "")
+            ]
+        );
+        assert_eq!(checks.len(), 1);
+        assert_eq!((checks[0].cell.as_str(), checks[0].passed), ("b", false));
+        // One boundary everywhere: nothing to flag.
+        let mut rows = vec![row("a", "ok")];
+        mark_boundary_mismatch(&boundaries[..1], &mut rows, &mut checks);
+        assert_eq!(rows[0].status, "ok");
     }
 }

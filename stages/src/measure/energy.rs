@@ -440,8 +440,9 @@ fn windows(events: &[EventRow]) -> Vec<Window<'_>> {
 }
 
 /// Gate every window of one cell (TR122). A sample is the mean power of
-/// the poll interval ending at its time, so only samples whose whole
-/// interval lies inside the window describe it: a window needs at least
+/// the interval since the previous sample (one poll interval for the
+/// first), so only samples whose whole interval lies inside the window
+/// describe it: a window needs at least
 /// `min_samples` of those, which also makes any window shorter than the
 /// polling interval `no_data`. Idle power is the mean of the baseline
 /// samples (intervals ending before time zero); without a baseline there is
@@ -453,6 +454,22 @@ pub fn gate(
     poll_ms: u32,
 ) -> Vec<EnergyRow> {
     let poll_ns = i64::from(poll_ms) * 1_000_000;
+    // Each sample covers the time since the previous one (a real poller
+    // drifts past its nominal interval); the first covers one interval.
+    let mut sorted: Vec<&PowerRow> = power.iter().collect();
+    sorted.sort_by_key(|p| p.t_ns);
+    let intervals: Vec<(i64, i64, f64)> = sorted
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let from = if i == 0 {
+                p.t_ns - poll_ns
+            } else {
+                sorted[i - 1].t_ns
+            };
+            (from, p.t_ns, p.watts)
+        })
+        .collect();
     let idle: Vec<f64> = power
         .iter()
         .filter(|p| p.t_ns < 0)
@@ -466,10 +483,10 @@ pub fn gate(
     windows(events)
         .into_iter()
         .map(|w| {
-            let inside: Vec<f64> = power
+            let inside: Vec<f64> = intervals
                 .iter()
-                .filter(|p| p.t_ns - poll_ns >= w.start && p.t_ns <= w.end)
-                .map(|p| p.watts)
+                .filter(|(from, to, _)| *from >= w.start && *to <= w.end)
+                .map(|(_, _, watts)| *watts)
                 .collect();
             let valid =
                 inside.len() as u32 >= min_samples && !inside.is_empty() && idle_w.is_some();
@@ -521,8 +538,9 @@ mod tests {
     #[test]
     fn short_windows_are_no_data_and_long_ones_are_idle_subtracted() {
         // Run 0: prefill 0..50 ms (shorter than the polling interval: no
-        // sample's interval fits), decode 50..450 ms (the intervals ending
-        // at 200, 300, 400 fit; 0..100 does not), e2e 0..450 (all four).
+        // sample's interval fits), decode 50..450 ms and e2e 0..450 ms: the
+        // samples at 200, 300, 400 cover the 100 ms before them and fit;
+        // the one at 100 covers -100..100 (no sample at 0) and does not.
         let events = vec![
             ev(0, "prefill", 0, 50, 64),
             ev(0, "decode", 50, 200, 4),
@@ -544,7 +562,7 @@ mod tests {
         assert_eq!(prefill.energy_j, None);
         let decode = by("decode");
         assert_eq!((decode.samples, decode.tokens), (3, 8));
-        assert_eq!(by("e2e").samples, 4);
+        assert_eq!(by("e2e").samples, 3);
         assert_eq!(decode.idle_power_w, Some(31.0));
         // (71 - 31) W x 0.4 s = 16 J.
         assert!((decode.energy_j.unwrap() - 16.0).abs() < 1e-9);
