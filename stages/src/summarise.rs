@@ -63,7 +63,7 @@ impl Stage for SummariseStage {
         for cell in cell_inputs(inputs)? {
             ctx.check_cancel()?;
             let manifest: Manifest = tables::read_json(ctx, cell.manifest)?;
-            let events: Vec<EventRow> = tables::read_rows(ctx, cell.events)?;
+            let events: Vec<EventRow> = tables::read_events(ctx, cell.events)?;
             let mut cell_rows = summarise_cell(&manifest, &events, &ok, ctx.seed());
             if let Some(bw) = &bandwidth {
                 apply_roofline(&manifest, bw, &mut cell_rows);

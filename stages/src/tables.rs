@@ -269,6 +269,90 @@ pub fn from_parquet<T: DeserializeOwned>(bytes: &[u8]) -> Result<Vec<T>, String>
     serde_arrow::from_record_batch(&batch).map_err(|e| e.to_string())
 }
 
+/// Raw events decoded column by column. Event tables are the largest
+/// artifacts by far (one row per decode step), and the generic serde path
+/// costs several times the Parquet read itself at millions of rows (see the
+/// `summarise_scale` bench); this reads the same schema directly. A test
+/// checks it against the serde path.
+pub fn events_from_parquet(bytes: &[u8]) -> Result<Vec<EventRow>, String> {
+    let batch = table::from_parquet(bytes).map_err(|e| e.to_string())?;
+    events_from_batch(&batch)
+}
+
+/// The decoding half of [`events_from_parquet`].
+pub fn events_from_batch(batch: &arrow::array::RecordBatch) -> Result<Vec<EventRow>, String> {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{UInt32Type, UInt64Type};
+    let column = |name: &str| {
+        batch
+            .column_by_name(name)
+            .ok_or_else(|| format!("events table has no column {name}"))
+    };
+    let strings = |name: &str| -> Result<_, String> {
+        column(name)?
+            .as_string_opt::<i32>()
+            .ok_or_else(|| format!("events column {name} is not a string column"))
+    };
+    let u32s = |name: &str| -> Result<_, String> {
+        column(name)?
+            .as_primitive_opt::<UInt32Type>()
+            .ok_or_else(|| format!("events column {name} is not a u32 column"))
+    };
+    let u64s = |name: &str| -> Result<_, String> {
+        column(name)?
+            .as_primitive_opt::<UInt64Type>()
+            .ok_or_else(|| format!("events column {name} is not a u64 column"))
+    };
+    let bools = |name: &str| -> Result<_, String> {
+        column(name)?
+            .as_boolean_opt()
+            .ok_or_else(|| format!("events column {name} is not a boolean column"))
+    };
+    let (cell, phase) = (strings("cell")?, strings("phase")?);
+    let (repetition, token_index, tokens) =
+        (u32s("repetition")?, u32s("token_index")?, u32s("tokens")?);
+    let (warmup, cold) = (bools("warmup")?, bools("cold")?);
+    let (start_ns, ns) = (u64s("start_ns")?, u64s("ns")?);
+    for (name, array) in [
+        ("cell", cell as &dyn Array),
+        ("phase", phase),
+        ("repetition", repetition),
+        ("tokens", tokens),
+        ("warmup", warmup),
+        ("cold", cold),
+        ("start_ns", start_ns),
+        ("ns", ns),
+    ] {
+        if array.null_count() > 0 {
+            return Err(format!("events column {name} has nulls"));
+        }
+    }
+    let mut rows = Vec::with_capacity(batch.num_rows());
+    for i in 0..batch.num_rows() {
+        rows.push(EventRow {
+            cell: cell.value(i).to_string(),
+            repetition: repetition.value(i),
+            warmup: warmup.value(i),
+            cold: cold.value(i),
+            phase: phase.value(i).to_string(),
+            token_index: token_index.is_valid(i).then(|| token_index.value(i)),
+            tokens: tokens.value(i),
+            start_ns: start_ns.value(i),
+            ns: ns.value(i),
+        });
+    }
+    Ok(rows)
+}
+
+/// Read a measure node's events, naming the input on failure.
+pub fn read_events(
+    ctx: &crate::StageContext<'_>,
+    input: &Input,
+) -> Result<Vec<EventRow>, StageError> {
+    let bytes = ctx.read(input)?;
+    events_from_parquet(&bytes).map_err(|e| StageError::bad_input(input, e))
+}
+
 /// Read an input artifact as rows of `T`, naming the input on failure.
 pub fn read_rows<T: DeserializeOwned>(
     ctx: &crate::StageContext<'_>,
@@ -319,5 +403,45 @@ mod tests {
         assert_eq!(back, rows);
         let empty: Vec<EventRow> = from_parquet(&to_parquet::<EventRow>(&[]).unwrap()).unwrap();
         assert!(empty.is_empty());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+        /// The columnar event reader and the serde path agree row for row.
+        #[test]
+        fn columnar_events_match_the_serde_path(
+            raw in proptest::collection::vec(
+                (0u32..4, proptest::bool::ANY, proptest::bool::ANY, 0usize..5,
+                 proptest::option::of(0u32..300), 0u32..5000, proptest::num::u64::ANY, proptest::num::u64::ANY),
+                0..200,
+            )
+        ) {
+            let phases = ["load", "prefill", "ttft", "decode", "e2e"];
+            let rows: Vec<EventRow> = raw
+                .into_iter()
+                .map(|(rep, warmup, cold, phase, token_index, tokens, start_ns, ns)| EventRow {
+                    cell: format!("b/m/s{}", rep % 2),
+                    repetition: rep,
+                    warmup,
+                    cold,
+                    phase: phases[phase].to_string(),
+                    token_index,
+                    tokens,
+                    start_ns,
+                    ns,
+                })
+                .collect();
+            let bytes = to_parquet(&rows).unwrap();
+            let serde: Vec<EventRow> = from_parquet(&bytes).unwrap();
+            proptest::prop_assert_eq!(&events_from_parquet(&bytes).unwrap(), &serde);
+            proptest::prop_assert_eq!(serde, rows);
+        }
+    }
+
+    #[test]
+    fn the_columnar_reader_names_what_is_wrong() {
+        let bytes = to_parquet(&[RunRow::default()]).unwrap();
+        let err = events_from_parquet(&bytes).unwrap_err();
+        assert!(err.contains("no column phase"), "{err}");
     }
 }

@@ -143,7 +143,7 @@ impl Stage for ValidateStage {
         let mut boundaries = Vec::new();
         for cell in cell_inputs(inputs)? {
             ctx.check_cancel()?;
-            let events: Vec<EventRow> = tables::read_rows(ctx, cell.events)?;
+            let events: Vec<EventRow> = tables::read_events(ctx, cell.events)?;
             let runs_input = cell.runs.ok_or_else(|| {
                 StageError::Failed(format!("measure node {} has no runs output", cell.node))
             })?;
