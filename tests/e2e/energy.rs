@@ -44,10 +44,31 @@ fn short_windows_are_no_data_and_only_valid_windows_become_claims() {
         "{energy_claims:?}"
     );
     assert!(md.contains("| prefill | 4 | 0 | no_data | no_data |"));
-    // Every energy claim traces to a summary row with valid windows.
     for c in &energy_claims {
         assert!(c["value"].as_f64().unwrap() > 0.0, "{c}");
         assert_eq!(c["evidence"], "simulated");
+    }
+    // An energy claim traces through its gated windows to the samples.
+    let id = energy_claims
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .find(|id| id.ends_with("/j_per_token"))
+        .unwrap();
+    let out = assay(&["trace", "--spec", ws.spec.to_str().unwrap(), "--json", id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let trace: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let hops: Vec<&str> = trace["chain"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["hop"].as_str().unwrap())
+        .collect();
+    for hop in ["summary", "energy", "power", "raw", "manifest"] {
+        assert!(hops.contains(&hop), "no {hop} hop in {hops:?}");
     }
 }
 

@@ -263,11 +263,67 @@ fn build_chain(claim: &Claim, store: &Store, lock: &Lockfile) -> Result<Vec<Valu
             .collect(),
         None => Default::default(),
     };
+    // A fit of summed decode time rests on the e2e summary rows (where that
+    // sum lives) but on the decode steps among the raw events.
+    let summed_decode = claim.id.contains("decode_total_ms");
+    let energy_claim = claim.id.starts_with("energy/");
+    let energy_rows = match lock
+        .nodes
+        .get("validate")
+        .and_then(|e| e.outputs.get("energy"))
+    {
+        Some(d) if energy_claim => Some((lock.nodes["validate"].key, *d, rows_of(store, d)?)),
+        _ => None,
+    };
     for (cell, phase) in &cells {
         let node = format!("measure/{cell}");
         let Some(entry) = lock.nodes.get(&node) else {
             continue;
         };
+        let phase = &match phase.as_deref() {
+            Some("e2e") if summed_decode => Some("decode".to_string()),
+            _ => phase.clone(),
+        };
+        // Energy claims: the gated windows, then the samples they came from.
+        if let (Some((validate_key, digest, rows)), Some(p)) = (&energy_rows, phase) {
+            let idx: Vec<usize> = rows
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| {
+                    field(r, "cell") == Some(cell.as_str())
+                        && field(r, "phase") == Some(p.as_str())
+                        && r["warmup"] == Value::Bool(false)
+                        && r["repetition"]
+                            .as_u64()
+                            .is_some_and(|rep| ok_runs.contains(&(cell.clone(), rep)))
+                })
+                .map(|(i, _)| i)
+                .collect();
+            let valid = idx
+                .iter()
+                .filter(|i| field(&rows[**i], "status") == Some("valid"))
+                .count();
+            chain.push(json!({
+                "hop": "energy",
+                "node": "validate",
+                "key": validate_key,
+                "artifact": "energy",
+                "digest": digest,
+                "rows": ranges(&idx),
+                "detail": format!("{} {p} windows of steady ok runs, {valid} attributable, the rest no_data", idx.len()),
+            }));
+            if let Some(power) = entry.outputs.get("power") {
+                let samples = rows_of(store, power)?.len();
+                chain.push(json!({
+                    "hop": "power",
+                    "node": node,
+                    "key": entry.key,
+                    "artifact": "power",
+                    "digest": power,
+                    "detail": format!("{samples} power samples of the cell (idle baseline included)"),
+                }));
+            }
+        }
         if let Some(events) = entry.outputs.get("events") {
             let rows = rows_of(store, events)?;
             let idx: Vec<usize> = rows
