@@ -531,7 +531,7 @@ boundary: { warmup_runs: 1, repetitions: 3 }
 scenarios:
   - { name: s, prompt_tokens: 16, batch: 1, gen_tokens: 400 }
 models:
-  - { name: m, synthetic: { arch: llama, layers: 2, hidden: 64, heads: 4, kv_heads: 2, vocab: 300, max_positions: 512, seed: 1 } }
+  - { name: m, synthetic: { arch: llama, layers: 4, hidden: 128, heads: 4, kv_heads: 2, vocab: 300, max_positions: 512, seed: 1 } }
 backends:
   - { name: c, kind: candle, device: cpu, dtype: f32, threads: 1 }
 energy: { poll_ms: 2, min_samples: 1, idle_ms: 40 }

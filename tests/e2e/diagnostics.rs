@@ -64,3 +64,48 @@ fn a_bad_spec_never_touches_the_store() {
     ws.edit("repetitions: 0", "repetitions: 4");
     assert_eq!(ws.run(&[])["ran"], 0);
 }
+
+#[test]
+fn a_synthetic_model_larger_than_memory_is_refused_before_prepare() {
+    // 4096 layers of hidden 65536: about 170 trillion parameters, far more
+    // f32 bytes than any machine this runs on has.
+    let ws = crate::support::Workspace::with_spec(
+        "assay: 1
+id: big
+title: t
+question: q
+decision: d
+boundary: { warmup_runs: 0, repetitions: 1 }
+scenarios:
+  - { name: s, prompt_tokens: 4, batch: 1, gen_tokens: 4 }
+models:
+  - { name: big, synthetic: { arch: llama, layers: 4096, hidden: 65536, heads: 512, vocab: 4194304 } }
+backends:
+  - { name: c, kind: candle, device: cpu }
+outputs: { dir: reports }
+",
+    );
+    let out = assay(&["check", ws.spec.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("spec.yaml:10:"), "{err}");
+    assert!(
+        err.contains("GiB of f32 weights, more than this machine's"),
+        "{err}"
+    );
+    assert!(!ws.store().exists());
+
+    // A small model, but a batch whose KV cache cannot fit.
+    ws.edit(
+        "{ name: big, synthetic: { arch: llama, layers: 4096, hidden: 65536, heads: 512, vocab: 4194304 } }",
+        "{ name: big, synthetic: { arch: llama, layers: 64, hidden: 8192, heads: 64, vocab: 1000, max_positions: 65536 } }",
+    );
+    ws.edit(
+        "{ name: s, prompt_tokens: 4, batch: 1, gen_tokens: 4 }",
+        "{ name: s, prompt_tokens: 60000, batch: 100000, gen_tokens: 4 }",
+    );
+    let out = assay(&["check", ws.spec.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("GiB KV cache for model \"big\""), "{err}");
+}

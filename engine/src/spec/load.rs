@@ -458,6 +458,16 @@ fn semantic_checks(
         .backends
         .iter()
         .any(|b| b.kind == BackendKind::Simulated);
+    let real_backend = spec
+        .backends
+        .iter()
+        .any(|b| b.kind != BackendKind::Simulated);
+    // Read once: only real backends allocate what it bounds.
+    let memory = if real_backend {
+        machine_memory_bytes()
+    } else {
+        0
+    };
     for (i, m) in spec.models.iter().enumerate() {
         let a = match (&m.synthetic, &m.path) {
             (Some(a), None) => a,
@@ -534,8 +544,72 @@ fn semantic_checks(
                 format!("kv_heads {kv} must divide heads {}", a.heads),
             );
         }
+        // Sizes: beyond these the arithmetic of a declared model stops
+        // being meaningful (and would overflow), long before any machine
+        // could hold its weights.
+        let limits = [
+            ("layers", Some(a.layers), MAX_LAYERS),
+            ("hidden", Some(a.hidden), MAX_HIDDEN),
+            ("intermediate", a.intermediate, MAX_INTERMEDIATE),
+            ("vocab", Some(a.vocab), MAX_VOCAB),
+            ("max_positions", Some(a.max_positions), MAX_POSITIONS),
+        ];
+        let mut sizes_ok = true;
+        for (field, value, limit) in limits {
+            if let Some(v) = value
+                && v > limit
+            {
+                sizes_ok = false;
+                diags.at_value(
+                    &format!("{p}/{field}"),
+                    format!("{field} {v} is larger than assay supports ({limit})"),
+                );
+            }
+        }
+        // Real backends materialise the weights: refuse a model whose f32
+        // checkpoint cannot fit in this machine's memory before a long
+        // prepare ends in an out-of-memory kill.
+        if sizes_ok && real_backend {
+            let bytes = a.parameter_count().saturating_mul(4);
+            if memory > 0 && bytes > memory {
+                diags.at_value(
+                    &p,
+                    format!(
+                        "model {:?} has {} parameters: {:.1} GiB of f32 weights, more than this machine's {:.1} GiB of memory",
+                        m.name,
+                        a.parameter_count(),
+                        bytes as f64 / f64::from(1u32 << 30),
+                        memory as f64 / f64::from(1u32 << 30)
+                    ),
+                );
+            }
+        }
         for (j, s) in scenarios.iter().enumerate() {
             let needed = u64::from(s.prompt_tokens) + u64::from(s.gen_tokens);
+            // The KV cache a real backend preallocates for the cell (sizes
+            // checked first: past the limits the product overflows).
+            let kv_bytes = || {
+                u64::from(s.batch)
+                    .saturating_mul(needed)
+                    .saturating_mul(a.kv_values_per_token())
+                    .saturating_mul(4)
+            };
+            if sizes_ok && real_backend && memory > 0 && kv_bytes() > memory {
+                diags.at_value(
+                    &if j < explicit {
+                        format!("/scenarios/{j}")
+                    } else {
+                        format!("/sweeps/{}", sweep_of(spec, j - explicit))
+                    },
+                    format!(
+                        "scenario {:?} needs a {:.1} GiB KV cache for model {:?} (batch x positions x layers x KV width, f32), more than this machine's {:.1} GiB of memory",
+                        s.name,
+                        kv_bytes() as f64 / f64::from(1u32 << 30),
+                        m.name,
+                        memory as f64 / f64::from(1u32 << 30)
+                    ),
+                );
+            }
             if needed > u64::from(a.max_positions) {
                 let at = if j < explicit {
                     format!("/scenarios/{j}")
@@ -765,6 +839,18 @@ fn semantic_checks(
             "at least one report format is required".into(),
         );
     }
+}
+
+/// Largest synthetic model dimensions a spec may declare.
+const MAX_LAYERS: u32 = 4096;
+const MAX_HIDDEN: u32 = 65_536;
+const MAX_INTERMEDIATE: u32 = 1 << 20;
+const MAX_VOCAB: u32 = 1 << 22;
+const MAX_POSITIONS: u32 = 1 << 20;
+
+/// Total memory of this machine, 0 when unknown (then no memory check).
+fn machine_memory_bytes() -> u64 {
+    assay_stages::measure::environment::total_memory_bytes()
 }
 
 /// Shares of a mix or policy: each within [0, 1], together 1.

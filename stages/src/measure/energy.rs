@@ -12,7 +12,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -260,6 +260,8 @@ fn counter_delta(before: u64, after: u64, range: u64) -> u64 {
 /// (TR122's instrument), so it sleeps between reads by design.
 pub struct Sampler {
     stop: Arc<AtomicBool>,
+    /// Samples taken so far.
+    taken: Arc<AtomicUsize>,
     handle: Option<JoinHandle<Vec<(Instant, f64)>>>,
     sensor: String,
 }
@@ -289,6 +291,8 @@ pub fn sleep_unless(total: Duration, stop: &AtomicBool) {
 impl Sampler {
     pub fn start(rapl: Rapl, poll: Duration) -> Sampler {
         let stop = Arc::new(AtomicBool::new(false));
+        let taken = Arc::new(AtomicUsize::new(0));
+        let taken_by_thread = taken.clone();
         let sensor = rapl.name();
         let flag = stop.clone();
         let handle = std::thread::spawn(move || {
@@ -313,6 +317,7 @@ impl Sampler {
                 let secs = t.duration_since(last_t).as_secs_f64();
                 if secs > 0.0 {
                     out.push((t, uj as f64 / 1e6 / secs));
+                    taken_by_thread.fetch_add(1, Ordering::Relaxed);
                 }
                 last = now;
                 last_t = t;
@@ -321,8 +326,22 @@ impl Sampler {
         });
         Sampler {
             stop,
+            taken,
             handle: Some(handle),
             sensor,
+        }
+    }
+
+    /// The idle baseline: sit idle for `idle` and then until the thread has
+    /// taken `min_samples` samples (a loaded machine can delay its first
+    /// reads), at most ten times `idle` in all. Polling is the measurement,
+    /// so this waits on the sampler's own count.
+    pub fn idle_baseline(&self, idle: Duration, min_samples: usize) {
+        let give_up = Instant::now() + idle * 10;
+        let never = AtomicBool::new(false);
+        sleep_unless(idle, &never);
+        while self.taken.load(Ordering::Relaxed) < min_samples && Instant::now() < give_up {
+            sleep_unless(Duration::from_millis(5), &never);
         }
     }
 

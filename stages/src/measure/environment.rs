@@ -43,6 +43,14 @@ const INTERESTING_FLAGS: &[&str] = &[
     "sve",
 ];
 
+/// Total memory of this machine in bytes, 0 when unknown.
+pub fn total_memory_bytes() -> u64 {
+    sysinfo::System::new().ok().map_or(0, |mut sys| {
+        sys.refresh_memory();
+        sys.total_memory()
+    })
+}
+
 pub fn detect() -> Environment {
     // sysinfo cannot read this platform's facts: record them as unknown
     // rather than fail a measurement over its manifest.

@@ -76,7 +76,7 @@ pub fn measure_here(
         Ok(rapl) => {
             progress("idle baseline");
             let sampler = Sampler::start(rapl, std::time::Duration::from_millis(s.poll_ms.into()));
-            std::thread::sleep(std::time::Duration::from_millis(s.idle_ms.into()));
+            sampler.idle_baseline(std::time::Duration::from_millis(s.idle_ms.into()), 2);
             Ok(sampler)
         }
         Err(reason) => Err(reason),
