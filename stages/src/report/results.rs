@@ -283,7 +283,7 @@ pub fn results(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
         .push(Block::Heading(2, "Warmup and cold start".into()));
     out.doc.push(Block::Para(
         "Warmup ratio = warmup median / steady median (warmup runs are measured and kept, never averaged into \
-         steady state). Cold = the first run after model load. A ratio above 10x means cold start must be \
+         steady state). Cold = the first run after model load; cold delta = cold median - steady median. A ratio above 10x means cold start must be \
          managed explicitly (warm pools, pre-routing warmup)."
             .into(),
     ));
@@ -306,6 +306,9 @@ pub fn results(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
             f(s.median_ms, 3),
             f(s.warmup_median_ms, 3),
             f(s.cold_median_ms, 3),
+            // Cold-start delta: what the first run after load costs over
+            // steady state.
+            f(s.cold_median_ms - s.median_ms, 3),
             format!("{}x", f(s.warmup_ratio, 2)),
             flag.into(),
         ]);
@@ -326,6 +329,26 @@ pub fn results(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
             evidence: s.evidence.clone(),
             source: source(rep.summary_in, vec![i as u32]),
         });
+        let delta = s.cold_median_ms - s.median_ms;
+        if delta.is_finite() {
+            out.claims.push(Claim {
+                id: format!("warmup/{}/{}/cold_delta_ms", s.cell, s.phase),
+                statement: format!(
+                    "Cold-start delta of {} for {} on {}, scenario {}: {} ms (first run after load {} ms, steady median {} ms)",
+                    s.phase,
+                    s.model,
+                    s.backend,
+                    s.scenario,
+                    f(delta, 3),
+                    f(s.cold_median_ms, 3),
+                    f(s.median_ms, 3)
+                ),
+                value: delta,
+                unit: "ms".into(),
+                evidence: s.evidence.clone(),
+                source: source(rep.summary_in, vec![i as u32]),
+            });
+        }
     }
     if warm_rows.is_empty() {
         out.doc.push(Block::Para(
@@ -341,6 +364,7 @@ pub fn results(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
                 "steady median ms",
                 "warmup median ms",
                 "cold median ms",
+                "cold delta ms",
                 "warmup ratio",
                 "",
             ]
