@@ -1,17 +1,14 @@
 //! The audit trail: the artifact chain every claim points into, and
 //! attribution (what was requested vs what ran, with the weights).
 
-use super::document::Block;
+use super::document::{Block, header};
 use super::{Out, Report};
 use crate::stage::StageError;
 
 pub fn attribution(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
     out.doc.push(Block::Heading(2, "Attribution".into()));
     out.doc.push(Block::Table(
-        ["cell", "evidence", "requested", "ran", "library", "weights"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+        header(&["cell", "evidence", "requested", "ran", "library", "weights"]),
         rep.manifests
             .iter()
             .map(|m| {
@@ -56,12 +53,7 @@ pub fn artifact_chain(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError>
             .into(),
     ));
     out.doc.push(Block::Table(
-        vec![
-            "node".into(),
-            "key".into(),
-            "artifact".into(),
-            "digest".into(),
-        ],
+        header(&["node", "key", "artifact", "digest"]),
         artifacts
             .iter()
             .map(|a| {

@@ -1,7 +1,7 @@
 //! Cost and capacity as shadow prices (Appendices AA and V): $ per 1M tokens per tier, workers, request mix and tiered routing.
 
 use super::Claim;
-use super::document::{Block, f};
+use super::document::{Block, f, header};
 use super::{Out, Report, source};
 use crate::stage::StageError;
 use crate::tables;
@@ -62,7 +62,7 @@ pub fn cost(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
             });
         }
         out.doc.push(Block::Table(
-            [
+            header(&[
                 "backend",
                 "model",
                 "scenario",
@@ -72,10 +72,7 @@ pub fn cost(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
                 "workers (perfect)",
                 "workers (burst)",
                 "$/month",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+            ]),
             rows,
         ));
         out.doc.extend(super::figures::cost_per_1m(&rep.cost));
@@ -129,7 +126,7 @@ pub fn cost(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
                 });
             }
             out.doc.push(Block::Table(
-                [
+                header(&[
                     "backend",
                     "model",
                     "scenario",
@@ -138,10 +135,7 @@ pub fn cost(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
                     "tokens/request",
                     "s/request",
                     "$/1k requests",
-                ]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+                ]),
                 rows,
             ));
         }
@@ -171,11 +165,11 @@ pub fn cost(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
                 });
             }
             out.doc.push(Block::Table(
-                vec![
-                    "tier".into(),
-                    "policy (share backend/model/scenario)".into(),
-                    "$/1k requests".into(),
-                ],
+                header(&[
+                    "tier",
+                    "policy (share backend/model/scenario)",
+                    "$/1k requests",
+                ]),
                 rows,
             ));
         }

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::Claim;
-use super::document::{Block, sig};
+use super::document::{Block, header, sig};
 use super::{Out, Report, source};
 use crate::decide::{self, Decisions, ModelTraits, Outcome};
 use crate::stage::StageError;
@@ -117,16 +117,13 @@ pub fn decisions(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
         ]);
     }
     out.doc.push(Block::Table(
-        [
+        header(&[
             "workload class",
             "scenarios",
             "AN.1 branch",
             "decision",
             "cold start (AN.3)",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect(),
+        ]),
         rows,
     ));
     let compiler: Vec<String> = d

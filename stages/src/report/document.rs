@@ -15,6 +15,11 @@ pub enum Block {
     },
 }
 
+/// A table header from string literals.
+pub fn header(names: &[&str]) -> Vec<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
 /// A float with `significant` significant digits (fixed notation), for
 /// values whose magnitude varies (costs, rates); `n/a` when not finite.
 pub fn sig(x: f64, significant: usize) -> String {

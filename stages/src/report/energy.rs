@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use super::Claim;
-use super::document::{Block, f};
+use super::document::{Block, f, header};
 use super::{Out, Report, source};
 use crate::stage::StageError;
 
@@ -84,7 +84,7 @@ pub fn energy(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
         }
     }
     out.doc.push(Block::Table(
-        [
+        header(&[
             "backend",
             "model",
             "scenario",
@@ -93,10 +93,7 @@ pub fn energy(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
             "attributable",
             "median J",
             "J/token",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect(),
+        ]),
         table,
     ));
     let priced: Vec<(usize, &crate::tables::CostRow)> = rep
@@ -143,17 +140,14 @@ pub fn energy(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
             });
         }
         out.doc.push(Block::Table(
-            [
+            header(&[
                 "backend",
                 "model",
                 "scenario",
                 "phase",
                 "electricity $/1M tokens",
                 "g CO2e/1M tokens",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+            ]),
             table,
         ));
     }

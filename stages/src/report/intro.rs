@@ -1,6 +1,6 @@
 //! Title, question, decision, boundary and scenarios: what the report answers and under which measurement boundary.
 
-use super::document::Block;
+use super::document::{Block, header};
 use super::{Out, Report};
 use crate::stage::StageError;
 
@@ -24,7 +24,7 @@ pub fn intro(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
         .push(Block::Heading(2, "Measurement boundary".into()));
     let b = &rep.p.boundary;
     out.doc.push(Block::Table(
-        vec!["aspect".into(), "setting".into()],
+        header(&["aspect", "setting"]),
         vec![
             vec![
                 "timed phases".into(),
@@ -52,12 +52,7 @@ pub fn intro(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
 
     out.doc.push(Block::Heading(2, "Scenarios".into()));
     out.doc.push(Block::Table(
-        vec![
-            "scenario".into(),
-            "prompt tokens".into(),
-            "batch".into(),
-            "gen tokens".into(),
-        ],
+        header(&["scenario", "prompt tokens", "batch", "gen tokens"]),
         rep.p
             .scenarios
             .iter()

@@ -1,7 +1,7 @@
 //! Results: per-phase distributions, the roofline, the phase split and the TR117 paradox check, warmup and cold start, and the decode ranking.
 
 use super::Claim;
-use super::document::{Block, f};
+use super::document::{Block, f, header};
 use super::{Out, Report, source};
 use crate::stage::StageError;
 use crate::tables::SummaryRow;
@@ -70,7 +70,7 @@ pub fn results(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
         }
     }
     out.doc.push(Block::Table(
-        [
+        header(&[
             "backend",
             "model",
             "scenario",
@@ -82,10 +82,7 @@ pub fn results(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
             "p99 ms",
             "mean ms",
             "tokens/s",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect(),
+        ]),
         result_rows,
     ));
     for (phase, title) in [
@@ -144,7 +141,7 @@ pub fn results(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
             });
         }
         out.doc.push(Block::Table(
-            [
+            header(&[
                 "backend",
                 "model",
                 "scenario",
@@ -153,10 +150,7 @@ pub fn results(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
                 "bandwidth GB/s",
                 "bound tokens/s",
                 "fraction of bound",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+            ]),
             rows,
         ));
     }
@@ -206,10 +200,7 @@ pub fn results(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
         });
     }
     out.doc.push(Block::Table(
-        ["backend", "model", "scenario", "decode fraction", ""]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+        header(&["backend", "model", "scenario", "decode fraction", ""]),
         split_rows,
     ));
     let mut paradox_rows = Vec::new();
@@ -269,10 +260,7 @@ pub fn results(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
                 .into(),
         ));
         out.doc.push(Block::Table(
-            ["scenario", "phase", "by median (fastest first)", "by mean"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            header(&["scenario", "phase", "by median (fastest first)", "by mean"]),
             paradox_rows,
         ));
     }
@@ -356,7 +344,7 @@ pub fn results(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
         ));
     } else {
         out.doc.push(Block::Table(
-            [
+            header(&[
                 "backend",
                 "model",
                 "scenario",
@@ -367,10 +355,7 @@ pub fn results(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
                 "cold delta ms",
                 "warmup ratio",
                 "",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+            ]),
             warm_rows,
         ));
     }
@@ -414,12 +399,7 @@ pub fn results(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
         }
     }
     out.doc.push(Block::Table(
-        vec![
-            "scenario".into(),
-            "best backend".into(),
-            "model".into(),
-            "decode tokens/s".into(),
-        ],
+        header(&["scenario", "best backend", "model", "decode tokens/s"]),
         ranking_rows,
     ));
     aggregate(rep, out);
@@ -474,10 +454,7 @@ fn aggregate(rep: &Report<'_>, out: &mut Out) {
             "Across scenarios (geometric mean of decode tokens/s over every scenario):".into(),
         ));
         out.doc.push(Block::Table(
-            ["backend", "model", "scenarios", "decode tokens/s (geomean)"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            header(&["backend", "model", "scenarios", "decode tokens/s (geomean)"]),
             rows,
         ));
     }

@@ -4,7 +4,7 @@
 //! boundary-shift check (AD.4).
 
 use super::Claim;
-use super::document::{Block, f};
+use super::document::{Block, f, header};
 use super::{Out, Report, source};
 use crate::stage::StageError;
 use crate::tables::FitRow;
@@ -104,10 +104,7 @@ pub fn scaling(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
                 .into(),
         ));
         out.doc.push(Block::Table(
-            ["backend", "model", "fit", "regime per boundary"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            header(&["backend", "model", "fit", "regime per boundary"]),
             flips,
         ));
     }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::Claim;
-use super::document::Block;
+use super::document::{Block, header};
 use super::{Out, Report, source};
 use crate::stage::StageError;
 
@@ -45,7 +45,7 @@ pub fn validation(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
         out.doc.push(Block::Para("All checks passed (phases complete and ordered, fixed-length decode, repetitions, warmup labelling, attribution).".into()));
     } else {
         out.doc.push(Block::Table(
-            vec!["cell".into(), "check".into(), "detail".into()],
+            header(&["cell", "check", "detail"]),
             failed_checks,
         ));
     }
@@ -70,7 +70,7 @@ pub fn validation(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
             flagged.len()
         )));
         out.doc.push(Block::Table(
-            vec!["cell".into(), "run".into(), "flags".into()],
+            header(&["cell", "run", "flags"]),
             flagged
                 .iter()
                 .map(|i| {
@@ -95,12 +95,7 @@ pub fn validation(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
         .collect();
     if !degraded.is_empty() {
         out.doc.push(Block::Table(
-            vec![
-                "cell".into(),
-                "run".into(),
-                "status".into(),
-                "reasons".into(),
-            ],
+            header(&["cell", "run", "status", "reasons"]),
             degraded,
         ));
     }
