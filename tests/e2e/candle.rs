@@ -540,6 +540,20 @@ outputs: { dir: reports/e2e, formats: [md, json] }
     )
 }
 
+/// `assay run` with the powercap tree at `root`.
+fn run_with_powercap(ws: &Workspace, root: &std::path::Path) {
+    let out = crate::support::assay_cmd()
+        .args(["run", ws.spec.to_str().unwrap(), "--json", "--no-progress"])
+        .env("ASSAY_POWERCAP_ROOT", root)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn the_worker_samples_rapl_through_powercap_and_says_when_it_cannot() {
     // A powercap tree whose package counter never moves: the sampler runs
@@ -549,16 +563,7 @@ fn the_worker_samples_rapl_through_powercap_and_says_when_it_cannot() {
     std::fs::create_dir_all(&zone).unwrap();
     std::fs::write(zone.join("energy_uj"), "123456\n").unwrap();
     std::fs::write(zone.join("name"), "package-0\n").unwrap();
-    let out = crate::support::assay_cmd()
-        .args(["run", ws.spec.to_str().unwrap(), "--json", "--no-progress"])
-        .env("ASSAY_POWERCAP_ROOT", ws.path().join("powercap"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_with_powercap(&ws, &ws.path().join("powercap"));
     let md = String::from_utf8(ws.report("report.md")).unwrap();
     assert!(md.contains("Sensor: rapl:package-0."), "{md}");
     let json: Value = serde_json::from_slice(&ws.report("report.json")).unwrap();
@@ -579,16 +584,7 @@ fn the_worker_samples_rapl_through_powercap_and_says_when_it_cannot() {
     // No powercap at all: the manifest and the report say why, and no
     // energy number appears.
     let ws = candle_energy_spec();
-    let out = crate::support::assay_cmd()
-        .args(["run", ws.spec.to_str().unwrap(), "--json", "--no-progress"])
-        .env("ASSAY_POWERCAP_ROOT", ws.path().join("absent"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_with_powercap(&ws, &ws.path().join("absent"));
     let md = String::from_utf8(ws.report("report.md")).unwrap();
     assert!(md.contains("Sensor: none (no RAPL power sensor:"), "{md}");
     assert!(!md.contains("| e2e | 3 | 3 |"));
