@@ -10,8 +10,7 @@ use assay_stages::cost::CostStage;
 use assay_stages::fit::FitStage;
 use assay_stages::measure::bandwidth::BandwidthStage;
 use assay_stages::measure::{BackendKind, MeasureStage};
-use assay_stages::prepare::gguf::GgufType;
-use assay_stages::prepare::{ExportStage, PrepareStage};
+use assay_stages::prepare::{ExportFormat, ExportStage, PrepareStage};
 use assay_stages::report::{ReportParams, ReportStage};
 use assay_stages::summarise::SummariseStage;
 use assay_stages::validate::ValidateStage;
@@ -93,15 +92,15 @@ pub fn build_plan(loaded: &LoadedSpec) -> Plan {
     }
     let mut export = |g: &mut DiGraph<PlanNode, Edge>,
                       model: &assay_stages::measure::ModelDecl,
-                      ty: GgufType| {
-        *exports.entry((model.name.clone(), ty)).or_insert_with(|| {
+                      format: ExportFormat| {
+        *exports.entry((model.name.clone(), format)).or_insert_with(|| {
             let stage = ExportStage {
                 model: model.name.clone(),
-                ty,
+                format,
             };
             let node = add(
                 g,
-                format!("export/{}/gguf-{}", model.name, ty.as_str()),
+                format!("export/{}/{}", model.name, format.id()),
                 Arc::new(stage),
             );
             let prep = prepared[model.name.as_str()];
@@ -115,7 +114,7 @@ pub fn build_plan(loaded: &LoadedSpec) -> Plan {
     if real {
         for model in &spec.models {
             for ty in &model.gguf {
-                export(&mut g, model, *ty);
+                export(&mut g, model, ExportFormat::Gguf(*ty));
             }
         }
     }
@@ -138,14 +137,14 @@ pub fn build_plan(loaded: &LoadedSpec) -> Plan {
                     boundary: spec.boundary.clone(),
                     energy: spec.energy.map(|e| e.sampling()),
                 };
-                let needs_gguf = stage.needs_gguf_export();
+                let needs_export = stage.needs_export();
                 let node = add(&mut g, format!("measure/{cell}"), Arc::new(stage));
                 if backend.kind != BackendKind::Simulated {
                     let prep = prepared[model.name.as_str()];
                     g.add_edge(prep, node, "model");
-                    if needs_gguf {
-                        let exp = export(&mut g, model, GgufType::Q8_0);
-                        g.add_edge(exp, node, "gguf");
+                    if let Some(format) = needs_export {
+                        let exp = export(&mut g, model, format);
+                        g.add_edge(exp, node, format.output());
                     } else if model.synthetic.is_some() {
                         g.add_edge(prep, node, "weights");
                     }
@@ -165,7 +164,7 @@ pub fn build_plan(loaded: &LoadedSpec) -> Plan {
     );
     let summarise = add(&mut g, "summarise".into(), Arc::new(SummariseStage));
     for &m in &measures {
-        for name in ["events", "runs", "manifest"] {
+        for name in ["events", "runs", "outputs", "manifest"] {
             g.add_edge(m, validate, name);
         }
         for name in ["events", "manifest"] {

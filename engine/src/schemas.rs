@@ -4,7 +4,7 @@
 use assay_stages::cost::{RequestCostRow, RoutingRow};
 use assay_stages::report::ReportJson;
 use assay_stages::tables::{
-    CostRow, EnergyRow, EventRow, FitRow, PowerRow, RunRow, SummaryRow, ValidationRow,
+    CostRow, EnergyRow, EventRow, FitRow, OutputRow, PowerRow, RunRow, SummaryRow, ValidationRow,
 };
 use assay_store::{Lockfile, NodeRecord};
 use serde_json::Value;
@@ -36,6 +36,10 @@ pub fn all_schemas() -> Vec<(&'static str, Value)> {
         (
             "tables/runs.schema.json",
             to_value(schemars::schema_for!(RunRow)),
+        ),
+        (
+            "tables/outputs.schema.json",
+            to_value(schemars::schema_for!(OutputRow)),
         ),
         (
             "tables/power.schema.json",

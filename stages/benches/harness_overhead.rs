@@ -101,12 +101,15 @@ fn main() {
                 backend.load().expect("load");
                 backend.reset();
                 backend.prefill(&prompts).expect("prefill");
-                let mut last = backend.sample().expect("sample");
+                let tokens = |picks: Vec<assay_stages::measure::harness::Pick>| {
+                    picks.iter().map(|p| p.token).collect::<Vec<u32>>()
+                };
+                let mut last = tokens(backend.sample().expect("sample"));
                 let mut b = Vec::with_capacity(steps as usize);
                 for _ in 0..steps {
                     let t = Instant::now();
                     backend.decode_step(&last).expect("decode");
-                    last = backend.sample().expect("sample");
+                    last = tokens(backend.sample().expect("sample"));
                     b.push(t.elapsed().as_nanos() as f64);
                 }
                 b

@@ -85,6 +85,19 @@ pub struct RunRow {
     pub output_digest: String,
 }
 
+/// One generated token of one run: the greedy pick and its margin over the
+/// runner-up logit (null for the simulated backend, which has no logits).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct OutputRow {
+    pub cell: String,
+    pub repetition: u32,
+    pub sequence: u32,
+    /// 0 is the token from prefill.
+    pub step: u32,
+    pub token: u32,
+    pub margin: Option<f32>,
+}
+
 /// Validation verdict of one run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ValidationRow {

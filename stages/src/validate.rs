@@ -8,9 +8,11 @@ use serde_json::{Value, json};
 use crate::measure::energy;
 use crate::measure::{Boundary, Manifest};
 use crate::stage::{Input, Outputs, Stage, StageContext, StageError};
-use crate::tables::{self, EnergyRow, EventRow, PowerRow, RunRow, ValidationRow};
+use crate::tables::{self, EnergyRow, EventRow, OutputRow, PowerRow, RunRow, ValidationRow};
 
-pub const VALIDATE_VERSION: u32 = 2;
+mod invariance;
+
+pub const VALIDATE_VERSION: u32 = 3;
 
 /// Validation thresholds (spec `validate:`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -26,6 +28,16 @@ pub struct ValidateParams {
     /// dropped, in the manner of criterion).
     #[serde(default = "default_outlier_k")]
     pub outlier_k: f64,
+    /// Output invariance across backends: where two backends' greedy tokens
+    /// first differ, a difference is a near-tie (not a divergence) when the
+    /// winning logit led the runner-up by at most this much in either
+    /// backend, since float rounding can flip such a choice.
+    #[serde(default = "default_output_tolerance")]
+    pub output_tolerance: f64,
+}
+
+fn default_output_tolerance() -> f64 {
+    1e-3
 }
 
 fn default_max_cv() -> f64 {
@@ -41,6 +53,7 @@ impl Default for ValidateParams {
         ValidateParams {
             max_cv: default_max_cv(),
             outlier_k: default_outlier_k(),
+            output_tolerance: default_output_tolerance(),
         }
     }
 }
@@ -75,6 +88,8 @@ pub struct CellInputs<'a> {
     pub power: Option<&'a Input>,
     /// Only wired to stages that need it.
     pub runs: Option<&'a Input>,
+    /// Greedy tokens per run (validate only).
+    pub outputs: Option<&'a Input>,
     pub manifest: &'a Input,
 }
 
@@ -84,7 +99,7 @@ pub fn cell_inputs(inputs: &[Input]) -> Result<Vec<CellInputs<'_>>, StageError> 
     for input in inputs {
         if matches!(
             input.name.as_str(),
-            "events" | "runs" | "manifest" | "power"
+            "events" | "runs" | "manifest" | "power" | "outputs"
         ) {
             by_node
                 .entry(input.node.as_str())
@@ -105,6 +120,7 @@ pub fn cell_inputs(inputs: &[Input]) -> Result<Vec<CellInputs<'_>>, StageError> 
                 events: get("events")?,
                 power: m.get("power").copied(),
                 runs: m.get("runs").copied(),
+                outputs: m.get("outputs").copied(),
                 manifest: get("manifest")?,
             })
         })
@@ -141,6 +157,7 @@ impl Stage for ValidateStage {
         let mut checks = Vec::new();
         let mut energy_rows = Vec::new();
         let mut boundaries = Vec::new();
+        let mut generated = Vec::new();
         for cell in cell_inputs(inputs)? {
             ctx.check_cancel()?;
             let events: Vec<EventRow> = tables::read_events(ctx, cell.events)?;
@@ -152,6 +169,10 @@ impl Stage for ValidateStage {
             boundaries.push((manifest.cell.clone(), manifest.boundary.clone()));
             let (mut cell_rows, mut cell_checks) =
                 validate_cell(&manifest, &events, &runs, &self.params);
+            if let Some(outputs) = cell.outputs {
+                let rows: Vec<OutputRow> = tables::read_rows(ctx, outputs)?;
+                generated.push(invariance::CellOutputs::new(&manifest, &runs, rows));
+            }
             rows.append(&mut cell_rows);
             checks.append(&mut cell_checks);
             if let Some(min) = self.energy_min_samples {
@@ -166,6 +187,12 @@ impl Stage for ValidateStage {
             }
         }
         mark_boundary_mismatch(&boundaries, &mut rows, &mut checks);
+        invariance::check_outputs(
+            &generated,
+            self.params.output_tolerance,
+            &mut rows,
+            &mut checks,
+        );
         rows.sort_by(|a, b| (&a.cell, a.repetition).cmp(&(&b.cell, b.repetition)));
         let mut out = Outputs::new();
         if self.energy_min_samples.is_some() {
@@ -413,6 +440,19 @@ pub fn validate_cell(
 /// Fields where what ran differs from what was requested.
 fn attribution_drift(m: &Manifest) -> Vec<String> {
     let mut out = Vec::new();
+    // A provider list that fell back (CUDA requested, CPU ran) is drift even
+    // where the device label happens to agree.
+    if let Some(p) = &m.actual.providers
+        && p.requested.first() != Some(&p.ran_on)
+    {
+        out.push("execution_provider".to_string());
+    }
+    // A compiled path must show that it compiled (the seed's
+    // "compiler-real"): no evidence, or a graph that ran as exported, is a
+    // compiled label on an uncompiled run.
+    if m.requested.compiled.is_some() && !m.actual.compiler.as_ref().is_some_and(|c| c.real) {
+        out.push("compiler".to_string());
+    }
     if m.requested.device != m.actual.device {
         out.push("device".to_string());
     }
@@ -499,14 +539,9 @@ pub(crate) mod tests {
                 device: "cpu".into(),
                 dtype: "f32".into(),
                 threads: 1,
+                compiled: None,
             },
-            actual: Attribution {
-                device: "cpu".into(),
-                dtype: "f32".into(),
-                threads: 1,
-                library: "test".into(),
-                library_version: "0".into(),
-            },
+            actual: Attribution::plain("cpu", "f32", 1, "test", "0"),
             model_info: arch.info("m"),
             weights: None,
             started_unix_ms: None,
@@ -583,7 +618,7 @@ pub(crate) mod tests {
         }
         let params = ValidateParams {
             max_cv: 10.0,
-            outlier_k: 5.0,
+            ..Default::default()
         };
         let (rows, checks) = validate_cell(&manifest(1, 7), &events, &runs, &params);
         assert!(rows.iter().all(|r| r.status == "ok"), "{rows:?}");
@@ -598,7 +633,7 @@ pub(crate) mod tests {
         // The same cell under a strict CV threshold is degraded as a whole.
         let strict = ValidateParams {
             max_cv: 0.05,
-            outlier_k: 5.0,
+            ..Default::default()
         };
         let (rows, _) = validate_cell(&manifest(1, 7), &events, &runs, &strict);
         assert!(

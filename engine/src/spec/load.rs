@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
-use assay_stages::measure::{BackendKind, Scenario};
+use assay_stages::measure::{BackendConfig, BackendKind, Dtype, Scenario};
 use assay_store::{Digest, canonical};
 use serde_json::Value;
 
@@ -637,15 +637,22 @@ fn semantic_checks(
                 ),
             );
         }
-        if b.simulated.is_some() && b.kind != BackendKind::Simulated {
-            diags.at_key(
-                &format!("/backends/{i}/simulated"),
-                format!(
-                    "`simulated` options given for a backend of kind {:?}",
-                    b.kind
-                ),
-            );
+        for (section, given, kind) in [
+            ("simulated", b.simulated.is_some(), BackendKind::Simulated),
+            ("ort", b.ort.is_some(), BackendKind::Ort),
+            ("tch", b.tch.is_some(), BackendKind::Tch),
+        ] {
+            if given && b.kind != kind {
+                diags.at_key(
+                    &format!("/backends/{i}/{section}"),
+                    format!(
+                        "`{section}` options given for a backend of kind {}",
+                        b.kind.as_str()
+                    ),
+                );
+            }
         }
+        check_native_backend(diags, spec, i, b);
         if let Some(o) = &b.simulated {
             for (field, v) in [
                 ("peak_gflops", o.peak_gflops),
@@ -686,6 +693,12 @@ fn semantic_checks(
     }
 
     if let Some(v) = &spec.validate {
+        if v.output_tolerance.is_nan() || v.output_tolerance < 0.0 {
+            diags.at_value(
+                "/validate/output_tolerance",
+                "output_tolerance must be >= 0".into(),
+            );
+        }
         if v.max_cv.is_nan() || v.max_cv <= 0.0 {
             diags.at_value("/validate/max_cv", "max_cv must be > 0".into());
         }
@@ -996,6 +1009,85 @@ mod fuzz {
                 len -= 1;
             }
             check(&VALID[..len]);
+        }
+    }
+}
+
+/// ONNX Runtime and libtorch: built into this assay, f32 weights from a
+/// safetensors checkpoint, the devices they can be asked for, and (ONNX
+/// Runtime, loaded at run time) a library to load.
+fn check_native_backend(diags: &mut Diags<'_>, spec: &Spec, i: usize, b: &BackendConfig) {
+    let Some(feature) = b.kind.feature() else {
+        return;
+    };
+    if !b.kind.built() {
+        diags.at_value(
+            &format!("/backends/{i}/kind"),
+            assay_stages::measure::worker::not_built(feature),
+        );
+        return;
+    }
+    if b.dtype != Dtype::F32 {
+        diags.at_value(
+            &format!("/backends/{i}/dtype"),
+            format!(
+                "{} runs the f32 checkpoint only; dtype {} is not supported",
+                b.kind.as_str(),
+                b.dtype.as_str()
+            ),
+        );
+    }
+    let cuda = b.device == "cuda" || b.device.starts_with("cuda:");
+    let device_ok = b.device == "cpu" || (b.kind == BackendKind::Ort && cuda);
+    if !device_ok {
+        diags.at_value(
+            &format!("/backends/{i}/device"),
+            format!(
+                "{} can be asked for {}; device {:?} is not available",
+                b.kind.as_str(),
+                if b.kind == BackendKind::Ort {
+                    "`cpu` or `cuda:N` (through the CUDA execution provider)"
+                } else {
+                    "`cpu` only in this build"
+                },
+                b.device
+            ),
+        );
+    }
+    if let Some(o) = &b.ort {
+        let mut seen = std::collections::BTreeSet::new();
+        for (j, p) in o.providers.iter().enumerate() {
+            if !seen.insert(*p) {
+                diags.at_value(
+                    &format!("/backends/{i}/ort/providers/{j}"),
+                    format!("execution provider {} is listed twice", p.as_str()),
+                );
+            }
+        }
+        if o.providers.is_empty() {
+            diags.at_value(
+                &format!("/backends/{i}/ort/providers"),
+                "at least one execution provider is required".into(),
+            );
+        }
+    }
+    for (j, m) in spec.models.iter().enumerate() {
+        if m.path.as_deref().is_some_and(|p| p.ends_with(".gguf")) {
+            diags.at_value(
+                &format!("/models/{j}/path"),
+                format!(
+                    "backend {:?} ({}) runs safetensors checkpoints; model {:?} is a GGUF file",
+                    b.name,
+                    b.kind.as_str(),
+                    m.name
+                ),
+            );
+        }
+    }
+    #[cfg(feature = "ort")]
+    if b.kind == BackendKind::Ort {
+        if let Err(line) = assay_stages::measure::ort::library_path() {
+            diags.at_value(&format!("/backends/{i}/kind"), line);
         }
     }
 }

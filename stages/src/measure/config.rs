@@ -112,9 +112,44 @@ pub enum BackendKind {
     /// bf16 run the safetensors checkpoint; q8_0 runs the GGUF q8_0 export
     /// through candle's quantised kernels.
     Candle,
+    /// ONNX Runtime (cargo feature `ort`) running the model's ONNX export
+    /// (KV cache as graph inputs and outputs). Options under `ort:`.
+    Ort,
+    /// libtorch (cargo feature `tch`): eager, or a TorchScript trace of the
+    /// same model. Options under `tch:`.
+    Tch,
     /// Deterministic roofline-style latency model. For tests and what-ifs;
     /// its numbers are labelled simulated everywhere and are never evidence.
     Simulated,
+}
+
+impl BackendKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::Candle => "candle",
+            BackendKind::Ort => "ort",
+            BackendKind::Tch => "tch",
+            BackendKind::Simulated => "simulated",
+        }
+    }
+
+    /// The cargo feature a kind needs, when it is optional.
+    pub fn feature(self) -> Option<&'static str> {
+        match self {
+            BackendKind::Ort => Some("ort"),
+            BackendKind::Tch => Some("tch"),
+            BackendKind::Candle | BackendKind::Simulated => None,
+        }
+    }
+
+    /// Whether this build of assay has the kind.
+    pub fn built(self) -> bool {
+        match self {
+            BackendKind::Ort => cfg!(feature = "ort"),
+            BackendKind::Tch => cfg!(feature = "tch"),
+            BackendKind::Candle | BackendKind::Simulated => true,
+        }
+    }
 }
 
 /// One backend configuration: what the spec requests. What actually ran is
@@ -139,6 +174,136 @@ pub struct BackendConfig {
     /// Options of the `simulated` kind.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub simulated: Option<SimulatedOptions>,
+    /// Options of the `ort` kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ort: Option<OrtOptions>,
+    /// Options of the `tch` kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tch: Option<TchOptions>,
+}
+
+/// ONNX Runtime session options. Intra-op threads are the backend's
+/// `threads`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrtOptions {
+    /// Execution providers in priority order. ONNX Runtime falls back to
+    /// the CPU for whatever a provider cannot run or when it does not
+    /// register; attribution records which registered and where the graph
+    /// ran, so a CUDA request that ran on the CPU is label drift.
+    #[serde(default = "default_providers")]
+    #[schemars(length(min = 1))]
+    pub providers: Vec<ExecutionProvider>,
+    /// Graph optimisation level. `disabled` runs the graph as exported;
+    /// `all` fuses (the compiled path, with node counts as evidence).
+    #[serde(default)]
+    pub graph_optimization: GraphOptimization,
+    /// Threads running independent graph branches in parallel (1: sequential
+    /// execution mode).
+    #[serde(default = "default_inter_op")]
+    #[schemars(range(min = 1))]
+    pub inter_op_threads: u32,
+}
+
+impl Default for OrtOptions {
+    fn default() -> Self {
+        OrtOptions {
+            providers: default_providers(),
+            graph_optimization: GraphOptimization::default(),
+            inter_op_threads: default_inter_op(),
+        }
+    }
+}
+
+fn default_providers() -> Vec<ExecutionProvider> {
+    vec![ExecutionProvider::Cpu]
+}
+fn default_inter_op() -> u32 {
+    1
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecutionProvider {
+    Cpu,
+    Cuda,
+}
+
+impl ExecutionProvider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecutionProvider::Cpu => "cpu",
+            ExecutionProvider::Cuda => "cuda",
+        }
+    }
+}
+
+/// ONNX Runtime's graph optimisation levels.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum GraphOptimization {
+    Disabled,
+    Basic,
+    Extended,
+    #[default]
+    All,
+}
+
+impl GraphOptimization {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GraphOptimization::Disabled => "disabled",
+            GraphOptimization::Basic => "basic",
+            GraphOptimization::Extended => "extended",
+            GraphOptimization::All => "all",
+        }
+    }
+}
+
+/// libtorch options.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TchOptions {
+    /// `eager` runs the model op by op; `torchscript` runs a TorchScript
+    /// trace of the same model through the graph executor.
+    #[serde(default)]
+    pub mode: TchMode,
+    /// Inter-op threads of libtorch (intra-op threads are `threads`).
+    #[serde(default = "default_inter_op")]
+    #[schemars(range(min = 1))]
+    pub inter_op_threads: u32,
+}
+
+impl Default for TchOptions {
+    fn default() -> Self {
+        TchOptions {
+            mode: TchMode::default(),
+            inter_op_threads: default_inter_op(),
+        }
+    }
+}
+
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum TchMode {
+    #[default]
+    Eager,
+    Torchscript,
+}
+
+impl TchMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TchMode::Eager => "eager",
+            TchMode::Torchscript => "torchscript",
+        }
+    }
 }
 
 fn default_device() -> String {

@@ -3,7 +3,9 @@
 //! confirm it is finished; only the harness reads the timer. So every backend
 //! is timed the same way, at the same boundary.
 
-use crate::tables::{EventRow, RunRow};
+use std::collections::BTreeMap;
+
+use crate::tables::{EventRow, OutputRow, RunRow};
 
 use super::energy::PowerOutcome;
 
@@ -49,6 +51,66 @@ pub struct Attribution {
     pub threads: u32,
     pub library: String,
     pub library_version: String,
+    /// Execution providers (ONNX Runtime): requested, registered, ran on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub providers: Option<Providers>,
+    /// What a compiled path did, as evidence that it is "compiler-real"
+    /// (TR120): graph sizes before and after, and how it was compiled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compiler: Option<CompilerEvidence>,
+}
+
+impl Attribution {
+    /// A backend with no providers and no compiler.
+    pub fn plain(device: &str, dtype: &str, threads: u32, library: &str, version: &str) -> Self {
+        Attribution {
+            device: device.into(),
+            dtype: dtype.into(),
+            threads,
+            library: library.into(),
+            library_version: version.into(),
+            providers: None,
+            compiler: None,
+        }
+    }
+}
+
+/// Execution providers as ONNX Runtime saw them. A requested provider that
+/// did not register (say CUDA on a CPU-only build) is missing from
+/// `registered`, and `ran_on` says where the graph actually ran.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Providers {
+    /// In the spec's priority order.
+    pub requested: Vec<String>,
+    /// Those that registered with the session, in priority order (CPU is
+    /// always last: ONNX Runtime falls back to it).
+    pub registered: Vec<String>,
+    /// The highest-priority registered provider: where the graph ran.
+    pub ran_on: String,
+}
+
+/// Evidence of a compiled path (ONNX Runtime graph optimisation,
+/// TorchScript), recorded by the backend after load.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CompilerEvidence {
+    /// `onnxruntime-graph-optimization`, `torchscript-trace`, ...
+    pub kind: String,
+    /// The mode that ran: an optimisation level, an executor mode.
+    pub mode: String,
+    /// Graph nodes before compilation (as exported or traced).
+    pub nodes_before: u64,
+    /// Graph nodes after compilation (after fusion), when the library
+    /// exposes the compiled graph.
+    pub nodes_after: Option<u64>,
+    /// Nodes per operator type before and after.
+    pub ops_before: BTreeMap<String, u64>,
+    pub ops_after: BTreeMap<String, u64>,
+    /// Other facts: what was traced, executor settings, file digests.
+    pub detail: BTreeMap<String, String>,
+    /// The compiler demonstrably changed the graph (nodes fused or
+    /// rewritten): "compiler-real" in the seed's sense. False means the
+    /// label says compiled but the graph that ran is the one exported.
+    pub real: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,17 +128,52 @@ pub trait InferenceBackend {
     fn reset(&mut self);
     /// Run the prompts (one per sequence) and materialise last-position logits.
     fn prefill(&mut self, prompts: &[Vec<u32>]) -> Result<(), BackendError>;
-    /// Pick the next token of every sequence from the current logits (greedy).
-    fn sample(&mut self) -> Result<Vec<u32>, BackendError>;
+    /// Pick the next token of every sequence from the current logits
+    /// (greedy; [`greedy`] does it for a row of logits).
+    fn sample(&mut self) -> Result<Vec<Pick>, BackendError>;
     /// Feed one token per sequence through the model with the KV cache.
     /// Returns false when the backend cannot continue (e.g. context full).
     fn decode_step(&mut self, tokens: &[u32]) -> Result<bool, BackendError>;
+}
+
+/// One greedy pick: the token, and by how much its logit led the
+/// runner-up's. The margin lets output checks across backends tell a real
+/// divergence from a near-tie that float rounding may flip.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pick {
+    pub token: u32,
+    /// Top-1 minus top-2 logit; `None` when the backend has no logits
+    /// (the simulated backend).
+    pub margin: Option<f32>,
+}
+
+/// Greedy choice over one row of logits; the lowest index wins a tie, so
+/// it is deterministic.
+pub fn greedy(row: &[f32]) -> Pick {
+    let mut best = 0;
+    for (i, v) in row.iter().enumerate() {
+        if *v > row[best] {
+            best = i;
+        }
+    }
+    let runner_up = row
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != best)
+        .map(|(_, v)| *v)
+        .fold(f32::NEG_INFINITY, f32::max);
+    Pick {
+        token: best as u32,
+        margin: (row.len() > 1).then(|| row.get(best).copied().unwrap_or(0.0) - runner_up),
+    }
 }
 
 /// Everything one cell's measurement produced.
 pub struct CellMeasurement {
     pub events: Vec<EventRow>,
     pub runs: Vec<RunRow>,
+    /// The greedy tokens of every run, for output checks across backends.
+    pub outputs: Vec<OutputRow>,
     pub attribution: Attribution,
     /// Power samples when the spec asks for energy (set by the caller: the
     /// sensor runs beside the harness, not inside it).
@@ -115,6 +212,7 @@ pub fn measure_cell(
 ) -> Result<Option<CellMeasurement>, BackendError> {
     let mut events = Vec::new();
     let mut runs = Vec::new();
+    let mut outputs = Vec::new();
     let batch = scenario.batch;
 
     let t0 = clock.now_ns();
@@ -153,6 +251,18 @@ pub fn measure_cell(
             };
         backend.reset();
         let mut generated: Vec<Vec<u32>> = vec![Vec::new(); batch as usize];
+        let mut record = |step: u32, picks: &[Pick]| {
+            for (sequence, p) in picks.iter().enumerate() {
+                outputs.push(OutputRow {
+                    cell: cell.to_string(),
+                    repetition: rep,
+                    sequence: sequence as u32,
+                    step,
+                    token: p.token,
+                    margin: p.margin,
+                });
+            }
+        };
 
         let start = clock.now_ns();
         backend.prefill(prompts)?;
@@ -167,11 +277,12 @@ pub fn measure_cell(
             prefilled,
         ));
         events.push(event("ttft", Some(0), batch, start, first_token));
-        for (seq, t) in generated.iter_mut().zip(&first) {
-            seq.push(*t);
+        for (seq, p) in generated.iter_mut().zip(&first) {
+            seq.push(p.token);
         }
+        record(0, &first);
 
-        let mut last = first;
+        let mut last: Vec<u32> = first.iter().map(|p| p.token).collect();
         let mut produced = 1;
         for index in 1..scenario.gen_tokens {
             let step_start = clock.now_ns();
@@ -181,10 +292,11 @@ pub fn measure_cell(
             let next = backend.sample()?;
             let step_end = clock.now_ns();
             events.push(event("decode", Some(index), batch, step_start, step_end));
-            for (seq, t) in generated.iter_mut().zip(&next) {
-                seq.push(*t);
+            for (seq, p) in generated.iter_mut().zip(&next) {
+                seq.push(p.token);
             }
-            last = next;
+            record(index, &next);
+            last = next.iter().map(|p| p.token).collect();
             produced += 1;
         }
         let end = clock.now_ns();
@@ -213,6 +325,7 @@ pub fn measure_cell(
     Ok(Some(CellMeasurement {
         events,
         runs,
+        outputs,
         attribution,
         power: None,
     }))
@@ -241,13 +354,7 @@ mod tests {
     impl InferenceBackend for Fake {
         fn load(&mut self) -> Result<Attribution, BackendError> {
             self.clock.set(self.clock.get() + 1000);
-            Ok(Attribution {
-                device: "cpu".into(),
-                dtype: "f32".into(),
-                threads: 1,
-                library: "fake".into(),
-                library_version: "0".into(),
-            })
+            Ok(Attribution::plain("cpu", "f32", 1, "fake", "0"))
         }
         fn reset(&mut self) {
             self.steps = 0;
@@ -256,9 +363,9 @@ mod tests {
             self.clock.set(self.clock.get() + 100);
             Ok(())
         }
-        fn sample(&mut self) -> Result<Vec<u32>, BackendError> {
+        fn sample(&mut self) -> Result<Vec<Pick>, BackendError> {
             self.clock.set(self.clock.get() + 1);
-            Ok(vec![7, 8])
+            Ok(vec![greedy(&[0.0, 1.0, 0.5]), greedy(&[2.0, 1.0])])
         }
         fn decode_step(&mut self, _: &[u32]) -> Result<bool, BackendError> {
             self.steps += 1;
@@ -327,6 +434,22 @@ mod tests {
                 .iter()
                 .all(|r| !r.short && r.gen_tokens_produced == 5)
         );
+        // Every run's greedy picks are recorded: 3 runs x 5 steps x 2 sequences.
+        assert_eq!(m.outputs.len(), 30);
+        assert_eq!(m.outputs[0].token, 1);
+        assert_eq!(m.outputs[0].margin, Some(0.5));
+        assert_eq!(m.outputs[1].token, 0);
+        assert_eq!(m.outputs[29].step, 4);
+    }
+
+    #[test]
+    fn greedy_prefers_the_lowest_index_and_reports_the_margin() {
+        let p = greedy(&[1.0, 3.0, 3.0, 2.5]);
+        assert_eq!(p.token, 1);
+        assert_eq!(p.margin, Some(0.0));
+        let p = greedy(&[1.0, 3.0, 2.5]);
+        assert_eq!((p.token, p.margin), (1, Some(0.5)));
+        assert_eq!(greedy(&[4.0]).margin, None);
     }
 
     #[test]

@@ -8,8 +8,12 @@ pub mod energy;
 pub mod environment;
 pub mod harness;
 pub mod model;
+#[cfg(feature = "ort")]
+pub mod ort;
 pub mod simulated;
 pub mod stage;
+#[cfg(feature = "tch")]
+pub mod tch_backend;
 pub mod worker;
 
 pub use config::{BackendConfig, BackendKind, Boundary, Dtype, Scenario, SimulatedOptions};

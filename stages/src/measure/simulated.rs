@@ -9,7 +9,7 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::config::{Dtype, SimulatedOptions};
-use super::harness::{Attribution, BackendError, Clock, InferenceBackend};
+use super::harness::{Attribution, BackendError, Clock, InferenceBackend, Pick};
 use super::model::SyntheticArch;
 
 /// Version of the latency model; part of measure keys of simulated cells.
@@ -114,13 +114,13 @@ impl InferenceBackend for SimulatedBackend {
         // Reading weights at a tenth of memory bandwidth, plus setup.
         let seconds = self.weight_bytes() / (self.opts.memory_gbps * 1e8) + 0.02;
         self.advance(seconds);
-        Ok(Attribution {
-            device: self.device.clone(),
-            dtype: self.dtype.as_str().to_string(),
-            threads: self.threads,
-            library: "assay-simulated".into(),
-            library_version: SIM_MODEL_VERSION.to_string(),
-        })
+        Ok(Attribution::plain(
+            &self.device,
+            self.dtype.as_str(),
+            self.threads,
+            "assay-simulated",
+            &SIM_MODEL_VERSION.to_string(),
+        ))
     }
 
     fn reset(&mut self) {
@@ -148,7 +148,7 @@ impl InferenceBackend for SimulatedBackend {
         Ok(())
     }
 
-    fn sample(&mut self) -> Result<Vec<u32>, BackendError> {
+    fn sample(&mut self) -> Result<Vec<Pick>, BackendError> {
         // argmax over the vocabulary: ~1 ns per logit.
         let s = (u64::from(self.arch.vocab) * self.batch) as f64 * 1e-9;
         self.advance(s);
@@ -156,7 +156,11 @@ impl InferenceBackend for SimulatedBackend {
         // token and position only, like a real greedy decode.
         self.next_token = ((u64::from(self.next_token) * 31 + self.position * 17)
             % u64::from(self.arch.vocab.max(1))) as u32;
-        Ok(vec![self.next_token; self.batch as usize])
+        let pick = Pick {
+            token: self.next_token,
+            margin: None,
+        };
+        Ok(vec![pick; self.batch as usize])
     }
 
     fn decode_step(&mut self, _tokens: &[u32]) -> Result<bool, BackendError> {

@@ -9,13 +9,14 @@ use super::environment::{self, Environment};
 use super::harness::{self, Attribution, CellMeasurement};
 use super::model::{ModelDecl, ModelInfo};
 use super::simulated::{SIM_MODEL_VERSION, SimulatedBackend};
-use super::worker::{self, WorkerRequest};
-use crate::prepare::ModelRecord;
+use super::worker::{self, Engine, WorkerRequest};
+use crate::prepare::gguf::GgufType;
+use crate::prepare::{ExportFormat, ModelRecord};
 use crate::stage::{Input, Outputs, Stage, StageContext, StageError};
 use crate::tables::{self, to_json};
 use crate::validate::find_input;
 
-pub const MEASURE_VERSION: u32 = 3;
+pub const MEASURE_VERSION: u32 = 4;
 
 /// One (backend, model, scenario) cell.
 #[derive(Debug, Clone)]
@@ -36,6 +37,10 @@ pub struct Requested {
     pub device: String,
     pub dtype: String,
     pub threads: u32,
+    /// The compiled path the spec asks for (`onnxruntime:all`,
+    /// `torchscript`), whose evidence validate demands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compiled: Option<String>,
 }
 
 /// The manifest of one measure node: what was measured, how, where, and what
@@ -76,7 +81,7 @@ pub struct Manifest {
 pub struct ModelIdentity {
     pub source: String,
     pub model_digest: String,
-    /// `safetensors` or `gguf`.
+    /// `safetensors`, `gguf` or `onnx`.
     pub weights_format: String,
     /// blake3 of the weight file that was loaded.
     pub weights_blake3: String,
@@ -84,17 +89,24 @@ pub struct ModelIdentity {
 }
 
 impl MeasureStage {
-    /// Outputs of the model's prepare/export nodes this cell reads: the
-    /// registry record, plus the safetensors weights (synthetic models) or
-    /// a GGUF export (q8_0 from safetensors).
-    pub fn needs_gguf_export(&self) -> bool {
-        self.backend.kind == BackendKind::Candle
-            && self.backend.dtype == Dtype::Q8_0
-            && !self
-                .model
-                .path
-                .as_deref()
-                .is_some_and(|p| p.ends_with(".gguf"))
+    /// The export this cell reads besides the registry record and the
+    /// safetensors weights: GGUF q8_0 for candle's quantised path (unless
+    /// the model already is a GGUF file), ONNX for ONNX Runtime.
+    pub fn needs_export(&self) -> Option<ExportFormat> {
+        match self.backend.kind {
+            BackendKind::Candle
+                if self.backend.dtype == Dtype::Q8_0
+                    && !self
+                        .model
+                        .path
+                        .as_deref()
+                        .is_some_and(|p| p.ends_with(".gguf")) =>
+            {
+                Some(ExportFormat::Gguf(GgufType::Q8_0))
+            }
+            BackendKind::Ort => Some(ExportFormat::Onnx),
+            _ => None,
+        }
     }
 
     fn simulated(&self) -> bool {
@@ -105,8 +117,11 @@ impl MeasureStage {
     /// `simulated` section are the same machine, so the same key.
     fn resolved_backend(&self) -> BackendConfig {
         let mut b = self.backend.clone();
-        if b.kind == BackendKind::Simulated {
-            b.simulated = Some(b.simulated.unwrap_or_default());
+        match b.kind {
+            BackendKind::Simulated => b.simulated = Some(b.simulated.unwrap_or_default()),
+            BackendKind::Ort => b.ort = Some(b.ort.unwrap_or_default()),
+            BackendKind::Tch => b.tch = Some(b.tch.unwrap_or_default()),
+            BackendKind::Candle => {}
         }
         b
     }
@@ -117,6 +132,23 @@ impl MeasureStage {
             device: self.backend.device.clone(),
             dtype: self.backend.dtype.as_str().to_string(),
             threads: self.backend.threads,
+            compiled: self.compiled(),
+        }
+    }
+
+    /// The compiled path requested, if any. ONNX Runtime at `disabled` runs
+    /// the graph as exported: not compiled.
+    fn compiled(&self) -> Option<String> {
+        match self.backend.kind {
+            BackendKind::Ort => {
+                let level = self.backend.ort.clone().unwrap_or_default().graph_optimization;
+                (level != super::config::GraphOptimization::Disabled)
+                    .then(|| format!("onnxruntime:{}", level.as_str()))
+            }
+            BackendKind::Tch => (self.backend.tch.clone().unwrap_or_default().mode
+                == super::config::TchMode::Torchscript)
+                .then(|| "torchscript".to_string()),
+            BackendKind::Candle | BackendKind::Simulated => None,
         }
     }
 }
@@ -173,11 +205,11 @@ impl Stage for MeasureStage {
                 })?;
                 (m, arch.info(&self.model.name), None, None)
             }
-            BackendKind::Candle => {
+            BackendKind::Candle | BackendKind::Ort | BackendKind::Tch => {
                 let started = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_millis() as u64);
-                let (m, info, identity) = self.run_candle(ctx, inputs)?;
+                let (m, info, identity) = self.run_real(ctx, inputs)?;
                 (m, info, Some(identity), Some(started))
             }
         };
@@ -218,6 +250,7 @@ impl Stage for MeasureStage {
         let mut out = Outputs::new();
         out.insert("events".into(), tables::to_parquet(&measured.events)?);
         out.insert("runs".into(), tables::to_parquet(&measured.runs)?);
+        out.insert("outputs".into(), tables::to_parquet(&measured.outputs)?);
         out.insert("manifest".into(), to_json(&manifest)?);
         if self.energy.is_some() {
             let rows = measured
@@ -233,8 +266,22 @@ impl Stage for MeasureStage {
 impl MeasureStage {
     fn environment_facts(&self) -> Environment {
         let mut env = environment::detect();
-        if self.backend.kind == BackendKind::Candle {
-            env.libraries.insert("candle".into(), CANDLE_VERSION.into());
+        // The library versions this build was made for; what actually
+        // loaded is in the attribution.
+        match self.backend.kind {
+            BackendKind::Candle => {
+                env.libraries
+                    .insert("candle".into(), CANDLE_VERSION.into());
+            }
+            BackendKind::Ort => {
+                env.libraries
+                    .insert("onnxruntime".into(), worker::ORT_EXPECTED.into());
+            }
+            BackendKind::Tch => {
+                env.libraries
+                    .insert("libtorch".into(), worker::TORCH_EXPECTED.into());
+            }
+            BackendKind::Simulated => {}
         }
         env
     }
@@ -282,15 +329,18 @@ impl MeasureStage {
         .ok_or(StageError::Cancelled)
     }
 
-    fn run_candle(
+    /// A real backend, measured in a worker process.
+    fn run_real(
         &self,
         ctx: &StageContext<'_>,
         inputs: &[Input],
     ) -> Result<(CellMeasurement, ModelInfo, ModelIdentity), StageError> {
-        if self.backend.device != "cpu" {
+        if self.backend.kind != BackendKind::Ort && self.backend.device != "cpu" {
             return Err(StageError::Failed(format!(
-                "backend {}: candle is built for the CPU only; device {:?} is not available",
-                self.backend.name, self.backend.device
+                "backend {}: {} runs on the CPU only here; device {:?} is not available",
+                self.backend.name,
+                self.backend.kind.as_str(),
+                self.backend.device
             )));
         }
         let record_input = find_input(inputs, "model")?;
@@ -317,7 +367,11 @@ impl MeasureStage {
             (paths, hash)
         };
         let stored = record.stored_dtype.clone();
-        let (files, format, weights_blake3, stored_dtype) = if record.format == "gguf" {
+        let (files, format, weights_blake3, stored_dtype) = if self.backend.kind == BackendKind::Ort
+        {
+            let (path, hash) = object("onnx")?;
+            (WeightFiles::Onnx(path), "onnx", hash, stored)
+        } else if record.format == "gguf" {
             let (paths, hash) = local_weights();
             let path = paths.into_iter().next().ok_or_else(|| {
                 StageError::bad_input(record_input, "GGUF model record without a file")
@@ -339,9 +393,15 @@ impl MeasureStage {
             (WeightFiles::Safetensors(paths), "safetensors", hash, stored)
         };
         let seed = record.declaration.as_ref().map_or(0, |d| d.seed);
+        let engine = match self.backend.kind {
+            BackendKind::Ort => Engine::Ort(self.backend.ort.clone().unwrap_or_default()),
+            BackendKind::Tch => Engine::Tch(self.backend.tch.clone().unwrap_or_default()),
+            _ => Engine::Candle,
+        };
         let request = WorkerRequest {
             cell: self.cell.clone(),
             info: record.info.clone(),
+            engine,
             files,
             dtype: self.backend.dtype,
             threads: self.backend.threads,

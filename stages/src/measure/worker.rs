@@ -15,17 +15,32 @@ use std::sync::OnceLock;
 use serde::{Deserialize, Serialize};
 
 use super::candle::{CandleBackend, WeightFiles};
-use super::config::{Boundary, Dtype, Scenario};
+use super::config::{Boundary, Dtype, OrtOptions, Scenario, TchOptions};
 use super::energy::{PowerOutcome, Rapl, Sampler, Sampling};
-use super::harness::{self, Attribution, CellMeasurement, MonotonicClock};
+use super::harness::{self, Attribution, CellMeasurement, InferenceBackend, MonotonicClock};
 use super::model::ModelInfo;
 use crate::stage::{StageContext, StageError};
-use crate::tables::{EventRow, RunRow};
+use crate::tables::{EventRow, OutputRow, RunRow};
+
+/// The ONNX Runtime and libtorch versions this build expects
+/// (scripts/install-native-libs.sh installs exactly these).
+pub const ORT_EXPECTED: &str = "1.28.0";
+pub const TORCH_EXPECTED: &str = "2.13.0";
+
+/// Which in-process engine measures the cell, with its options.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Engine {
+    Candle,
+    Ort(OrtOptions),
+    Tch(TchOptions),
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WorkerRequest {
     pub cell: String,
     pub info: ModelInfo,
+    pub engine: Engine,
     pub files: WeightFiles,
     pub dtype: Dtype,
     pub threads: u32,
@@ -44,6 +59,7 @@ enum WorkerMessage {
     Done {
         events: Vec<EventRow>,
         runs: Vec<RunRow>,
+        outputs: Vec<OutputRow>,
         attribution: Attribution,
         power: Option<PowerOutcome>,
     },
@@ -68,8 +84,7 @@ pub fn measure_here(
     mut progress: impl FnMut(&str),
     mut keep_going: impl FnMut() -> bool,
 ) -> Result<Option<CellMeasurement>, String> {
-    let capacity = (req.scenario.prompt_tokens + req.scenario.gen_tokens) as usize;
-    let mut backend = CandleBackend::new(req.info.clone(), req.files.clone(), req.dtype, capacity);
+    let mut backend = build_backend(req)?;
     // Energy: start polling, then sit idle for the baseline window before
     // the clock's zero (the sleep is the idle measurement, not a wait).
     let sampler = req.energy.map(|s| match Rapl::detect() {
@@ -85,7 +100,7 @@ pub fn measure_here(
     progress("load");
     let warmup = req.boundary.warmup_runs;
     let measured = harness::measure_cell(
-        &mut backend,
+        backend.as_mut(),
         &clock,
         &req.cell,
         &req.scenario,
@@ -106,6 +121,47 @@ pub fn measure_here(
         Err(reason) => PowerOutcome::NoSensor(reason),
     });
     measured.map(|m| m.map(|m| CellMeasurement { power, ..m }))
+}
+
+/// The requested engine over the cell's weight files. An engine this build
+/// lacks is one clear line naming the cargo feature.
+fn build_backend(req: &WorkerRequest) -> Result<Box<dyn InferenceBackend>, String> {
+    let capacity = (req.scenario.prompt_tokens + req.scenario.gen_tokens) as usize;
+    let info = req.info.clone();
+    match (&req.engine, &req.files) {
+        (Engine::Candle, files) => Ok(Box::new(CandleBackend::new(
+            info,
+            files.clone(),
+            req.dtype,
+            capacity,
+        ))),
+        #[cfg(feature = "ort")]
+        (Engine::Ort(options), WeightFiles::Onnx(path)) => Ok(Box::new(
+            super::ort::OrtBackend::new(info, path.clone(), options.clone(), req.threads, capacity),
+        )),
+        #[cfg(feature = "tch")]
+        (Engine::Tch(options), WeightFiles::Safetensors(paths)) => {
+            Ok(Box::new(super::tch_backend::TchBackend::new(
+                info,
+                paths.clone(),
+                options.clone(),
+                req.threads,
+                capacity,
+            )))
+        }
+        (Engine::Ort(_), _) if !cfg!(feature = "ort") => Err(not_built("ort")),
+        (Engine::Tch(_), _) if !cfg!(feature = "tch") => Err(not_built("tch")),
+        (engine, files) => Err(format!(
+            "engine {engine:?} cannot run weight files {files:?}"
+        )),
+    }
+}
+
+/// The one line a build without an optional backend says.
+pub fn not_built(feature: &str) -> String {
+    format!(
+        "this assay was built without the `{feature}` backend: rebuild with `cargo build --release --features {feature}` (see docs/backends.md)"
+    )
 }
 
 /// Entry point of `assay measure-worker`: request on stdin, JSON lines out.
@@ -136,6 +192,7 @@ pub fn worker_main() -> i32 {
             emit(&WorkerMessage::Done {
                 events: m.events,
                 runs: m.runs,
+                outputs: m.outputs,
                 attribution: m.attribution,
                 power: m.power,
             });
@@ -221,12 +278,14 @@ pub fn measure_isolated(
             Ok(WorkerMessage::Done {
                 events,
                 runs,
+                outputs,
                 attribution,
                 power,
             }) => {
                 outcome = Some(Ok(CellMeasurement {
                     events,
                     runs,
+                    outputs,
                     attribution,
                     power,
                 }));

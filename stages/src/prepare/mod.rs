@@ -6,6 +6,7 @@
 
 pub mod gguf;
 pub mod local;
+pub mod onnx;
 pub mod synthetic;
 
 use std::path::{Path, PathBuf};
@@ -227,11 +228,38 @@ fn local_record(name: &str, path: &Path) -> Result<ModelRecord, StageError> {
     })
 }
 
-/// `export/<model>/gguf-<type>`: the prepared weights as GGUF.
+/// What an export node writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ExportFormat {
+    /// GGUF for llama.cpp and candle's quantised path.
+    Gguf(GgufType),
+    /// ONNX with the KV cache as graph inputs and outputs, for ONNX Runtime.
+    Onnx,
+}
+
+impl ExportFormat {
+    /// The node id's last part: `gguf-q8_0`, `onnx`.
+    pub fn id(self) -> String {
+        match self {
+            ExportFormat::Gguf(ty) => format!("gguf-{}", ty.as_str()),
+            ExportFormat::Onnx => "onnx".into(),
+        }
+    }
+
+    /// The export node's output name.
+    pub fn output(self) -> &'static str {
+        match self {
+            ExportFormat::Gguf(_) => "gguf",
+            ExportFormat::Onnx => "onnx",
+        }
+    }
+}
+
+/// `export/<model>/<format>`: the prepared weights as GGUF or ONNX.
 #[derive(Debug, Clone)]
 pub struct ExportStage {
     pub model: String,
-    pub ty: GgufType,
+    pub format: ExportFormat,
 }
 
 impl Stage for ExportStage {
@@ -244,7 +272,14 @@ impl Stage for ExportStage {
     }
 
     fn params(&self) -> Value {
-        json!({ "model": self.model, "format": "gguf", "type": self.ty })
+        match self.format {
+            ExportFormat::Gguf(ty) => json!({ "model": self.model, "format": "gguf", "type": ty }),
+            ExportFormat::Onnx => json!({
+                "model": self.model,
+                "format": "onnx",
+                "opset": onnx::OPSET,
+            }),
+        }
     }
 
     fn device(&self) -> Option<String> {
@@ -256,11 +291,11 @@ impl Stage for ExportStage {
         let record: ModelRecord = tables::read_json(ctx, record_input)?;
         if record.format != "safetensors" {
             return Err(failed(format!(
-                "model {} is already {}; assay exports GGUF from safetensors only",
+                "model {} is {}; assay exports GGUF and ONNX from safetensors only",
                 self.model, record.format
             )));
         }
-        ctx.progress(&format!("writing GGUF {}", self.ty.as_str()));
+        ctx.progress(&format!("writing {}", self.format.id()));
         let shards: Vec<Vec<u8>> = match inputs.iter().find(|i| i.name == "weights") {
             Some(w) => vec![ctx.read(w)?],
             None => record
@@ -270,11 +305,25 @@ impl Stage for ExportStage {
                 .collect::<Result<_, _>>()?,
         };
         let refs: Vec<&[u8]> = shards.iter().map(Vec::as_slice).collect();
-        let src = SafetensorsSource::new(record.info.arch, candle_core::DType::F32, &refs)
-            .map_err(|e| StageError::bad_input(record_input, e))?;
-        let bytes = gguf::export(&record.info, &self.model, &src, self.ty).map_err(failed)?;
+        let bytes = match self.format {
+            ExportFormat::Gguf(ty) => {
+                let src = SafetensorsSource::new(record.info.arch, candle_core::DType::F32, &refs)
+                    .map_err(|e| StageError::bad_input(record_input, e))?;
+                gguf::export(&record.info, &self.model, &src, ty).map_err(failed)?
+            }
+            ExportFormat::Onnx => match refs.as_slice() {
+                [one] => onnx::export_onnx(&record.info, one).map_err(failed)?,
+                _ => {
+                    return Err(failed(format!(
+                        "model {}: the ONNX export reads a single-file checkpoint, not {} shards",
+                        self.model,
+                        refs.len()
+                    )));
+                }
+            },
+        };
         let mut out = Outputs::new();
-        out.insert("gguf".into(), bytes);
+        out.insert(self.format.output().into(), bytes);
         Ok(out)
     }
 }

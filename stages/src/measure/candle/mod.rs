@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use candle_core::{DType, Device, Tensor};
 
 use super::config::Dtype;
-use super::harness::{Attribution, BackendError, InferenceBackend};
+use super::harness::{Attribution, BackendError, InferenceBackend, Pick, greedy};
 use super::model::{Arch, ModelInfo};
 use weights::{GgufSource, SafetensorsSource, WeightSource};
 
@@ -30,6 +30,8 @@ pub enum WeightFiles {
     Safetensors(Vec<PathBuf>),
     /// One GGUF file (quantised projections stay quantised).
     Gguf(PathBuf),
+    /// An ONNX export (ONNX Runtime only).
+    Onnx(PathBuf),
 }
 
 /// A loaded model of either architecture.
@@ -103,6 +105,10 @@ pub fn load_model(
                 .map_err(|e| fail("building the model", &e))?;
             Ok((model, src.weight_type()))
         }
+        WeightFiles::Onnx(path) => Err(BackendError::Failed(format!(
+            "candle cannot run the ONNX export {}",
+            path.display()
+        ))),
         WeightFiles::Gguf(path) => {
             let bytes = std::fs::read(path)
                 .map_err(|e| fail(&format!("reading {}", path.display()), &e))?;
@@ -206,13 +212,13 @@ impl InferenceBackend for CandleBackend {
             self.capacity,
         )?;
         self.model = Some(model);
-        Ok(Attribution {
-            device: "cpu".into(),
-            dtype: weight_type,
-            threads: candle_core::utils::get_num_threads() as u32,
-            library: "candle".into(),
-            library_version: CANDLE_VERSION.into(),
-        })
+        Ok(Attribution::plain(
+            "cpu",
+            &weight_type,
+            candle_core::utils::get_num_threads() as u32,
+            "candle",
+            CANDLE_VERSION,
+        ))
     }
 
     fn reset(&mut self) {
@@ -228,8 +234,8 @@ impl InferenceBackend for CandleBackend {
         self.run(ids, prompts.len())
     }
 
-    fn sample(&mut self) -> Result<Vec<u32>, BackendError> {
-        Ok(self.logits.iter().map(|row| argmax(row)).collect())
+    fn sample(&mut self) -> Result<Vec<Pick>, BackendError> {
+        Ok(self.logits.iter().map(|row| greedy(row)).collect())
     }
 
     fn decode_step(&mut self, tokens: &[u32]) -> Result<bool, BackendError> {
@@ -239,15 +245,4 @@ impl InferenceBackend for CandleBackend {
         self.run(tokens.to_vec(), tokens.len())?;
         Ok(true)
     }
-}
-
-/// Greedy choice; the lowest index wins a tie, so it is deterministic.
-pub fn argmax(row: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, v) in row.iter().enumerate() {
-        if *v > row[best] {
-            best = i;
-        }
-    }
-    best as u32
 }
