@@ -1,4 +1,7 @@
-//! Records the rustc version and git revision for the environment manifest.
+//! Records the rustc version and git revision for the environment manifest;
+//! with the `tch` feature, records libtorch's library directory as an rpath
+//! of this package's test and bench binaries, so they start without
+//! LD_LIBRARY_PATH (torch-sys links libtorch but sets no rpath).
 use std::process::Command;
 
 fn main() {
@@ -23,4 +26,16 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=../.git/HEAD");
     println!("cargo:rerun-if-changed=../.git/refs/heads");
+    libtorch_rpath();
+}
+
+fn libtorch_rpath() {
+    println!("cargo:rerun-if-env-changed=LIBTORCH");
+    if std::env::var_os("CARGO_FEATURE_TCH").is_none() {
+        return;
+    }
+    if let Some(root) = std::env::var_os("LIBTORCH") {
+        let lib = std::path::Path::new(&root).join("lib");
+        println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
+    }
 }

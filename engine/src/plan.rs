@@ -93,23 +93,25 @@ pub fn build_plan(loaded: &LoadedSpec) -> Plan {
     let mut export = |g: &mut DiGraph<PlanNode, Edge>,
                       model: &assay_stages::measure::ModelDecl,
                       format: ExportFormat| {
-        *exports.entry((model.name.clone(), format)).or_insert_with(|| {
-            let stage = ExportStage {
-                model: model.name.clone(),
-                format,
-            };
-            let node = add(
-                g,
-                format!("export/{}/{}", model.name, format.id()),
-                Arc::new(stage),
-            );
-            let prep = prepared[model.name.as_str()];
-            g.add_edge(prep, node, "model");
-            if model.synthetic.is_some() {
-                g.add_edge(prep, node, "weights");
-            }
-            node
-        })
+        *exports
+            .entry((model.name.clone(), format))
+            .or_insert_with(|| {
+                let stage = ExportStage {
+                    model: model.name.clone(),
+                    format,
+                };
+                let node = add(
+                    g,
+                    format!("export/{}/{}", model.name, format.id()),
+                    Arc::new(stage),
+                );
+                let prep = prepared[model.name.as_str()];
+                g.add_edge(prep, node, "model");
+                if model.synthetic.is_some() {
+                    g.add_edge(prep, node, "weights");
+                }
+                node
+            })
     };
     if real {
         for model in &spec.models {

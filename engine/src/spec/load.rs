@@ -1085,9 +1085,9 @@ fn check_native_backend(diags: &mut Diags<'_>, spec: &Spec, i: usize, b: &Backen
         }
     }
     #[cfg(feature = "ort")]
-    if b.kind == BackendKind::Ort {
-        if let Err(line) = assay_stages::measure::ort::library_path() {
-            diags.at_value(&format!("/backends/{i}/kind"), line);
-        }
+    if b.kind == BackendKind::Ort
+        && let Err(line) = assay_stages::measure::ort::library_path()
+    {
+        diags.at_value(&format!("/backends/{i}/kind"), line);
     }
 }

@@ -617,7 +617,7 @@ mod tests {
         let a = tiny(arch);
         let info = a.info("tiny");
         let st = crate::prepare::synthetic::safetensors(&a).unwrap();
-        let model = onnx::export_onnx(&info, &st).unwrap();
+        let model = onnx::export_onnx(&info, &[&st]).unwrap();
         let safetensors = dir.path().join("model.safetensors");
         let onnx = dir.path().join("model.onnx");
         std::fs::write(&safetensors, st).unwrap();

@@ -141,7 +141,12 @@ impl MeasureStage {
     fn compiled(&self) -> Option<String> {
         match self.backend.kind {
             BackendKind::Ort => {
-                let level = self.backend.ort.clone().unwrap_or_default().graph_optimization;
+                let level = self
+                    .backend
+                    .ort
+                    .clone()
+                    .unwrap_or_default()
+                    .graph_optimization;
                 (level != super::config::GraphOptimization::Disabled)
                     .then(|| format!("onnxruntime:{}", level.as_str()))
             }
@@ -270,8 +275,7 @@ impl MeasureStage {
         // loaded is in the attribution.
         match self.backend.kind {
             BackendKind::Candle => {
-                env.libraries
-                    .insert("candle".into(), CANDLE_VERSION.into());
+                env.libraries.insert("candle".into(), CANDLE_VERSION.into());
             }
             BackendKind::Ort => {
                 env.libraries

@@ -9,7 +9,7 @@
 //!   transpose. libtorch therefore runs exactly the weights, in exactly the
 //!   layout, that candle runs, and a difference between the two backends is a
 //!   difference of kernels, never of loading.
-//! - One forward function ([`forward`]) serves both modes: eager calls it,
+//! - One forward function (`forward`) serves both modes: eager calls it,
 //!   and the TorchScript graphs are traces of it. So eager against torchscript
 //!   compares executors (op-by-op dispatch against libtorch's graph executor),
 //!   not two implementations.
@@ -300,6 +300,12 @@ impl InferenceBackend for TchBackend {
     }
 
     fn prefill(&mut self, prompts: &[Vec<u32>]) -> Result<(), BackendError> {
+        // One positions tensor serves the whole batch: prompts of one length.
+        if prompts.windows(2).any(|w| w[0].len() != w[1].len()) {
+            return Err(BackendError::Failed(
+                "the prompts of one prefill must have the same length".into(),
+            ));
+        }
         let ids: Vec<u32> = prompts.iter().flatten().copied().collect();
         self.run(ids, prompts.len())
     }
@@ -555,12 +561,12 @@ fn trace(model: &Model, prefill: bool) -> Result<CModule, BackendError> {
             }
         }
     };
-    let (name, function) = if prefill {
-        ("AssayPrefill", "forward")
+    let name = if prefill {
+        "AssayPrefill"
     } else {
-        ("AssayDecode", "forward")
+        "AssayDecode"
     };
-    let module = CModule::create_by_tracing(name, function, &inputs, &mut closure);
+    let module = CModule::create_by_tracing(name, "forward", &inputs, &mut closure);
     if let Some(e) = failure {
         return Err(tch_err("tracing")(e));
     }
@@ -830,302 +836,22 @@ fn evidence(prefill: &CModule, decode: &CModule) -> Result<CompilerEvidence, Bac
     })
 }
 
-/// The entries of a zip archive as PyTorch writes it: records stored or,
-/// for the TorchScript code, deflated; ZIP64 sizes and offsets. A small
-/// reader (and [`inflate`]) rather than a dependency for a few kilobytes.
+/// The entries of a saved TorchScript module (a zip archive; PyTorch
+/// deflates the code records).
 fn zip_entries(bytes: &[u8]) -> Result<Vec<(String, Vec<u8>)>, String> {
-    let u16_at = |at: usize| -> Result<u64, String> {
-        bytes
-            .get(at..at + 2)
-            .map(|b| u64::from(u16::from_le_bytes([b[0], b[1]])))
-            .ok_or_else(|| "truncated archive".to_string())
-    };
-    let u32_at = |at: usize| -> Result<u64, String> {
-        bytes
-            .get(at..at + 4)
-            .map(|b| u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])))
-            .ok_or_else(|| "truncated archive".to_string())
-    };
-    let u64_at = |at: usize| -> Result<u64, String> {
-        bytes
-            .get(at..at + 8)
-            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
-            .ok_or_else(|| "truncated archive".to_string())
-    };
-    let usize_of = |v: u64| usize::try_from(v).map_err(|_| "offset too large".to_string());
-    // End of central directory: the last signature within the comment range.
-    let floor = bytes.len().saturating_sub(22 + 65_535);
-    let eocd = (floor..=bytes.len().saturating_sub(22))
-        .rev()
-        .find(|&i| bytes.get(i..i + 4) == Some(&[0x50, 0x4b, 0x05, 0x06]))
-        .ok_or("no end of central directory")?;
-    let (mut count, mut offset) = (u16_at(eocd + 10)?, u32_at(eocd + 16)?);
-    if count == 0xffff || offset == 0xffff_ffff {
-        let locator = eocd.checked_sub(20).ok_or("no ZIP64 locator")?;
-        if u32_at(locator)? != 0x0706_4b50 {
-            return Err("no ZIP64 locator".into());
-        }
-        let z = usize_of(u64_at(locator + 8)?)?;
-        if u32_at(z)? != 0x0606_4b50 {
-            return Err("no ZIP64 end of central directory".into());
-        }
-        count = u64_at(z + 32)?;
-        offset = u64_at(z + 48)?;
+    use std::io::Read;
+    let mut archive =
+        zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| e.to_string())?;
+    let mut out = Vec::with_capacity(archive.len());
+    for i in 0..archive.len() {
+        let mut entry = archive.by_index(i).map_err(|e| e.to_string())?;
+        let mut data = Vec::new();
+        entry
+            .read_to_end(&mut data)
+            .map_err(|e| format!("{}: {e}", entry.name()))?;
+        out.push((entry.name().to_string(), data));
     }
-    let mut at = usize_of(offset)?;
-    let mut entries = Vec::new();
-    for _ in 0..count {
-        if u32_at(at)? != 0x0201_4b50 {
-            return Err("bad central directory entry".into());
-        }
-        let method = u16_at(at + 10)?;
-        let mut size = u32_at(at + 20)?;
-        let mut uncompressed = u32_at(at + 24)?;
-        let name_len = usize_of(u16_at(at + 28)?)?;
-        let extra_len = usize_of(u16_at(at + 30)?)?;
-        let comment_len = usize_of(u16_at(at + 32)?)?;
-        let mut local = u32_at(at + 42)?;
-        let name = bytes
-            .get(at + 46..at + 46 + name_len)
-            .ok_or("truncated archive")?;
-        let name = String::from_utf8_lossy(name).into_owned();
-        // ZIP64 extra field: present values replace the 0xffffffff ones, in
-        // the order uncompressed size, compressed size, local offset.
-        let mut e = at + 46 + name_len;
-        let extra_end = e + extra_len;
-        while e + 4 <= extra_end {
-            let (id, len) = (u16_at(e)?, usize_of(u16_at(e + 2)?)?);
-            if id == 1 {
-                let mut f = e + 4;
-                if uncompressed == 0xffff_ffff {
-                    uncompressed = u64_at(f)?;
-                    f += 8;
-                }
-                if size == 0xffff_ffff {
-                    size = u64_at(f)?;
-                    f += 8;
-                }
-                if local == 0xffff_ffff {
-                    local = u64_at(f)?;
-                }
-            }
-            e += 4 + len;
-        }
-        let local = usize_of(local)?;
-        if u32_at(local)? != 0x0403_4b50 {
-            return Err(format!("bad local header for {name}"));
-        }
-        let data = local + 30 + usize_of(u16_at(local + 26)?)? + usize_of(u16_at(local + 28)?)?;
-        let data = bytes
-            .get(data..data + usize_of(size)?)
-            .ok_or("truncated archive")?;
-        let data = match method {
-            0 => data.to_vec(),
-            8 => inflate(data).map_err(|e| format!("{name}: {e}"))?,
-            other => return Err(format!("{name}: unsupported compression method {other}")),
-        };
-        if data.len() as u64 != uncompressed {
-            return Err(format!(
-                "{name}: {} bytes, the directory says {uncompressed}",
-                data.len()
-            ));
-        }
-        entries.push((name, data));
-        at = extra_end + comment_len;
-    }
-    Ok(entries)
-}
-
-/// Raw DEFLATE (RFC 1951) decoding, after zlib's `puff.c`: stored, fixed
-/// and dynamic Huffman blocks, decoded a bit at a time. Slow and small,
-/// which suits the few kilobytes of TorchScript code it reads.
-fn inflate(input: &[u8]) -> Result<Vec<u8>, String> {
-    struct Bits<'a> {
-        data: &'a [u8],
-        pos: usize,
-        buf: u64,
-        have: u32,
-    }
-    impl Bits<'_> {
-        fn take(&mut self, n: u32) -> Result<u32, String> {
-            while self.have < n {
-                let byte = *self.data.get(self.pos).ok_or("deflate stream ends early")?;
-                self.buf |= u64::from(byte) << self.have;
-                self.pos += 1;
-                self.have += 8;
-            }
-            let v = (self.buf & ((1u64 << n) - 1)) as u32;
-            self.buf >>= n;
-            self.have -= n;
-            Ok(v)
-        }
-    }
-    /// Canonical Huffman code: codes per length, symbols in code order.
-    struct Huffman {
-        counts: [u16; 16],
-        symbols: Vec<u16>,
-    }
-    impl Huffman {
-        fn new(lengths: &[u8]) -> Huffman {
-            let mut counts = [0u16; 16];
-            for &l in lengths {
-                counts[usize::from(l)] += 1;
-            }
-            counts[0] = 0;
-            let mut offsets = [0u16; 16];
-            for l in 1..15 {
-                offsets[l + 1] = offsets[l] + counts[l];
-            }
-            let mut symbols = vec![0; lengths.len()];
-            for (sym, &l) in lengths.iter().enumerate() {
-                if l != 0 {
-                    symbols[usize::from(offsets[usize::from(l)])] = sym as u16;
-                    offsets[usize::from(l)] += 1;
-                }
-            }
-            Huffman { counts, symbols }
-        }
-        fn decode(&self, bits: &mut Bits) -> Result<u16, String> {
-            let (mut code, mut first, mut index) = (0i32, 0i32, 0i32);
-            for len in 1..16 {
-                code |= bits.take(1)? as i32;
-                let count = i32::from(self.counts[len]);
-                if code - count < first {
-                    return self
-                        .symbols
-                        .get((index + code - first) as usize)
-                        .copied()
-                        .ok_or_else(|| "bad Huffman code".to_string());
-                }
-                index += count;
-                first = (first + count) << 1;
-                code <<= 1;
-            }
-            Err("bad Huffman code".into())
-        }
-    }
-    const LEN_BASE: [u16; 29] = [
-        3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115,
-        131, 163, 195, 227, 258,
-    ];
-    const LEN_EXTRA: [u8; 29] = [
-        0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0,
-    ];
-    const DIST_BASE: [u16; 30] = [
-        1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025, 1537,
-        2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577,
-    ];
-    const DIST_EXTRA: [u8; 30] = [
-        0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12,
-        13, 13,
-    ];
-    const ORDER: [usize; 19] = [
-        16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15,
-    ];
-
-    let mut bits = Bits {
-        data: input,
-        pos: 0,
-        buf: 0,
-        have: 0,
-    };
-    let mut out: Vec<u8> = Vec::new();
-    loop {
-        let last = bits.take(1)? == 1;
-        match bits.take(2)? {
-            0 => {
-                // Stored: skip to the byte boundary, LEN, NLEN, bytes.
-                bits.buf = 0;
-                bits.have = 0;
-                let at = bits.pos;
-                let header = input.get(at..at + 4).ok_or("deflate stream ends early")?;
-                let len = usize::from(u16::from_le_bytes([header[0], header[1]]));
-                let nlen = u16::from_le_bytes([header[2], header[3]]);
-                if nlen != !(len as u16) {
-                    return Err("stored block length check fails".into());
-                }
-                let data = input
-                    .get(at + 4..at + 4 + len)
-                    .ok_or("deflate stream ends early")?;
-                out.extend_from_slice(data);
-                bits.pos = at + 4 + len;
-            }
-            kind @ (1 | 2) => {
-                let (lit, dist) = if kind == 1 {
-                    let mut lengths = [0u8; 288];
-                    for (i, l) in lengths.iter_mut().enumerate() {
-                        *l = match i {
-                            0..=143 => 8,
-                            144..=255 => 9,
-                            256..=279 => 7,
-                            _ => 8,
-                        };
-                    }
-                    (Huffman::new(&lengths), Huffman::new(&[5u8; 30]))
-                } else {
-                    let nlen = bits.take(5)? as usize + 257;
-                    let ndist = bits.take(5)? as usize + 1;
-                    let ncode = bits.take(4)? as usize + 4;
-                    let mut code_lengths = [0u8; 19];
-                    for &i in &ORDER[..ncode] {
-                        code_lengths[i] = bits.take(3)? as u8;
-                    }
-                    let codes = Huffman::new(&code_lengths);
-                    let mut lengths = Vec::with_capacity(nlen + ndist);
-                    while lengths.len() < nlen + ndist {
-                        let (value, repeat) = match codes.decode(&mut bits)? {
-                            sym @ 0..=15 => (sym as u8, 1),
-                            16 => (
-                                *lengths.last().ok_or("repeat with no length")?,
-                                3 + bits.take(2)?,
-                            ),
-                            17 => (0, 3 + bits.take(3)?),
-                            _ => (0, 11 + bits.take(7)?),
-                        };
-                        lengths.extend(std::iter::repeat_n(value, repeat as usize));
-                    }
-                    if lengths.len() > nlen + ndist {
-                        return Err("too many code lengths".into());
-                    }
-                    (
-                        Huffman::new(&lengths[..nlen]),
-                        Huffman::new(&lengths[nlen..]),
-                    )
-                };
-                loop {
-                    let sym = usize::from(lit.decode(&mut bits)?);
-                    if sym < 256 {
-                        out.push(sym as u8);
-                        continue;
-                    }
-                    if sym == 256 {
-                        break;
-                    }
-                    let i = sym - 257;
-                    let (Some(&base), Some(&extra)) = (LEN_BASE.get(i), LEN_EXTRA.get(i)) else {
-                        return Err("bad length symbol".into());
-                    };
-                    let len = usize::from(base) + bits.take(u32::from(extra))? as usize;
-                    let d = usize::from(dist.decode(&mut bits)?);
-                    let (Some(&base), Some(&extra)) = (DIST_BASE.get(d), DIST_EXTRA.get(d)) else {
-                        return Err("bad distance symbol".into());
-                    };
-                    let back = usize::from(base) + bits.take(u32::from(extra))? as usize;
-                    if back > out.len() {
-                        return Err("distance before the start".into());
-                    }
-                    let from = out.len() - back;
-                    for k in 0..len {
-                        out.push(out[from + k]);
-                    }
-                }
-            }
-            _ => return Err("reserved block type".into()),
-        }
-        if last {
-            return Ok(out);
-        }
-    }
+    Ok(out)
 }
 
 /// Operator calls in TorchScript code: `torch.name(` is `aten::name`,
@@ -1506,38 +1232,6 @@ mod tests {
         let err = set_threads(1, 2).unwrap_err().to_string();
         assert!(err.contains("cannot change"), "{err}");
         set_threads(1, 1).unwrap();
-    }
-
-    fn unhex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
-
-    /// Vectors from Python's zlib (raw deflate, wbits -15).
-    #[test]
-    fn tch_backend_inflates_fixed_dynamic_and_stored_blocks() {
-        let text: String = (0..20)
-            .map(|i| format!("{i}:{} torch.op{}(x)\n", i * i % 977, i % 7))
-            .collect();
-        let dynamic = unhex(
-            "5dd0310e02310c44d19e535042833c8ee38de73adbd02d42141c9f8422e0b45f91e6394239bf8ee77ebf\
-             1d0fb9bcaf2710336004a5cda02314c60c6504237c161ba552eb2c751467f9bdf151365ae4e946b7bc1d\
-             6cc8e3104224efa39b15590025ccb201a543232bd0f1e1cb1774fe9fff2b81f7937cb16cd4b6fc051a8b\
-             da62897e3cb2e503",
-        );
-        assert_eq!(dynamic[0] >> 1 & 3, 2, "a dynamic Huffman block");
-        assert_eq!(inflate(&dynamic).unwrap(), text.as_bytes());
-        let fixed = unhex(
-            "4b494d5348cb2f2a4f2c4ad1284ecd49d351a8d0b4e25250883750b05528c92f4aced0cbc9cc4b4d2cd2\
-             a8d05128d704c918a2cbc41b40a58a524b4a8bf2a092892929609978434dae9461640b00",
-        );
-        let line = "def forward(self, x):\n  _0 = torch.linear(x, w)\n  _1 = torch.linear(_0, w)\n  return torch.add(_0, _1)\n";
-        assert_eq!(inflate(&fixed).unwrap(), line.repeat(3).as_bytes());
-        let stored = [&[0x01, 0x03, 0x00, 0xfc, 0xff][..], b"abc"].concat();
-        assert_eq!(inflate(&stored).unwrap(), b"abc");
-        assert!(inflate(&fixed[..10]).is_err());
     }
 
     #[test]

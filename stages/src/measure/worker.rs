@@ -52,6 +52,9 @@ pub struct WorkerRequest {
     pub energy: Option<Sampling>,
 }
 
+// One Done per cell against many Progress lines: boxing the big variant
+// would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum WorkerMessage {

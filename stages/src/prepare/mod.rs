@@ -311,16 +311,7 @@ impl Stage for ExportStage {
                     .map_err(|e| StageError::bad_input(record_input, e))?;
                 gguf::export(&record.info, &self.model, &src, ty).map_err(failed)?
             }
-            ExportFormat::Onnx => match refs.as_slice() {
-                [one] => onnx::export_onnx(&record.info, one).map_err(failed)?,
-                _ => {
-                    return Err(failed(format!(
-                        "model {}: the ONNX export reads a single-file checkpoint, not {} shards",
-                        self.model,
-                        refs.len()
-                    )));
-                }
-            },
+            ExportFormat::Onnx => onnx::export_onnx(&record.info, &refs).map_err(failed)?,
         };
         let mut out = Outputs::new();
         out.insert(self.format.output().into(), bytes);

@@ -27,9 +27,21 @@ pub fn compute(rep: &Report<'_>) -> Decisions {
             )
         })
         .collect();
-    // No backend records compiler-real evidence yet (candle and the
-    // simulated backend are eager): AN.2 then says "disable compile".
-    let compiler_real = BTreeSet::new();
+    // AN.2: a backend is compiler-real when every one of its measured
+    // cells recorded evidence that the compiled graph ran (ONNX Runtime's
+    // optimiser changed the graph, a TorchScript trace executed). Eager
+    // backends and simulated data never are.
+    let mut compiler_real = BTreeSet::new();
+    let mut not_real = BTreeSet::new();
+    for m in &rep.manifests {
+        let real = m.evidence == "measured" && m.actual.compiler.as_ref().is_some_and(|c| c.real);
+        if real {
+            compiler_real.insert(m.backend.clone());
+        } else {
+            not_real.insert(m.backend.clone());
+        }
+    }
+    let compiler_real: BTreeSet<String> = compiler_real.difference(&not_real).cloned().collect();
     decide::decide(
         &rep.summary,
         &rep.cost,

@@ -77,9 +77,21 @@ impl CellOutputs {
 /// How a cell's tokens compare with the reference's.
 #[derive(Debug, PartialEq)]
 enum Verdict {
-    Same { tokens: usize },
-    NearTie { sequence: usize, step: usize, margin: f32 },
-    Diverged { sequence: usize, step: usize, ours: u32, theirs: u32, margin: Option<f32> },
+    Same {
+        tokens: usize,
+    },
+    NearTie {
+        sequence: usize,
+        step: usize,
+        margin: f32,
+    },
+    Diverged {
+        sequence: usize,
+        step: usize,
+        ours: u32,
+        theirs: u32,
+        margin: Option<f32>,
+    },
     Missing,
 }
 
@@ -175,7 +187,12 @@ pub fn check_outputs(
             .copied()
             .filter(|c| c.library == "candle")
             .min_by(|a, b| a.backend.cmp(&b.backend))
-            .or_else(|| members.iter().copied().min_by(|a, b| a.backend.cmp(&b.backend)));
+            .or_else(|| {
+                members
+                    .iter()
+                    .copied()
+                    .min_by(|a, b| a.backend.cmp(&b.backend))
+            });
         let Some(reference) = reference else {
             continue;
         };
@@ -184,10 +201,7 @@ pub fn check_outputs(
             let (passed, detail) = match verdict {
                 Verdict::Same { tokens } => (
                     true,
-                    format!(
-                        "same greedy tokens as {} ({tokens} tokens)",
-                        reference.cell
-                    ),
+                    format!("same greedy tokens as {} ({tokens} tokens)", reference.cell),
                 ),
                 Verdict::NearTie {
                     sequence,
@@ -346,7 +360,11 @@ mod tests {
         assert!(!detail("bad/m/s").passed);
         assert!(detail("bad/m/s").detail.contains("step 1: token 9 vs 2"));
         assert!(detail("tie/m/s").passed);
-        assert!(detail("tie/m/s").detail.contains("near-tie at sequence 0 step 1"));
+        assert!(
+            detail("tie/m/s")
+                .detail
+                .contains("near-tie at sequence 0 step 1")
+        );
     }
 
     #[test]
@@ -364,7 +382,11 @@ mod tests {
     #[test]
     fn a_shorter_generation_diverges() {
         let (rows, _) = run(&[
-            cell("candle", "candle", vec![vec![(1, Some(1.0)), (2, Some(1.0))]]),
+            cell(
+                "candle",
+                "candle",
+                vec![vec![(1, Some(1.0)), (2, Some(1.0))]],
+            ),
             cell("short", "libtorch", vec![vec![(1, Some(1.0))]]),
         ]);
         assert_eq!(rows[1].status, "degraded");

@@ -75,10 +75,10 @@ pub fn present_value(layer: u32) -> String {
 const PROTOBUF_LIMIT: usize = i32::MAX as usize;
 
 /// The model as an ONNX graph (see the module docs for the interface), from
-/// a single safetensors checkpoint in the Hugging Face layout.
-pub fn export_onnx(info: &ModelInfo, safetensors: &[u8]) -> Result<Vec<u8>, String> {
+/// a safetensors checkpoint in the Hugging Face layout (one or more shards).
+pub fn export_onnx(info: &ModelInfo, shards: &[&[u8]]) -> Result<Vec<u8>, String> {
     info.check_shape()?;
-    let src = SafetensorsSource::new(info.arch, DType::F32, &[safetensors]).map_err(|e| {
+    let src = SafetensorsSource::new(info.arch, DType::F32, shards).map_err(|e| {
         format!(
             "parsing safetensors: {}",
             crate::measure::candle::error_text(&e)
@@ -208,7 +208,7 @@ pub(crate) mod tests {
 
     fn export(a: &SyntheticArch) -> Vec<u8> {
         let st = crate::prepare::synthetic::safetensors(a).unwrap();
-        export_onnx(&a.info("tiny"), &st).unwrap()
+        export_onnx(&a.info("tiny"), &[&st]).unwrap()
     }
 
     #[test]
