@@ -38,7 +38,7 @@ use crate::prepare::onnx;
 /// The ONNX Runtime version `scripts/install-native-libs.sh` installs and
 /// `ort` 2.0.0-rc.13 is built against (its API level 24 needs 1.24 or
 /// newer; `ort` refuses older libraries at load).
-pub const ORT_VERSION_EXPECTED: &str = "1.28.0";
+pub const ORT_VERSION_EXPECTED: &str = super::worker::ORT_EXPECTED;
 
 /// The shared library's file name as the install script lays it out.
 fn library_file() -> String {

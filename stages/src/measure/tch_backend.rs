@@ -54,7 +54,7 @@ use super::model::{Arch, ModelInfo};
 /// unless `LIBTORCH_BYPASS_VERSION_CHECK` is set; the version actually mapped
 /// into the process is looked up at load ([`linked_libtorch_version`]) and
 /// this is the fallback.
-pub const TORCH_VERSION: &str = "2.13.0";
+pub const TORCH_VERSION: &str = super::worker::TORCH_EXPECTED;
 
 /// libtorch on the CPU as the harness drives it. Every call returns after
 /// the logits are copied to host memory, which is the synchronisation.

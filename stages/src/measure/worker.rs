@@ -322,3 +322,16 @@ pub fn measure_isolated(
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The install script puts exactly the versions this build expects.
+    #[test]
+    fn the_install_script_pins_the_expected_library_versions() {
+        let script = include_str!("../../../scripts/install-native-libs.sh");
+        assert!(script.contains(&format!("\nORT_VERSION={ORT_EXPECTED}\n")));
+        assert!(script.contains(&format!("\nTORCH_VERSION={TORCH_EXPECTED}\n")));
+    }
+}

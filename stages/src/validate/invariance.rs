@@ -3,7 +3,10 @@
 //! same greedy tokens for the same prompts. A backend that computes
 //! something else is fast at the wrong thing.
 //!
-//! Cells are grouped by (model, scenario). Within a group, the reference is
+//! Cells are grouped by (model, scenario, dtype that ran): a quantised or
+//! half-precision configuration computes other numbers by design, so it is
+//! compared only with configurations of its own precision. Within a group,
+//! the reference is
 //! candle, the embedded backend checked against a numpy reference in tests,
 //! or else the backend whose name sorts first. Each other cell's first
 //! steady run is compared with the reference's, sequence by sequence, step
@@ -27,6 +30,8 @@ pub struct CellOutputs {
     pub cell: String,
     pub backend: String,
     pub library: String,
+    /// The dtype that ran (attribution), part of the comparison group.
+    pub dtype: String,
     pub model: String,
     pub scenario: String,
     pub measured: bool,
@@ -65,6 +70,7 @@ impl CellOutputs {
             cell: manifest.cell.clone(),
             backend: manifest.backend.clone(),
             library: manifest.actual.library.clone(),
+            dtype: manifest.actual.dtype.clone(),
             model: manifest.model.clone(),
             scenario: manifest.scenario.name.clone(),
             measured: manifest.evidence == "measured",
@@ -171,10 +177,10 @@ pub fn check_outputs(
         }
     }
     // Simulated cells produce stand-in tokens: nothing to compare.
-    let mut groups: BTreeMap<(&str, &str), Vec<&CellOutputs>> = BTreeMap::new();
+    let mut groups: BTreeMap<(&str, &str, &str), Vec<&CellOutputs>> = BTreeMap::new();
     for c in cells.iter().filter(|c| c.measured) {
         groups
-            .entry((c.model.as_str(), c.scenario.as_str()))
+            .entry((c.model.as_str(), c.scenario.as_str(), c.dtype.as_str()))
             .or_default()
             .push(c);
     }
@@ -255,9 +261,10 @@ pub fn check_outputs(
             check: "output_invariance".into(),
             passed: true,
             detail: format!(
-                "reference of {} for model {} in scenario {}",
+                "reference of {} for model {} ({}) in scenario {}",
                 members.len() - 1,
                 reference.model,
+                reference.dtype,
                 reference.scenario
             ),
         });
@@ -295,6 +302,7 @@ mod tests {
             cell: format!("{name}/m/s"),
             backend: name.into(),
             library: library.into(),
+            dtype: "f32".into(),
             model: "m".into(),
             scenario: "s".into(),
             measured: true,
@@ -376,6 +384,15 @@ mod tests {
         let (rows, checks) = run(&[unstable, simulated]);
         assert_eq!(rows[0].flags, "output_unstable");
         assert_eq!(rows[0].status, "ok");
+        assert!(checks.iter().all(|c| c.check != "output_invariance"));
+    }
+
+    #[test]
+    fn other_precisions_are_not_compared() {
+        let mut q8 = cell("q8", "candle", vec![vec![(9, Some(1.0))]]);
+        q8.dtype = "q8_0".into();
+        let (rows, checks) = run(&[cell("f32", "candle", vec![vec![(1, Some(1.0))]]), q8]);
+        assert!(rows.iter().all(|r| r.status == "ok"));
         assert!(checks.iter().all(|c| c.check != "output_invariance"));
     }
 
