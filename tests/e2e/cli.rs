@@ -154,9 +154,11 @@ fn shipped_specs_check_clean() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         // A spec of the optional backends checks clean only in a build with
         // them; without, the one error it may get names the missing feature.
-        let needs = ["ort", "tch"]
-            .into_iter()
-            .filter(|f| std::fs::read_to_string(&spec).unwrap().contains(&format!("kind: {f}")));
+        let needs = ["ort", "tch"].into_iter().filter(|f| {
+            std::fs::read_to_string(&spec)
+                .unwrap()
+                .contains(&format!("kind: {f}"))
+        });
         let missing: Vec<&str> = needs
             .filter(|f| match *f {
                 "ort" => !cfg!(feature = "ort"),
