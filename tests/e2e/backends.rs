@@ -70,11 +70,20 @@ fn assert_invariant_and_ok(ws: &Workspace, cells: &[&str]) {
                 .contains(&format!("candle/{model}/s")),
             "{check}"
         );
-        let drift = checks
-            .iter()
-            .find(|c| c["cell"] == *cell && c["check"] == "attribution")
-            .unwrap();
-        assert_eq!(drift["passed"], true, "{drift}");
+        // Attribution as requested, and every run with its phases
+        // (prefill, ttft, each decode step, e2e) in order.
+        for name in [
+            "attribution",
+            "phases_complete",
+            "fixed_length_decode",
+            "model_load_timed",
+        ] {
+            let c = checks
+                .iter()
+                .find(|c| c["cell"] == *cell && c["check"] == name)
+                .unwrap_or_else(|| panic!("no {name} check for {cell}"));
+            assert_eq!(c["passed"], true, "{c}");
+        }
     }
     let md = String::from_utf8(ws.report("report.md")).unwrap();
     assert!(md.contains("### Output invariance"), "{md}");

@@ -191,12 +191,16 @@ fn op_changes(
 /// Same greedy tokens on every backend before any timing across backends
 /// is compared (validate's `output_invariance` checks).
 fn output_invariance(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
+    let check_at = |i: &u32| &rep.checks.checks[*i as usize];
     let indices: Vec<u32> = (0..rep.checks.checks.len() as u32)
-        .filter(|i| rep.checks.checks[*i as usize].check == "output_invariance")
+        .filter(|i| check_at(i).check == "output_invariance")
         .collect();
     if indices.is_empty() {
         return Ok(());
     }
+    let references: Vec<u32> = (0..rep.checks.checks.len() as u32)
+        .filter(|i| check_at(i).check == "output_reference")
+        .collect();
     let checks_in = crate::validate::find_input(rep.inputs, "checks")?;
     out.doc.push(Block::Heading(3, "Output invariance".into()));
     let diverged: Vec<u32> = indices
@@ -219,7 +223,7 @@ fn output_invariance(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> 
     out.doc.push(Block::Para(format!(
         "The same model and prompts must give the same greedy tokens on every backend before their \
          timings are compared (MLPerf TEST06's spirit). Each cell's first steady run is compared with \
-         the reference backend's (candle where present) for the same model and scenario; a \
+         the reference backend's (candle where present) for the same model, scenario and dtype; a \
          difference at a step where either backend's winning logit led by no more than the tolerance \
          is a near-tie, not a divergence. {} of {} compared cells diverged{}.",
         diverged.len(),
@@ -232,15 +236,17 @@ fn output_invariance(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> 
     )));
     out.doc.push(Block::Table(
         header(&["cell", "verdict", "detail"]),
-        indices
+        references
             .iter()
+            .chain(&indices)
             .map(|i| {
-                let c = &rep.checks.checks[*i as usize];
-                vec![
-                    c.cell.clone(),
-                    if c.passed { "same" } else { "diverged" }.to_string(),
-                    c.detail.clone(),
-                ]
+                let c = check_at(i);
+                let verdict = match (c.check.as_str(), c.passed) {
+                    ("output_reference", _) => "reference",
+                    (_, true) => "same",
+                    (_, false) => "diverged",
+                };
+                vec![c.cell.clone(), verdict.to_string(), c.detail.clone()]
             })
             .collect(),
     ));

@@ -16,6 +16,7 @@
 //! float rounding explains and the cell passes; otherwise the cell diverged
 //! and every run of it is degraded (`output_divergence`).
 //!
+//! The reference gets an `output_reference` check naming its group.
 //! Within a cell, every steady run must give the same tokens
 //! (`output_stable`); a greedy backend that does not is flagged.
 
@@ -258,7 +259,7 @@ pub fn check_outputs(
         }
         checks.push(CheckResult {
             cell: reference.cell.clone(),
-            check: "output_invariance".into(),
+            check: "output_reference".into(),
             passed: true,
             detail: format!(
                 "reference of {} for model {} ({}) in scenario {}",
