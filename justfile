@@ -9,7 +9,8 @@ build:
 test:
     cargo test --workspace
 
-# What CI runs: fmt, clippy -D warnings, schema freshness, tests.
+# What CI runs: fmt, clippy -D warnings, schema freshness, tests, then the
+# optional backends with their libraries.
 ci:
     bash .ci/run
 
@@ -38,3 +39,13 @@ fmt:
 
 lint:
     cargo clippy --workspace --all-targets -- -D warnings
+
+# The optional backends: install ONNX Runtime and libtorch from PyPI, then run
+# their tests and the backend comparison spec (docs/backends.md).
+backends:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    native_env="$(scripts/install-native-libs.sh)"
+    eval "$native_env"
+    cargo test --workspace --features assay-engine/ort,assay-engine/tch
+    cargo run --release -p assay-engine --features ort,tch -- run specs/backends-cpu.yaml
