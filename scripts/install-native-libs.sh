@@ -19,7 +19,7 @@
 set -euo pipefail
 
 # Versions pinned to the crates: ort 2.0.0-rc.13 speaks ONNX Runtime 1.28's
-# API; tch 0.26 is built against PyTorch 2.13.0, whose CUDA 13.0.3 toolkit
+# API (it loads 1.24 or newer); tch 0.26 is built against PyTorch 2.13.0, whose CUDA 13.0.3 toolkit
 # pins the runtime and CUPTI versions below.
 ORT_VERSION=1.28.0
 TORCH_VERSION=2.13.0
@@ -28,6 +28,8 @@ CUPTI_VERSION=13.0.85
 
 root="${ASSAY_NATIVE_DIR:-$HOME/.cache/assay/native}"
 mkdir -p "$root"
+# Downloads of an interrupted earlier run (a torch wheel is 530 MB).
+rm -rf "$root"/.download.*
 what=("$@")
 [ ${#what[@]} -eq 0 ] && what=(onnxruntime libtorch)
 
@@ -60,9 +62,28 @@ with zipfile.ZipFile(wheel) as z:
 EOF
 }
 
+# An install is reused only when it was completed by this script with the
+# same pinned versions (.complete holds them) and its files are all there.
+complete() { # dir stamp files...
+    local dir="$1" stamp="$2"
+    shift 2
+    [ "$(cat "$dir/.complete" 2>/dev/null)" = "$stamp" ] || return 1
+    for f in "$@"; do [ -f "$dir/lib/$f" ] || return 1; done
+}
+
+finish() { # dir stamp files...: fail unless every file was extracted
+    local dir="$1" stamp="$2"
+    shift 2
+    for f in "$@"; do
+        [ -f "$dir/lib/$f" ] || { echo "install-native-libs: $dir/lib/$f missing after extraction" >&2; exit 1; }
+    done
+    echo "$stamp" >"$dir/.complete"
+}
+
 install_onnxruntime() {
     local dir="$root/onnxruntime-$ORT_VERSION"
-    if [ -f "$dir/.complete" ]; then
+    local files=("libonnxruntime.so.$ORT_VERSION")
+    if complete "$dir" "onnxruntime $ORT_VERSION" "${files[@]}"; then
         echo "onnxruntime $ORT_VERSION: already installed in $dir" >&2
     else
         echo "onnxruntime $ORT_VERSION: downloading the PyPI wheel" >&2
@@ -72,14 +93,16 @@ install_onnxruntime() {
         unpack "$wheel" "$dir" "onnxruntime/capi/libonnxruntime.so.*=>lib"
         rm -rf "$(dirname "$wheel")"
         (cd "$dir/lib" && ln -sf "libonnxruntime.so.$ORT_VERSION" libonnxruntime.so)
-        touch "$dir/.complete"
+        finish "$dir" "onnxruntime $ORT_VERSION" "${files[@]}"
     fi
-    echo "export ORT_DYLIB_PATH=$dir/lib/libonnxruntime.so.$ORT_VERSION"
+    printf 'export ORT_DYLIB_PATH=%q\n' "$dir/lib/libonnxruntime.so.$ORT_VERSION"
 }
 
 install_libtorch() {
     local dir="$root/libtorch-$TORCH_VERSION-cpu"
-    if [ -f "$dir/.complete" ]; then
+    local stamp="torch $TORCH_VERSION cudart $CUDART_VERSION cupti $CUPTI_VERSION"
+    local files=(libtorch_cpu.so libc10.so libgomp.so.1 libcudart.so.13 libcupti.so.13 libtorch.so)
+    if complete "$dir" "$stamp" "${files[@]}"; then
         echo "libtorch $TORCH_VERSION: already installed in $dir" >&2
     else
         echo "libtorch $TORCH_VERSION: downloading the PyPI wheels (about 540 MB)" >&2
@@ -106,11 +129,11 @@ install_libtorch() {
             -L"$dir/lib" -ltorch_cpu -
         (cd "$dir/lib" && ln -sf libgomp.so.1 libgomp.so)
         echo "$TORCH_VERSION" >"$dir/build-version"
-        touch "$dir/.complete"
+        finish "$dir" "$stamp" "${files[@]}"
     fi
-    echo "export LIBTORCH=$dir"
+    printf 'export LIBTORCH=%q\n' "$dir"
     echo "export LIBTORCH_CXX11_ABI=1"
-    echo "export LD_LIBRARY_PATH=$dir/lib\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"
+    printf 'export LD_LIBRARY_PATH=%q${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}\n' "$dir/lib"
 }
 
 for lib in "${what[@]}"; do

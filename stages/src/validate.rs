@@ -12,7 +12,7 @@ use crate::tables::{self, EnergyRow, EventRow, OutputRow, PowerRow, RunRow, Vali
 
 mod invariance;
 
-pub const VALIDATE_VERSION: u32 = 4;
+pub const VALIDATE_VERSION: u32 = 5;
 
 /// Validation thresholds (spec `validate:`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

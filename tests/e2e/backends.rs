@@ -279,3 +279,32 @@ outputs: {{ dir: reports/x, formats: [md] }}
         "{stderr}"
     );
 }
+
+#[cfg(feature = "ort")]
+#[test]
+fn provider_lists_and_devices_that_cannot_match_are_refused_at_check() {
+    for (backend, expected) in [
+        (
+            "{ name: o, kind: ort, device: cuda, ort: { providers: [cuda, cpu] } }",
+            "`cpu` or `cuda:0`",
+        ),
+        (
+            "{ name: o, kind: ort, ort: { providers: [cpu, cuda] } }",
+            "cpu can only be the last execution provider",
+        ),
+        (
+            "{ name: o, kind: ort, device: cpu, ort: { providers: [cuda, cpu] } }",
+            "does not match the execution providers",
+        ),
+        (
+            "{ name: o, kind: ort, device: 'cuda:0' }",
+            "does not match the execution providers",
+        ),
+    ] {
+        let ws = spec_with(&format!("  - {backend}"));
+        let out = crate::support::assay(&["check", ws.spec.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{backend}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(expected), "{backend}: {stderr}");
+    }
+}

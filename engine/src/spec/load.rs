@@ -1,6 +1,7 @@
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
+use assay_stages::measure::config::ExecutionProvider;
 use assay_stages::measure::{BackendConfig, BackendKind, Dtype, Scenario};
 use assay_store::{Digest, canonical};
 use serde_json::Value;
@@ -1037,7 +1038,10 @@ fn check_native_backend(diags: &mut Diags<'_>, spec: &Spec, i: usize, b: &Backen
             ),
         );
     }
-    let cuda = b.device == "cuda" || b.device.starts_with("cuda:");
+    // ONNX Runtime's CUDA provider runs on device 0 (choose the GPU with
+    // CUDA_VISIBLE_DEVICES), so `cuda:0` is the one GPU label that can match
+    // what ran.
+    let cuda = b.device == "cuda:0";
     let device_ok = b.device == "cpu" || (b.kind == BackendKind::Ort && cuda);
     if !device_ok {
         diags.at_value(
@@ -1046,7 +1050,7 @@ fn check_native_backend(diags: &mut Diags<'_>, spec: &Spec, i: usize, b: &Backen
                 "{} can be asked for {}; device {:?} is not available",
                 b.kind.as_str(),
                 if b.kind == BackendKind::Ort {
-                    "`cpu` or `cuda:N` (through the CUDA execution provider)"
+                    "`cpu` or `cuda:0` (through the CUDA execution provider; pick the GPU with CUDA_VISIBLE_DEVICES)"
                 } else {
                     "`cpu` only in this build"
                 },
@@ -1054,7 +1058,8 @@ fn check_native_backend(diags: &mut Diags<'_>, spec: &Spec, i: usize, b: &Backen
             ),
         );
     }
-    if let Some(o) = &b.ort {
+    if b.kind == BackendKind::Ort {
+        let o = b.ort.clone().unwrap_or_default();
         let mut seen = std::collections::BTreeSet::new();
         for (j, p) in o.providers.iter().enumerate() {
             if !seen.insert(*p) {
@@ -1063,11 +1068,30 @@ fn check_native_backend(diags: &mut Diags<'_>, spec: &Spec, i: usize, b: &Backen
                     format!("execution provider {} is listed twice", p.as_str()),
                 );
             }
+            // ONNX Runtime always falls back to the CPU last, so a CPU
+            // listed before another provider would not take priority.
+            if *p == ExecutionProvider::Cpu && j + 1 != o.providers.len() {
+                diags.at_value(
+                    &format!("/backends/{i}/ort/providers/{j}"),
+                    "cpu can only be the last execution provider (ONNX Runtime's fallback)".into(),
+                );
+            }
         }
         if o.providers.is_empty() {
             diags.at_value(
                 &format!("/backends/{i}/ort/providers"),
                 "at least one execution provider is required".into(),
+            );
+        }
+        let first_cuda = o.providers.first() == Some(&ExecutionProvider::Cuda);
+        if device_ok && first_cuda != cuda {
+            diags.at_value(
+                &format!("/backends/{i}/device"),
+                format!(
+                    "device {:?} does not match the execution providers {:?}: `cuda:0` goes with `providers: [cuda, cpu]`, `cpu` with `providers: [cpu]`",
+                    b.device,
+                    o.providers.iter().map(|p| p.as_str()).collect::<Vec<_>>()
+                ),
             );
         }
     }

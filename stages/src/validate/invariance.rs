@@ -103,11 +103,18 @@ enum Verdict {
 }
 
 fn compare(reference: &CellOutputs, cell: &CellOutputs, tolerance: f64) -> Verdict {
-    if cell.first_steady.is_empty() || reference.first_steady.is_empty() {
+    if cell.first_steady.is_empty()
+        || reference.first_steady.is_empty()
+        || cell.first_steady.len() != reference.first_steady.len()
+    {
         return Verdict::Missing;
     }
     let mut tokens = 0;
-    for (sequence, (ours, theirs)) in cell
+    let mut first_tie = None;
+    // Sequences are independent: a near-tie ends the comparison of its own
+    // sequence only (later tokens of it depend on the flip), never of the
+    // others.
+    'sequences: for (sequence, (ours, theirs)) in cell
         .first_steady
         .iter()
         .zip(&reference.first_steady)
@@ -119,25 +126,30 @@ fn compare(reference: &CellOutputs, cell: &CellOutputs, tolerance: f64) -> Verdi
                 continue;
             }
             // The smaller lead of the two: if either backend was within
-            // the tolerance of choosing the other's token, rounding explains it.
+            // the tolerance of choosing another token, rounding explains it.
             let margin = match (a.1, b.1) {
                 (Some(x), Some(y)) => Some(x.min(y)),
                 (m, None) | (None, m) => m,
             };
-            return match margin {
-                Some(m) if f64::from(m) <= tolerance => Verdict::NearTie {
-                    sequence,
-                    step,
-                    margin: m,
-                },
-                _ => Verdict::Diverged {
-                    sequence,
-                    step,
-                    ours: a.0,
-                    theirs: b.0,
-                    margin,
-                },
-            };
+            match margin {
+                Some(m) if f64::from(m) <= tolerance => {
+                    first_tie.get_or_insert(Verdict::NearTie {
+                        sequence,
+                        step,
+                        margin: m,
+                    });
+                    continue 'sequences;
+                }
+                _ => {
+                    return Verdict::Diverged {
+                        sequence,
+                        step,
+                        ours: a.0,
+                        theirs: b.0,
+                        margin,
+                    };
+                }
+            }
         }
         if ours.len() != theirs.len() {
             return Verdict::Diverged {
@@ -149,10 +161,7 @@ fn compare(reference: &CellOutputs, cell: &CellOutputs, tolerance: f64) -> Verdi
             };
         }
     }
-    if cell.first_steady.len() != reference.first_steady.len() {
-        return Verdict::Missing;
-    }
-    Verdict::Same { tokens }
+    first_tie.unwrap_or(Verdict::Same { tokens })
 }
 
 /// Compare every measured cell with its group's reference and within
@@ -189,17 +198,17 @@ pub fn check_outputs(
         if members.len() < 2 {
             continue;
         }
-        let reference = members
-            .iter()
-            .copied()
+        // A reference without outputs would fail every other cell.
+        let candidates = || {
+            members
+                .iter()
+                .copied()
+                .filter(|c| !c.first_steady.is_empty())
+        };
+        let reference = candidates()
             .filter(|c| c.library == "candle")
             .min_by(|a, b| a.backend.cmp(&b.backend))
-            .or_else(|| {
-                members
-                    .iter()
-                    .copied()
-                    .min_by(|a, b| a.backend.cmp(&b.backend))
-            });
+            .or_else(|| candidates().min_by(|a, b| a.backend.cmp(&b.backend)));
         let Some(reference) = reference else {
             continue;
         };
@@ -386,6 +395,35 @@ mod tests {
         assert_eq!(rows[0].flags, "output_unstable");
         assert_eq!(rows[0].status, "ok");
         assert!(checks.iter().all(|c| c.check != "output_invariance"));
+    }
+
+    #[test]
+    fn a_near_tie_in_one_sequence_does_not_hide_a_divergence_in_another() {
+        let reference = vec![
+            vec![(1, Some(0.5)), (2, Some(0.5))],
+            vec![(3, Some(0.5)), (4, Some(0.5))],
+        ];
+        let tie_then_divergence = vec![
+            vec![(9, Some(0.0001)), (7, Some(0.5))],
+            vec![(3, Some(0.5)), (8, Some(0.5))],
+        ];
+        let tie_only = vec![
+            vec![(9, Some(0.0001)), (7, Some(0.5))],
+            vec![(3, Some(0.5)), (4, Some(0.5))],
+        ];
+        let (rows, checks) = run(&[
+            cell("candle", "candle", reference),
+            cell("bad", "onnxruntime", tie_then_divergence),
+            cell("tie", "libtorch", tie_only),
+        ]);
+        let status = |c: &str| rows.iter().find(|r| r.cell == c).unwrap().status.clone();
+        assert_eq!(status("bad/m/s"), "degraded");
+        assert_eq!(status("tie/m/s"), "ok");
+        let bad = checks
+            .iter()
+            .find(|c| c.cell == "bad/m/s" && c.check == "output_invariance")
+            .unwrap();
+        assert!(bad.detail.contains("sequence 1 step 1"), "{}", bad.detail);
     }
 
     #[test]
