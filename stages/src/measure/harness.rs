@@ -119,6 +119,22 @@ pub enum BackendError {
     Failed(String),
 }
 
+impl BackendError {
+    /// A forward pass that would take a sequence to `needed` positions when
+    /// the cell allows `allowed` (the smaller of the model's `max_positions`
+    /// and the cell's prompt + generation `capacity`).
+    pub fn context_full(
+        needed: usize,
+        allowed: usize,
+        max_positions: u32,
+        capacity: usize,
+    ) -> Self {
+        BackendError::Failed(format!(
+            "context full: {needed} tokens exceed the {allowed} positions this cell allows (model: {max_positions}, prompt + generation: {capacity})"
+        ))
+    }
+}
+
 /// One inference engine as the harness sees it. Every method returns only
 /// after the work is complete on the device (the backend synchronises).
 pub trait InferenceBackend {

@@ -411,13 +411,12 @@ impl OrtBackend {
             )));
         }
         if self.pos + t > self.positions() {
-            return Err(BackendError::Failed(format!(
-                "context full: {} tokens exceed the {} positions this cell allows (model: {}, prompt + generation: {})",
+            return Err(BackendError::context_full(
                 self.pos + t,
                 self.positions(),
                 self.info.max_positions,
-                self.capacity
-            )));
+                self.capacity,
+            ));
         }
         let mut inputs: Vec<(Cow<'_, str>, SessionInputValue<'_>)> =
             Vec::with_capacity(1 + self.names.past.len());
@@ -603,7 +602,7 @@ mod tests {
     use crate::measure::config::{Dtype, Scenario};
     use crate::measure::harness::prompt_ids;
     use crate::measure::model::Arch;
-    use crate::prepare::onnx::tests::tiny;
+    use crate::prepare::synthetic::tests::tiny;
 
     struct Fixture {
         _dir: tempfile::TempDir,

@@ -184,13 +184,12 @@ impl TchBackend {
             )));
         }
         if self.pos + t > self.positions() {
-            return Err(BackendError::Failed(format!(
-                "context full: {} tokens exceed the {} positions this cell allows (model: {}, prompt + generation: {})",
+            return Err(BackendError::context_full(
                 self.pos + t,
                 self.positions(),
                 self.info.max_positions,
-                self.capacity
-            )));
+                self.capacity,
+            ));
         }
         let pos = self.pos;
         let capacity = self.positions() as i64;
@@ -943,22 +942,8 @@ mod tests {
     use super::*;
     use crate::measure::candle::{CandleBackend, WeightFiles};
     use crate::measure::config::Dtype;
-    use crate::measure::model::SyntheticArch;
 
-    /// The tiny architecture of the candle tests (prepare::synthetic).
-    fn tiny(arch: Arch) -> SyntheticArch {
-        SyntheticArch {
-            arch,
-            layers: 2,
-            hidden: 64,
-            heads: 4,
-            kv_heads: Some(2),
-            vocab: 300,
-            intermediate: Some(96),
-            max_positions: 64,
-            seed: 7,
-        }
-    }
+    use crate::prepare::synthetic::tests::tiny;
 
     /// A checkpoint on disk for one tiny model; the directory lives as long
     /// as the returned guard.

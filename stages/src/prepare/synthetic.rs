@@ -259,10 +259,12 @@ pub fn tokenizer_json(vocab: u32) -> Value {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    pub fn tiny(arch: Arch) -> SyntheticArch {
+    /// The tiny models of the backend tests (candle, ONNX Runtime,
+    /// libtorch): 2 layers, grouped-query attention (4 heads, 2 KV heads).
+    pub(crate) fn tiny(arch: Arch) -> SyntheticArch {
         SyntheticArch {
             arch,
             layers: 2,

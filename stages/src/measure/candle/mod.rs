@@ -164,13 +164,12 @@ impl CandleBackend {
     fn run(&mut self, ids: Vec<u32>, batch: usize) -> Result<(), BackendError> {
         let t = ids.len() / batch.max(1);
         if self.pos + t > self.positions() {
-            return Err(BackendError::Failed(format!(
-                "context full: {} tokens exceed the {} positions this cell allows (model: {}, prompt + generation: {})",
+            return Err(BackendError::context_full(
                 self.pos + t,
                 self.positions(),
                 self.info.max_positions,
-                self.capacity
-            )));
+                self.capacity,
+            ));
         }
         let ids = Tensor::from_vec(ids, (batch, t), &Device::Cpu).map_err(candle_err)?;
         let pos = self.pos;

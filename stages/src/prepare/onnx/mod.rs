@@ -190,21 +190,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::measure::model::{Arch, SyntheticArch};
 
-    /// The tiny models of the candle and ONNX Runtime tests: 2 layers,
-    /// grouped-query attention (4 heads, 2 KV heads).
-    pub(crate) fn tiny(arch: Arch) -> SyntheticArch {
-        SyntheticArch {
-            arch,
-            layers: 2,
-            hidden: 64,
-            heads: 4,
-            kv_heads: Some(2),
-            vocab: 300,
-            intermediate: Some(96),
-            max_positions: 64,
-            seed: 7,
-        }
-    }
+    use crate::prepare::synthetic::tests::tiny;
 
     fn export(a: &SyntheticArch) -> Vec<u8> {
         let st = crate::prepare::synthetic::safetensors(a).unwrap();
