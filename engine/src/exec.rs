@@ -41,6 +41,10 @@ pub struct NodeResult {
     pub outputs: BTreeMap<String, Digest>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// A failed node's record of what it received (e.g. the raw bytes of a
+    /// malformed server stream), stored as an object: `assay show DIGEST`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_record: Option<Digest>,
     pub duration_ms: f64,
 }
 
@@ -149,6 +153,7 @@ fn run_node(
         status: NodeStatus::Ran,
         outputs: BTreeMap::new(),
         error: None,
+        failure_record: None,
         duration_ms: 0.0,
     };
     let record = (|| -> Result<(), StageError> {
@@ -183,6 +188,24 @@ fn run_node(
         Err(StageError::Cancelled) => {
             result.status = NodeStatus::Cancelled;
             result.outputs.clear();
+        }
+        Err(StageError::FailedWithRecord { message, record }) => {
+            result.status = NodeStatus::Failed;
+            result.outputs.clear();
+            // The record is kept even though the node stores nothing else;
+            // no lockfile names it, so `assay gc` removes it later.
+            match store.put(&record) {
+                Ok(digest) => {
+                    result.error = Some(format!(
+                        "{message} (what was received: assay show {})",
+                        digest.short()
+                    ));
+                    result.failure_record = Some(digest);
+                }
+                Err(e) => {
+                    result.error = Some(format!("{message} (its record was not stored: {e})"));
+                }
+            }
         }
         Err(e) => {
             result.status = NodeStatus::Failed;
@@ -255,6 +278,7 @@ pub fn execute(
                         "not run: input {dep} {}",
                         format!("{status:?}").to_lowercase()
                     )),
+                    failure_record: None,
                     duration_ms: 0.0,
                 });
                 bar.inc(1);
@@ -278,6 +302,7 @@ pub fn execute(
                     status: NodeStatus::Cached,
                     outputs: record.outputs,
                     error: None,
+                    failure_record: None,
                     duration_ms: 0.0,
                 });
                 bar.inc(1);
@@ -342,6 +367,7 @@ fn cancelled(plan: &Plan, idx: NodeIndex, key: Digest) -> NodeResult {
         status: NodeStatus::Cancelled,
         outputs: BTreeMap::new(),
         error: None,
+        failure_record: None,
         duration_ms: 0.0,
     }
 }

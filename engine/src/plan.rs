@@ -9,7 +9,7 @@ use assay_stages::Stage;
 use assay_stages::cost::CostStage;
 use assay_stages::fit::FitStage;
 use assay_stages::measure::bandwidth::BandwidthStage;
-use assay_stages::measure::{BackendKind, MeasureStage};
+use assay_stages::measure::{BackendKind, MeasureStage, cell_runs};
 use assay_stages::prepare::{ExportFormat, ExportStage, PrepareStage};
 use assay_stages::report::{ReportParams, ReportStage};
 use assay_stages::summarise::SummariseStage;
@@ -72,16 +72,35 @@ pub fn build_plan(loaded: &LoadedSpec) -> Plan {
         g.add_node(PlanNode { id, stage })
     };
 
-    // Model preparation, only where a real backend needs weights: the
-    // simulated backend runs on the declared architecture alone.
-    let real = spec
+    // Model preparation, only where a cell reads a prepared model: the
+    // simulated backend runs on the declared architecture alone, and a
+    // model that exists only on a server has nothing to prepare.
+    let cells: Vec<MeasureStage> = spec
         .backends
         .iter()
-        .any(|b| b.kind != BackendKind::Simulated);
+        .flat_map(|backend| {
+            spec.models.iter().flat_map(move |model| {
+                loaded
+                    .scenarios
+                    .iter()
+                    .filter(move |scenario| cell_runs(backend, model, scenario))
+                    .map(move |scenario| MeasureStage {
+                        cell: cell_id(&backend.name, &model.name, &scenario.name),
+                        backend: backend.clone(),
+                        model: model.clone(),
+                        scenario: scenario.clone(),
+                        boundary: spec.boundary.clone(),
+                        energy: spec.energy.map(|e| e.sampling()),
+                    })
+            })
+        })
+        .collect();
     let mut prepared = std::collections::BTreeMap::new();
-    let mut exports = std::collections::BTreeMap::new();
-    if real {
-        for model in &spec.models {
+    for model in &spec.models {
+        if cells
+            .iter()
+            .any(|c| c.model.name == model.name && c.reads_prepared_model())
+        {
             let stage = PrepareStage {
                 model: model.clone(),
                 base_dir: loaded.dir.clone(),
@@ -90,6 +109,7 @@ pub fn build_plan(loaded: &LoadedSpec) -> Plan {
             prepared.insert(model.name.as_str(), node);
         }
     }
+    let mut exports = std::collections::BTreeMap::new();
     let mut export = |g: &mut DiGraph<PlanNode, Edge>,
                       model: &assay_stages::measure::ModelDecl,
                       format: ExportFormat| {
@@ -113,8 +133,8 @@ pub fn build_plan(loaded: &LoadedSpec) -> Plan {
                 node
             })
     };
-    if real {
-        for model in &spec.models {
+    for model in &spec.models {
+        if prepared.contains_key(model.name.as_str()) {
             for ty in &model.gguf {
                 export(&mut g, model, ExportFormat::Gguf(*ty));
             }
@@ -127,32 +147,28 @@ pub fn build_plan(loaded: &LoadedSpec) -> Plan {
         .then(|| add(&mut g, "bandwidth/cpu".into(), Arc::new(BandwidthStage)));
 
     let mut measures = Vec::new();
-    for backend in &spec.backends {
-        for model in &spec.models {
-            for scenario in &loaded.scenarios {
-                let cell = cell_id(&backend.name, &model.name, &scenario.name);
-                let stage = MeasureStage {
-                    cell: cell.clone(),
-                    backend: backend.clone(),
-                    model: model.clone(),
-                    scenario: scenario.clone(),
-                    boundary: spec.boundary.clone(),
-                    energy: spec.energy.map(|e| e.sampling()),
-                };
-                let needs_export = stage.needs_export();
-                let node = add(&mut g, format!("measure/{cell}"), Arc::new(stage));
-                if backend.kind != BackendKind::Simulated {
-                    let prep = prepared[model.name.as_str()];
-                    g.add_edge(prep, node, "model");
-                    if let Some(format) = needs_export {
-                        let exp = export(&mut g, model, format);
-                        g.add_edge(exp, node, format.output());
-                    } else if model.synthetic.is_some() {
-                        g.add_edge(prep, node, "weights");
-                    }
-                }
-                measures.push(node);
+    let mut load_cells = Vec::new();
+    for stage in cells {
+        let needs_export = stage.needs_export();
+        let reads_model = stage.reads_prepared_model();
+        let in_process = !stage.backend.kind.is_server();
+        let synthetic = stage.model.synthetic.is_some();
+        let model = stage.model.clone();
+        let has_load = stage.backend.kind.is_server() && stage.scenario.load.is_some();
+        let node = add(&mut g, format!("measure/{}", stage.cell), Arc::new(stage));
+        if reads_model {
+            let prep = prepared[model.name.as_str()];
+            g.add_edge(prep, node, "model");
+            if let Some(format) = needs_export {
+                let exp = export(&mut g, &model, format);
+                g.add_edge(exp, node, format.output());
+            } else if synthetic && in_process {
+                g.add_edge(prep, node, "weights");
             }
+        }
+        measures.push(node);
+        if has_load {
+            load_cells.push(node);
         }
     }
 

@@ -4,7 +4,8 @@
 use assay_stages::cost::{RequestCostRow, RoutingRow};
 use assay_stages::report::ReportJson;
 use assay_stages::tables::{
-    CostRow, EnergyRow, EventRow, FitRow, OutputRow, PowerRow, RunRow, SummaryRow, ValidationRow,
+    CostRow, EnergyRow, EventRow, FitRow, KneeRow, LoadRow, OutputRow, PowerRow, RequestRow,
+    RunRow, SummaryRow, ValidationRow,
 };
 use assay_store::{Lockfile, NodeRecord};
 use serde_json::Value;
@@ -42,6 +43,10 @@ pub fn all_schemas() -> Vec<(&'static str, Value)> {
             to_value(schemars::schema_for!(OutputRow)),
         ),
         (
+            "tables/server-requests.schema.json",
+            to_value(schemars::schema_for!(RequestRow)),
+        ),
+        (
             "tables/power.schema.json",
             to_value(schemars::schema_for!(PowerRow)),
         ),
@@ -72,6 +77,14 @@ pub fn all_schemas() -> Vec<(&'static str, Value)> {
         (
             "tables/routing.schema.json",
             to_value(schemars::schema_for!(RoutingRow)),
+        ),
+        (
+            "tables/load.schema.json",
+            to_value(schemars::schema_for!(LoadRow)),
+        ),
+        (
+            "tables/knees.schema.json",
+            to_value(schemars::schema_for!(KneeRow)),
         ),
     ]
 }

@@ -46,6 +46,7 @@ fn main() {
         prompt_tokens: 32,
         batch: 1,
         gen_tokens: steps + 1,
+        load: None,
     };
     let boundary = Boundary {
         tokenization: Default::default(),

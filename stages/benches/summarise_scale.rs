@@ -341,6 +341,7 @@ fn manifest(cell: &str) -> Manifest {
             prompt_tokens: PROMPT_TOKENS,
             batch: 1,
             gen_tokens: DECODE_STEPS + 1,
+            load: None,
         },
         evidence: "simulated".into(),
         clock: "virtual".into(),

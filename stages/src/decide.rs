@@ -980,6 +980,7 @@ mod tests {
             prompt_tokens: prompt,
             batch,
             gen_tokens,
+            load: None,
         }
     }
 

@@ -4,6 +4,7 @@
 pub mod cost;
 pub mod decide;
 pub mod fit;
+pub mod goodput;
 pub mod measure;
 pub mod plots;
 pub mod prepare;

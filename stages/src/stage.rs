@@ -84,6 +84,10 @@ pub enum StageError {
     },
     #[error("{0}")]
     Failed(String),
+    /// A failure with a record of what was received (e.g. the raw bytes of
+    /// a malformed stream), which the engine stores beside the error.
+    #[error("{message}")]
+    FailedWithRecord { message: String, record: Vec<u8> },
     #[error("cancelled")]
     Cancelled,
 }

@@ -146,7 +146,25 @@ pub fn summarise_cell(
             entry.1.push(e.tokens);
         }
     }
-    let info = &manifest.model_info;
+    // A model that exists only on a server has no declared architecture:
+    // the server's family and parameter count stand in where it gives them.
+    let server = manifest.actual.server.as_ref();
+    let (arch, parameter_count, n_layer, n_embd) = match &manifest.model_info {
+        Some(info) => (
+            info.arch.name().to_string(),
+            info.parameter_count,
+            info.n_layer,
+            info.n_embd,
+        ),
+        None => (
+            server
+                .and_then(|s| s.family.clone())
+                .unwrap_or_else(|| "unknown".into()),
+            server.and_then(|s| s.parameter_count).unwrap_or(0),
+            0,
+            0,
+        ),
+    };
     PHASES
         .iter()
         .filter_map(|phase| {
@@ -184,10 +202,10 @@ pub fn summarise_cell(
                 evidence: manifest.evidence.clone(),
                 device: manifest.actual.device.clone(),
                 dtype: manifest.actual.dtype.clone(),
-                arch: info.arch.name().to_string(),
-                parameter_count: info.parameter_count,
-                n_layer: info.n_layer,
-                n_embd: info.n_embd,
+                arch: arch.clone(),
+                parameter_count,
+                n_layer,
+                n_embd,
                 prompt_tokens: manifest.scenario.prompt_tokens,
                 batch: manifest.scenario.batch,
                 gen_tokens: manifest.scenario.gen_tokens,
@@ -283,7 +301,7 @@ pub fn apply_energy(
 /// batch, and each sequence's K and V at the mean context length of the
 /// decode steps (prompt + gen/2).
 pub fn decode_bytes_per_step(manifest: &Manifest) -> Option<f64> {
-    let info = &manifest.model_info;
+    let info = manifest.model_info.as_ref()?;
     let weight_bytes = dtype_bytes(&manifest.actual.dtype)?;
     // The KV cache is in the compute dtype: f16/bf16 for a safetensors
     // checkpoint cast to it, f32 on the GGUF path (weights dequantised or
@@ -310,6 +328,10 @@ fn dtype_bytes(name: &str) -> Option<f64> {
         "f16" => Dtype::F16,
         "bf16" => Dtype::Bf16,
         "q8_0" => Dtype::Q8_0,
+        "q4_0" => Dtype::Q4_0,
+        "q4_k_m" => Dtype::Q4KM,
+        "q5_k_m" => Dtype::Q5KM,
+        "q6_k" => Dtype::Q6K,
         _ => return None,
     };
     Some(d.bytes_per_value())

@@ -98,6 +98,170 @@ pub struct OutputRow {
     pub margin: Option<f32>,
 }
 
+/// One request sent to a server backend (`requests` of a measure node of
+/// kind `openai` or `ollama`), in the order requests were issued. Times are
+/// on the cell's monotonic clock, ns since it started; latencies are
+/// client-side unless their name says `server_`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RequestRow {
+    pub cell: String,
+    /// 0-based issue order.
+    pub request: u32,
+    /// `warmup`, `steady` or `cooldown`; only `steady` enters statistics.
+    pub window: String,
+    /// When the load profile meant to send it (open loop: its arrival).
+    pub scheduled_ns: u64,
+    /// When it was sent.
+    pub sent_ns: u64,
+    /// `sent_ns - scheduled_ns`: time the request waited on the client for a
+    /// free slot (`max_in_flight`) or a late generator.
+    pub queue_ns: u64,
+    /// Send to the first generated token.
+    pub ttft_ns: Option<u64>,
+    /// Gaps between successive chunks carrying generated text, ns.
+    pub itl_ns: Vec<u64>,
+    /// Send to the end of the stream.
+    pub e2e_ns: Option<u64>,
+    /// Prompt tokens as the server counted them (absent when it did not say).
+    pub prompt_tokens: Option<u32>,
+    /// Generated tokens as the server counted them (absent when it did not say).
+    pub completion_tokens: Option<u32>,
+    /// Stream chunks that carried generated text.
+    pub chunks: u32,
+    pub gen_tokens_requested: u32,
+    /// The server generated fewer tokens than requested.
+    pub short: bool,
+    /// The server's `finish_reason` / `done_reason`.
+    pub finish_reason: Option<String>,
+    /// Prompt processing time the server reported (llama.cpp
+    /// `timings.prompt_ms`, Ollama `prompt_eval_duration`), ms.
+    pub server_prompt_ms: Option<f64>,
+    /// Generation time the server reported (llama.cpp
+    /// `timings.predicted_ms`, Ollama `eval_duration`), ms.
+    pub server_decode_ms: Option<f64>,
+    /// Model load time the server reported (Ollama `load_duration`), ms.
+    pub server_load_ms: Option<f64>,
+    /// `ok`, or what went wrong: `timeout`, `stall`, `connect`, `http`,
+    /// `malformed`, `truncated`.
+    pub status: String,
+    pub error: Option<String>,
+    /// The response bytes of a failed request (lossy UTF-8, first 64 KiB).
+    pub raw: Option<String>,
+    /// blake3 of the generated text, to see whether outputs repeat.
+    pub output_digest: Option<String>,
+}
+
+/// Serving under load of one server cell (`load` of goodput): throughput,
+/// latency tails and SLO attainment over the cell's steady window. Failed
+/// requests count as SLO misses; latencies are client-side, from the send.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct LoadRow {
+    pub cell: String,
+    pub backend: String,
+    pub model: String,
+    /// The scenario as expanded (`chat-r2`).
+    pub scenario: String,
+    /// The rate sweep the scenario was expanded from (`chat`); null when
+    /// the goodput stage was given none for it.
+    pub family: Option<String>,
+    /// `measured` or `simulated`.
+    pub evidence: String,
+    /// `closed`, `constant` or `poisson`; `none` for a scenario without a
+    /// load profile.
+    pub arrival: String,
+    /// Requests in flight (closed loop); null for open loop.
+    pub concurrency: Option<u32>,
+    /// Offered rate, requests/s (open loop); null for closed loop.
+    pub offered_rps: Option<f64>,
+    /// Steady-window requests, failed ones included.
+    pub requests: u32,
+    /// Steady requests with status `ok`.
+    pub completed: u32,
+    /// Steady requests with any other status.
+    pub failed: u32,
+    /// Steady requests the server answered with fewer tokens than requested.
+    pub short: u32,
+    /// First steady send to the last steady end (send + e2e), s; 0 without
+    /// steady requests.
+    pub window_s: f64,
+    /// completed / window_s; null when the window is empty.
+    pub achieved_rps: Option<f64>,
+    /// Output tokens of the completed steady requests.
+    pub output_tokens: u64,
+    /// output_tokens / window_s; null when the window is empty.
+    pub output_tps: Option<f64>,
+    /// Where output token counts came from: `server` (its
+    /// `completion_tokens` for every completed request), `chunks` (stream
+    /// chunks carrying text, for every one: the server gave no count) or
+    /// `mixed`.
+    pub tokens_source: String,
+    /// Time to first token of completed steady requests, ms (type-7
+    /// quantiles; null without data).
+    pub ttft_p50_ms: Option<f64>,
+    pub ttft_p90_ms: Option<f64>,
+    pub ttft_p99_ms: Option<f64>,
+    /// Time per output token after the first, (e2e - ttft) / (output tokens
+    /// - 1), of completed steady requests with at least two output tokens, ms.
+    pub tpot_p50_ms: Option<f64>,
+    pub tpot_p90_ms: Option<f64>,
+    pub tpot_p99_ms: Option<f64>,
+    /// Over every inter-chunk gap of the completed steady requests, ms.
+    pub itl_p50_ms: Option<f64>,
+    pub itl_p99_ms: Option<f64>,
+    /// Send to end of stream of completed steady requests, ms.
+    pub e2e_p50_ms: Option<f64>,
+    pub e2e_p99_ms: Option<f64>,
+    /// Client-side wait before the send (`queue_ns`) of every steady
+    /// request, ms.
+    pub queue_p99_ms: Option<f64>,
+    /// The scenario's SLO limits; null when not set.
+    pub slo_ttft_ms: Option<f64>,
+    pub slo_tpot_ms: Option<f64>,
+    /// Attainment a rate needs to be sustainable; null without an SLO.
+    pub slo_attainment: Option<f64>,
+    /// Steady requests meeting every limit (ok, TTFT within its limit, TPOT
+    /// within its limit or one output token); null without an SLO.
+    pub good: Option<u32>,
+    /// good / requests; null without an SLO or steady requests.
+    pub attainment: Option<f64>,
+    /// good / window_s (vLLM `--goodput`); null without an SLO or window.
+    pub goodput_rps: Option<f64>,
+    /// MLPerf server-scenario style: no failed steady request, p99 TTFT and
+    /// p99 TPOT within their limits; null without an SLO.
+    pub mlperf_pass: Option<bool>,
+    /// attainment >= slo_attainment; null without an SLO or steady requests.
+    pub sustainable: Option<bool>,
+}
+
+/// The knee of one open-loop rate sweep (`knees` of goodput): one row per
+/// (backend, model, family) with at least one offered rate.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct KneeRow {
+    pub backend: String,
+    pub model: String,
+    /// The sweep's family; a rate cell without one is its own family, named
+    /// after its scenario.
+    pub family: String,
+    /// `measured` only when every cell of the sweep is; else `simulated`.
+    pub evidence: String,
+    /// Offered rates tested, requests/s, ascending.
+    pub rates: Vec<f64>,
+    /// The cells of those rates, in the same order.
+    pub cells: Vec<String>,
+    /// Attainment a rate needs (the SLO of the lowest rate that has one);
+    /// null without an SLO.
+    pub slo_attainment: Option<f64>,
+    /// Highest offered rate that is sustainable with every lower rate
+    /// sustainable too; null when the lowest is not, or without an SLO.
+    pub knee_rps: Option<f64>,
+    /// Highest offered rate whose achieved_rps >= 0.95 x offered, with every
+    /// lower rate so too; null when the lowest falls short.
+    pub saturation_rps: Option<f64>,
+    /// Each rate's verdict in words, e.g. `r=4 met 0.970 >= 0.9; r=8 met
+    /// 0.410 < 0.9`.
+    pub reason: String,
+}
+
 /// Validation verdict of one run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ValidationRow {

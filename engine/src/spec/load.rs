@@ -2,6 +2,7 @@ use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
 use assay_stages::measure::config::ExecutionProvider;
+use assay_stages::measure::config::{Arrival, LoadProfile};
 use assay_stages::measure::{BackendConfig, BackendKind, Dtype, Scenario};
 use assay_store::{Digest, canonical};
 use serde_json::Value;
@@ -502,13 +503,23 @@ fn semantic_checks(
                 continue;
             }
             (None, None) => {
-                diags.at_value(
-                    &format!("/models/{i}"),
-                    format!(
-                        "model {:?} needs `synthetic` (an architecture) or `path` (a local model)",
-                        m.name
-                    ),
-                );
+                if m.served.is_none() {
+                    diags.at_value(
+                        &format!("/models/{i}"),
+                        format!(
+                            "model {:?} needs `synthetic` (an architecture), `path` (a local model) or `served` (a model on a server)",
+                            m.name
+                        ),
+                    );
+                } else if !m.gguf.is_empty() {
+                    diags.at_key(
+                        &format!("/models/{i}/gguf"),
+                        format!(
+                            "model {:?} exists only on a server; there is nothing to export",
+                            m.name
+                        ),
+                    );
+                }
                 continue;
             }
         };
@@ -642,8 +653,14 @@ fn semantic_checks(
             ("simulated", b.simulated.is_some(), BackendKind::Simulated),
             ("ort", b.ort.is_some(), BackendKind::Ort),
             ("tch", b.tch.is_some(), BackendKind::Tch),
+            ("server", b.server.is_some(), BackendKind::OpenAi),
         ] {
-            if given && b.kind != kind {
+            let matches = if section == "server" {
+                b.kind.is_server()
+            } else {
+                b.kind == kind
+            };
+            if given && !matches {
                 diags.at_key(
                     &format!("/backends/{i}/{section}"),
                     format!(
@@ -653,7 +670,23 @@ fn semantic_checks(
                 );
             }
         }
+        if !b.kind.is_server()
+            && matches!(
+                b.dtype,
+                Dtype::Q4_0 | Dtype::Q4KM | Dtype::Q5KM | Dtype::Q6K
+            )
+        {
+            diags.at_value(
+                &format!("/backends/{i}/dtype"),
+                format!(
+                    "dtype {} is a server quantisation (Ollama, llama.cpp); {} runs f32, f16, bf16 or q8_0",
+                    b.dtype.as_str(),
+                    b.kind.as_str()
+                ),
+            );
+        }
         check_native_backend(diags, spec, i, b);
+        check_server_backend(diags, spec, i, b);
         if let Some(o) = &b.simulated {
             for (field, v) in [
                 ("peak_gflops", o.peak_gflops),
@@ -692,6 +725,13 @@ fn semantic_checks(
             }
         }
     }
+
+    for (j, s) in spec.scenarios.iter().enumerate() {
+        if let Some(load) = &s.load {
+            check_load(diags, &format!("/scenarios/{j}"), s, load);
+        }
+    }
+    check_cells(diags, spec, scenarios);
 
     if let Some(v) = &spec.validate {
         if v.output_tolerance.is_nan() || v.output_tolerance < 0.0 {
@@ -1113,5 +1153,312 @@ fn check_native_backend(diags: &mut Diags<'_>, spec: &Spec, i: usize, b: &Backen
         && let Err(line) = assay_stages::measure::ort::library_path()
     {
         diags.at_value(&format!("/backends/{i}/kind"), line);
+    }
+}
+
+/// Every backend, model and scenario takes part in at least one cell (see
+/// `cell_runs`: which backend runs which model and scenario).
+fn check_cells(diags: &mut Diags<'_>, spec: &Spec, scenarios: &[Scenario]) {
+    use assay_stages::measure::cell_runs;
+    for (i, b) in spec.backends.iter().enumerate() {
+        let any = spec
+            .models
+            .iter()
+            .any(|m| scenarios.iter().any(|s| cell_runs(b, m, s)));
+        if !any && !spec.models.is_empty() && !scenarios.is_empty() {
+            diags.at_value(
+                &format!("/backends/{i}"),
+                format!(
+                    "backend {:?} ({}) runs none of the models and scenarios: {}",
+                    b.name,
+                    b.kind.as_str(),
+                    if b.kind.is_server() {
+                        "servers run scenarios of batch 1, and a llama-server assay launches needs a `synthetic` or `path` model"
+                    } else {
+                        "in-process backends run `synthetic` or `path` models on scenarios without `load`"
+                    }
+                ),
+            );
+        }
+    }
+    for (i, m) in spec.models.iter().enumerate() {
+        if !spec
+            .backends
+            .iter()
+            .any(|b| scenarios.iter().any(|s| cell_runs(b, m, s)))
+            && !spec.backends.is_empty()
+        {
+            diags.at_value(
+                &format!("/models/{i}"),
+                format!(
+                    "no backend runs model {:?}{}",
+                    m.name,
+                    if m.server_only() {
+                        ": a model that exists only on a server needs a server backend with `server.url`"
+                    } else {
+                        ""
+                    }
+                ),
+            );
+        }
+    }
+    for (j, s) in spec.scenarios.iter().enumerate() {
+        let runs = scenarios
+            .iter()
+            .filter(|e| e.name == s.name || e.name.starts_with(&format!("{}-r", s.name)))
+            .any(|e| {
+                spec.backends
+                    .iter()
+                    .any(|b| spec.models.iter().any(|m| cell_runs(b, m, e)))
+            });
+        if !runs && !spec.backends.is_empty() && !spec.models.is_empty() {
+            diags.at_value(
+                &format!("/scenarios/{j}"),
+                format!(
+                    "no backend runs scenario {:?}: {}",
+                    s.name,
+                    if s.load.is_some() {
+                        "a scenario with `load` runs on server backends (openai, ollama) only"
+                    } else {
+                        "server backends run scenarios of batch 1 only"
+                    }
+                ),
+            );
+        }
+    }
+}
+
+fn check_load(diags: &mut Diags<'_>, at: &str, s: &Scenario, load: &LoadProfile) {
+    if s.batch != 1 {
+        diags.at_value(
+            &format!("{at}/batch"),
+            format!(
+                "scenario {:?} has a load profile, so its batch must be 1 (the server batches concurrent requests; use `load.concurrency`)",
+                s.name
+            ),
+        );
+    }
+    let open = load.arrival != Arrival::Closed;
+    if open && load.rates.is_empty() {
+        diags.at_key(
+            &format!("{at}/load"),
+            format!(
+                "{} arrivals need `rates` (requests per second)",
+                load.arrival.as_str()
+            ),
+        );
+    }
+    if !open && !load.rates.is_empty() {
+        diags.at_key(
+            &format!("{at}/load/rates"),
+            "closed-loop load takes `concurrency`, not `rates`".into(),
+        );
+    }
+    for (k, r) in load.rates.iter().enumerate() {
+        if !(r.is_finite() && *r > 0.0) {
+            diags.at_value(
+                &format!("{at}/load/rates/{k}"),
+                format!("rate {r} must be a positive number of requests per second"),
+            );
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (k, r) in load.rates.iter().enumerate() {
+        if !seen.insert(r.to_bits()) {
+            diags.at_value(
+                &format!("{at}/load/rates/{k}"),
+                format!("rate {r} is listed twice"),
+            );
+        }
+    }
+    match (load.requests, load.duration_s) {
+        (Some(_), Some(_)) => diags.at_key(
+            &format!("{at}/load/duration_s"),
+            "give `requests` or `duration_s`, not both".into(),
+        ),
+        (None, None) => diags.at_key(
+            &format!("{at}/load"),
+            "the steady window needs a bound: `requests` or `duration_s`".into(),
+        ),
+        (Some(0), None) => diags.at_value(
+            &format!("{at}/load/requests"),
+            "requests must be >= 1".into(),
+        ),
+        (None, Some(d)) if !(d.is_finite() && d > 0.0) => diags.at_value(
+            &format!("{at}/load/duration_s"),
+            "duration_s must be > 0".into(),
+        ),
+        _ => {}
+    }
+    for (field, v) in [
+        ("concurrency", load.concurrency),
+        ("max_in_flight", load.max_in_flight),
+    ] {
+        if v == 0 {
+            diags.at_value(
+                &format!("{at}/load/{field}"),
+                format!("{field} must be >= 1"),
+            );
+        }
+    }
+    if let Some(slo) = &load.slo {
+        for (field, v) in [("ttft_ms", slo.ttft_ms), ("tpot_ms", slo.tpot_ms)] {
+            if let Some(v) = v
+                && !(v.is_finite() && v > 0.0)
+            {
+                diags.at_value(
+                    &format!("{at}/load/slo/{field}"),
+                    format!("{field} must be > 0"),
+                );
+            }
+        }
+        if slo.ttft_ms.is_none() && slo.tpot_ms.is_none() {
+            diags.at_key(
+                &format!("{at}/load/slo"),
+                "an SLO needs `ttft_ms`, `tpot_ms` or both".into(),
+            );
+        }
+        if !(slo.attainment > 0.0 && slo.attainment <= 1.0) {
+            diags.at_value(
+                &format!("{at}/load/slo/attainment"),
+                "attainment must be within (0, 1]".into(),
+            );
+        }
+    }
+}
+
+fn check_server_backend(diags: &mut Diags<'_>, spec: &Spec, i: usize, b: &BackendConfig) {
+    use assay_stages::measure::server::{LengthKnob, PromptFormat, ServerApi};
+    if !b.kind.is_server() {
+        return;
+    }
+    let at = format!("/backends/{i}/server");
+    let o = b.server.clone().unwrap_or_default();
+    match &o.url {
+        Some(url) => {
+            if url.starts_with("https://") {
+                diags.at_value(
+                    &format!("{at}/url"),
+                    "https is not supported by this build (plain HTTP only; put a TLS-terminating proxy on the measuring machine, or measure on the server's network)".into(),
+                );
+            } else if !url.starts_with("http://") || url.len() <= "http://".len() {
+                diags.at_value(
+                    &format!("{at}/url"),
+                    format!("url {url:?} must be http://host:port"),
+                );
+            }
+            if o.launch.is_some() {
+                diags.at_key(
+                    &format!("{at}/launch"),
+                    "`launch` is for the llama-server assay starts; this backend has a `url`"
+                        .into(),
+                );
+            }
+        }
+        None if b.kind == BackendKind::Ollama => {
+            diags.at_key(
+                &format!("/backends/{i}"),
+                "an ollama backend needs `server.url` (e.g. http://127.0.0.1:11434)".into(),
+            );
+        }
+        None => {
+            // assay launches llama-server on the model's GGUF export.
+            if assay_stages::measure::server::launch::binary().is_none() {
+                diags.at_value(
+                    &format!("/backends/{i}/kind"),
+                    format!(
+                        "backend {:?} has no server.url, so assay launches llama-server, which is not found: set {} to its path or put it on the PATH (scripts/install-llama-cpp.sh builds it)",
+                        b.name,
+                        assay_stages::measure::server::launch::SERVER_ENV
+                    ),
+                );
+            }
+            if !matches!(b.dtype, Dtype::Q8_0 | Dtype::F16) {
+                diags.at_value(
+                    &format!("/backends/{i}/dtype"),
+                    format!(
+                        "the llama-server assay launches serves the model's GGUF export, q8_0 or f16; dtype {} has no export",
+                        b.dtype.as_str()
+                    ),
+                );
+            }
+            if b.device != "cpu" {
+                diags.at_value(
+                    &format!("/backends/{i}/device"),
+                    format!(
+                        "the llama-server assay launches is a CPU build; device {:?} is not available (point `server.url` at a GPU server instead)",
+                        b.device
+                    ),
+                );
+            }
+            if let Some(l) = &o.launch {
+                if l.parallel == 0 {
+                    diags.at_value(
+                        &format!("{at}/launch/parallel"),
+                        "parallel must be >= 1".into(),
+                    );
+                }
+                if !(l.ready_timeout_s.is_finite() && l.ready_timeout_s > 0.0) {
+                    diags.at_value(
+                        &format!("{at}/launch/ready_timeout_s"),
+                        "ready_timeout_s must be > 0".into(),
+                    );
+                }
+            }
+        }
+    }
+    for (field, v) in [
+        ("request_timeout_s", o.request_timeout_s),
+        ("stall_timeout_s", o.stall_timeout_s),
+    ] {
+        if !(v.is_finite() && v > 0.0) {
+            diags.at_value(&format!("{at}/{field}"), format!("{field} must be > 0"));
+        }
+    }
+    if !(0.0..=1.0).contains(&o.max_error_rate) {
+        diags.at_value(
+            &format!("{at}/max_error_rate"),
+            "max_error_rate must be within [0, 1]".into(),
+        );
+    }
+    if let Some(var) = &o.api_key_env
+        && (var.is_empty()
+            || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            || var.starts_with(|c: char| c.is_ascii_digit()))
+    {
+        diags.at_value(
+            &format!("{at}/api_key_env"),
+            format!("{var:?} is not an environment variable name (letters, digits, '_'); give the variable's name, never the key"),
+        );
+    }
+    if o.prompt == Some(PromptFormat::Tokens) {
+        if b.kind == BackendKind::Ollama || o.api == ServerApi::Chat {
+            diags.at_value(
+                &format!("{at}/prompt"),
+                "token-id prompts go to /v1/completions only; chat and Ollama take text".into(),
+            );
+        }
+        if let Some(m) = spec.models.iter().find(|m| m.server_only()) {
+            diags.at_value(
+                &format!("{at}/prompt"),
+                format!(
+                    "token-id prompts need the model's vocabulary; model {:?} exists only on the server (use `prompt: text`)",
+                    m.name
+                ),
+            );
+        }
+    }
+    let knobs = o.length_knobs.clone().unwrap_or_default();
+    if b.kind == BackendKind::Ollama && !knobs.is_empty() {
+        diags.at_value(
+            &format!("{at}/length_knobs"),
+            "Ollama has no ignore-EOS, min-tokens or logit-bias option; its short outputs are detected from eval_count".into(),
+        );
+    }
+    if knobs.contains(&LengthKnob::EosLogitBias) && o.eos_token_id.is_none() {
+        diags.at_key(
+            &format!("{at}/length_knobs"),
+            "eos_logit_bias needs `eos_token_id`".into(),
+        );
     }
 }

@@ -101,6 +101,7 @@ impl Sweep {
                         prompt_tokens: p,
                         batch: b,
                         gen_tokens: g,
+                        load: None,
                     });
                 }
             }
@@ -112,10 +113,47 @@ impl Sweep {
 impl Spec {
     /// Explicit scenarios then every sweep's, in spec order.
     pub fn all_scenarios(&self) -> Vec<Scenario> {
-        let mut out = self.scenarios.clone();
+        let mut out = Vec::new();
+        for s in &self.scenarios {
+            out.extend(expand_rates(s));
+        }
         for sweep in &self.sweeps {
             out.extend(sweep.expand());
         }
         out
+    }
+
+    /// The rate-sweep family of each open-loop scenario (expanded name to
+    /// the spec's scenario name), for the knee.
+    pub fn rate_families(&self) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        for s in &self.scenarios {
+            if s.load.as_ref().is_some_and(|l| !l.rates.is_empty()) {
+                for e in expand_rates(s) {
+                    out.insert(e.name, s.name.clone());
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A scenario with several open-loop rates is one scenario per rate, named
+/// `<name>-r<rate>`; with one rate it keeps its name.
+fn expand_rates(s: &Scenario) -> Vec<Scenario> {
+    match &s.load {
+        Some(load) if load.rates.len() > 1 => load
+            .rates
+            .iter()
+            .map(|r| {
+                let mut one = s.clone();
+                one.name = format!("{}-r{r}", s.name);
+                if let Some(l) = one.load.as_mut() {
+                    l.rates = vec![*r];
+                }
+                one
+            })
+            .collect(),
+        _ => vec![s.clone()],
     }
 }

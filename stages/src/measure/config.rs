@@ -50,6 +50,16 @@ pub enum Dtype {
     /// 8-bit block quantisation (GGUF q8_0).
     #[serde(rename = "q8_0")]
     Q8_0,
+    /// GGUF 4-bit quantisations, as servers (Ollama, llama.cpp) report
+    /// them; server backends only.
+    #[serde(rename = "q4_0")]
+    Q4_0,
+    #[serde(rename = "q4_k_m")]
+    Q4KM,
+    #[serde(rename = "q5_k_m")]
+    Q5KM,
+    #[serde(rename = "q6_k")]
+    Q6K,
 }
 
 impl Dtype {
@@ -59,15 +69,24 @@ impl Dtype {
             Dtype::F16 => "f16",
             Dtype::Bf16 => "bf16",
             Dtype::Q8_0 => "q8_0",
+            Dtype::Q4_0 => "q4_0",
+            Dtype::Q4KM => "q4_k_m",
+            Dtype::Q5KM => "q5_k_m",
+            Dtype::Q6K => "q6_k",
         }
     }
 
-    /// Bytes per weight or cache value (q8_0: 34 bytes per 32 values).
+    /// Bytes per weight or cache value (ggml's block sizes: q8_0 34 bytes
+    /// per 32 values, q4_0 18, q4_K 144 per 256, q5_K 176, q6_K 210).
     pub fn bytes_per_value(self) -> f64 {
         match self {
             Dtype::F32 => 4.0,
             Dtype::F16 | Dtype::Bf16 => 2.0,
             Dtype::Q8_0 => 34.0 / 32.0,
+            Dtype::Q4_0 => 18.0 / 32.0,
+            Dtype::Q4KM => 144.0 / 256.0,
+            Dtype::Q5KM => 176.0 / 256.0,
+            Dtype::Q6K => 210.0 / 256.0,
         }
     }
 }
@@ -87,7 +106,7 @@ pub enum DecodeMode {
 }
 
 /// One workload shape.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
     /// Unique scenario name (letters, digits, `-`, `_`, `.`).
@@ -101,6 +120,106 @@ pub struct Scenario {
     /// Tokens generated per sequence (the first comes from prefill).
     #[schemars(range(min = 1))]
     pub gen_tokens: u32,
+    /// A load profile: many requests against a server backend (`openai`,
+    /// `ollama`) instead of one run at a time. Scenarios with a load run on
+    /// server backends only; in-process backends skip them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<LoadProfile>,
+}
+
+/// How requests arrive at a server, how many are measured, and the service
+/// levels they are judged against. Windows are counted in requests: the
+/// first `warmup_requests` are warmup, then the steady window (`requests`
+/// of them, or every request sent within `duration_s`), then
+/// `cooldown_requests` more keep the load on while the steady window
+/// drains. Only the steady window enters statistics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoadProfile {
+    /// `closed`: `concurrency` requests in flight, the next sent as one
+    /// finishes. `constant`: one request every 1/rate seconds. `poisson`:
+    /// exponential gaps of mean 1/rate, from `seed`.
+    pub arrival: Arrival,
+    /// Requests in flight (closed loop).
+    #[serde(default = "default_concurrency")]
+    #[schemars(range(min = 1))]
+    pub concurrency: u32,
+    /// Offered rates in requests per second (open loop). Each rate is its
+    /// own cell, named `<scenario>-r<rate>`; a list is a rate sweep, and
+    /// the report finds its knee.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rates: Vec<f64>,
+    /// Seed of Poisson arrivals (the same seed, the same schedule).
+    #[serde(default)]
+    pub seed: u64,
+    /// Steady-window size in requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub requests: Option<u32>,
+    /// Steady-window length in seconds (instead of `requests`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_s: Option<f64>,
+    /// Requests before the steady window, measured and labelled warmup.
+    #[serde(default)]
+    pub warmup_requests: u32,
+    /// Requests after the steady window, sent to keep the load on while it
+    /// finishes; recorded, labelled cooldown, excluded.
+    #[serde(default)]
+    pub cooldown_requests: u32,
+    /// Open loop: the most requests in flight; an arrival beyond it waits,
+    /// and the wait is recorded as queueing (`queue_ns`).
+    #[serde(default = "default_max_in_flight")]
+    #[schemars(range(min = 1))]
+    pub max_in_flight: u32,
+    /// Service-level objectives for goodput.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo: Option<Slo>,
+}
+
+/// Service-level objectives, as MLPerf's server scenario and vLLM's
+/// `--goodput` define them: time to first token, and time per output token
+/// after the first ((e2e - ttft) / (output tokens - 1)).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Slo {
+    /// TTFT limit, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttft_ms: Option<f64>,
+    /// TPOT limit, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpot_ms: Option<f64>,
+    /// Fraction of steady requests that must meet every limit for a rate to
+    /// be sustainable (the knee of a rate sweep is the highest such rate).
+    #[serde(default = "default_attainment")]
+    pub attainment: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Arrival {
+    Closed,
+    Constant,
+    Poisson,
+}
+
+impl Arrival {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Arrival::Closed => "closed",
+            Arrival::Constant => "constant",
+            Arrival::Poisson => "poisson",
+        }
+    }
+}
+
+fn default_concurrency() -> u32 {
+    1
+}
+fn default_max_in_flight() -> u32 {
+    256
+}
+fn default_attainment() -> f64 {
+    0.9
 }
 
 #[derive(
@@ -118,6 +237,15 @@ pub enum BackendKind {
     /// libtorch (cargo feature `tch`): eager, or a TorchScript trace of the
     /// same model. Options under `tch:`.
     Tch,
+    /// An OpenAI-compatible server (`/v1/completions`,
+    /// `/v1/chat/completions`, streamed): vLLM, TGI, SGLang, llama.cpp's
+    /// llama-server. Without `server.url`, assay launches llama-server on
+    /// the model's GGUF export. Options under `server:`.
+    #[serde(rename = "openai")]
+    OpenAi,
+    /// An Ollama server through its native API (`/api/generate`,
+    /// `/api/chat`, `/api/ps`, `/api/show`). Options under `server:`.
+    Ollama,
     /// Deterministic roofline-style latency model. For tests and what-ifs;
     /// its numbers are labelled simulated everywhere and are never evidence.
     Simulated,
@@ -129,8 +257,15 @@ impl BackendKind {
             BackendKind::Candle => "candle",
             BackendKind::Ort => "ort",
             BackendKind::Tch => "tch",
+            BackendKind::OpenAi => "openai",
+            BackendKind::Ollama => "ollama",
             BackendKind::Simulated => "simulated",
         }
+    }
+
+    /// A server measured over HTTP rather than a library run in process.
+    pub fn is_server(self) -> bool {
+        matches!(self, BackendKind::OpenAi | BackendKind::Ollama)
     }
 
     /// The cargo feature a kind needs, when it is optional.
@@ -138,7 +273,7 @@ impl BackendKind {
         match self {
             BackendKind::Ort => Some("ort"),
             BackendKind::Tch => Some("tch"),
-            BackendKind::Candle | BackendKind::Simulated => None,
+            _ => None,
         }
     }
 
@@ -147,7 +282,7 @@ impl BackendKind {
         match self {
             BackendKind::Ort => cfg!(feature = "ort"),
             BackendKind::Tch => cfg!(feature = "tch"),
-            BackendKind::Candle | BackendKind::Simulated => true,
+            _ => true,
         }
     }
 }
@@ -180,6 +315,9 @@ pub struct BackendConfig {
     /// Options of the `tch` kind.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tch: Option<TchOptions>,
+    /// Options of the server kinds (`openai`, `ollama`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<super::server::ServerOptions>,
 }
 
 /// ONNX Runtime session options. Intra-op threads are the backend's

@@ -58,6 +58,9 @@ pub struct Attribution {
     /// (TR120): graph sizes before and after, and how it was compiled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compiler: Option<CompilerEvidence>,
+    /// What a server backend said about itself and its model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<super::server::ServerFacts>,
 }
 
 impl Attribution {
@@ -71,6 +74,7 @@ impl Attribution {
             library_version: version.into(),
             providers: None,
             compiler: None,
+            server: None,
         }
     }
 }
@@ -396,6 +400,7 @@ mod tests {
             prompt_tokens: 4,
             batch: 2,
             gen_tokens: 5,
+            load: None,
         }
     }
 

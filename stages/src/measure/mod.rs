@@ -10,12 +10,16 @@ pub mod harness;
 pub mod model;
 #[cfg(feature = "ort")]
 pub mod ort;
+pub mod server;
 pub mod simulated;
 pub mod stage;
 #[cfg(feature = "tch")]
 pub mod tch_backend;
 pub mod worker;
 
-pub use config::{BackendConfig, BackendKind, Boundary, Dtype, Scenario, SimulatedOptions};
+pub use config::{
+    Arrival, BackendConfig, BackendKind, Boundary, Dtype, LoadProfile, Scenario, SimulatedOptions,
+    Slo,
+};
 pub use model::{ModelDecl, SyntheticArch};
-pub use stage::{MEASURE_VERSION, Manifest, MeasureStage};
+pub use stage::{MEASURE_VERSION, Manifest, MeasureStage, cell_runs};

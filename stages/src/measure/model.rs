@@ -25,6 +25,26 @@ pub struct ModelDecl {
     /// by itself.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gguf: Vec<crate::prepare::gguf::GgufType>,
+    /// The name a server knows the model by (`model` in OpenAI requests,
+    /// an Ollama tag such as `llama3.1:8b`). Alone, it declares a model
+    /// that exists only on the server: server backends with a `url` run
+    /// it, nothing is prepared, and the server's own facts (digest,
+    /// quantisation) identify it. Beside `synthetic` or `path`, it is only
+    /// the name sent. Default: the model's `name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub served: Option<String>,
+}
+
+impl ModelDecl {
+    /// The model exists only on a server (nothing to prepare).
+    pub fn server_only(&self) -> bool {
+        self.synthetic.is_none() && self.path.is_none()
+    }
+
+    /// The name sent to servers.
+    pub fn served_name(&self) -> &str {
+        self.served.as_deref().unwrap_or(&self.name)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -568,6 +568,7 @@ impl InferenceBackend for OrtBackend {
                 detail,
                 real,
             }),
+            server: None,
         })
     }
 
@@ -673,6 +674,7 @@ mod tests {
             prompt_tokens: 5,
             batch: 2,
             gen_tokens: 5,
+            load: None,
         };
         let prompts = prompt_ids(&scenario, f.info.vocab, 3);
         let mut first_run = Vec::new();

@@ -58,7 +58,10 @@ pub struct Manifest {
     pub boundary: Boundary,
     pub requested: Requested,
     pub actual: Attribution,
-    pub model_info: ModelInfo,
+    /// The model's architecture; absent for a model that exists only on a
+    /// server (`served` alone), whose facts are in `actual.server`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_info: Option<ModelInfo>,
     /// The weights that ran: digest of the weight files (absent when
     /// simulated), their format and storage dtype.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -88,6 +91,21 @@ pub struct ModelIdentity {
     pub stored_dtype: String,
 }
 
+/// Whether a backend runs a (model, scenario) pair: the spec's cells are
+/// the pairs that can run. In-process backends run prepared models on
+/// scenarios without a load profile; server backends run scenarios of
+/// batch 1 (the server batches), and a llama-server assay launches needs a
+/// prepared model to serve.
+pub fn cell_runs(backend: &BackendConfig, model: &ModelDecl, scenario: &Scenario) -> bool {
+    if backend.kind.is_server() {
+        let launches = backend.kind == BackendKind::OpenAi
+            && backend.server.as_ref().is_none_or(|s| s.url.is_none());
+        scenario.batch == 1 && !(launches && model.server_only())
+    } else {
+        scenario.load.is_none() && !model.server_only()
+    }
+}
+
 impl MeasureStage {
     /// The export this cell reads besides the registry record and the
     /// safetensors weights: GGUF q8_0 for candle's quantised path (unless
@@ -105,7 +123,32 @@ impl MeasureStage {
                 Some(ExportFormat::Gguf(GgufType::Q8_0))
             }
             BackendKind::Ort => Some(ExportFormat::Onnx),
+            // assay launches llama-server on the GGUF export of the dtype.
+            BackendKind::OpenAi if self.launches_server() => {
+                Some(ExportFormat::Gguf(if self.backend.dtype == Dtype::F16 {
+                    GgufType::F16
+                } else {
+                    GgufType::Q8_0
+                }))
+            }
             _ => None,
+        }
+    }
+
+    /// assay starts llama-server for this cell (an `openai` backend without
+    /// `server.url`).
+    pub fn launches_server(&self) -> bool {
+        self.backend.kind == BackendKind::OpenAi
+            && self.backend.server.as_ref().is_none_or(|s| s.url.is_none())
+    }
+
+    /// The cell reads a prepared model (a registry record): in-process
+    /// backends, and servers given a model assay prepared.
+    pub fn reads_prepared_model(&self) -> bool {
+        match self.backend.kind {
+            BackendKind::Simulated => false,
+            k if k.is_server() => self.launches_server() || !self.model.server_only(),
+            _ => true,
         }
     }
 
@@ -121,6 +164,9 @@ impl MeasureStage {
             BackendKind::Simulated => b.simulated = Some(b.simulated.unwrap_or_default()),
             BackendKind::Ort => b.ort = Some(b.ort.unwrap_or_default()),
             BackendKind::Tch => b.tch = Some(b.tch.unwrap_or_default()),
+            BackendKind::OpenAi | BackendKind::Ollama => {
+                b.server = Some(b.server.unwrap_or_default());
+            }
             BackendKind::Candle => {}
         }
         b
@@ -153,7 +199,7 @@ impl MeasureStage {
             BackendKind::Tch => (self.backend.tch.clone().unwrap_or_default().mode
                 == super::config::TchMode::Torchscript)
                 .then(|| "torchscript".to_string()),
-            BackendKind::Candle | BackendKind::Simulated => None,
+            _ => None,
         }
     }
 }
@@ -174,7 +220,11 @@ impl Stage for MeasureStage {
             // Real backends get the model's identity from their inputs' digests.
             "model": match (&self.model.synthetic, self.simulated()) {
                 (Some(a), true) => json!({ "name": self.model.name, "synthetic": a.resolved() }),
-                _ => json!({ "name": self.model.name }),
+                _ => match &self.model.served {
+                    // A served model's identity is its name on the server.
+                    Some(served) => json!({ "name": self.model.name, "served": served }),
+                    None => json!({ "name": self.model.name }),
+                },
             },
             "scenario": self.scenario,
             "boundary": self.boundary,
@@ -198,6 +248,7 @@ impl Stage for MeasureStage {
     }
 
     fn run(&self, ctx: &StageContext<'_>, inputs: &[Input]) -> Result<Outputs, StageError> {
+        let mut server_requests = None;
         let (measured, model_info, model, started) = match self.backend.kind {
             BackendKind::Simulated => {
                 let mut m = self.run_simulated(ctx)?;
@@ -208,14 +259,18 @@ impl Stage for MeasureStage {
                 let arch = self.model.synthetic.as_ref().ok_or_else(|| {
                     StageError::Failed("the simulated backend needs a synthetic model".into())
                 })?;
-                (m, arch.info(&self.model.name), None, None)
+                (m, Some(arch.info(&self.model.name)), None, None)
             }
             BackendKind::Candle | BackendKind::Ort | BackendKind::Tch => {
-                let started = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis() as u64);
+                let started = unix_ms();
                 let (m, info, identity) = self.run_real(ctx, inputs)?;
-                (m, info, Some(identity), Some(started))
+                (m, Some(info), Some(identity), Some(started))
+            }
+            BackendKind::OpenAi | BackendKind::Ollama => {
+                let started = unix_ms();
+                let (m, requests, info, identity) = self.run_server(ctx, inputs)?;
+                server_requests = Some(requests);
+                (m, info, identity, Some(started))
             }
         };
         let manifest = Manifest {
@@ -257,6 +312,9 @@ impl Stage for MeasureStage {
         out.insert("runs".into(), tables::to_parquet(&measured.runs)?);
         out.insert("outputs".into(), tables::to_parquet(&measured.outputs)?);
         out.insert("manifest".into(), to_json(&manifest)?);
+        if let Some(requests) = server_requests {
+            out.insert("requests".into(), tables::to_parquet(&requests)?);
+        }
         if self.energy.is_some() {
             let rows = measured
                 .power
@@ -266,6 +324,12 @@ impl Stage for MeasureStage {
         }
         Ok(out)
     }
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl MeasureStage {
@@ -285,7 +349,14 @@ impl MeasureStage {
                 env.libraries
                     .insert("libtorch".into(), worker::TORCH_EXPECTED.into());
             }
-            BackendKind::Simulated => {}
+            BackendKind::OpenAi if self.launches_server() => {
+                if let Some(version) = super::server::launch::binary()
+                    .and_then(|b| super::server::launch::version(&b).ok())
+                {
+                    env.libraries.insert("llama-server".into(), version);
+                }
+            }
+            _ => {}
         }
         env
     }
@@ -423,5 +494,88 @@ impl MeasureStage {
             stored_dtype,
         };
         Ok((measured, record.info, identity))
+    }
+
+    /// A server backend: measured over HTTP in this process (the server is
+    /// the other process).
+    #[allow(clippy::type_complexity)]
+    fn run_server(
+        &self,
+        ctx: &StageContext<'_>,
+        inputs: &[Input],
+    ) -> Result<
+        (
+            CellMeasurement,
+            Vec<crate::tables::RequestRow>,
+            Option<ModelInfo>,
+            Option<ModelIdentity>,
+        ),
+        StageError,
+    > {
+        use super::server::cell::{self, ServerCell};
+        let record: Option<ModelRecord> = match inputs.iter().find(|i| i.name == "model") {
+            Some(input) => Some(tables::read_json(ctx, input)?),
+            None => None,
+        };
+        let gguf = match self.needs_export() {
+            Some(format) => {
+                let input = find_input(inputs, format.output())?;
+                Some((ctx.store.object_path(&input.digest), input.digest.to_hex()))
+            }
+            None => None,
+        };
+        let server_cell = ServerCell {
+            cell: &self.cell,
+            backend: &self.backend,
+            served_model: self.model.served_name(),
+            scenario: &self.scenario,
+            boundary: &self.boundary,
+            vocab: record.as_ref().map(|r| r.info.vocab),
+            seed: record
+                .as_ref()
+                .and_then(|r| r.declaration.as_ref())
+                .map_or(0, |d| d.seed),
+            gguf: gguf.as_ref().map(|(p, _)| p.clone()),
+        };
+        let measured = cell::measure(&server_cell, ctx).map_err(|f| {
+            if f.message == "cancelled" {
+                StageError::Cancelled
+            } else if f.record.is_null() {
+                StageError::Failed(f.message)
+            } else {
+                StageError::FailedWithRecord {
+                    message: f.message,
+                    record: serde_json::to_vec_pretty(&f.record).unwrap_or_default(),
+                }
+            }
+        })?;
+        let server = measured
+            .measured
+            .attribution
+            .server
+            .clone()
+            .unwrap_or_default();
+        let identity = match (&record, &gguf) {
+            (Some(r), Some((_, hash))) => Some(ModelIdentity {
+                source: r.source.clone(),
+                model_digest: r.model_digest.clone(),
+                weights_format: "gguf".into(),
+                weights_blake3: hash.clone(),
+                stored_dtype: self.backend.dtype.as_str().into(),
+            }),
+            _ => server.digest.as_ref().map(|digest| ModelIdentity {
+                source: self.backend.kind.as_str().into(),
+                model_digest: digest.clone(),
+                weights_format: server.format.clone().unwrap_or_else(|| "unknown".into()),
+                weights_blake3: String::new(),
+                stored_dtype: server.quantization.clone().unwrap_or_default(),
+            }),
+        };
+        Ok((
+            measured.measured,
+            measured.requests,
+            record.map(|r| r.info),
+            identity,
+        ))
     }
 }

@@ -21,7 +21,16 @@ pub fn compute(rep: &Report<'_>) -> Decisions {
             (
                 format!("{} ({})", m.model, m.actual.dtype),
                 ModelTraits {
-                    family: m.model_info.arch.name().to_string(),
+                    family: m.model_info.as_ref().map_or_else(
+                        || {
+                            m.actual
+                                .server
+                                .as_ref()
+                                .and_then(|s| s.family.clone())
+                                .unwrap_or_else(|| "unknown".into())
+                        },
+                        |i| i.arch.name().to_string(),
+                    ),
                     dtype: m.actual.dtype.clone(),
                 },
             )

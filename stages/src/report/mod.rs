@@ -28,6 +28,7 @@ mod intro;
 mod limits;
 mod results;
 mod scaling;
+mod serving;
 mod validation;
 
 use document::{Block, render_html, render_markdown};
@@ -187,6 +188,8 @@ impl Stage for ReportStage {
         audit::artifact_chain(&rep, &mut out)?;
         validation::validation(&rep, &mut out)?;
         results::results(&rep, &mut out)?;
+        // Only with a `load` input from the goodput node.
+        serving::serving(&rep, &mut out)?;
         audit::attribution(&rep, &mut out)?;
         energy::energy(&rep, &mut out)?;
         cost::cost(&rep, &mut out)?;

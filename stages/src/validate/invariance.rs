@@ -36,6 +36,10 @@ pub struct CellOutputs {
     pub model: String,
     pub scenario: String,
     pub measured: bool,
+    /// The backend returns token ids. Servers return text (and every
+    /// request has its own prompt prefix), so their outputs are neither
+    /// compared nor checked for stability.
+    pub token_ids: bool,
     /// Tokens of the first steady run: `[sequence][step] -> (token, margin)`.
     pub first_steady: Vec<Vec<(u32, Option<f32>)>>,
     /// Distinct output digests over the steady runs.
@@ -75,6 +79,7 @@ impl CellOutputs {
             model: manifest.model.clone(),
             scenario: manifest.scenario.name.clone(),
             measured: manifest.evidence == "measured",
+            token_ids: manifest.actual.server.is_none(),
             first_steady,
             steady_digests: digests.len(),
         }
@@ -172,7 +177,7 @@ pub fn check_outputs(
     rows: &mut [ValidationRow],
     checks: &mut Vec<CheckResult>,
 ) {
-    for c in cells.iter().filter(|c| c.measured) {
+    for c in cells.iter().filter(|c| c.measured && c.token_ids) {
         if c.steady_digests > 1 {
             checks.push(CheckResult {
                 cell: c.cell.clone(),
@@ -188,7 +193,7 @@ pub fn check_outputs(
     }
     // Simulated cells produce stand-in tokens: nothing to compare.
     let mut groups: BTreeMap<(&str, &str, &str), Vec<&CellOutputs>> = BTreeMap::new();
-    for c in cells.iter().filter(|c| c.measured) {
+    for c in cells.iter().filter(|c| c.measured && c.token_ids) {
         groups
             .entry((c.model.as_str(), c.scenario.as_str(), c.dtype.as_str()))
             .or_default()
@@ -316,6 +321,7 @@ mod tests {
             model: "m".into(),
             scenario: "s".into(),
             measured: true,
+            token_ids: true,
             first_steady: seqs,
             steady_digests: 1,
         }

@@ -124,7 +124,9 @@ pub fn candle_dtype(dtype: Dtype) -> DType {
     match dtype {
         Dtype::F16 => DType::F16,
         Dtype::Bf16 => DType::BF16,
-        Dtype::F32 | Dtype::Q8_0 => DType::F32,
+        // Quantised weights run with f32 activations (the 4-bit types are
+        // servers' only and never reach candle).
+        _ => DType::F32,
     }
 }
 
