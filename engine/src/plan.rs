@@ -8,6 +8,7 @@ use std::sync::Arc;
 use assay_stages::Stage;
 use assay_stages::cost::CostStage;
 use assay_stages::fit::FitStage;
+use assay_stages::goodput::{self, GoodputParams, GoodputStage};
 use assay_stages::measure::bandwidth::BandwidthStage;
 use assay_stages::measure::{BackendKind, MeasureStage, cell_runs};
 use assay_stages::prepare::{ExportFormat, ExportStage, PrepareStage};
@@ -65,6 +66,14 @@ pub fn cell_id(backend: &str, model: &str, scenario: &str) -> String {
     format!("{backend}/{model}/{scenario}")
 }
 
+fn without_slo(scenario: &assay_stages::measure::Scenario) -> assay_stages::measure::Scenario {
+    let mut s = scenario.clone();
+    if let Some(load) = s.load.as_mut() {
+        load.slo = None;
+    }
+    s
+}
+
 pub fn build_plan(loaded: &LoadedSpec) -> Plan {
     let spec = &loaded.spec;
     let mut g: DiGraph<PlanNode, Edge> = DiGraph::new();
@@ -88,7 +97,9 @@ pub fn build_plan(loaded: &LoadedSpec) -> Plan {
                         cell: cell_id(&backend.name, &model.name, &scenario.name),
                         backend: backend.clone(),
                         model: model.clone(),
-                        scenario: scenario.clone(),
+                        // SLOs judge a measurement; they are not part of it
+                        // (the goodput stage takes them from the spec).
+                        scenario: without_slo(scenario),
                         boundary: spec.boundary.clone(),
                         energy: spec.energy.map(|e| e.sampling()),
                     })
@@ -223,6 +234,33 @@ pub fn build_plan(loaded: &LoadedSpec) -> Plan {
     g.add_edge(validate, report, "validation");
     g.add_edge(validate, report, "checks");
     g.add_edge(summarise, report, "summary");
+    // Serving under load: only specs with load profiles have the node, so
+    // other specs keep their plans and keys.
+    if !load_cells.is_empty() {
+        let goodput = add(
+            &mut g,
+            goodput::NODE.into(),
+            Arc::new(GoodputStage {
+                params: GoodputParams {
+                    families: spec.rate_families(),
+                    slos: loaded
+                        .scenarios
+                        .iter()
+                        .filter_map(|s| {
+                            let slo = s.load.as_ref()?.slo.clone()?;
+                            Some((s.name.clone(), slo))
+                        })
+                        .collect(),
+                },
+            }),
+        );
+        for &m in &load_cells {
+            g.add_edge(m, goodput, goodput::REQUESTS);
+            g.add_edge(m, goodput, goodput::MANIFEST);
+        }
+        g.add_edge(goodput, report, goodput::LOAD);
+        g.add_edge(goodput, report, goodput::KNEES);
+    }
 
     if let Some(params) = &spec.cost {
         let cost = add(

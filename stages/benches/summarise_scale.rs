@@ -360,7 +360,7 @@ fn manifest(cell: &str) -> Manifest {
             compiled: None,
         },
         actual: Attribution::plain("cpu", "f32", 1, "bench", "0"),
-        model_info: arch.info("m"),
+        model_info: Some(arch.info("m")),
         weights: None,
         started_unix_ms: None,
         energy: None,

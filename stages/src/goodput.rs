@@ -58,6 +58,11 @@ pub struct GoodputParams {
     /// then a sweep of one rate of its own.
     #[serde(default)]
     pub families: BTreeMap<String, String>,
+    /// The SLO of each load scenario, from the spec. SLOs are analysis, not
+    /// measurement: they are kept out of the measure nodes' keys and
+    /// manifests, so changing one re-runs this stage and the report only.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub slos: BTreeMap<String, Slo>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -87,7 +92,10 @@ impl Stage for GoodputStage {
                     StageError::Failed(format!("measure node {node} has no {name} output"))
                 })
             };
-            let manifest: Manifest = tables::read_json(ctx, get(MANIFEST)?)?;
+            let mut manifest: Manifest = tables::read_json(ctx, get(MANIFEST)?)?;
+            if let Some(load) = manifest.scenario.load.as_mut() {
+                load.slo = self.params.slos.get(&manifest.scenario.name).cloned();
+            }
             let requests: Vec<RequestRow> = tables::read_rows(ctx, get(REQUESTS)?)?;
             let family = self.params.families.get(&manifest.scenario.name).cloned();
             rows.push(load_row(&manifest, family, &requests));
@@ -688,11 +696,7 @@ mod tests {
             ("b/m/chat-r2", "chat-r2", 2.0),
             ("b/m/chat-r1", "chat-r1", 1.0),
         ] {
-            let m = manifest(
-                cell,
-                scenario,
-                profile(Arrival::Constant, vec![rate], slo.clone()),
-            );
+            let m = manifest(cell, scenario, profile(Arrival::Constant, vec![rate], None));
             // Two requests 1/rate apart; at 2 rps the server takes 2 s each.
             let (gap_ms, e2e_ms) = if rate == 1.0 {
                 (1000, 100)
@@ -717,6 +721,11 @@ mod tests {
             params: GoodputParams {
                 families: [("chat-r1", "chat"), ("chat-r2", "chat")]
                     .map(|(a, b)| (a.to_string(), b.to_string()))
+                    .into(),
+                // The SLO comes from the params (the spec), whatever the
+                // manifests say.
+                slos: ["chat-r1", "chat-r2"]
+                    .map(|c| (c.to_string(), slo.clone().unwrap()))
                     .into(),
             },
         };

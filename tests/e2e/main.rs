@@ -6,5 +6,7 @@ mod cli;
 mod diagnostics;
 mod energy;
 mod interrupt;
+mod llama_server;
 mod pipeline;
+mod servers;
 mod support;

@@ -420,12 +420,41 @@ fn semantic_checks(
             .map(|(i, s)| (i, s.name.as_str())),
     );
     // Sweep-generated names must not collide with explicit ones.
-    let mut names: BTreeMap<&str, ()> = spec
+    // Explicit scenarios come first in `scenarios`, a rate sweep expanded
+    // to one scenario per rate; `origin[j]` is the spec entry of the j-th.
+    let origin: Vec<usize> = spec
         .scenarios
         .iter()
-        .map(|s| (s.name.as_str(), ()))
+        .enumerate()
+        .flat_map(|(i, s)| {
+            let n = s.load.as_ref().map_or(1, |l| l.rates.len().max(1));
+            std::iter::repeat_n(i, n)
+        })
         .collect();
-    let explicit = spec.scenarios.len();
+    let explicit = origin.len();
+    let mut names: BTreeMap<&str, ()> = BTreeMap::new();
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for (j, s) in scenarios.iter().enumerate().take(explicit) {
+        names.insert(s.name.as_str(), ());
+        let i = origin[j];
+        if let Some(&first) = seen.get(s.name.as_str()) {
+            // Two explicit names are check_names' to report; a clash with
+            // a name a rate sweep generated is reported at the sweep.
+            let generated = |k: usize| spec.scenarios[k].name != s.name;
+            let sweep = [i, first].into_iter().find(|k| generated(*k));
+            if let Some(k) = sweep {
+                diags.at_value(
+                    &format!("/scenarios/{k}/load/rates"),
+                    format!(
+                        "the rate sweep generates scenario {:?}, which already exists",
+                        s.name
+                    ),
+                );
+            }
+        } else {
+            seen.insert(s.name.as_str(), i);
+        }
+    }
     for (i, s) in scenarios.iter().enumerate().skip(explicit) {
         let at = format!("/sweeps/{}", sweep_of(spec, i - explicit));
         if !valid_name(&s.name) {
@@ -609,7 +638,7 @@ fn semantic_checks(
             if sizes_ok && real_backend && memory > 0 && kv_bytes() > memory {
                 diags.at_value(
                     &if j < explicit {
-                        format!("/scenarios/{j}")
+                        format!("/scenarios/{}", origin[j])
                     } else {
                         format!("/sweeps/{}", sweep_of(spec, j - explicit))
                     },
@@ -624,7 +653,7 @@ fn semantic_checks(
             }
             if needed > u64::from(a.max_positions) {
                 let at = if j < explicit {
-                    format!("/scenarios/{j}")
+                    format!("/scenarios/{}", origin[j])
                 } else {
                     format!("/sweeps/{}", sweep_of(spec, j - explicit))
                 };
@@ -1373,7 +1402,11 @@ fn check_server_backend(diags: &mut Diags<'_>, spec: &Spec, i: usize, b: &Backen
                     ),
                 );
             }
-            if !matches!(b.dtype, Dtype::Q8_0 | Dtype::F16) {
+            let all_local_gguf = spec
+                .models
+                .iter()
+                .all(|m| m.path.as_deref().is_some_and(|p| p.ends_with(".gguf")));
+            if !all_local_gguf && !matches!(b.dtype, Dtype::Q8_0 | Dtype::F16) {
                 diags.at_value(
                     &format!("/backends/{i}/dtype"),
                     format!(
@@ -1428,7 +1461,8 @@ fn check_server_backend(diags: &mut Diags<'_>, spec: &Spec, i: usize, b: &Backen
     {
         diags.at_value(
             &format!("{at}/api_key_env"),
-            format!("{var:?} is not an environment variable name (letters, digits, '_'); give the variable's name, never the key"),
+            // The value is not repeated: it may be a key pasted by mistake.
+            "this is not an environment variable name (letters, digits, '_'); give the variable's name, never the key".into(),
         );
     }
     if o.prompt == Some(PromptFormat::Tokens) {
@@ -1438,7 +1472,13 @@ fn check_server_backend(diags: &mut Diags<'_>, spec: &Spec, i: usize, b: &Backen
                 "token-id prompts go to /v1/completions only; chat and Ollama take text".into(),
             );
         }
-        if let Some(m) = spec.models.iter().find(|m| m.server_only()) {
+        if let Some(m) = spec.models.iter().find(|m| {
+            m.server_only()
+                && spec
+                    .all_scenarios()
+                    .iter()
+                    .any(|s| assay_stages::measure::cell_runs(b, m, s))
+        }) {
             diags.at_value(
                 &format!("{at}/prompt"),
                 format!(

@@ -144,9 +144,10 @@ pub struct LoadProfile {
     #[serde(default = "default_concurrency")]
     #[schemars(range(min = 1))]
     pub concurrency: u32,
-    /// Offered rates in requests per second (open loop). Each rate is its
-    /// own cell, named `<scenario>-r<rate>`; a list is a rate sweep, and
-    /// the report finds its knee.
+    /// Offered rates in requests per second (open loop). With several, each
+    /// rate is its own cell, named `<scenario>-r<rate>` (one rate keeps the
+    /// scenario's name); a list is a rate sweep, and the report finds its
+    /// knee.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rates: Vec<f64>,
     /// Seed of Poisson arrivals (the same seed, the same schedule).
@@ -273,7 +274,10 @@ impl BackendKind {
         match self {
             BackendKind::Ort => Some("ort"),
             BackendKind::Tch => Some("tch"),
-            _ => None,
+            BackendKind::Candle
+            | BackendKind::Simulated
+            | BackendKind::OpenAi
+            | BackendKind::Ollama => None,
         }
     }
 
@@ -282,7 +286,10 @@ impl BackendKind {
         match self {
             BackendKind::Ort => cfg!(feature = "ort"),
             BackendKind::Tch => cfg!(feature = "tch"),
-            _ => true,
+            BackendKind::Candle
+            | BackendKind::Simulated
+            | BackendKind::OpenAi
+            | BackendKind::Ollama => true,
         }
     }
 }

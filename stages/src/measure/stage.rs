@@ -123,8 +123,9 @@ impl MeasureStage {
                 Some(ExportFormat::Gguf(GgufType::Q8_0))
             }
             BackendKind::Ort => Some(ExportFormat::Onnx),
-            // assay launches llama-server on the GGUF export of the dtype.
-            BackendKind::OpenAi if self.launches_server() => {
+            // assay launches llama-server on the GGUF export of the dtype
+            // (a local GGUF model is served as it is).
+            BackendKind::OpenAi if self.launches_server() && !self.local_gguf() => {
                 Some(ExportFormat::Gguf(if self.backend.dtype == Dtype::F16 {
                     GgufType::F16
                 } else {
@@ -133,6 +134,13 @@ impl MeasureStage {
             }
             _ => None,
         }
+    }
+
+    fn local_gguf(&self) -> bool {
+        self.model
+            .path
+            .as_deref()
+            .is_some_and(|p| p.ends_with(".gguf"))
     }
 
     /// assay starts llama-server for this cell (an `openai` backend without
@@ -165,7 +173,12 @@ impl MeasureStage {
             BackendKind::Ort => b.ort = Some(b.ort.unwrap_or_default()),
             BackendKind::Tch => b.tch = Some(b.tch.unwrap_or_default()),
             BackendKind::OpenAi | BackendKind::Ollama => {
-                b.server = Some(b.server.unwrap_or_default());
+                let mut o = b.server.clone().unwrap_or_default();
+                o.length_knobs = Some(o.knobs(b.kind));
+                if self.launches_server() {
+                    o.launch = Some(o.launch.unwrap_or_default());
+                }
+                b.server = Some(o);
             }
             BackendKind::Candle => {}
         }
@@ -221,9 +234,12 @@ impl Stage for MeasureStage {
             "model": match (&self.model.synthetic, self.simulated()) {
                 (Some(a), true) => json!({ "name": self.model.name, "synthetic": a.resolved() }),
                 _ => match &self.model.served {
-                    // A served model's identity is its name on the server.
-                    Some(served) => json!({ "name": self.model.name, "served": served }),
-                    None => json!({ "name": self.model.name }),
+                    // A served model's identity is its name on the server
+                    // (in-process backends never send it).
+                    Some(served) if self.backend.kind.is_server() => {
+                        json!({ "name": self.model.name, "served": served })
+                    }
+                    _ => json!({ "name": self.model.name }),
                 },
             },
             "scenario": self.scenario,
@@ -517,12 +533,24 @@ impl MeasureStage {
             Some(input) => Some(tables::read_json(ctx, input)?),
             None => None,
         };
-        let gguf = match self.needs_export() {
-            Some(format) => {
+        // The GGUF a launched llama-server serves: the export, or a local
+        // GGUF model's own file; and the dtype it holds.
+        let gguf = match (self.needs_export(), &record) {
+            (Some(format), _) => {
                 let input = find_input(inputs, format.output())?;
-                Some((ctx.store.object_path(&input.digest), input.digest.to_hex()))
+                Some((
+                    ctx.store.object_path(&input.digest),
+                    input.digest.to_hex(),
+                    self.backend.dtype.as_str().to_string(),
+                ))
             }
-            None => None,
+            (None, Some(r)) if self.launches_server() && r.format == "gguf" => {
+                r.files.iter().find(|f| f.role == "weights").and_then(|f| {
+                    let path = f.path.as_ref()?;
+                    Some((path.into(), f.blake3.clone(), r.stored_dtype.clone()))
+                })
+            }
+            _ => None,
         };
         let server_cell = ServerCell {
             cell: &self.cell,
@@ -535,7 +563,8 @@ impl MeasureStage {
                 .as_ref()
                 .and_then(|r| r.declaration.as_ref())
                 .map_or(0, |d| d.seed),
-            gguf: gguf.as_ref().map(|(p, _)| p.clone()),
+            gguf: gguf.as_ref().map(|(p, _, _)| p.clone()),
+            served_dtype: gguf.as_ref().map(|(_, _, d)| d.clone()),
         };
         let measured = cell::measure(&server_cell, ctx).map_err(|f| {
             if f.message == "cancelled" {
@@ -556,12 +585,12 @@ impl MeasureStage {
             .clone()
             .unwrap_or_default();
         let identity = match (&record, &gguf) {
-            (Some(r), Some((_, hash))) => Some(ModelIdentity {
+            (Some(r), Some((_, hash, dtype))) => Some(ModelIdentity {
                 source: r.source.clone(),
                 model_digest: r.model_digest.clone(),
                 weights_format: "gguf".into(),
                 weights_blake3: hash.clone(),
-                stored_dtype: self.backend.dtype.as_str().into(),
+                stored_dtype: dtype.clone(),
             }),
             _ => server.digest.as_ref().map(|digest| ModelIdentity {
                 source: self.backend.kind.as_str().into(),

@@ -36,8 +36,8 @@ pub struct ServerFacts {
     /// Models the server lists (`/v1/models`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub listed_models: Vec<String>,
-    /// The server's version: llama.cpp's `build_info`, Ollama's
-    /// `/api/version`, else the `Server` header.
+    /// The server's version: llama.cpp's `build_info` (`/props`), Ollama's
+    /// `/api/version`; absent when the server does not say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
     /// Context size and slots (llama.cpp `/props`).
@@ -96,8 +96,11 @@ pub struct ServerCell<'a> {
     /// Vocabulary and seed of a prepared model (token prompts).
     pub vocab: Option<u32>,
     pub seed: u64,
-    /// The GGUF export, when assay launches llama-server.
+    /// The GGUF export (or local GGUF file), when assay launches
+    /// llama-server.
     pub gguf: Option<PathBuf>,
+    /// The dtype that GGUF holds (what a launched server runs).
+    pub served_dtype: Option<String>,
 }
 
 impl ServerCell<'_> {
@@ -119,6 +122,14 @@ impl ServerCell<'_> {
         let opts = self.opts();
         let n = self.scenario.prompt_tokens as usize;
         let unique = !opts.prompt_cache;
+        // Unique per cell and request: two cells on one server never share
+        // a prompt either.
+        let salt = u64::from_le_bytes(
+            blake3::hash(self.cell.as_bytes()).as_bytes()[..8]
+                .try_into()
+                .unwrap_or([0; 8]),
+        )
+        .wrapping_add(u64::from(index));
         let tokens = opts.prompt != Some(PromptFormat::Text)
             && opts.api == super::options::ServerApi::Completions
             && self.backend.kind == BackendKind::OpenAi;
@@ -135,12 +146,7 @@ impl ServerCell<'_> {
                 .remove(0);
                 if unique {
                     let v = u64::from(vocab.max(2));
-                    let salt = u64::from_le_bytes(
-                        blake3::hash(self.cell.as_bytes()).as_bytes()[..8]
-                            .try_into()
-                            .unwrap_or([0; 8]),
-                    );
-                    let x = salt.wrapping_add(u64::from(index));
+                    let x = salt;
                     let prefix = [(x % v) as u32, ((x / v) % v) as u32];
                     for (slot, id) in ids.iter_mut().zip(prefix) {
                         *slot = id;
@@ -153,7 +159,7 @@ impl ServerCell<'_> {
                     .map(|i| WORDS[(i * 7 + self.seed as usize) % WORDS.len()].to_string())
                     .collect();
                 if unique && let Some(first) = words.first_mut() {
-                    *first = format!("r{index}");
+                    *first = format!("r{salt:x}");
                 }
                 Prompt::Text(words.join(" "))
             }
@@ -305,14 +311,21 @@ pub fn measure(
         .map(|r| request_row(cell, r, origin))
         .collect();
     let failed: Vec<&RequestRow> = requests.iter().filter(|r| r.status != "ok").collect();
-    let rate = failed.len() as f64 / requests.len().max(1) as f64;
-    if !failed.is_empty() && rate > opts.max_error_rate {
-        let first = failed[0];
+    // The error rate is of the steady window, the requests that count.
+    let steady = requests.iter().filter(|r| r.window == "steady").count();
+    let steady_failed = failed.iter().filter(|r| r.window == "steady").count();
+    let rate = steady_failed as f64 / steady.max(1) as f64;
+    if steady_failed > 0 && rate > opts.max_error_rate {
+        let first = failed
+            .iter()
+            .find(|r| r.window == "steady")
+            .copied()
+            .unwrap_or(failed[0]);
         let mut message = format!(
-            "backend {}: {} of {} requests failed (max_error_rate {}); request {}: {}: {}",
+            "backend {}: {} of {} steady requests failed (max_error_rate {}); request {}: {}: {}",
             backend.name,
-            failed.len(),
-            requests.len(),
+            steady_failed,
+            steady,
             opts.max_error_rate,
             first.request,
             first.status,
@@ -398,6 +411,7 @@ impl ServerCellPrompt {
             vocab: self.vocab,
             seed: self.seed,
             gguf: None,
+            served_dtype: None,
         }
         .prompt(index)
     }
@@ -513,7 +527,11 @@ fn attribution(cell: &ServerCell<'_>, mut facts: ServerFacts) -> Attribution {
         _ if facts.launched => {
             // assay's llama-server build is CPU-only.
             facts.device_observed = true;
-            ("cpu".to_string(), b.dtype.as_str().to_string(), "llama.cpp")
+            let dtype = cell
+                .served_dtype
+                .clone()
+                .unwrap_or_else(|| b.dtype.as_str().to_string());
+            ("cpu".to_string(), dtype, "llama.cpp")
         }
         _ => (
             b.device.clone(),

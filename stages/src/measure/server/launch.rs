@@ -16,7 +16,8 @@ pub const SERVER_ENV: &str = "ASSAY_LLAMA_SERVER";
 /// The binary: `$ASSAY_LLAMA_SERVER`, else `llama-server` on the PATH.
 pub fn binary() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os(SERVER_ENV).filter(|p| !p.is_empty()) {
-        return Some(PathBuf::from(p));
+        let p = PathBuf::from(p);
+        return p.is_file().then_some(p);
     }
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)

@@ -192,7 +192,9 @@ where
     let mut windows = Windows::new(schedule);
     let mut tasks = tokio::task::JoinSet::new();
     let mut issued: Vec<Option<Issued<T>>> = Vec::new();
-    let start = Instant::now();
+    // tokio's clock (the same as std's unless a test pauses time).
+    let now = || tokio::time::Instant::now().into_std();
+    let start = now();
     let limit = match schedule.arrival {
         Arrival::Closed => schedule.concurrency.max(1),
         _ => schedule.max_in_flight.max(1),
@@ -206,7 +208,7 @@ where
         }
         // When the next request is due.
         let scheduled = match schedule.arrival {
-            Arrival::Closed => Instant::now(),
+            Arrival::Closed => now(),
             _ => start + arrivals.next().unwrap_or_default(),
         };
         if schedule.arrival != Arrival::Closed {
@@ -218,7 +220,7 @@ where
                 store(&mut issued, done);
             }
         }
-        let sent = Instant::now();
+        let sent = now();
         let Some(window) = windows.next(sent) else {
             break;
         };

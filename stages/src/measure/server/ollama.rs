@@ -125,10 +125,14 @@ pub fn show_facts(v: &Value) -> ModelFacts {
 /// Adds what `/api/ps` says of `model` (digest, size, size in VRAM), when
 /// it is loaded.
 pub fn add_ps_facts(facts: &mut ModelFacts, ps: &Value, model: &str) {
+    let wanted = tagged(model);
     let Some(entry) = ps["models"].as_array().and_then(|models| {
         models.iter().find(|m| {
-            m.get("model").and_then(Value::as_str) == Some(model)
-                || m.get("name").and_then(Value::as_str) == Some(model)
+            ["model", "name"].iter().any(|f| {
+                m.get(*f)
+                    .and_then(Value::as_str)
+                    .is_some_and(|n| tagged(n) == wanted)
+            })
         })
     }) else {
         return;
@@ -139,6 +143,17 @@ pub fn add_ps_facts(facts: &mut ModelFacts, ps: &Value, model: &str) {
         .map(str::to_string);
     facts.size = entry.get("size").and_then(Value::as_u64);
     facts.size_vram = entry.get("size_vram").and_then(Value::as_u64);
+}
+
+/// A model name with its tag: Ollama lists `llama3` as `llama3:latest`
+/// (a `:` in the last path segment is a tag; one before a `/` is a port).
+fn tagged(name: &str) -> String {
+    let last = name.rsplit('/').next().unwrap_or(name);
+    if last.contains(':') {
+        name.to_string()
+    } else {
+        format!("{name}:latest")
+    }
 }
 
 #[cfg(test)]
@@ -214,6 +229,14 @@ mod tests {
         .unwrap();
         add_ps_facts(&mut f, &ps, "llama3");
         assert_eq!((f.size, f.size_vram), (Some(100), Some(40)));
+        // Listed with its tag, asked for without.
+        let ps: Value = serde_json::from_str(
+            r#"{"models":[{"name":"llama3:latest","model":"llama3:latest","size":7,"size_vram":0}]}"#,
+        )
+        .unwrap();
+        let mut g = ModelFacts::default();
+        add_ps_facts(&mut g, &ps, "llama3");
+        assert_eq!(g.size, Some(7));
         assert_eq!(f.digest.as_deref(), Some("abc"));
     }
 }

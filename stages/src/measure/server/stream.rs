@@ -120,7 +120,7 @@ mod tests {
     #[test]
     fn sse_events_split_anywhere_are_reassembled() {
         let stream =
-            b"data: {\"a\":1}\n\n: keep-alive\n\ndata: {\"b\":\n data: 2}\r\n\r\ndata: [DONE]\n\n";
+            b"data: {\"a\":1}\n\n: keep-alive\n\ndata: {\"b\":\ndata: 2}\r\n\r\ndata: [DONE]\n\n";
         for cut in 0..stream.len() {
             let mut f = Framer::new(Framing::Sse);
             let mut frames = f.push(&stream[..cut]).unwrap();
@@ -129,7 +129,7 @@ mod tests {
                 frames,
                 [
                     Frame::Data("{\"a\":1}".into()),
-                    Frame::Data("{\"b\":\ndata: 2}".into()),
+                    Frame::Data("{\"b\":\n2}".into()),
                     Frame::Done
                 ],
                 "cut at {cut}"
