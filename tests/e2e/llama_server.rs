@@ -59,6 +59,11 @@ outputs: {{ dir: reports/e2e, formats: [md, json] }}
 }
 
 fn run(ws: &Workspace, server: &PathBuf) -> Value {
+    run_with(ws, server, &[])
+}
+
+/// `assay run --json` with llama-server at hand; the run must succeed.
+fn run_with(ws: &Workspace, server: &PathBuf, extra: &[&str]) -> Value {
     let out = assay_cmd()
         .env("ASSAY_LLAMA_SERVER", server)
         .args([
@@ -66,6 +71,7 @@ fn run(ws: &Workspace, server: &PathBuf) -> Value {
             ws.path().join("spec.yaml").to_str().unwrap(),
             "--json",
         ])
+        .args(extra)
         .output()
         .unwrap();
     assert!(
@@ -256,21 +262,7 @@ fn agrees_with_llama_bench() {
     );
     // llama-bench before and after assay, its samples pooled, so a burst of
     // load from elsewhere on the machine touches both sides alike.
-    let export = Command::new(env!("CARGO_BIN_EXE_assay"))
-        .args([
-            "run",
-            ws.path().join("spec.yaml").to_str().unwrap(),
-            "--json",
-        ])
-        .env("ASSAY_LLAMA_SERVER", &server)
-        .output()
-        .unwrap();
-    assert!(
-        export.status.success(),
-        "{}",
-        String::from_utf8_lossy(&export.stderr)
-    );
-    let first: Value = serde_json::from_slice(&export.stdout).unwrap();
+    let first = run(&ws, &server);
     let gguf = object_path(&ws, output(&first, "export/llama-8x512/gguf-q8_0", "gguf"));
     let llama_bench = || -> Vec<Value> {
         let out = Command::new(&bench)
@@ -287,22 +279,7 @@ fn agrees_with_llama_bench() {
         serde_json::from_slice(&out.stdout).unwrap()
     };
     let before = llama_bench();
-    let result = assay_cmd()
-        .env("ASSAY_LLAMA_SERVER", &server)
-        .args([
-            "run",
-            ws.path().join("spec.yaml").to_str().unwrap(),
-            "--json",
-            "--remeasure",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        result.status.success(),
-        "{}",
-        String::from_utf8_lossy(&result.stderr)
-    );
-    let result: Value = serde_json::from_slice(&result.stdout).unwrap();
+    let result = run_with(&ws, &server, &["--remeasure"]);
     let after = llama_bench();
     let summary = rows(&ws, output(&result, "summarise", "summary"));
     let rate = |phase: &str| -> f64 {
