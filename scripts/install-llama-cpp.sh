@@ -30,28 +30,32 @@ for tool in cmake c++ make python3; do
 done
 
 root="${ASSAY_NATIVE_DIR:-$HOME/.cache/assay/native}"
-cpu="$(grep -m1 '^flags' /proc/cpuinfo | python3 -c 'import hashlib,sys; print(hashlib.sha256(sys.stdin.read().encode()).hexdigest()[:8])')"
+# The configuration is part of the stamp: a change to it rebuilds.
+cmake_args=(-DCMAKE_BUILD_TYPE=Release
+    -DBUILD_SHARED_LIBS=OFF -DGGML_NATIVE=ON
+    -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF
+    -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF
+    -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_APP=OFF
+    -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON)
+# x86 lists `flags`, ARM `Features`; a machine with neither gets one key.
+cpu="$( (grep -m1 -E '^(flags|Features)' /proc/cpuinfo || echo generic) | python3 -c 'import hashlib,sys; print(hashlib.sha256(sys.stdin.read().encode()).hexdigest()[:8])')"
 dest="$root/llama-cpp-$LLAMA_CPP_PYTHON_VERSION-$cpu"
-stamp="llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION"
+stamp="llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION ${cmake_args[*]}"
 
 if [ "$(cat "$dest/.complete" 2>/dev/null)" != "$stamp" ] \
     || [ ! -x "$dest/bin/llama-server" ] || [ ! -x "$dest/bin/llama-bench" ]; then
     mkdir -p "$root"
-    rm -rf "$dest" "$root"/.llama-build.*
+    rm -rf "$dest"
     work="$(mktemp -d "$root/.llama-build.XXXXXX")"
+    trap 'rm -rf "$work"' EXIT
     # pip prepares the sdist's metadata (fetching scikit-build-core into an
     # isolated environment) but builds nothing.
-    python3 -m pip download --quiet --no-deps --no-binary=:all: \
+    python3 -m pip download --quiet --no-deps --no-binary=llama-cpp-python \
         -d "$work" "llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION" >&2
     tar -xzf "$work"/llama_cpp_python-*.tar.gz -C "$work"
     src="$(echo "$work"/llama_cpp_python-*/vendor/llama.cpp)"
     [ -f "$src/CMakeLists.txt" ] || { echo "install-llama-cpp: no vendor/llama.cpp in the sdist" >&2; exit 1; }
-    cmake -S "$src" -B "$work/build" -DCMAKE_BUILD_TYPE=Release \
-        -DBUILD_SHARED_LIBS=OFF -DGGML_NATIVE=ON \
-        -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
-        -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF \
-        -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_APP=OFF \
-        -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON >&2
+    cmake -S "$src" -B "$work/build" "${cmake_args[@]}" >&2
     cmake --build "$work/build" --target llama-server llama-bench -j "$(nproc)" >&2
     mkdir -p "$dest/bin"
     cp "$work/build/bin/llama-server" "$work/build/bin/llama-bench" "$dest/bin/"

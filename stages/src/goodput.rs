@@ -151,8 +151,10 @@ pub fn meets(r: &RequestRow, slo: &Slo) -> bool {
     if r.status != "ok" {
         return false;
     }
+    // TTFT as the user saw it: from the arrival, so time the request
+    // waited on the client for a free slot counts (no coordinated omission).
     if let Some(limit) = slo.ttft_ms
-        && !r.ttft_ns.is_some_and(|t| ms(t) <= limit)
+        && !r.ttft_ns.is_some_and(|t| ms(t + r.queue_ns) <= limit)
     {
         return false;
     }
@@ -436,6 +438,20 @@ mod tests {
 
     fn close(a: Option<f64>, b: f64) -> bool {
         a.is_some_and(|a| (a - b).abs() < 1e-9)
+    }
+
+    #[test]
+    fn client_queueing_counts_against_the_ttft_limit() {
+        let slo = slo(Some(100.0), None, 0.9).unwrap();
+        let on_time = ok(0, 0, 60, 200, 4);
+        assert!(meets(&on_time, &slo));
+        // The same server latency after 50 ms waiting for a free slot: the
+        // user waited 110 ms for the first token.
+        let late = RequestRow {
+            queue_ns: 50 * MS,
+            ..on_time
+        };
+        assert!(!meets(&late, &slo));
     }
 
     #[test]

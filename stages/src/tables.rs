@@ -136,6 +136,10 @@ pub struct RequestRow {
     /// Prompt processing time the server reported (llama.cpp
     /// `timings.prompt_ms`, Ollama `prompt_eval_duration`), ms.
     pub server_prompt_ms: Option<f64>,
+    /// Prompt tokens that time covers (llama.cpp `timings.prompt_n`,
+    /// Ollama `prompt_eval_count`): fewer than `prompt_tokens` when the
+    /// server's prompt cache served the rest.
+    pub server_prompt_tokens: Option<u32>,
     /// Generation time the server reported (llama.cpp
     /// `timings.predicted_ms`, Ollama `eval_duration`), ms.
     pub server_decode_ms: Option<f64>,

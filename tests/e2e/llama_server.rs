@@ -164,8 +164,15 @@ fn llama_server_serves_the_gguf_export_and_is_attributed() {
         assert!(r["server_prompt_ms"].as_f64().unwrap() > 0.0);
         assert!(r["ttft_ns"].as_u64().unwrap() > 0);
     }
-    // llama.cpp streams one token per chunk here.
-    assert!(requests.iter().all(|r| r["chunks"] == 16), "{requests:?}");
+    // llama.cpp streams a token per chunk, except that it holds back a
+    // token that ends inside a UTF-8 character and sends it with the next
+    // (the synthetic vocabulary has byte tokens): never more chunks than
+    // tokens, and most tokens on their own chunk.
+    let chunks: u64 = requests.iter().map(|r| r["chunks"].as_u64().unwrap()).sum();
+    assert!(
+        (6 * 12..=6 * 16).contains(&chunks),
+        "{chunks} chunks: {requests:?}"
+    );
     // Every run validated ok, the load phase (server start to /health) timed.
     let validation = rows(&ws, output(&result, "validate", "validation"));
     let ours: Vec<_> = validation

@@ -3,7 +3,7 @@ use std::path::{Path, PathBuf};
 
 use assay_store::{Lockfile, Store, table};
 
-use super::{load, print_json, store_dir};
+use super::{load_to_read, print_json, store_dir};
 use crate::cli::{CliError, CmdResult, EXIT_OK, EXIT_USAGE, StoreArg};
 use crate::schemas::{all_schemas, schema_bytes};
 use crate::spec::load::SpecError;
@@ -58,7 +58,7 @@ pub fn check(specs: &[PathBuf], json: bool) -> CmdResult {
 pub fn show(digest: &str, spec: Option<&Path>, store_arg: &StoreArg, json: bool) -> CmdResult {
     let dir = match (&store_arg.store, spec) {
         (Some(d), _) => d.clone(),
-        (None, Some(spec)) => store_dir(&load(spec)?, store_arg),
+        (None, Some(spec)) => store_dir(&load_to_read(spec)?, store_arg),
         (None, None) => PathBuf::from(".assay"),
     };
     let store = Store::open_existing(&dir)?;
@@ -128,7 +128,7 @@ pub fn gc(specs: &[PathBuf], store_arg: &StoreArg, dry_run: bool, json: bool) ->
     let mut keep = BTreeSet::new();
     let mut dir = store_arg.store.clone();
     for spec in specs {
-        let loaded = load(spec)?;
+        let loaded = load_to_read(spec)?;
         let this = store_dir(&loaded, store_arg);
         match &dir {
             None => dir = Some(this),

@@ -10,7 +10,7 @@ use std::sync::atomic::AtomicBool;
 
 use crate::cli::{CliError, CmdResult, Command, EXIT_USAGE, StoreArg};
 use crate::spec::load::SpecError;
-use crate::spec::{LoadedSpec, load_spec, render_diagnostics};
+use crate::spec::{LoadedSpec, Purpose, load_spec_for, render_diagnostics};
 
 pub fn dispatch(command: Command, cancel: &AtomicBool) -> CmdResult {
     match command {
@@ -55,9 +55,18 @@ pub fn dispatch(command: Command, cancel: &AtomicBool) -> CmdResult {
     }
 }
 
-/// Load a spec; on error print located diagnostics and exit 2.
+/// Load a spec for measuring; on error print located diagnostics and exit 2.
 pub fn load(path: &Path) -> Result<LoadedSpec, CliError> {
-    match load_spec(path) {
+    load_for(path, Purpose::Measure)
+}
+
+/// Load a spec to read what is stored (no runtime checks).
+pub fn load_to_read(path: &Path) -> Result<LoadedSpec, CliError> {
+    load_for(path, Purpose::Read)
+}
+
+fn load_for(path: &Path, purpose: Purpose) -> Result<LoadedSpec, CliError> {
+    match load_spec_for(path, purpose) {
         Ok(s) => Ok(s),
         Err(SpecError::Io { path, source }) => {
             Err(CliError::usage(format!("{}: {source}", path.display())))

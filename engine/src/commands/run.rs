@@ -140,7 +140,7 @@ struct PlanEntry {
 }
 
 pub fn plan(spec_path: &Path, store_arg: &StoreArg, remeasure: bool, json: bool) -> CmdResult {
-    let loaded = load(spec_path)?;
+    let loaded = super::load_to_read(spec_path)?;
     let plan = build_plan(&loaded);
     let dir = store_dir(&loaded, store_arg);
     let store = Store::open_existing(&dir).ok();

@@ -7,7 +7,7 @@ use assay_stages::report::{Claim, ReportJson};
 use assay_store::{Digest, Lockfile, Store, table};
 use serde_json::{Value, json};
 
-use super::{load, print_json, store_dir};
+use super::{load_to_read, print_json, store_dir};
 use crate::cli::{CliError, CmdResult, EXIT_OK, StoreArg};
 
 fn rows_of(store: &Store, digest: &Digest) -> Result<Vec<Value>, CliError> {
@@ -42,7 +42,7 @@ fn ranges(idx: &[usize]) -> String {
 }
 
 pub fn trace(claim_id: &str, spec_path: &Path, store_arg: &StoreArg, json_out: bool) -> CmdResult {
-    let loaded = load(spec_path)?;
+    let loaded = load_to_read(spec_path)?;
     let lock_path = Lockfile::path_for(spec_path);
     let lock = Lockfile::read(&lock_path)?.ok_or_else(|| {
         CliError::usage(format!(

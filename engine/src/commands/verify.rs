@@ -10,7 +10,7 @@ use assay_stages::{Input, StageContext};
 use assay_store::{Digest, Lockfile, Store};
 use serde::Serialize;
 
-use super::{load, print_json, store_dir};
+use super::{load_to_read, print_json, store_dir};
 use crate::cli::{CliError, CmdResult, EXIT_MISMATCH, EXIT_OK, StoreArg};
 use crate::keys::node_key;
 use crate::plan::build_plan;
@@ -22,7 +22,7 @@ struct Problem {
 }
 
 pub fn verify(spec_path: &Path, store_arg: &StoreArg, json: bool) -> CmdResult {
-    let loaded = load(spec_path)?;
+    let loaded = load_to_read(spec_path)?;
     let plan = build_plan(&loaded);
     let lock_path = Lockfile::path_for(spec_path);
     let lock = Lockfile::read(&lock_path)?.ok_or_else(|| {

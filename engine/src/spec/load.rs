@@ -179,8 +179,24 @@ impl Diags<'_> {
     }
 }
 
-/// Load and check a spec. All errors are collected and returned together.
+/// What a command will do with a spec. Only commands that may measure
+/// (`check`, `run`) need this machine to have the backends' runtimes (the
+/// ONNX Runtime library, a llama-server binary); reading what is stored
+/// (`plan`, `verify`, `trace`, `show`, `gc`) works anywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Measure,
+    Read,
+}
+
+/// Load and check a spec for measuring. All errors are collected and
+/// returned together.
 pub fn load_spec(path: &Path) -> Result<LoadedSpec, SpecError> {
+    load_spec_for(path, Purpose::Measure)
+}
+
+/// Load and check a spec; the runtime checks only for [`Purpose::Measure`].
+pub fn load_spec_for(path: &Path, purpose: Purpose) -> Result<LoadedSpec, SpecError> {
     let text = std::fs::read_to_string(path).map_err(|source| SpecError::Io {
         path: path.to_path_buf(),
         source,
@@ -310,7 +326,7 @@ pub fn load_spec(path: &Path) -> Result<LoadedSpec, SpecError> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or_else(|| PathBuf::from("."));
     let scenarios = spec.all_scenarios();
-    semantic_checks(&spec, &scenarios, &dir, &mut diags);
+    semantic_checks(&spec, &scenarios, &dir, purpose, &mut diags);
     if !diags.out.is_empty() {
         diags.out.sort_by_key(|d| (d.line, d.col));
         return Err(invalid(diags.out, &text));
@@ -364,6 +380,7 @@ fn semantic_checks(
     spec: &Spec,
     scenarios: &[Scenario],
     dir: &std::path::Path,
+    purpose: Purpose,
     diags: &mut Diags<'_>,
 ) {
     if !valid_name(&spec.id) {
@@ -714,8 +731,8 @@ fn semantic_checks(
                 ),
             );
         }
-        check_native_backend(diags, spec, i, b);
-        check_server_backend(diags, spec, i, b);
+        check_native_backend(diags, spec, i, b, purpose);
+        check_server_backend(diags, spec, i, b, purpose);
         if let Some(o) = &b.simulated {
             for (field, v) in [
                 ("peak_gflops", o.peak_gflops),
@@ -1086,7 +1103,15 @@ mod fuzz {
 /// ONNX Runtime and libtorch: built into this assay, f32 weights from a
 /// safetensors checkpoint, the devices they can be asked for, and (ONNX
 /// Runtime, loaded at run time) a library to load.
-fn check_native_backend(diags: &mut Diags<'_>, spec: &Spec, i: usize, b: &BackendConfig) {
+fn check_native_backend(
+    diags: &mut Diags<'_>,
+    spec: &Spec,
+    i: usize,
+    b: &BackendConfig,
+    purpose: Purpose,
+) {
+    // Only the ort library check reads the machine.
+    let _ = purpose;
     let Some(feature) = b.kind.feature() else {
         return;
     };
@@ -1179,6 +1204,7 @@ fn check_native_backend(diags: &mut Diags<'_>, spec: &Spec, i: usize, b: &Backen
     }
     #[cfg(feature = "ort")]
     if b.kind == BackendKind::Ort
+        && purpose == Purpose::Measure
         && let Err(line) = assay_stages::measure::ort::library_path()
     {
         diags.at_value(&format!("/backends/{i}/kind"), line);
@@ -1284,10 +1310,10 @@ fn check_load(diags: &mut Diags<'_>, at: &str, s: &Scenario, load: &LoadProfile)
         );
     }
     for (k, r) in load.rates.iter().enumerate() {
-        if !(r.is_finite() && *r > 0.0) {
+        if !(MIN_RATE..=MAX_RATE).contains(r) {
             diags.at_value(
                 &format!("{at}/load/rates/{k}"),
-                format!("rate {r} must be a positive number of requests per second"),
+                format!("rate {r} must be within [{MIN_RATE}, {MAX_RATE}] requests per second"),
             );
         }
     }
@@ -1313,9 +1339,9 @@ fn check_load(diags: &mut Diags<'_>, at: &str, s: &Scenario, load: &LoadProfile)
             &format!("{at}/load/requests"),
             "requests must be >= 1".into(),
         ),
-        (None, Some(d)) if !(d.is_finite() && d > 0.0) => diags.at_value(
+        (None, Some(d)) if !(d > 0.0 && d <= MAX_SECONDS) => diags.at_value(
             &format!("{at}/load/duration_s"),
-            "duration_s must be > 0".into(),
+            format!("duration_s must be > 0 and <= {MAX_SECONDS}"),
         ),
         _ => {}
     }
@@ -1356,7 +1382,21 @@ fn check_load(diags: &mut Diags<'_>, at: &str, s: &Scenario, load: &LoadProfile)
     }
 }
 
-fn check_server_backend(diags: &mut Diags<'_>, spec: &Spec, i: usize, b: &BackendConfig) {
+/// Bounds past which a server spec's numbers stop being meaningful (and
+/// would overflow a clock): at most a day of waiting, between one request
+/// every 1000 s and a million a second, at most 4096 server slots.
+const MAX_SECONDS: f64 = 86_400.0;
+const MIN_RATE: f64 = 1e-3;
+const MAX_RATE: f64 = 1e6;
+const MAX_SLOTS: u32 = 4096;
+
+fn check_server_backend(
+    diags: &mut Diags<'_>,
+    spec: &Spec,
+    i: usize,
+    b: &BackendConfig,
+    purpose: Purpose,
+) {
     use assay_stages::measure::server::{LengthKnob, PromptFormat, ServerApi};
     if !b.kind.is_server() {
         return;
@@ -1365,6 +1405,15 @@ fn check_server_backend(diags: &mut Diags<'_>, spec: &Spec, i: usize, b: &Backen
     let o = b.server.clone().unwrap_or_default();
     match &o.url {
         Some(url) => {
+            let rest = url.split_once("://").map_or("", |(_, r)| r);
+            if rest.contains('@') || rest.contains('?') || rest.contains('#') {
+                // The URL is part of the measure key and of messages:
+                // credentials belong in api_key_env, not here.
+                diags.at_value(
+                    &format!("{at}/url"),
+                    "the url must be http://host:port[/path], without user info, query or fragment (credentials go in api_key_env)".into(),
+                );
+            }
             if url.starts_with("https://") {
                 diags.at_value(
                     &format!("{at}/url"),
@@ -1392,7 +1441,9 @@ fn check_server_backend(diags: &mut Diags<'_>, spec: &Spec, i: usize, b: &Backen
         }
         None => {
             // assay launches llama-server on the model's GGUF export.
-            if assay_stages::measure::server::launch::binary().is_none() {
+            if purpose == Purpose::Measure
+                && assay_stages::measure::server::launch::binary().is_none()
+            {
                 diags.at_value(
                     &format!("/backends/{i}/kind"),
                     format!(
@@ -1425,16 +1476,16 @@ fn check_server_backend(diags: &mut Diags<'_>, spec: &Spec, i: usize, b: &Backen
                 );
             }
             if let Some(l) = &o.launch {
-                if l.parallel == 0 {
+                if !(1..=MAX_SLOTS).contains(&l.parallel) {
                     diags.at_value(
                         &format!("{at}/launch/parallel"),
-                        "parallel must be >= 1".into(),
+                        format!("parallel must be within [1, {MAX_SLOTS}]"),
                     );
                 }
-                if !(l.ready_timeout_s.is_finite() && l.ready_timeout_s > 0.0) {
+                if !(l.ready_timeout_s > 0.0 && l.ready_timeout_s <= MAX_SECONDS) {
                     diags.at_value(
                         &format!("{at}/launch/ready_timeout_s"),
-                        "ready_timeout_s must be > 0".into(),
+                        format!("ready_timeout_s must be > 0 and <= {MAX_SECONDS}"),
                     );
                 }
             }
@@ -1444,8 +1495,11 @@ fn check_server_backend(diags: &mut Diags<'_>, spec: &Spec, i: usize, b: &Backen
         ("request_timeout_s", o.request_timeout_s),
         ("stall_timeout_s", o.stall_timeout_s),
     ] {
-        if !(v.is_finite() && v > 0.0) {
-            diags.at_value(&format!("{at}/{field}"), format!("{field} must be > 0"));
+        if !(v > 0.0 && v <= MAX_SECONDS) {
+            diags.at_value(
+                &format!("{at}/{field}"),
+                format!("{field} must be > 0 and <= {MAX_SECONDS}"),
+            );
         }
     }
     if !(0.0..=1.0).contains(&o.max_error_rate) {

@@ -8,5 +8,5 @@ mod locate;
 mod types;
 
 pub use diagnostic::{Diagnostic, render_diagnostics};
-pub use load::{LoadedSpec, load_spec, spec_schema};
+pub use load::{LoadedSpec, Purpose, load_spec, load_spec_for, spec_schema};
 pub use types::{OutputsSpec, Spec, Sweep};

@@ -563,11 +563,14 @@ impl MeasureStage {
                 .as_ref()
                 .and_then(|r| r.declaration.as_ref())
                 .map_or(0, |d| d.seed),
+            nonce: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64),
             gguf: gguf.as_ref().map(|(p, _, _)| p.clone()),
             served_dtype: gguf.as_ref().map(|(_, _, d)| d.clone()),
         };
         let measured = cell::measure(&server_cell, ctx).map_err(|f| {
-            if f.message == "cancelled" {
+            if ctx.cancelled() {
                 StageError::Cancelled
             } else if f.record.is_null() {
                 StageError::Failed(f.message)

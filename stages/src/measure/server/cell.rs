@@ -96,6 +96,9 @@ pub struct ServerCell<'a> {
     /// Vocabulary and seed of a prepared model (token prompts).
     pub vocab: Option<u32>,
     pub seed: u64,
+    /// Mixed into the unique prompt prefixes: a fresh value per run, so a
+    /// rerun never meets its own earlier prompts in a server's cache.
+    pub nonce: u64,
     /// The GGUF export (or local GGUF file), when assay launches
     /// llama-server.
     pub gguf: Option<PathBuf>,
@@ -125,7 +128,7 @@ impl ServerCell<'_> {
         // Unique per cell and request: two cells on one server never share
         // a prompt either.
         let salt = u64::from_le_bytes(
-            blake3::hash(self.cell.as_bytes()).as_bytes()[..8]
+            blake3::hash(format!("{}\0{}", self.cell, self.nonce).as_bytes()).as_bytes()[..8]
                 .try_into()
                 .unwrap_or([0; 8]),
         )
@@ -221,8 +224,16 @@ pub fn measure(
                 ))
             })?;
             let lo = opts.launch.clone().unwrap_or_default();
-            let per_slot = cell.scenario.prompt_tokens + cell.scenario.gen_tokens + 16;
-            let ctx_size = lo.ctx_size.unwrap_or(per_slot * lo.parallel);
+            // Room per slot for the prompt, the generation and what a
+            // template or a text prompt's tokenisation adds.
+            let per_slot = cell
+                .scenario
+                .prompt_tokens
+                .saturating_add(cell.scenario.gen_tokens)
+                .saturating_add(64);
+            let ctx_size = lo
+                .ctx_size
+                .unwrap_or_else(|| per_slot.saturating_mul(lo.parallel));
             ctx.progress("starting llama-server");
             let t0 = clock_ns(origin);
             let server = LaunchedServer::start(
@@ -385,6 +396,7 @@ struct ServerCellPrompt {
     boundary: Boundary,
     vocab: Option<u32>,
     seed: u64,
+    nonce: u64,
 }
 
 impl From<&ServerCell<'_>> for ServerCellPrompt {
@@ -396,6 +408,7 @@ impl From<&ServerCell<'_>> for ServerCellPrompt {
             boundary: c.boundary.clone(),
             vocab: c.vocab,
             seed: c.seed,
+            nonce: c.nonce,
         }
     }
 }
@@ -410,6 +423,7 @@ impl ServerCellPrompt {
             boundary: &self.boundary,
             vocab: self.vocab,
             seed: self.seed,
+            nonce: self.nonce,
             gguf: None,
             served_dtype: None,
         }
@@ -550,13 +564,16 @@ fn request_row(cell: &ServerCell<'_>, r: &Issued<Outcome>, origin: Instant) -> R
     let at = |t: Instant| u64::try_from(t.duration_since(origin).as_nanos()).unwrap_or(u64::MAX);
     let produced = o.completion_tokens.unwrap_or(o.chunks);
     let requested = cell.scenario.gen_tokens;
+    // The client's send instant starts the timed region; everything before
+    // it (building the request, waiting for the task to run) is queueing.
+    let sent = o.sent.unwrap_or(r.sent);
     RequestRow {
         cell: cell.cell.to_string(),
         request: r.index,
         window: r.window.as_str().into(),
         scheduled_ns: at(r.scheduled),
-        sent_ns: at(r.sent),
-        queue_ns: at(r.sent).saturating_sub(at(r.scheduled)),
+        sent_ns: at(sent),
+        queue_ns: at(sent).saturating_sub(at(r.scheduled)),
         ttft_ns: o.ttft_ns,
         itl_ns: o.itl_ns.clone(),
         e2e_ns: o.e2e_ns,
@@ -569,6 +586,7 @@ fn request_row(cell: &ServerCell<'_>, r: &Issued<Outcome>, origin: Instant) -> R
         server_prompt_ms: o.server_prompt_ms,
         server_decode_ms: o.server_decode_ms,
         server_load_ms: o.server_load_ms,
+        server_prompt_tokens: o.server_prompt_tokens,
         status: o.failure.as_ref().map_or("ok", |f| f.kind).into(),
         error: o.failure.as_ref().map(|f| f.message.clone()),
         raw: o.failure.as_ref().map(|f| f.raw.clone()),
@@ -606,13 +624,10 @@ fn runs_and_events(cell: &ServerCell<'_>, requests: &[RequestRow]) -> (Vec<Event
             };
         let prompt_tokens = r.prompt_tokens.unwrap_or(cell.scenario.prompt_tokens);
         if let Some(ms) = r.server_prompt_ms {
-            events.push(ev(
-                "prefill",
-                None,
-                prompt_tokens,
-                r.sent_ns,
-                (ms * 1e6) as u64,
-            ));
+            // The tokens the server's prompt time covers (a prompt cache
+            // may have served the rest).
+            let evaluated = r.server_prompt_tokens.unwrap_or(prompt_tokens);
+            events.push(ev("prefill", None, evaluated, r.sent_ns, (ms * 1e6) as u64));
         }
         events.push(ev("ttft", Some(0), 1, r.sent_ns, ttft));
         let mut at = r.sent_ns + ttft;

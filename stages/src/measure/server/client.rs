@@ -84,8 +84,13 @@ pub struct Outcome {
     pub server_prompt_ms: Option<f64>,
     pub server_decode_ms: Option<f64>,
     pub server_load_ms: Option<f64>,
+    /// Prompt tokens the server evaluated (llama.cpp `timings.prompt_n`:
+    /// without those its prompt cache served).
+    pub server_prompt_tokens: Option<u32>,
     pub output_digest: Option<String>,
     pub failure: Option<Failure>,
+    /// When the request went out: the start of its timed region.
+    pub sent: Option<Instant>,
 }
 
 /// Merges `extra` over `body`, objects recursively (so `extra_body:
@@ -245,7 +250,10 @@ impl Client {
         let sent = Instant::now();
         let deadline = sent + Duration::from_secs_f64(self.opts.request_timeout_s);
         let stall = Duration::from_secs_f64(self.opts.stall_timeout_s);
-        let mut out = Outcome::default();
+        let mut out = Outcome {
+            sent: Some(sent),
+            ..Outcome::default()
+        };
 
         let resp = match tokio::time::timeout_at(deadline.into(), builder.send()).await {
             Err(_) => {
@@ -346,7 +354,16 @@ impl Client {
             };
             return self.failed(out, "truncated", message.into(), &reading.framer);
         }
+        if reading.chunks == 0 && req.max_tokens > 0 {
+            return self.failed(
+                out,
+                "malformed",
+                "the stream carried no generated text".into(),
+                &reading.framer,
+            );
+        }
         out.chunks = reading.chunks;
+        out.server_prompt_tokens = reading.facts.server_prompt_n;
         out.prompt_tokens = reading.facts.prompt_tokens;
         out.completion_tokens = reading.facts.completion_tokens;
         out.finish_reason = reading.facts.finish_reason.clone();
@@ -439,6 +456,7 @@ impl Reading {
             self.facts.server_prompt_ms = f.server_prompt_ms.or(self.facts.server_prompt_ms);
             self.facts.server_decode_ms = f.server_decode_ms.or(self.facts.server_decode_ms);
             self.facts.server_load_ms = f.server_load_ms.or(self.facts.server_load_ms);
+            self.facts.server_prompt_n = f.server_prompt_n.or(self.facts.server_prompt_n);
             // llama.cpp's own counts stand in for usage when it is absent.
             if self.facts.prompt_tokens.is_none() {
                 self.facts.prompt_tokens = f.server_prompt_n;
