@@ -14,7 +14,9 @@
 //! mlperf_pass  = no failure, p99 TTFT <= limit and p99 TPOT <= limit     (MLPerf server)
 //! sustainable  = attainment >= slo.attainment
 //! knee         = highest rate sustainable, with every lower rate too  (DistServe)
-//! saturation   = highest rate with achieved >= 0.95 x offered, with every lower rate too
+//! realised     = (steady - 1) / (last - first steady scheduled)           (open loop)
+//! completion   = (completed - 1) / (last - first steady end)
+//! saturation   = highest rate with completion >= 0.95 x realised, with every lower rate too
 //! ```
 //!
 //! Quantiles are type 7 ([`crate::stats::quantile_sorted`]), as in
@@ -191,6 +193,23 @@ pub fn load_row(manifest: &Manifest, family: Option<String>, requests: &[Request
         _ => 0.0,
     };
     let per_s = |n: f64| (window_s > 0.0).then(|| n / window_s);
+    // The spacing rate of sorted instants: (n - 1) / span.
+    let spacing_rate = |mut t: Vec<u64>| -> Option<f64> {
+        t.sort_unstable();
+        let span = t.last()?.saturating_sub(*t.first()?) as f64 / 1e9;
+        (t.len() >= 2 && span > 0.0).then(|| (t.len() - 1) as f64 / span)
+    };
+    let open_loop = load.is_some_and(|l| l.arrival != Arrival::Closed);
+    let realised_rps = if open_loop {
+        spacing_rate(steady.iter().map(|r| r.scheduled_ns).collect())
+    } else {
+        None
+    };
+    let completion_rps = spacing_rate(
+        ok.iter()
+            .map(|r| r.sent_ns.saturating_add(r.e2e_ns.unwrap_or(0)))
+            .collect(),
+    );
 
     let output_tokens_total: u64 = ok.iter().map(|r| u64::from(output_tokens(r))).sum();
     let from_server = ok.iter().filter(|r| r.completion_tokens.is_some()).count();
@@ -251,6 +270,8 @@ pub fn load_row(manifest: &Manifest, family: Option<String>, requests: &[Request
         offered_rps: load
             .filter(|l| l.arrival != Arrival::Closed)
             .and_then(|l| l.rates.first().copied()),
+        realised_rps,
+        completion_rps,
         requests: steady.len() as u32,
         completed: ok.len() as u32,
         failed,
@@ -318,18 +339,29 @@ fn knee_row(backend: &str, model: &str, family: &str, sweep: &[(f64, &LoadRow)])
         } else {
             knee_open = false;
         }
-        let keeps_up = r
-            .achieved_rps
-            .is_some_and(|a| a >= SATURATION_FRACTION * rate);
+        // Completions keep pace with the arrivals the schedule really
+        // made; without both spacing rates, the window's achieved rate
+        // against the nominal one.
+        let keeps_up = match (r.completion_rps, r.realised_rps) {
+            (Some(done), Some(offered)) => done >= SATURATION_FRACTION * offered,
+            _ => r
+                .achieved_rps
+                .is_some_and(|a| a >= SATURATION_FRACTION * rate),
+        };
         if saturation_open && keeps_up {
             saturation = Some(*rate);
         } else {
             saturation_open = false;
         }
-        let achieved = r.achieved_rps.map_or_else(
+        let mut achieved = r.achieved_rps.map_or_else(
             || "no steady window".to_string(),
             |a| format!("achieved {a:.3}"),
         );
+        if let (Some(done), Some(offered)) = (r.completion_rps, r.realised_rps) {
+            achieved.push_str(&format!(
+                " (arrivals at {offered:.3}, completions at {done:.3})"
+            ));
+        }
         reasons.push(match (r.attainment, r.slo_attainment) {
             (Some(a), Some(target)) => format!(
                 "r={rate} met {a:.3} {} {target}, {achieved}",
@@ -661,6 +693,41 @@ mod tests {
     }
 
     #[test]
+    fn saturation_compares_completions_with_the_arrivals_really_made() {
+        // Nominal 4 rps, but the sample arrived at 5: completing at 4.6
+        // is falling behind, though 4.6 >= 0.95 x 4.
+        let mut behind = rate_row("chat-r4", 4.0, 4.6, Some(1.0));
+        behind.realised_rps = Some(5.0);
+        behind.completion_rps = Some(4.6);
+        let mut fine = rate_row("chat-r2", 2.0, 1.8, Some(1.0));
+        fine.realised_rps = Some(2.5);
+        fine.completion_rps = Some(2.45);
+        let k = &knees(&[fine, behind])[0];
+        assert_eq!(k.saturation_rps, Some(2.0));
+        assert!(
+            k.reason
+                .contains("(arrivals at 5.000, completions at 4.600)"),
+            "{}",
+            k.reason
+        );
+    }
+
+    #[test]
+    fn spacing_rates_of_a_cell() {
+        // Scheduled 0, 100, 200, 300 ms: 3 gaps in 0.3 s = 10 rps; ends
+        // 50 ms after each send, so completions at 10 rps too.
+        let rows: Vec<RequestRow> = (0..4)
+            .map(|i| ok(i, u64::from(i) * 100, 10, 50, 3))
+            .collect();
+        let m = manifest("b/m/c", "c", profile(Arrival::Constant, vec![10.0], None));
+        let r = load_row(&m, None, &rows);
+        assert!((r.realised_rps.unwrap() - 10.0).abs() < 1e-9);
+        assert!((r.completion_rps.unwrap() - 10.0).abs() < 1e-9);
+        let closed = manifest("b/m/c", "c", profile(Arrival::Closed, vec![], None));
+        assert_eq!(load_row(&closed, None, &rows).realised_rps, None);
+    }
+
+    #[test]
     fn saturation_stops_at_the_first_rate_that_falls_behind() {
         let rows = vec![
             rate_row("chat-r1", 1.0, 0.9, Some(1.0)),
@@ -763,12 +830,14 @@ mod tests {
         let knees: Vec<KneeRow> = tables::from_parquet(&out[KNEES]).unwrap();
         assert_eq!(knees.len(), 1);
         assert_eq!(knees[0].rates, vec![1.0, 2.0]);
-        // Both rates meet the TTFT limit; r=1 completes 2 / 1.1 s >= 0.95,
-        // r=2 only 2 / 2.5 s < 1.9.
+        // Both rates meet the TTFT limit. At r=2 the two requests take 2 s
+        // each but overlap: they complete 0.5 s apart, as they arrived, so
+        // the server keeps up (saturation compares spacing, not the window).
         assert_eq!(
             (knees[0].knee_rps, knees[0].saturation_rps),
-            (Some(2.0), Some(1.0))
+            (Some(2.0), Some(2.0))
         );
+        assert_eq!(load[1].completion_rps, Some(2.0));
         let missing: Vec<Input> = inputs.into_iter().filter(|i| i.name != MANIFEST).collect();
         let err = stage.run(&ctx, &missing).unwrap_err().to_string();
         assert!(err.contains("has no manifest output"), "{err}");

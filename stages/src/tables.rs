@@ -177,6 +177,15 @@ pub struct LoadRow {
     pub concurrency: Option<u32>,
     /// Offered rate, requests/s (open loop); null for closed loop.
     pub offered_rps: Option<f64>,
+    /// The rate the schedule actually offered over the steady window:
+    /// (steady requests - 1) / (last - first scheduled time). A short
+    /// Poisson sample's realised rate differs from the nominal one. Null
+    /// for closed loop or under two steady requests.
+    pub realised_rps: Option<f64>,
+    /// The rate completions came out at: (completed - 1) / (last - first
+    /// steady end). A server that keeps up completes at the realised rate;
+    /// one that falls behind at its service rate. Null under two.
+    pub completion_rps: Option<f64>,
     /// Steady-window requests, failed ones included.
     pub requests: u32,
     /// Steady requests with status `ok`.

@@ -242,7 +242,8 @@ pub fn serving(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
         "The knee is the highest offered rate that is sustainable (attainment at or above the SLO's) with \
          every lower rate sustainable too: the maximum rate under SLO attainment, as DistServe defines \
          goodput; a rate that passes above a failing one does not count. Saturation is the highest offered \
-         rate the server still completes at {}x or more, with every lower rate so too.",
+         rate at which completions still come out at {}x or more of the rate requests really arrived at \
+         (spacing of completions against spacing of arrivals), with every lower rate so too.",
         goodput::SATURATION_FRACTION
     )));
     let mut table = Vec::new();
