@@ -421,9 +421,10 @@ pub fn validate_cell(
             .map(Vec::as_slice)
             .unwrap_or(&[]);
         let phase_reasons = if server.is_some() {
-            server_phase_problems(evs)
+            let chunks = evs.iter().filter(|e| e.phase == "decode").count() as u32;
+            phase_problems(evs, false, chunks)
         } else {
-            phase_problems(evs, run)
+            phase_problems(evs, true, run.gen_tokens_produced.saturating_sub(1))
         };
         if !phase_reasons.is_empty() {
             incomplete_runs += 1;
@@ -501,13 +502,19 @@ fn attribution_drift(m: &Manifest) -> Vec<String> {
     out
 }
 
-/// A server run: ttft first (after the server's own prefill time, when it
-/// reports one), one decode event per later chunk (indices 1..n: a chunk
-/// may carry more than one token, so n is not the token count), e2e last.
-fn server_phase_problems(events: &[&EventRow]) -> Vec<String> {
+/// The phases of one run: prefill (optional for servers, which may not
+/// report it), ttft, decode steps with indices 1..=`decode_steps`, e2e, in
+/// that order. In process a run has one decode step per generated token
+/// after the first; a server run one per chunk after the first (a chunk may
+/// carry more than one token, so there the count is the events').
+fn phase_problems(events: &[&EventRow], prefill_required: bool, decode_steps: u32) -> Vec<String> {
     let mut reasons = Vec::new();
     let phases: Vec<&str> = events.iter().map(|e| e.phase.as_str()).collect();
-    for (required, optional) in [("prefill", true), ("ttft", false), ("e2e", false)] {
+    for (required, optional) in [
+        ("prefill", !prefill_required),
+        ("ttft", false),
+        ("e2e", false),
+    ] {
         match phases.iter().filter(|p| **p == required).count() {
             1 => {}
             0 if optional => {}
@@ -520,42 +527,14 @@ fn server_phase_problems(events: &[&EventRow]) -> Vec<String> {
         .filter(|e| e.phase == "decode")
         .filter_map(|e| e.token_index)
         .collect();
-    let expected: Vec<u32> = (1..=decode_indices.len() as u32).collect();
+    let expected: Vec<u32> = (1..=decode_steps).collect();
     if decode_indices != expected {
         reasons.push("decode_steps_mismatch".into());
     }
     let body: Vec<&str> = phases.iter().copied().filter(|p| *p != "prefill").collect();
-    let order_ok = body.first() == Some(&"ttft") && body.last() == Some(&"e2e");
-    if reasons.is_empty() && !order_ok {
-        reasons.push("phase_order".into());
-    }
-    reasons
-}
-
-/// Every run must have, in order: prefill, ttft, one decode per generated
-/// token after the first (indices 1..n), e2e.
-fn phase_problems(events: &[&EventRow], run: &RunRow) -> Vec<String> {
-    let mut reasons = Vec::new();
-    let phases: Vec<&str> = events.iter().map(|e| e.phase.as_str()).collect();
-    for required in ["prefill", "ttft", "e2e"] {
-        match phases.iter().filter(|p| **p == required).count() {
-            1 => {}
-            0 => reasons.push(format!("missing_phase:{required}")),
-            _ => reasons.push(format!("duplicate_phase:{required}")),
-        }
-    }
-    let decode_indices: Vec<u32> = events
-        .iter()
-        .filter(|e| e.phase == "decode")
-        .filter_map(|e| e.token_index)
-        .collect();
-    let expected: Vec<u32> = (1..run.gen_tokens_produced).collect();
-    if decode_indices != expected {
-        reasons.push("decode_steps_mismatch".into());
-    }
-    let order_ok = phases.first() == Some(&"prefill")
-        && phases.get(1) == Some(&"ttft")
-        && phases.last() == Some(&"e2e");
+    let order_ok = (!prefill_required || phases.first() == Some(&"prefill"))
+        && body.first() == Some(&"ttft")
+        && body.last() == Some(&"e2e");
     if reasons.is_empty() && !order_ok {
         reasons.push("phase_order".into());
     }
