@@ -487,6 +487,28 @@ mod tests {
     }
 
     #[test]
+    fn a_request_without_visible_text_is_a_miss_but_its_tokens_count() {
+        // The server generated 4 tokens in 200 ms; no event carried text.
+        let silent = RequestRow {
+            ttft_ns: None,
+            itl_ns: Vec::new(),
+            chunks: 0,
+            ..ok(1, 100, 60, 200, 4)
+        };
+        let slo = slo(Some(100.0), Some(1000.0), 0.5).unwrap();
+        assert!(!meets(&silent, &slo));
+        assert_eq!(tpot_ms(&silent), None);
+        let rows = [ok(0, 0, 60, 200, 4), silent];
+        let m = manifest("c", "s", profile(Arrival::Closed, vec![], None));
+        let r = load_row(&m, None, &rows);
+        assert_eq!((r.completed, r.failed), (2, 0));
+        assert_eq!(r.output_tokens, 8);
+        // Only the request with a TTFT is in the TTFT quantiles.
+        assert!(close(r.ttft_p50_ms, 60.0), "{:?}", r.ttft_p50_ms);
+        assert!(close(r.ttft_p99_ms, 60.0), "{:?}", r.ttft_p99_ms);
+    }
+
+    #[test]
     fn quantiles_are_type_7_over_completed_steady_requests() {
         let mut rows: Vec<RequestRow> = (0..5)
             .map(|i| ok(i, 1000 * u64::from(i), 10 * (u64::from(i) + 1), 200, 11))

@@ -422,7 +422,16 @@ pub fn validate_cell(
             .unwrap_or(&[]);
         let phase_reasons = if server.is_some() {
             let chunks = evs.iter().filter(|e| e.phase == "decode").count() as u32;
-            phase_problems(evs, false, chunks)
+            let saw_text = evs.iter().any(|e| e.phase == "ttft");
+            if !saw_text && chunks == 0 && evs.iter().filter(|e| e.phase == "e2e").count() == 1 {
+                // The server generated tokens that carried no visible
+                // text: end to end and the server's counts stand, the
+                // client's TTFT and decode gaps do not exist.
+                reasons.push("no_visible_text".into());
+                Vec::new()
+            } else {
+                phase_problems(evs, false, chunks)
+            }
         } else {
             phase_problems(evs, true, run.gen_tokens_produced.saturating_sub(1))
         };

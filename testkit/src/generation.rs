@@ -74,6 +74,7 @@ pub(crate) enum Fate {
     Garbage { after: u32 },
     Truncate { after: u32 },
     HttpError { status: u16 },
+    NoText,
 }
 
 /// How one flavor spells a generation's events. Each method returns the
@@ -83,8 +84,9 @@ pub(crate) trait Encoder {
     fn stream_content_type(&self) -> &'static str;
     /// Events sent before the prefill (the chat role delta), if any.
     fn preamble(&self) -> Vec<Vec<u8>>;
-    /// The event carrying token `i` (`last`: it is the final token).
-    fn token(&self, i: u32, last: bool) -> Vec<u8>;
+    /// The event of token `i` (`last`: it is the final token), carrying
+    /// its text unless `text` is false.
+    fn token(&self, i: u32, last: bool, text: bool) -> Vec<u8>;
     /// The events after the last token (usage, `[DONE]`, `done: true`).
     fn finish(&self) -> Vec<Vec<u8>>;
     /// A malformed event (streamed).
@@ -165,7 +167,12 @@ fn run_streamed(
         if !shared.pause(delay) {
             return Ok(());
         }
-        out.chunk(&encoder.token(i, i + 1 == n))?;
+        let last = i + 1 == n;
+        if fate != Fate::NoText {
+            out.chunk(&encoder.token(i, last, true))?;
+        } else if last {
+            out.chunk(&encoder.token(i, last, false))?;
+        }
     }
     for event in encoder.finish() {
         out.chunk(&event)?;

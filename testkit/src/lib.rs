@@ -145,6 +145,12 @@ pub enum Fault {
     /// body: OpenAI flavors `{"error":{"message":..,"type":..,"code":status}}`,
     /// Ollama `{"error":".."}` (each server's own error shape).
     HttpError { request: u32, status: u16 },
+    /// Request `request` generates its tokens at the usual pace, but no
+    /// event carries text, as when llama.cpp holds back tokens that never
+    /// complete a UTF-8 character: the stream is only the last token's
+    /// event with empty text (finish reason, usage and timings counting
+    /// every token) and the final events. Non-streamed: answered as usual.
+    NoText { request: u32 },
 }
 
 /// A running fake server. Dropping it kills it and joins its threads.

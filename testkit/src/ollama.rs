@@ -361,8 +361,9 @@ impl Encoder for OllamaEncoder {
         Vec::new()
     }
 
-    fn token(&self, i: u32, _last: bool) -> Vec<u8> {
-        line(&self.object(&token_text(i), false))
+    fn token(&self, i: u32, _last: bool, text: bool) -> Vec<u8> {
+        let text = if text { token_text(i) } else { String::new() };
+        line(&self.object(&text, false))
     }
 
     fn finish(&self) -> Vec<Vec<u8>> {

@@ -313,9 +313,10 @@ impl Encoder for OpenAiEncoder {
         }
     }
 
-    fn token(&self, i: u32, last: bool) -> Vec<u8> {
+    fn token(&self, i: u32, last: bool, text: bool) -> Vec<u8> {
         let finish_reason = last.then(|| self.plan.finish_reason());
-        let mut chunk = self.chunk(json!([self.choice(&token_text(i), finish_reason)]));
+        let text = if text { token_text(i) } else { String::new() };
+        let mut chunk = self.chunk(json!([self.choice(&text, finish_reason)]));
         if last {
             chunk = self.with_timings_unless_usage(chunk);
         }

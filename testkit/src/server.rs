@@ -178,6 +178,7 @@ fn fate_of(fault: Option<Fault>, index: u32) -> Fate {
         Some(Fault::HttpError { request, status }) if index == request => {
             Fate::HttpError { status }
         }
+        Some(Fault::NoText { request }) if index == request => Fate::NoText,
         _ => Fate::Normal,
     }
 }

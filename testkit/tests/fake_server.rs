@@ -635,6 +635,27 @@ fn truncated_stream_ends_after_two_tokens_without_terminator() {
 }
 
 #[test]
+fn a_no_text_stream_is_one_empty_final_event_counting_every_token() {
+    let server = start_with(
+        Flavor::LlamaCpp,
+        Behavior {
+            fault: Some(Fault::NoText { request: 0 }),
+            ..Behavior::default()
+        },
+    );
+    let chunks = open_completion(&server, 4).all_chunks().unwrap();
+    // The last token's event, the usage event, [DONE].
+    assert_eq!(chunks.len(), 3, "{chunks:?}");
+    let last = sse_json(&chunks[0]);
+    assert_eq!(last["choices"][0]["text"], "");
+    assert_eq!(last["choices"][0]["finish_reason"], "length");
+    assert_eq!(sse_json(&chunks[1])["usage"]["completion_tokens"], 4);
+    assert_eq!(chunks[2], b"data: [DONE]\n\n");
+    // Only that request.
+    assert_eq!(open_completion(&server, 4).all_chunks().unwrap().len(), 6);
+}
+
+#[test]
 fn truncated_whole_response_is_shorter_than_its_content_length() {
     let server = start_with(
         Flavor::OpenAi,

@@ -807,6 +807,123 @@ fn a_stalled_stream_is_a_stall_after_stall_timeout() {
     );
 }
 
+/// Ctrl-C while a request waits on a server that stopped sending: the run
+/// ends at once with 130, not at the request's hour-long timeouts, and the
+/// cell is not stored, so the rerun measures it.
+#[test]
+fn ctrl_c_while_a_server_stalls_exits_130_without_waiting_for_timeouts() {
+    let server = fake(
+        Flavor::LlamaCpp,
+        Behavior {
+            fault: Some(Fault::StallAfterTokens {
+                request: 0,
+                tokens: 1,
+            }),
+            ..Behavior::default()
+        },
+    );
+    let ws = spec(
+        ONE,
+        &openai(
+            "srv",
+            &server.url(),
+            ", stall_timeout_s: 3600, request_timeout_s: 3600",
+        ),
+    );
+    let mut child = assay_cmd()
+        .args(["run", ws.spec.to_str().unwrap(), "--json", "--no-progress"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        server.wait_for_requests(1, Duration::from_secs(120)),
+        "the run never reached the server"
+    );
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    // A guard, not a measurement: without the cancel the run would wait
+    // an hour on the stalled stream.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("Ctrl-C did not end a run waiting on a stalled server");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(exit.code(), Some(130), "Ctrl-C exits 130");
+
+    // The stalled request was request 0; the rerun's are answered.
+    let r = run(&ws);
+    r.assert_ok();
+    assert_eq!(r.status("measure/srv/fake/one"), "ran");
+}
+
+/// Request 1's tokens carry no text (llama.cpp holding back bytes that
+/// never complete a character): one final event with empty text and the
+/// usage. The request is ok with no TTFT, its run is degraded
+/// `no_visible_text`, and the cell stands.
+#[test]
+fn tokens_without_visible_text_degrade_their_run_and_keep_the_cell() {
+    let server = fake(
+        Flavor::LlamaCpp,
+        Behavior {
+            fault: Some(Fault::NoText { request: 1 }),
+            ..Behavior::default()
+        },
+    );
+    let ws = spec(ONE, &openai("srv", &server.url(), ""));
+    let r = run(&ws);
+    r.assert_ok();
+    let node = "measure/srv/fake/one";
+    let rows = requests(&ws, &r, node);
+    assert_eq!(rows.len(), 4);
+    let silent = &rows[1];
+    assert_eq!(silent["status"], "ok", "{silent}");
+    assert_eq!(silent["chunks"], 0, "{silent}");
+    assert_eq!(silent["completion_tokens"], 6, "{silent}");
+    assert_eq!(silent["ttft_ns"], Value::Null, "{silent}");
+    assert!(silent["e2e_ns"].as_u64().unwrap() > 0, "{silent}");
+    assert_ok_requests(&[rows[0].clone(), rows[2].clone(), rows[3].clone()], 6);
+
+    // Its run has end to end only; the others have every phase.
+    let events = rows_of(&ws, &r, node, "events");
+    let phases = |rep: u64| -> Vec<String> {
+        events
+            .iter()
+            .filter(|e| e["repetition"] == rep)
+            .map(|e| e["phase"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(phases(1), ["prefill", "e2e"]);
+    assert!(phases(2).contains(&"ttft".to_string()));
+
+    let validation = rows_of(&ws, &r, "validate", "validation");
+    let status_of = |rep: u64| {
+        validation
+            .iter()
+            .find(|v| v["cell"] == "srv/fake/one" && v["repetition"] == rep)
+            .unwrap_or_else(|| panic!("no validation row {rep}"))
+    };
+    assert_eq!(status_of(1)["status"], "degraded", "{}", status_of(1));
+    assert_eq!(
+        status_of(1)["reasons"],
+        "no_visible_text",
+        "{}",
+        status_of(1)
+    );
+    for rep in [2, 3] {
+        assert_eq!(status_of(rep)["status"], "ok", "{}", status_of(rep));
+    }
+}
+
 /// A non-JSON event in request 1's stream: malformed, bytes kept.
 #[test]
 fn a_garbage_event_is_malformed_and_its_bytes_are_kept() {

@@ -270,8 +270,13 @@ pub fn measure(
         .map_err(|e| fail(format!("cannot start the async runtime: {e}")))?;
     let local = tokio::task::LocalSet::new();
 
+    let cancelled = || ctx.cancelled();
     let mut facts = local
-        .block_on(&rt, probe(&client, cell, &base))
+        .block_on(
+            &rt,
+            load::unless_cancelled(probe(&client, cell, &base), &cancelled),
+        )
+        .ok_or_else(|| fail("cancelled".into()))?
         .map_err(|e| {
             fail(format!(
                 "backend {}: the server at {} is not usable: {e}",
@@ -299,7 +304,7 @@ pub fn measure(
         }
     };
     let issued = local
-        .block_on(&rt, load::drive(&schedule, send, &|| ctx.cancelled()))
+        .block_on(&rt, load::drive(&schedule, send, &cancelled))
         .ok_or_else(|| fail("cancelled".into()))?;
 
     if backend.kind == BackendKind::Ollama {
@@ -596,8 +601,10 @@ fn request_row(cell: &ServerCell<'_>, r: &Issued<Outcome>, origin: Instant) -> R
 
 /// Every ok request of the warmup and steady windows is a run: the
 /// server's prompt time as `prefill` (when it reports one), the client's
-/// TTFT, one `decode` event per later chunk, and end to end. Cooldown and
-/// failed requests stay in the `requests` table only.
+/// TTFT, one `decode` event per later chunk, and end to end. A request
+/// whose tokens carried no visible text has no TTFT or decode events (its
+/// run is degraded by validate). Cooldown and failed requests stay in the
+/// `requests` table only.
 fn runs_and_events(cell: &ServerCell<'_>, requests: &[RequestRow]) -> (Vec<EventRow>, Vec<RunRow>) {
     let mut events = Vec::new();
     let mut runs = Vec::new();
@@ -605,7 +612,7 @@ fn runs_and_events(cell: &ServerCell<'_>, requests: &[RequestRow]) -> (Vec<Event
         if r.window == Window::Cooldown.as_str() || r.status != "ok" {
             continue;
         }
-        let (Some(ttft), Some(e2e)) = (r.ttft_ns, r.e2e_ns) else {
+        let Some(e2e) = r.e2e_ns else {
             continue;
         };
         let warmup = r.window == Window::Warmup.as_str();
@@ -629,11 +636,13 @@ fn runs_and_events(cell: &ServerCell<'_>, requests: &[RequestRow]) -> (Vec<Event
             let evaluated = r.server_prompt_tokens.unwrap_or(prompt_tokens);
             events.push(ev("prefill", None, evaluated, r.sent_ns, (ms * 1e6) as u64));
         }
-        events.push(ev("ttft", Some(0), 1, r.sent_ns, ttft));
-        let mut at = r.sent_ns + ttft;
-        for (k, gap) in r.itl_ns.iter().enumerate() {
-            events.push(ev("decode", Some(k as u32 + 1), 1, at, *gap));
-            at += gap;
+        if let Some(ttft) = r.ttft_ns {
+            events.push(ev("ttft", Some(0), 1, r.sent_ns, ttft));
+            let mut at = r.sent_ns + ttft;
+            for (k, gap) in r.itl_ns.iter().enumerate() {
+                events.push(ev("decode", Some(k as u32 + 1), 1, at, *gap));
+                at += gap;
+            }
         }
         let produced = r.completion_tokens.unwrap_or(r.chunks);
         events.push(ev("e2e", None, produced, r.sent_ns, e2e));

@@ -354,11 +354,21 @@ impl Client {
             };
             return self.failed(out, "truncated", message.into(), &reading.framer);
         }
-        if reading.chunks == 0 && req.max_tokens > 0 {
+        // No event carried text. When the server counted tokens it did
+        // generate them, only nothing was visible (llama.cpp holds back
+        // tokens that never complete a UTF-8 character, special tokens
+        // render as nothing): the request is ok with no TTFT, and its run
+        // is degraded `no_visible_text`. Without counts there is nothing.
+        let counted = reading
+            .facts
+            .completion_tokens
+            .or(reading.facts.server_decode_n)
+            .unwrap_or(0);
+        if reading.chunks == 0 && req.max_tokens > 0 && counted == 0 {
             return self.failed(
                 out,
                 "malformed",
-                "the stream carried no generated text".into(),
+                "the stream carried no generated text and the server counted none".into(),
                 &reading.framer,
             );
         }

@@ -175,10 +175,36 @@ impl Windows {
     }
 }
 
+/// How often a wait looks at the cancel flag. The flag is a plain atomic set
+/// by the signal handler, which cannot wake a tokio task.
+const CANCEL_POLL: Duration = Duration::from_millis(50);
+
+/// Resolves once `cancelled()` turns true.
+async fn cancellation(cancelled: &dyn Fn() -> bool) {
+    while !cancelled() {
+        tokio::time::sleep(CANCEL_POLL).await;
+    }
+}
+
+/// Runs `fut` unless cancelled first: `None` on cancel, within
+/// [`CANCEL_POLL`], however long `fut` would have taken (a server that
+/// stopped answering, a long gap of a slow open loop).
+pub async fn unless_cancelled<T>(
+    fut: impl Future<Output = T>,
+    cancelled: &dyn Fn() -> bool,
+) -> Option<T> {
+    tokio::select! {
+        biased;
+        () = cancellation(cancelled) => None,
+        out = fut => Some(out),
+    }
+}
+
 /// Runs the schedule: `send(index)` performs one request and returns its
 /// record. Returns every issued request in issue order, or `None` when
-/// `cancelled()` says so (in-flight requests are dropped). Runs on a
-/// `LocalSet` (requests are local tasks of one thread).
+/// `cancelled()` says so, at once, even while waiting on the next arrival or
+/// on requests in flight (which are dropped). Runs on a `LocalSet` (requests
+/// are local tasks of one thread).
 pub async fn drive<F, Fut, T>(
     schedule: &Schedule,
     send: F,
@@ -212,12 +238,17 @@ where
             _ => start + arrivals.next().unwrap_or_default(),
         };
         if schedule.arrival != Arrival::Closed {
-            tokio::time::sleep_until(scheduled.into()).await;
+            unless_cancelled(tokio::time::sleep_until(scheduled.into()), cancelled).await?;
         }
         // Wait for a free slot; for the open loop this wait is queueing.
         while tasks.len() >= limit {
-            if let Some(done) = tasks.join_next().await {
-                store(&mut issued, done);
+            match unless_cancelled(tasks.join_next(), cancelled).await {
+                None => {
+                    tasks.abort_all();
+                    return None;
+                }
+                Some(Some(done)) => store(&mut issued, done),
+                Some(None) => {}
             }
         }
         let sent = now();
@@ -238,12 +269,15 @@ where
         issued.push(None);
         index += 1;
     }
-    while let Some(done) = tasks.join_next().await {
-        if cancelled() {
-            tasks.abort_all();
-            return None;
+    loop {
+        match unless_cancelled(tasks.join_next(), cancelled).await {
+            None => {
+                tasks.abort_all();
+                return None;
+            }
+            Some(Some(done)) => store(&mut issued, done),
+            Some(None) => break,
         }
-        store(&mut issued, done);
     }
     Some(issued.into_iter().flatten().collect())
 }
@@ -270,19 +304,22 @@ mod tests {
     use std::cell::RefCell;
     use std::rc::Rc;
 
-    fn run<T: 'static>(
-        schedule: &Schedule,
-        send: impl Fn(u32) -> std::pin::Pin<Box<dyn Future<Output = T>>>,
-    ) -> Vec<Issued<T>> {
+    /// Runs `fut` on a local set of a runtime whose clock is paused (it
+    /// jumps to the next timer whenever every task waits).
+    fn on_paused_clock<F: Future>(fut: F) -> F::Output {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .start_paused(true)
             .build()
             .unwrap();
-        let local = tokio::task::LocalSet::new();
-        local
-            .block_on(&rt, drive(schedule, send, &|| false))
-            .unwrap()
+        tokio::task::LocalSet::new().block_on(&rt, fut)
+    }
+
+    fn run<T: 'static>(
+        schedule: &Schedule,
+        send: impl Fn(u32) -> std::pin::Pin<Box<dyn Future<Output = T>>>,
+    ) -> Vec<Issued<T>> {
+        on_paused_clock(drive(schedule, send, &|| false)).unwrap()
     }
 
     fn closed(concurrency: u32, warmup: u32, steady: u32, cooldown: u32) -> Schedule {
@@ -408,5 +445,63 @@ mod tests {
         assert_eq!(steady, 10);
         assert_eq!(issued.last().unwrap().window, Window::Cooldown);
         assert_eq!(issued.len(), 13);
+    }
+
+    /// Drives `schedule` on the paused clock with a cancel that comes
+    /// `after` (virtual time): what drive returned and when it returned.
+    fn cancelled_after<T: 'static>(
+        schedule: &Schedule,
+        send: impl Fn(u32) -> std::pin::Pin<Box<dyn Future<Output = T>>>,
+        after: Duration,
+    ) -> (Option<Vec<Issued<T>>>, Duration) {
+        on_paused_clock(async {
+            let t0 = tokio::time::Instant::now();
+            let cancelled = move || tokio::time::Instant::now() >= t0 + after;
+            let out = drive(schedule, send, &cancelled).await;
+            (out, t0.elapsed())
+        })
+    }
+
+    #[test]
+    fn cancel_does_not_wait_for_a_request_that_never_ends() {
+        let (out, took) = cancelled_after(
+            &closed(2, 0, 4, 0),
+            |_| Box::pin(std::future::pending::<()>()),
+            Duration::from_secs(3),
+        );
+        assert!(out.is_none());
+        assert!(took < Duration::from_secs(3) + 2 * CANCEL_POLL, "{took:?}");
+    }
+
+    #[test]
+    fn cancel_does_not_wait_for_a_distant_arrival() {
+        // One request every 1000 s; cancelled 2 s into the first gap.
+        let s = Schedule {
+            arrival: Arrival::Constant,
+            rate: 0.001,
+            steady: Bound::Requests(3),
+            max_in_flight: 4,
+            ..Schedule::one_at_a_time(0, 1)
+        };
+        let (out, took) = cancelled_after(&s, |_| Box::pin(async {}), Duration::from_secs(2));
+        assert!(out.is_none());
+        assert!(took < Duration::from_secs(2) + 2 * CANCEL_POLL, "{took:?}");
+    }
+
+    #[test]
+    fn a_run_that_ends_before_the_cancel_is_whole() {
+        let (out, _) = cancelled_after(
+            &closed(2, 1, 4, 1),
+            |i| {
+                Box::pin(async move {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    i
+                })
+            },
+            Duration::from_secs(60),
+        );
+        let issued = out.expect("not cancelled");
+        assert_eq!(issued.len(), 6);
+        assert!(issued.iter().enumerate().all(|(i, r)| r.result == i as u32));
     }
 }
