@@ -146,11 +146,13 @@ fn limits(scenario: &Scenario) -> Option<&Slo> {
         .filter(|s| s.ttft_ms.is_some() || s.tpot_ms.is_some())
 }
 
-/// Whether one request meets every limit: it completed, its TTFT is within
-/// the TTFT limit and its TPOT within the TPOT limit. A one-token output
-/// has no TPOT and meets that limit (vLLM counts its TPOT as 0).
+/// Whether one request meets every limit: it completed with visible text,
+/// its TTFT is within the TTFT limit and its TPOT within the TPOT limit. A
+/// one-token output has no TPOT and meets that limit (vLLM counts its TPOT
+/// as 0). Without a TTFT (no event carried text) neither limit can be
+/// shown to hold.
 pub fn meets(r: &RequestRow, slo: &Slo) -> bool {
-    if r.status != "ok" {
+    if r.status != "ok" || r.ttft_ns.is_none() {
         return false;
     }
     // TTFT as the user saw it: from the arrival, so time the request
@@ -248,10 +250,12 @@ pub fn load_row(manifest: &Manifest, family: Option<String>, requests: &[Request
         .map(|g| f64::from(g) / steady.len() as f64);
     let failed = (steady.len() - ok.len()) as u32;
     // A TTFT limit needs a p99 to pass; a TPOT limit passes vacuously
-    // when every output had one token (no TPOT), as in `meets`.
+    // when every output had one token (no TPOT), as in `meets`. A request
+    // without visible text has neither and fails the pass, as a miss.
     let mlperf_pass = slo.map(|s| {
         failed == 0
             && !ok.is_empty()
+            && ok.iter().all(|r| r.ttft_ns.is_some())
             && s.ttft_ms.is_none_or(|l| ttft_p99.is_some_and(|p| p <= l))
             && s.tpot_ms.is_none_or(|l| tpot_p99.is_none_or(|p| p <= l))
     });
@@ -488,24 +492,48 @@ mod tests {
 
     #[test]
     fn a_request_without_visible_text_is_a_miss_but_its_tokens_count() {
-        // The server generated 4 tokens in 200 ms; no event carried text.
-        let silent = RequestRow {
+        // The server generated the tokens; no event carried text.
+        let silent = |request: u32, tokens: u32| RequestRow {
             ttft_ns: None,
             itl_ns: Vec::new(),
             chunks: 0,
-            ..ok(1, 100, 60, 200, 4)
+            ..ok(request, 100, 60, 200, tokens)
         };
-        let slo = slo(Some(100.0), Some(1000.0), 0.5).unwrap();
-        assert!(!meets(&silent, &slo));
-        assert_eq!(tpot_ms(&silent), None);
-        let rows = [ok(0, 0, 60, 200, 4), silent];
-        let m = manifest("c", "s", profile(Arrival::Closed, vec![], None));
+        let both = slo(Some(100.0), Some(1000.0), 0.5).unwrap();
+        assert!(!meets(&silent(1, 4), &both));
+        assert_eq!(tpot_ms(&silent(1, 4)), None);
+        // A one-token output passes a TPOT limit vacuously, but not
+        // without visible text.
+        let tpot_only = slo(None, Some(1000.0), 0.5).unwrap();
+        assert!(meets(&ok(0, 0, 60, 60, 1), &tpot_only));
+        assert!(!meets(&silent(1, 1), &tpot_only));
+
+        let rows = [ok(0, 0, 60, 200, 4), silent(1, 4)];
+        let m = manifest(
+            "c",
+            "s",
+            profile(Arrival::Closed, vec![], Some(both.clone())),
+        );
         let r = load_row(&m, None, &rows);
         assert_eq!((r.completed, r.failed), (2, 0));
         assert_eq!(r.output_tokens, 8);
         // Only the request with a TTFT is in the TTFT quantiles.
         assert!(close(r.ttft_p50_ms, 60.0), "{:?}", r.ttft_p50_ms);
         assert!(close(r.ttft_p99_ms, 60.0), "{:?}", r.ttft_p99_ms);
+        assert_eq!(r.good, Some(1));
+        assert!(close(r.attainment, 0.5));
+        assert_eq!(r.mlperf_pass, Some(false));
+
+        // Every output one token, none visible: no TPOT anywhere, and still
+        // no pass.
+        let rows = [silent(0, 1), silent(1, 1)];
+        let m = manifest(
+            "c",
+            "s",
+            profile(Arrival::Closed, vec![], Some(tpot_only.clone())),
+        );
+        let r = load_row(&m, None, &rows);
+        assert_eq!((r.good, r.mlperf_pass), (Some(0), Some(false)));
     }
 
     #[test]

@@ -423,7 +423,8 @@ pub fn validate_cell(
         let phase_reasons = if server.is_some() {
             let chunks = evs.iter().filter(|e| e.phase == "decode").count() as u32;
             let saw_text = evs.iter().any(|e| e.phase == "ttft");
-            if !saw_text && chunks == 0 && evs.iter().filter(|e| e.phase == "e2e").count() == 1 {
+            let e2e: Vec<&&EventRow> = evs.iter().filter(|e| e.phase == "e2e").collect();
+            if !saw_text && chunks == 0 && e2e.len() == 1 && e2e[0].tokens > 0 {
                 // The server generated tokens that carried no visible
                 // text: end to end and the server's counts stand, the
                 // client's TTFT and decode gaps do not exist.

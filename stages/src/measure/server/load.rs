@@ -457,7 +457,11 @@ mod tests {
         on_paused_clock(async {
             let t0 = tokio::time::Instant::now();
             let cancelled = move || tokio::time::Instant::now() >= t0 + after;
-            let out = drive(schedule, send, &cancelled).await;
+            // A guard in virtual time: a drive deaf to the cancel fails
+            // here instead of parking the runtime forever.
+            let out = tokio::time::timeout(after * 100, drive(schedule, send, &cancelled))
+                .await
+                .expect("drive ignored the cancel");
             (out, t0.elapsed())
         })
     }
