@@ -807,6 +807,20 @@ fn a_stalled_stream_is_a_stall_after_stall_timeout() {
     );
 }
 
+/// A URL naming the host: resolved once for the cell (every address
+/// kept, so `localhost` reaches the fake's 127.0.0.1 even where it also
+/// resolves to ::1), and the measurement is the same as by address.
+#[test]
+fn a_host_name_url_is_resolved_and_measured() {
+    let server = fake(Flavor::LlamaCpp, Behavior::default());
+    let url = format!("http://localhost:{}", server.port());
+    let ws = spec(ONE, &openai("srv", &url, ""));
+    let r = run(&ws);
+    r.assert_ok();
+    assert_ok_requests(&requests(&ws, &r, "measure/srv/fake/one"), 6);
+    assert_eq!(server.requests_seen(), 4);
+}
+
 /// Ctrl-C while a request waits on a server that stopped sending: the run
 /// ends at once with 130, not at the request's hour-long timeouts, and the
 /// cell is not stored, so the rerun measures it.

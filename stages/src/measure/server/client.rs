@@ -5,6 +5,7 @@
 //! of the text. A request that fails is an [`Outcome`] with a [`Failure`]
 //! (kind, message, the bytes received), never a panic or a lost record.
 
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -108,6 +109,28 @@ pub fn merge(body: &mut Value, extra: &serde_json::Map<String, Value>) {
     }
 }
 
+/// The host name of `base` and its addresses, or `None` when `base` names
+/// an IP address (nothing to resolve).
+fn resolve_host(base: &str) -> Result<Option<(String, Vec<SocketAddr>)>, Unusable> {
+    let url =
+        reqwest::Url::parse(base).map_err(|e| Unusable(format!("{base} is not a URL: {e}")))?;
+    let Some(host) = url.host_str() else {
+        return Ok(None);
+    };
+    if host.trim_matches(['[', ']']).parse::<IpAddr>().is_ok() {
+        return Ok(None);
+    }
+    let port = url.port_or_known_default().unwrap_or(80);
+    let addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| Unusable(format!("cannot resolve the host {host}: {e}")))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(Unusable(format!("the host {host} has no address")));
+    }
+    Ok(Some((host.to_string(), addrs)))
+}
+
 /// A server connection for one cell.
 pub struct Client {
     http: reqwest::Client,
@@ -133,7 +156,14 @@ impl Client {
         opts: &ServerOptions,
         api_key: Option<String>,
     ) -> Result<Self, Unusable> {
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        // A host name is resolved here, once: with one connection per
+        // request, every request would otherwise look it up again inside
+        // its TTFT. Every address is kept, tried in order at connect.
+        if let Some((host, addrs)) = resolve_host(base)? {
+            builder = builder.resolve_to_addrs(&host, &addrs);
+        }
+        let http = builder
             .connect_timeout(Duration::from_secs_f64(opts.stall_timeout_s.min(10.0)))
             // The servers measured are named by address; a proxy from the
             // environment would put another hop inside the timed region.
@@ -504,6 +534,28 @@ mod tests {
         assert_eq!(
             body,
             json!({"options": {"num_predict": 4, "num_ctx": 4096}, "stream": false})
+        );
+    }
+
+    #[test]
+    fn a_host_name_is_resolved_once_up_front() {
+        // Addresses need no lookup.
+        assert_eq!(resolve_host("http://127.0.0.1:8080").unwrap(), None);
+        assert_eq!(resolve_host("http://[::1]:8080/").unwrap(), None);
+        let (host, addrs) = resolve_host("http://localhost:8080").unwrap().unwrap();
+        assert_eq!(host, "localhost");
+        assert!(
+            addrs
+                .iter()
+                .all(|a| a.ip().is_loopback() && a.port() == 8080),
+            "{addrs:?}"
+        );
+        // RFC 6761: .invalid never resolves; the cell fails before any request.
+        let e = resolve_host("http://no-such-host.invalid:1").unwrap_err();
+        assert!(
+            e.0.starts_with("cannot resolve the host no-such-host.invalid"),
+            "{}",
+            e.0
         );
     }
 
