@@ -423,8 +423,12 @@ pub fn validate_cell(
         let phase_reasons = if server.is_some() {
             let chunks = evs.iter().filter(|e| e.phase == "decode").count() as u32;
             let saw_text = evs.iter().any(|e| e.phase == "ttft");
-            let e2e: Vec<&&EventRow> = evs.iter().filter(|e| e.phase == "e2e").collect();
-            if !saw_text && chunks == 0 && e2e.len() == 1 && e2e[0].tokens > 0 {
+            let e2e_tokens: Vec<u32> = evs
+                .iter()
+                .filter(|e| e.phase == "e2e")
+                .map(|e| e.tokens)
+                .collect();
+            if !saw_text && chunks == 0 && matches!(e2e_tokens[..], [t] if t > 0) {
                 // The server generated tokens that carried no visible
                 // text: end to end and the server's counts stand, the
                 // client's TTFT and decode gaps do not exist.

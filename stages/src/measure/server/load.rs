@@ -215,6 +215,24 @@ where
     Fut: Future<Output = T> + 'static,
     T: 'static,
 {
+    // On cancel the run is dropped wherever it waits, and with it its
+    // JoinSet, which aborts every request in flight.
+    unless_cancelled(run_schedule(schedule, send, cancelled), cancelled)
+        .await
+        .flatten()
+}
+
+/// [`drive`]'s body; `None` when it sees the cancel between requests.
+async fn run_schedule<F, Fut, T>(
+    schedule: &Schedule,
+    send: F,
+    cancelled: &dyn Fn() -> bool,
+) -> Option<Vec<Issued<T>>>
+where
+    F: Fn(u32) -> Fut,
+    Fut: Future<Output = T> + 'static,
+    T: 'static,
+{
     let mut windows = Windows::new(schedule);
     let mut tasks = tokio::task::JoinSet::new();
     let mut issued: Vec<Option<Issued<T>>> = Vec::new();
@@ -229,7 +247,6 @@ where
     let mut index = 0u32;
     loop {
         if cancelled() {
-            tasks.abort_all();
             return None;
         }
         // When the next request is due.
@@ -238,17 +255,12 @@ where
             _ => start + arrivals.next().unwrap_or_default(),
         };
         if schedule.arrival != Arrival::Closed {
-            unless_cancelled(tokio::time::sleep_until(scheduled.into()), cancelled).await?;
+            tokio::time::sleep_until(scheduled.into()).await;
         }
         // Wait for a free slot; for the open loop this wait is queueing.
         while tasks.len() >= limit {
-            match unless_cancelled(tasks.join_next(), cancelled).await {
-                None => {
-                    tasks.abort_all();
-                    return None;
-                }
-                Some(Some(done)) => store(&mut issued, done),
-                Some(None) => {}
+            if let Some(done) = tasks.join_next().await {
+                store(&mut issued, done);
             }
         }
         let sent = now();
@@ -269,15 +281,8 @@ where
         issued.push(None);
         index += 1;
     }
-    loop {
-        match unless_cancelled(tasks.join_next(), cancelled).await {
-            None => {
-                tasks.abort_all();
-                return None;
-            }
-            Some(Some(done)) => store(&mut issued, done),
-            Some(None) => break,
-        }
+    while let Some(done) = tasks.join_next().await {
+        store(&mut issued, done);
     }
     Some(issued.into_iter().flatten().collect())
 }
