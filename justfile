@@ -18,13 +18,13 @@ ci:
 # summary statistics and bootstrap at scale vs DuckDB and scipy.
 bench:
     cargo bench -p assay-engine
-    cargo bench -p assay-stages --bench harness_overhead
-    cargo bench -p assay-stages --bench summarise_scale
+    cargo bench -p assay-measure --bench harness_overhead
+    cargo bench -p assay-analysis --bench summarise_scale
 
 # Regenerate the numpy reference logits of the candle models (needs numpy).
 reference:
-    cargo test -p assay-stages --test reference -- --ignored write_fixture_models
-    for m in llama gpt2; do python3 stages/tests/fixtures/reference/reference.py stages/tests/fixtures/reference/$m 5,17,42,99,3,250,7,64 11,23,200,4 > stages/tests/fixtures/reference/$m.logits.json; done
+    cargo test -p assay-measure --test reference -- --ignored write_fixture_models
+    for m in llama gpt2; do python3 stages/measure/tests/fixtures/reference/reference.py stages/measure/tests/fixtures/reference/$m 5,17,42,99,3,250,7,64 11,23,200,4 > stages/measure/tests/fixtures/reference/$m.logits.json; done
 
 # Regenerate the checked-in JSON Schemas from the Rust types.
 schemas:

@@ -1,22 +1,21 @@
 //! Command-line interface. Exit codes (documented in docs/cli.md):
 //! 0 ok, 1 run failed (or an I/O or store error), 2 bad usage or spec,
-//! 3 verification mismatch or corrupt object, 130 interrupted.
+//! 3 verification mismatch or corrupt object, 130 interrupted, 141 stdout
+//! closed by its reader (a pipe into `head`).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use clap::{Parser, Subcommand};
-
-use crate::commands;
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_MISMATCH: u8 = 3;
 pub const EXIT_INTERRUPTED: u8 = 130;
+/// 128 + SIGPIPE: what a shell reports for a process whose reader closed
+/// the pipe (`assay show ... | head`).
+pub const EXIT_BROKEN_PIPE: i32 = 141;
 
 /// An error that ends a command, with its exit code.
 #[derive(Debug)]
@@ -67,7 +66,8 @@ pub type CmdResult = Result<u8, CliError>;
                   (measure, validate, summarise, cost, fit, report), stores every artifact under \
                   its blake3 digest and reruns only what changed.\n\n\
                   Exit codes: 0 ok, 1 run failed, 2 bad usage or spec, 3 verification mismatch \
-                  or corrupt object, 130 interrupted.",
+                  or corrupt object, 130 interrupted, 141 stdout closed by its reader \
+                  (e.g. piped into head).",
     after_help = "Docs: docs/cli.md, docs/spec.md, docs/store.md. NO_COLOR disables colour."
 )]
 pub struct Cli {
@@ -181,54 +181,4 @@ pub enum Command {
 
 pub fn color_enabled() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
-}
-
-pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(match e.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
-                    EXIT_OK
-                }
-                _ => EXIT_USAGE,
-            });
-        }
-    };
-    if matches!(cli.command, Command::MeasureWorker) {
-        // A worker keeps the default SIGINT action: Ctrl-C ends it at once,
-        // and the parent records the cell as cancelled.
-        return ExitCode::from(assay_stages::measure::worker::worker_main().clamp(0, 255) as u8);
-    }
-    if let Ok(exe) = std::env::current_exe() {
-        assay_stages::measure::worker::register(exe, vec!["measure-worker".into()]);
-    }
-    let cancel = Arc::new(AtomicBool::new(false));
-    {
-        let cancel = cancel.clone();
-        // Ctrl-C: ask every stage to stop at its next check; finished nodes
-        // are already recorded atomically. A second Ctrl-C exits at once.
-        let _ = ctrlc::set_handler(move || {
-            if cancel.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                std::process::exit(i32::from(EXIT_INTERRUPTED));
-            }
-            eprintln!(
-                "assay: interrupt received, stopping after the current step (Ctrl-C again to abort)"
-            );
-        });
-    }
-    let result = commands::dispatch(cli.command, &cancel);
-    match result {
-        Ok(code) => ExitCode::from(code),
-        Err(e) => {
-            let prefix = if color_enabled() {
-                "\x1b[31;1merror:\x1b[0m"
-            } else {
-                "error:"
-            };
-            eprintln!("{prefix} {}", e.message);
-            ExitCode::from(e.code)
-        }
-    }
 }

@@ -12,7 +12,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use assay_stages::{Input, StageContext, StageError};
+use assay_core::{Input, StageContext, StageError};
 use assay_store::{Digest, InputRef, LockEntry, Lockfile, NodeRecord, Store, StoreError};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use petgraph::graph::NodeIndex;

@@ -3,7 +3,7 @@
 //! rerun that yields identical bytes leaves every dependent's key unchanged
 //! (early cutoff).
 
-use assay_stages::{Input, Stage};
+use assay_core::{Input, Stage};
 use assay_store::{Digest, canonical};
 use serde_json::{Value, json};
 

@@ -1,5 +1,5 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    assay_engine::cli::main()
+    assay_engine::main()
 }

@@ -5,16 +5,16 @@
 
 use std::sync::Arc;
 
-use assay_stages::Stage;
-use assay_stages::cost::CostStage;
-use assay_stages::fit::FitStage;
-use assay_stages::goodput::{self, GoodputParams, GoodputStage};
-use assay_stages::measure::bandwidth::BandwidthStage;
-use assay_stages::measure::{BackendKind, MeasureStage, cell_runs};
-use assay_stages::prepare::{ExportFormat, ExportStage, PrepareStage};
-use assay_stages::report::{ReportParams, ReportStage};
-use assay_stages::summarise::SummariseStage;
-use assay_stages::validate::ValidateStage;
+use assay_analysis::cost::CostStage;
+use assay_analysis::fit::FitStage;
+use assay_analysis::goodput::{self, GoodputParams, GoodputStage};
+use assay_analysis::summarise::SummariseStage;
+use assay_analysis::validate::ValidateStage;
+use assay_core::Stage;
+use assay_measure::bandwidth::BandwidthStage;
+use assay_measure::{BackendKind, MeasureStage, cell_runs};
+use assay_model::prepare::{ExportFormat, ExportStage, PrepareStage};
+use assay_report::{ReportParams, ReportStage};
 use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
@@ -66,7 +66,7 @@ pub fn cell_id(backend: &str, model: &str, scenario: &str) -> String {
     format!("{backend}/{model}/{scenario}")
 }
 
-fn without_slo(scenario: &assay_stages::measure::Scenario) -> assay_stages::measure::Scenario {
+fn without_slo(scenario: &assay_measure::Scenario) -> assay_measure::Scenario {
     let mut s = scenario.clone();
     if let Some(load) = s.load.as_mut() {
         load.slo = None;
@@ -122,7 +122,7 @@ pub fn build_plan(loaded: &LoadedSpec) -> Plan {
     }
     let mut exports = std::collections::BTreeMap::new();
     let mut export = |g: &mut DiGraph<PlanNode, Edge>,
-                      model: &assay_stages::measure::ModelDecl,
+                      model: &assay_measure::ModelDecl,
                       format: ExportFormat| {
         *exports
             .entry((model.name.clone(), format))

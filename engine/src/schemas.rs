@@ -1,12 +1,12 @@
 //! Every JSON Schema assay checks in under `schemas/`, generated from the
 //! Rust types. A test fails when the checked-in files are stale.
 
-use assay_stages::cost::{RequestCostRow, RoutingRow};
-use assay_stages::report::ReportJson;
-use assay_stages::tables::{
+use assay_analysis::cost::{RequestCostRow, RoutingRow};
+use assay_core::tables::{
     CostRow, EnergyRow, EventRow, FitRow, KneeRow, LoadRow, OutputRow, PowerRow, RequestRow,
     RunRow, SummaryRow, ValidationRow,
 };
+use assay_report::ReportJson;
 use assay_store::{Lockfile, NodeRecord};
 use serde_json::Value;
 

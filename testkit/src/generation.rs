@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use crate::http::{self, Chunked};
-use crate::server::Shared;
+use crate::server::{Fate, Shared};
 
 /// What a generation request asks for, once validated.
 #[derive(Debug, Clone)]
@@ -62,19 +62,6 @@ pub(crate) fn token_text(i: u32) -> String {
 /// The full text of `n` tokens.
 pub(crate) fn full_text(n: u32) -> String {
     (0..n).map(token_text).collect()
-}
-
-/// What a fault does to one request ("after" counts tokens, capped by the
-/// number generated).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Fate {
-    Normal,
-    Die { after: u32 },
-    Stall { after: u32 },
-    Garbage { after: u32 },
-    Truncate { after: u32 },
-    HttpError { status: u16 },
-    NoText,
 }
 
 /// How one flavor spells a generation's events. Each method returns the

@@ -165,7 +165,11 @@ impl FakeServer {
     pub fn start(flavor: Flavor, behavior: Behavior) -> std::io::Result<FakeServer> {
         let listener = TcpListener::bind(("127.0.0.1", 0))?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared::new(flavor, behavior, addr));
+        let handler: server::Handler = match flavor {
+            Flavor::LlamaCpp | Flavor::OpenAi => openai::handle,
+            Flavor::Ollama => ollama::handle,
+        };
+        let shared = Arc::new(Shared::new(flavor, behavior, addr, handler));
         let acceptor = {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()

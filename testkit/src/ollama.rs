@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::generation::{self, Encoder, Fate, Plan, full_text, respond_json, token_text};
+use crate::generation::{self, Encoder, Plan, full_text, respond_json, token_text};
 use crate::http::{self, Request};
-use crate::server::Shared;
+use crate::server::{Fate, Shared};
 use crate::{
     OLLAMA_COLD_LOAD_NS, OLLAMA_DEFAULT_NUM_PREDICT, OLLAMA_DIGEST, OLLAMA_MODEL_SIZE,
     OLLAMA_WARM_LOAD_NS,

@@ -10,9 +10,9 @@ use std::net::TcpStream;
 use serde_json::{Value, json};
 
 use crate::Flavor;
-use crate::generation::{self, Encoder, Fate, Plan, full_text, respond_json, token_text};
+use crate::generation::{self, Encoder, Plan, full_text, respond_json, token_text};
 use crate::http::Request;
-use crate::server::Shared;
+use crate::server::{Fate, Shared};
 
 /// Which generation endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

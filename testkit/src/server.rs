@@ -7,15 +7,32 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::generation::Fate;
 use crate::http::{self, ReadError, Request};
-use crate::{Behavior, Fault, Flavor, ollama, openai};
+use crate::{Behavior, Fault, Flavor};
+
+/// Answers one request of a connection: the flavor's protocol (chosen in
+/// lib.rs, so that the runtime knows no protocol).
+pub(crate) type Handler = fn(&Shared, &TcpStream, &Request) -> std::io::Result<()>;
+
+/// What a fault does to one request ("after" counts tokens, capped by the
+/// number generated).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fate {
+    Normal,
+    Die { after: u32 },
+    Stall { after: u32 },
+    Garbage { after: u32 },
+    Truncate { after: u32 },
+    HttpError { status: u16 },
+    NoText,
+}
 
 /// What every thread of one server shares.
 pub(crate) struct Shared {
     pub flavor: Flavor,
     pub behavior: Behavior,
     addr: SocketAddr,
+    handler: Handler,
     state: Mutex<State>,
     /// Notified on every change of `state` that someone may wait for: a
     /// request arriving, the listener closing, the kill.
@@ -54,11 +71,12 @@ pub(crate) struct Admission {
 }
 
 impl Shared {
-    pub fn new(flavor: Flavor, behavior: Behavior, addr: SocketAddr) -> Self {
+    pub fn new(flavor: Flavor, behavior: Behavior, addr: SocketAddr, handler: Handler) -> Self {
         Shared {
             flavor,
             behavior,
             addr,
+            handler,
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
         }
@@ -253,10 +271,7 @@ fn serve_connection(shared: &Shared, id: u64, stream: TcpStream) {
                 .lock()
                 .log
                 .push(format!("{} {}", request.method, request.path));
-            let _ = match shared.flavor {
-                Flavor::LlamaCpp | Flavor::OpenAi => openai::handle(shared, &stream, &request),
-                Flavor::Ollama => ollama::handle(shared, &stream, &request),
-            };
+            let _ = (shared.handler)(shared, &stream, &request);
         }
         Err(ReadError::Closed) => {}
         Err(ReadError::Malformed(message)) => {

@@ -9,7 +9,7 @@ use crate::support::{Workspace, assay};
 const QUICKSTART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../specs/quickstart.yaml");
 const FIXTURE_LLAMA: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../stages/tests/fixtures/reference/llama"
+    "/../stages/measure/tests/fixtures/reference/llama"
 );
 
 /// The quickstart with its two models shrunk (same names, so routing and

@@ -200,7 +200,26 @@ fn llama_server_found() -> bool {
 
 #[test]
 fn help_version_env_and_usage_errors() {
-    assert!(assay(&["--help"]).status.success());
+    let help = assay(&["--help"]);
+    assert!(help.status.success());
+    // Every exit code the binary can return is documented in --help.
+    let help = String::from_utf8_lossy(&help.stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    for code in [
+        "0 ok",
+        "1 run failed",
+        "2 bad usage",
+        "3 verification",
+        "130 interrupted",
+        "141 stdout",
+    ] {
+        assert!(
+            help.contains(code),
+            "--help does not document {code:?}:\n{help}"
+        );
+    }
     assert!(String::from_utf8_lossy(&assay(&["--version"]).stdout).starts_with("assay "));
     let env: serde_json::Value = serde_json::from_slice(&assay(&["env"]).stdout).unwrap();
     assert!(env["logical_cores"].as_u64().unwrap() >= 1);

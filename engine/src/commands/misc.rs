@@ -173,6 +173,6 @@ pub fn gc(specs: &[PathBuf], store_arg: &StoreArg, dry_run: bool, json: bool) ->
 }
 
 pub fn env() -> CmdResult {
-    print_json(&assay_stages::measure::environment::detect());
+    print_json(&assay_measure::environment::detect());
     Ok(EXIT_OK)
 }

@@ -49,9 +49,7 @@ pub fn dispatch(command: Command, cancel: &AtomicBool) -> CmdResult {
             json,
         } => misc::gc(&specs, &store, dry_run, json),
         Command::Env => misc::env(),
-        Command::MeasureWorker => {
-            Ok(assay_stages::measure::worker::worker_main().clamp(0, 255) as u8)
-        }
+        Command::MeasureWorker => Ok(assay_measure::worker::worker_main().clamp(0, 255) as u8),
     }
 }
 
@@ -99,7 +97,7 @@ pub fn out(text: &str) {
         .and_then(|()| stdout.flush())
         && e.kind() == std::io::ErrorKind::BrokenPipe
     {
-        std::process::exit(141);
+        std::process::exit(crate::cli::EXIT_BROKEN_PIPE);
     }
 }
 

@@ -2,7 +2,7 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use assay_stages::Input;
+use assay_core::Input;
 use assay_store::atomic::write_atomic;
 use assay_store::{Lockfile, Store};
 use serde::Serialize;
@@ -254,7 +254,7 @@ pub fn plan(spec_path: &Path, store_arg: &StoreArg, remeasure: bool, json: bool)
 fn explain(
     store: Option<&Store>,
     prev_key: Option<assay_store::Digest>,
-    stage: &dyn assay_stages::Stage,
+    stage: &dyn assay_core::Stage,
     inputs: &[Input],
 ) -> String {
     let Some(prev_key) = prev_key else {

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use assay_stages::report::{Claim, ReportJson};
+use assay_report::{Claim, ReportJson};
 use assay_store::{Digest, Lockfile, Store, table};
 use serde_json::{Value, json};
 

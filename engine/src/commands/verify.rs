@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
-use assay_stages::{Input, StageContext};
+use assay_core::{Input, StageContext};
 use assay_store::{Digest, Lockfile, Store};
 use serde::Serialize;
 

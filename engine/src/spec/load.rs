@@ -1,9 +1,9 @@
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
-use assay_stages::measure::config::ExecutionProvider;
-use assay_stages::measure::config::{Arrival, LoadProfile};
-use assay_stages::measure::{BackendConfig, BackendKind, Dtype, Scenario};
+use assay_core::config::ExecutionProvider;
+use assay_core::config::{Arrival, LoadProfile};
+use assay_measure::{BackendConfig, BackendKind, Dtype, Scenario};
 use assay_store::{Digest, canonical};
 use serde_json::Value;
 
@@ -570,7 +570,7 @@ fn semantic_checks(
             }
         };
         let p = format!("/models/{i}/synthetic");
-        if a.arch == assay_stages::measure::model::Arch::Llama && a.head_dim() % 2 != 0 {
+        if a.arch == assay_model::decl::Arch::Llama && a.head_dim() % 2 != 0 {
             diags.at_value(
                 &format!("{p}/hidden"),
                 format!(
@@ -921,7 +921,7 @@ fn semantic_checks(
         }
     }
     if let Some(fit) = &spec.fit
-        && let assay_stages::fit::Predictors::Many(list) = &fit.x
+        && let assay_analysis::fit::Predictors::Many(list) = &fit.x
         && list.is_empty()
     {
         diags.at_value(
@@ -950,7 +950,7 @@ const MAX_POSITIONS: u32 = 1 << 20;
 
 /// Total memory of this machine, 0 when unknown (then no memory check).
 fn machine_memory_bytes() -> u64 {
-    assay_stages::measure::environment::total_memory_bytes()
+    assay_measure::environment::total_memory_bytes()
 }
 
 /// Shares of a mix or policy: each within [0, 1], together 1.
@@ -1115,10 +1115,10 @@ fn check_native_backend(
     let Some(feature) = b.kind.feature() else {
         return;
     };
-    if !b.kind.built() {
+    if !assay_measure::built(b.kind) {
         diags.at_value(
             &format!("/backends/{i}/kind"),
-            assay_stages::measure::worker::not_built(feature),
+            assay_measure::worker::not_built(feature),
         );
         return;
     }
@@ -1205,7 +1205,7 @@ fn check_native_backend(
     #[cfg(feature = "ort")]
     if b.kind == BackendKind::Ort
         && purpose == Purpose::Measure
-        && let Err(line) = assay_stages::measure::ort::library_path()
+        && let Err(line) = assay_measure::ort::library_path()
     {
         diags.at_value(&format!("/backends/{i}/kind"), line);
     }
@@ -1214,7 +1214,7 @@ fn check_native_backend(
 /// Every backend, model and scenario takes part in at least one cell (see
 /// `cell_runs`: which backend runs which model and scenario).
 fn check_cells(diags: &mut Diags<'_>, spec: &Spec, scenarios: &[Scenario]) {
-    use assay_stages::measure::cell_runs;
+    use assay_measure::cell_runs;
     for (i, b) in spec.backends.iter().enumerate() {
         let any = spec
             .models
@@ -1397,7 +1397,7 @@ fn check_server_backend(
     b: &BackendConfig,
     purpose: Purpose,
 ) {
-    use assay_stages::measure::server::{LengthKnob, PromptFormat, ServerApi};
+    use assay_measure::server::{LengthKnob, PromptFormat, ServerApi};
     if !b.kind.is_server() {
         return;
     }
@@ -1441,15 +1441,13 @@ fn check_server_backend(
         }
         None => {
             // assay launches llama-server on the model's GGUF export.
-            if purpose == Purpose::Measure
-                && assay_stages::measure::server::launch::binary().is_none()
-            {
+            if purpose == Purpose::Measure && assay_measure::server::launch::binary().is_none() {
                 diags.at_value(
                     &format!("/backends/{i}/kind"),
                     format!(
                         "backend {:?} has no server.url, so assay launches llama-server, which is not found: set {} to its path or put it on the PATH (scripts/install-llama-cpp.sh builds it)",
                         b.name,
-                        assay_stages::measure::server::launch::SERVER_ENV
+                        assay_measure::server::launch::SERVER_ENV
                     ),
                 );
             }
@@ -1531,7 +1529,7 @@ fn check_server_backend(
                 && spec
                     .all_scenarios()
                     .iter()
-                    .any(|s| assay_stages::measure::cell_runs(b, m, s))
+                    .any(|s| assay_measure::cell_runs(b, m, s))
         }) {
             diags.at_value(
                 &format!("{at}/prompt"),

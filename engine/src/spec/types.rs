@@ -1,12 +1,12 @@
-use assay_stages::cost::CostParams;
+use assay_analysis::cost::CostParams;
 use std::collections::BTreeMap;
 
-use assay_stages::decide::WorkloadClass;
-use assay_stages::fit::FitParams;
-use assay_stages::measure::energy::EnergyParams;
-use assay_stages::measure::{BackendConfig, Boundary, ModelDecl, Scenario};
-use assay_stages::report::Format;
-use assay_stages::validate::ValidateParams;
+use assay_analysis::decide::WorkloadClass;
+use assay_analysis::fit::FitParams;
+use assay_analysis::validate::ValidateParams;
+use assay_measure::energy::EnergyParams;
+use assay_measure::{BackendConfig, Boundary, ModelDecl, Scenario};
+use assay_report::Format;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 

@@ -1,0 +1,11 @@
+//! assay-analysis: pure stages over stored measurements. validate (with
+//! energy gating and output invariance), summarise, cost, fit, goodput, and
+//! the decision rules (decide). Reads the record types of assay-measure;
+//! never runs a backend.
+
+pub mod cost;
+pub mod decide;
+pub mod fit;
+pub mod goodput;
+pub mod summarise;
+pub mod validate;

@@ -1,0 +1,394 @@
+//! summarise: per cell x phase distribution statistics over steady-state runs
+//! that validated ok. Warmup runs and degraded runs never enter a summary.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use serde_json::{Value, json};
+
+use assay_core::inputs::{cell_inputs, find_input};
+use assay_core::stage::{Input, Outputs, Stage, StageContext, StageError};
+use assay_core::stats;
+use assay_core::tables::{self, EnergyRow, EventRow, SummaryRow, ValidationRow};
+use assay_measure::bandwidth::Bandwidth;
+use assay_measure::{Dtype, Manifest};
+
+pub const SUMMARISE_VERSION: u32 = 3;
+
+/// Resamples of the bootstrap CI of each median.
+pub const MEDIAN_CI_RESAMPLES: u32 = 1000;
+
+/// Phases summarised, in report order.
+pub const PHASES: [&str; 5] = ["load", "prefill", "ttft", "decode", "e2e"];
+
+#[derive(Debug, Clone, Default)]
+pub struct SummariseStage;
+
+impl Stage for SummariseStage {
+    fn kind(&self) -> &'static str {
+        "summarise"
+    }
+
+    fn version(&self) -> u32 {
+        SUMMARISE_VERSION
+    }
+
+    fn params(&self) -> Value {
+        json!({
+            "phases": PHASES,
+            "quantile_method": "type7",
+            "median_ci": { "method": "percentile_bootstrap", "resamples": MEDIAN_CI_RESAMPLES, "level": 0.95 },
+        })
+    }
+
+    fn run(&self, ctx: &StageContext<'_>, inputs: &[Input]) -> Result<Outputs, StageError> {
+        let validation: Vec<ValidationRow> =
+            tables::read_rows(ctx, find_input(inputs, "validation")?)?;
+        let ok: BTreeSet<(&str, u32)> = validation
+            .iter()
+            .filter(|v| v.status == "ok")
+            .map(|v| (v.cell.as_str(), v.repetition))
+            .collect();
+        let bandwidth: Option<Bandwidth> = match inputs.iter().find(|i| i.name == "bandwidth") {
+            Some(input) => Some(tables::read_json(ctx, input)?),
+            None => None,
+        };
+        let energy: Option<Vec<EnergyRow>> = match inputs.iter().find(|i| i.name == "energy") {
+            Some(input) => Some(tables::read_rows(ctx, input)?),
+            None => None,
+        };
+        let mut rows = Vec::new();
+        for cell in cell_inputs(inputs)? {
+            ctx.check_cancel()?;
+            let manifest: Manifest = tables::read_json(ctx, cell.manifest)?;
+            let events: Vec<EventRow> = tables::read_events(ctx, cell.events)?;
+            let mut cell_rows = summarise_cell(&manifest, &events, &ok, ctx.seed());
+            if let Some(bw) = &bandwidth {
+                apply_roofline(&manifest, bw, &mut cell_rows);
+            }
+            if let Some(energy) = &energy {
+                apply_energy(energy, &ok, &mut cell_rows);
+            }
+            rows.extend(cell_rows);
+        }
+        let mut out = Outputs::new();
+        out.insert("summary".into(), tables::to_parquet(&rows)?);
+        Ok(out)
+    }
+}
+
+/// Summary rows of one cell: one per phase that has data.
+pub fn summarise_cell(
+    manifest: &Manifest,
+    events: &[EventRow],
+    ok_runs: &BTreeSet<(&str, u32)>,
+    seed: u64,
+) -> Vec<SummaryRow> {
+    let mut by_phase: BTreeMap<&str, (Vec<f64>, Vec<u32>)> = BTreeMap::new();
+    let mut warmup: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    let mut cold: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for e in events.iter().filter(|e| e.phase != "load") {
+        if e.warmup {
+            warmup
+                .entry(e.phase.as_str())
+                .or_default()
+                .push(e.ns as f64 / 1e6);
+        }
+        if e.cold {
+            cold.entry(e.phase.as_str())
+                .or_default()
+                .push(e.ns as f64 / 1e6);
+        }
+    }
+    // Per steady ok run: total decode time and e2e time, for AA.3.
+    let mut per_run: BTreeMap<u32, (f64, f64)> = BTreeMap::new();
+    for e in events
+        .iter()
+        .filter(|e| !e.warmup && ok_runs.contains(&(manifest.cell.as_str(), e.repetition)))
+    {
+        let entry = per_run.entry(e.repetition).or_default();
+        match e.phase.as_str() {
+            "decode" => entry.0 += e.ns as f64,
+            "e2e" => entry.1 += e.ns as f64,
+            _ => {}
+        }
+    }
+    let fractions: Vec<f64> = per_run
+        .values()
+        .filter(|(_, e2e)| *e2e > 0.0)
+        .map(|(d, e2e)| d / e2e)
+        .collect();
+    let decode_fraction = if fractions.is_empty() {
+        f64::NAN
+    } else {
+        stats::median(&fractions)
+    };
+    let decode_totals: Vec<f64> = per_run
+        .values()
+        .filter(|(d, _)| *d > 0.0)
+        .map(|(d, _)| d / 1e6)
+        .collect();
+    let decode_total_ms = if decode_totals.is_empty() {
+        f64::NAN
+    } else {
+        stats::median(&decode_totals)
+    };
+    for e in events {
+        // Model load happens once, before any run: it is summarised on its
+        // own and never mixed into steady state.
+        let steady = e.phase == "load"
+            || (!e.warmup && ok_runs.contains(&(manifest.cell.as_str(), e.repetition)));
+        if steady {
+            let entry = by_phase.entry(e.phase.as_str()).or_default();
+            entry.0.push(e.ns as f64 / 1e6);
+            entry.1.push(e.tokens);
+        }
+    }
+    // A model that exists only on a server has no declared architecture:
+    // the server's family and parameter count stand in where it gives them.
+    let server = manifest.actual.server.as_ref();
+    let (arch, parameter_count, n_layer, n_embd) = match &manifest.model_info {
+        Some(info) => (
+            info.arch.name().to_string(),
+            info.parameter_count,
+            info.n_layer,
+            info.n_embd,
+        ),
+        None => (
+            server
+                .and_then(|s| s.family.clone())
+                .unwrap_or_else(|| "unknown".into()),
+            server.and_then(|s| s.parameter_count).unwrap_or(0),
+            0,
+            0,
+        ),
+    };
+    PHASES
+        .iter()
+        .filter_map(|phase| {
+            let (ms, tokens) = by_phase.get(phase)?;
+            let sorted = stats::sorted(ms);
+            let median = stats::quantile_sorted(&sorted, 0.5);
+            // One RNG stream per (cell, phase): independent of row order.
+            let stream = blake3::hash(format!("{}\0{phase}", manifest.cell).as_bytes());
+            let stream = u64::from_le_bytes(stream.as_bytes()[..8].try_into().unwrap_or([0; 8]));
+            let mut rng = ChaCha8Rng::seed_from_u64(seed ^ stream);
+            let (ci_low, ci_high) = stats::bootstrap_median_ci(ms, MEDIAN_CI_RESAMPLES, &mut rng);
+            let warm = warmup.get(phase).map(Vec::as_slice).unwrap_or(&[]);
+            let warmup_median = if warm.is_empty() {
+                f64::NAN
+            } else {
+                stats::median(warm)
+            };
+            let cold_median = cold.get(phase).map_or(f64::NAN, |c| stats::median(c));
+            let tokens_per_event =
+                stats::median(&tokens.iter().map(|t| f64::from(*t)).collect::<Vec<_>>());
+            // Throughput is defined for work phases only: load processes no
+            // tokens and TTFT is a latency, not a rate.
+            let is_rate = matches!(*phase, "prefill" | "decode" | "e2e");
+            let tokens_per_s = if is_rate && median > 0.0 && tokens_per_event > 0.0 {
+                tokens_per_event / (median / 1000.0)
+            } else {
+                0.0
+            };
+            Some(SummaryRow {
+                cell: manifest.cell.clone(),
+                backend: manifest.backend.clone(),
+                model: manifest.model.clone(),
+                scenario: manifest.scenario.name.clone(),
+                phase: phase.to_string(),
+                evidence: manifest.evidence.clone(),
+                device: manifest.actual.device.clone(),
+                dtype: manifest.actual.dtype.clone(),
+                arch: arch.clone(),
+                parameter_count,
+                n_layer,
+                n_embd,
+                prompt_tokens: manifest.scenario.prompt_tokens,
+                batch: manifest.scenario.batch,
+                gen_tokens: manifest.scenario.gen_tokens,
+                n: ms.len() as u32,
+                mean_ms: stats::mean(ms),
+                median_ms: median,
+                median_ci_low_ms: ci_low,
+                median_ci_high_ms: ci_high,
+                p90_ms: stats::quantile_sorted(&sorted, 0.90),
+                p95_ms: stats::quantile_sorted(&sorted, 0.95),
+                p99_ms: stats::quantile_sorted(&sorted, 0.99),
+                min_ms: sorted[0],
+                max_ms: sorted[sorted.len() - 1],
+                std_ms: if ms.len() > 1 {
+                    stats::std_dev(ms)
+                } else {
+                    0.0
+                },
+                mad_ms: stats::mad(ms),
+                warmup_n: warm.len() as u32,
+                warmup_median_ms: warmup_median,
+                warmup_ratio: if median > 0.0 {
+                    warmup_median / median
+                } else {
+                    f64::NAN
+                },
+                cold_median_ms: cold_median,
+                decode_fraction: if *phase == "e2e" {
+                    decode_fraction
+                } else {
+                    f64::NAN
+                },
+                decode_total_ms: if *phase == "e2e" {
+                    decode_total_ms
+                } else {
+                    f64::NAN
+                },
+                tokens_per_s,
+                roofline_bytes_per_step: f64::NAN,
+                bandwidth_gbps: f64::NAN,
+                roofline_tokens_per_s: f64::NAN,
+                roofline_fraction: f64::NAN,
+                energy_windows: 0,
+                energy_valid: 0,
+                energy_j_median: None,
+                energy_j_per_token: None,
+            })
+        })
+        .collect()
+}
+
+/// Energy columns from the gated windows of steady ok runs (TR122): counts
+/// always, numbers only from `valid` windows, and none when no window is.
+pub fn apply_energy(
+    energy: &[EnergyRow],
+    ok_runs: &BTreeSet<(&str, u32)>,
+    rows: &mut [SummaryRow],
+) {
+    // Index the steady ok windows once by (cell, phase).
+    let mut by: BTreeMap<(&str, &str), Vec<&EnergyRow>> = BTreeMap::new();
+    for e in energy
+        .iter()
+        .filter(|e| !e.warmup && ok_runs.contains(&(e.cell.as_str(), e.repetition)))
+    {
+        by.entry((e.cell.as_str(), e.phase.as_str()))
+            .or_default()
+            .push(e);
+    }
+    for row in rows.iter_mut() {
+        let Some(windows) = by.get(&(row.cell.as_str(), row.phase.as_str())) else {
+            continue;
+        };
+        let valid: Vec<(f64, f64)> = windows
+            .iter()
+            .filter_map(|e| Some((e.energy_j?, f64::from(e.tokens))))
+            .collect();
+        row.energy_windows = windows.len() as u32;
+        row.energy_valid = valid.len() as u32;
+        if !valid.is_empty() {
+            let joules: Vec<f64> = valid.iter().map(|(j, _)| *j).collect();
+            row.energy_j_median = Some(stats::median(&joules));
+            let per_token: Vec<f64> = valid
+                .iter()
+                .filter(|(_, t)| *t > 0.0)
+                .map(|(j, t)| j / t)
+                .collect();
+            row.energy_j_per_token = (!per_token.is_empty()).then(|| stats::median(&per_token));
+        }
+    }
+}
+
+/// Bytes one decode step reads: the streamed weights once for the whole
+/// batch, and each sequence's K and V at the mean context length of the
+/// decode steps (prompt + gen/2).
+pub fn decode_bytes_per_step(manifest: &Manifest) -> Option<f64> {
+    let info = manifest.model_info.as_ref()?;
+    let weight_bytes = dtype_bytes(&manifest.actual.dtype)?;
+    // The KV cache is in the compute dtype: f16/bf16 for a safetensors
+    // checkpoint cast to it, f32 on the GGUF path (weights dequantised or
+    // quantised matmuls over f32 activations).
+    let gguf = manifest
+        .weights
+        .as_ref()
+        .is_some_and(|w| w.weights_format == "gguf");
+    let kv_bytes = match manifest.actual.dtype.as_str() {
+        "f16" | "bf16" if !gguf => 2.0,
+        _ => 4.0,
+    };
+    let s = &manifest.scenario;
+    let context = f64::from(s.prompt_tokens) + f64::from(s.gen_tokens) / 2.0;
+    Some(
+        info.streamed_parameters as f64 * weight_bytes
+            + f64::from(s.batch) * info.kv_values_per_token() as f64 * context * kv_bytes,
+    )
+}
+
+fn dtype_bytes(name: &str) -> Option<f64> {
+    let d = match name {
+        "f32" => Dtype::F32,
+        "f16" => Dtype::F16,
+        "bf16" => Dtype::Bf16,
+        "q8_0" => Dtype::Q8_0,
+        "q4_0" => Dtype::Q4_0,
+        "q4_k_m" => Dtype::Q4KM,
+        "q5_k_m" => Dtype::Q5KM,
+        "q6_k" => Dtype::Q6K,
+        _ => return None,
+    };
+    Some(d.bytes_per_value())
+}
+
+/// Fill the roofline columns of a measured cell's decode row.
+fn apply_roofline(manifest: &Manifest, bw: &Bandwidth, rows: &mut [SummaryRow]) {
+    if manifest.evidence != "measured" {
+        return;
+    }
+    let (Some(bytes), Some(gbps)) = (
+        decode_bytes_per_step(manifest),
+        bw.at_threads(manifest.actual.threads),
+    ) else {
+        return;
+    };
+    for row in rows.iter_mut().filter(|r| r.phase == "decode") {
+        let bound = f64::from(row.batch) * gbps * 1e9 / bytes;
+        row.roofline_bytes_per_step = bytes;
+        row.bandwidth_gbps = gbps;
+        row.roofline_tokens_per_s = bound;
+        row.roofline_fraction = row.tokens_per_s / bound;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::tests::{manifest, run_events};
+
+    #[test]
+    fn steady_stats_warmup_ratio_and_decode_fraction_by_hand() {
+        // Run 0 is warmup with 4 ms decode steps; runs 1-3 are steady with
+        // 1, 2, 3 ms steps. Run 3 did not validate ok and must be ignored.
+        let mut events = run_events(0, true, 4.0);
+        for rep in 1..=3 {
+            events.extend(run_events(rep, false, f64::from(rep)));
+        }
+        let ok: BTreeSet<(&str, u32)> = [("b/m/s", 1), ("b/m/s", 2)].into_iter().collect();
+        let rows = summarise_cell(&manifest(1, 3), &events, &ok, 7);
+        let decode = rows.iter().find(|r| r.phase == "decode").unwrap();
+        assert_eq!(decode.n, 4); // two steps x runs 1 and 2
+        assert_eq!(decode.median_ms, 1.5);
+        assert_eq!(decode.warmup_median_ms, 4.0);
+        assert!((decode.warmup_ratio - 4.0 / 1.5).abs() < 1e-12);
+        assert_eq!(decode.cold_median_ms, 4.0);
+        assert!((decode.tokens_per_s - 1.0 / 0.0015).abs() < 1e-9);
+        assert!(decode.median_ci_low_ms <= 1.5 && 1.5 <= decode.median_ci_high_ms);
+        let e2e = rows.iter().find(|r| r.phase == "e2e").unwrap();
+        // per run: 2/5 and 4/7; median of two = mean
+        assert!((e2e.decode_fraction - (2.0 / 5.0 + 4.0 / 7.0) / 2.0).abs() < 1e-12);
+        assert!(decode.decode_fraction.is_nan());
+        // Same inputs and seed, same bytes.
+        // (Debug, since NaN != NaN.)
+        assert_eq!(
+            format!("{rows:?}"),
+            format!("{:?}", summarise_cell(&manifest(1, 3), &events, &ok, 7))
+        );
+    }
+}

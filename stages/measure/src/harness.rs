@@ -1,0 +1,571 @@
+//! The harness drives every backend through one small trait and owns the
+//! clock, in the manner of hyperfine's `Executor`: backends do work and
+//! confirm it is finished; only the harness reads the timer. So every backend
+//! is timed the same way, at the same boundary.
+
+use std::collections::BTreeMap;
+
+use assay_core::tables::{EventRow, OutputRow, RunRow};
+
+use crate::energy::PowerOutcome;
+
+use assay_core::config::{Boundary, Scenario};
+
+/// A monotonic nanosecond clock. Real backends use [`MonotonicClock`]; the
+/// simulated backend advances a virtual one.
+pub trait Clock {
+    fn now_ns(&self) -> u64;
+}
+
+pub struct MonotonicClock(std::time::Instant);
+
+impl MonotonicClock {
+    pub fn new() -> Self {
+        MonotonicClock(std::time::Instant::now())
+    }
+
+    /// The instant this clock reads as zero.
+    pub fn origin(&self) -> std::time::Instant {
+        self.0
+    }
+}
+
+impl Default for MonotonicClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for MonotonicClock {
+    fn now_ns(&self) -> u64 {
+        self.0.elapsed().as_nanos() as u64
+    }
+}
+
+/// What actually ran, as reported by the backend after loading. Compared
+/// against what the spec requested (label drift is a degraded run).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Attribution {
+    pub device: String,
+    pub dtype: String,
+    pub threads: u32,
+    pub library: String,
+    pub library_version: String,
+    /// Execution providers (ONNX Runtime): requested, registered, ran on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub providers: Option<Providers>,
+    /// What a compiled path did, as evidence that it is "compiler-real"
+    /// (TR120): graph sizes before and after, and how it was compiled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compiler: Option<CompilerEvidence>,
+    /// What a server backend said about itself and its model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerFacts>,
+}
+
+impl Attribution {
+    /// A backend with no providers and no compiler.
+    pub fn plain(device: &str, dtype: &str, threads: u32, library: &str, version: &str) -> Self {
+        Attribution {
+            device: device.into(),
+            dtype: dtype.into(),
+            threads,
+            library: library.into(),
+            library_version: version.into(),
+            providers: None,
+            compiler: None,
+            server: None,
+        }
+    }
+}
+
+/// Execution providers as ONNX Runtime saw them. A requested provider that
+/// did not register (say CUDA on a CPU-only build) is missing from
+/// `registered`, and `ran_on` says where the graph actually ran.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Providers {
+    /// In the spec's priority order.
+    pub requested: Vec<String>,
+    /// Those that registered with the session, in priority order (CPU is
+    /// always last: ONNX Runtime falls back to it).
+    pub registered: Vec<String>,
+    /// The highest-priority registered provider: where the graph ran.
+    pub ran_on: String,
+}
+
+/// Evidence of a compiled path (ONNX Runtime graph optimisation,
+/// TorchScript), recorded by the backend after load.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CompilerEvidence {
+    /// `onnxruntime-graph-optimization`, `torchscript-trace`, ...
+    pub kind: String,
+    /// The mode that ran: an optimisation level, an executor mode.
+    pub mode: String,
+    /// Graph nodes before compilation (as exported or traced).
+    pub nodes_before: u64,
+    /// Graph nodes after compilation (after fusion), when the library
+    /// exposes the compiled graph.
+    pub nodes_after: Option<u64>,
+    /// Nodes per operator type before and after.
+    pub ops_before: BTreeMap<String, u64>,
+    pub ops_after: BTreeMap<String, u64>,
+    /// Other facts: what was traced, executor settings, file digests.
+    pub detail: BTreeMap<String, String>,
+    /// The compiler demonstrably changed the graph (nodes fused or
+    /// rewritten): "compiler-real" in the seed's sense. False means the
+    /// label says compiled but the graph that ran is the one exported.
+    pub real: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl BackendError {
+    /// A forward pass that would take a sequence to `needed` positions when
+    /// the cell allows `allowed` (the smaller of the model's `max_positions`
+    /// and the cell's prompt + generation `capacity`).
+    pub fn context_full(
+        needed: usize,
+        allowed: usize,
+        max_positions: u32,
+        capacity: usize,
+    ) -> Self {
+        BackendError::Failed(format!(
+            "context full: {needed} tokens exceed the {allowed} positions this cell allows (model: {max_positions}, prompt + generation: {capacity})"
+        ))
+    }
+}
+
+/// One inference engine as the harness sees it. Every method returns only
+/// after the work is complete on the device (the backend synchronises).
+pub trait InferenceBackend {
+    /// Load weights and prepare to run. Timed as the `load` phase.
+    fn load(&mut self) -> Result<Attribution, BackendError>;
+    /// Forget the KV cache and any state of the previous run.
+    fn reset(&mut self);
+    /// Run the prompts (one per sequence) and materialise last-position logits.
+    fn prefill(&mut self, prompts: &[Vec<u32>]) -> Result<(), BackendError>;
+    /// Pick the next token of every sequence from the current logits
+    /// (greedy; [`greedy`] does it for a row of logits).
+    fn sample(&mut self) -> Result<Vec<Pick>, BackendError>;
+    /// Feed one token per sequence through the model with the KV cache.
+    /// Returns false when the backend cannot continue (e.g. context full).
+    fn decode_step(&mut self, tokens: &[u32]) -> Result<bool, BackendError>;
+}
+
+/// One greedy pick: the token, and by how much its logit led the
+/// runner-up's. The margin lets output checks across backends tell a real
+/// divergence from a near-tie that float rounding may flip.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pick {
+    pub token: u32,
+    /// Top-1 minus top-2 logit; `None` when the backend has no logits
+    /// (the simulated backend).
+    pub margin: Option<f32>,
+}
+
+/// Greedy choice over one row of logits; the lowest index wins a tie, so
+/// it is deterministic.
+pub fn greedy(row: &[f32]) -> Pick {
+    let mut best = 0;
+    for (i, v) in row.iter().enumerate() {
+        if *v > row[best] {
+            best = i;
+        }
+    }
+    let runner_up = row
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != best)
+        .map(|(_, v)| *v)
+        .fold(f32::NEG_INFINITY, f32::max);
+    Pick {
+        token: best as u32,
+        margin: (row.len() > 1).then(|| row.get(best).copied().unwrap_or(0.0) - runner_up),
+    }
+}
+
+/// Everything one cell's measurement produced.
+pub struct CellMeasurement {
+    pub events: Vec<EventRow>,
+    pub runs: Vec<RunRow>,
+    /// The greedy tokens of every run, for output checks across backends.
+    pub outputs: Vec<OutputRow>,
+    pub attribution: Attribution,
+    /// Power samples when the spec asks for energy (set by the caller: the
+    /// sensor runs beside the harness, not inside it).
+    pub power: Option<PowerOutcome>,
+}
+
+/// Deterministic prompt token ids: the same cell always sends the same
+/// prompt, so outputs can be compared across backends.
+pub fn prompt_ids(scenario: &Scenario, vocab: u32, seed: u64) -> Vec<Vec<u32>> {
+    let mut state = seed ^ 0x9e37_79b9_7f4a_7c15;
+    (0..scenario.batch)
+        .map(|_| {
+            (0..scenario.prompt_tokens)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1_442_695_040_888_963_407);
+                    ((state >> 33) % u64::from(vocab.max(1))) as u32
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Measure one cell: load once (timed apart), then warmup runs and steady
+/// runs, each split into prefill, time to first token, every decode step and
+/// end to end. `should_stop` is polled between runs (Ctrl-C).
+pub fn measure_cell(
+    backend: &mut dyn InferenceBackend,
+    clock: &dyn Clock,
+    cell: &str,
+    scenario: &Scenario,
+    boundary: &Boundary,
+    prompts: &[Vec<u32>],
+    mut on_run: impl FnMut(u32, u32) -> bool,
+) -> Result<Option<CellMeasurement>, BackendError> {
+    let mut events = Vec::new();
+    let mut runs = Vec::new();
+    let mut outputs = Vec::new();
+    let batch = scenario.batch;
+
+    let t0 = clock.now_ns();
+    let attribution = backend.load()?;
+    let t1 = clock.now_ns();
+    events.push(EventRow {
+        cell: cell.to_string(),
+        repetition: 0,
+        warmup: true,
+        cold: true,
+        phase: "load".into(),
+        token_index: None,
+        tokens: 0,
+        start_ns: t0,
+        ns: t1 - t0,
+    });
+
+    let total = boundary.warmup_runs + boundary.repetitions;
+    for rep in 0..total {
+        if !on_run(rep, total) {
+            return Ok(None);
+        }
+        let warmup = rep < boundary.warmup_runs;
+        let cold = rep == 0;
+        let event =
+            |phase: &str, token_index: Option<u32>, tokens: u32, from: u64, to: u64| EventRow {
+                cell: cell.to_string(),
+                repetition: rep,
+                warmup,
+                cold,
+                phase: phase.to_string(),
+                token_index,
+                tokens,
+                start_ns: from,
+                ns: to - from,
+            };
+        backend.reset();
+        let mut generated: Vec<Vec<u32>> = vec![Vec::new(); batch as usize];
+        let mut record = |step: u32, picks: &[Pick]| {
+            for (sequence, p) in picks.iter().enumerate() {
+                outputs.push(OutputRow {
+                    cell: cell.to_string(),
+                    repetition: rep,
+                    sequence: sequence as u32,
+                    step,
+                    token: p.token,
+                    margin: p.margin,
+                });
+            }
+        };
+
+        let start = clock.now_ns();
+        backend.prefill(prompts)?;
+        let prefilled = clock.now_ns();
+        let first = backend.sample()?;
+        let first_token = clock.now_ns();
+        events.push(event(
+            "prefill",
+            None,
+            scenario.prompt_tokens * batch,
+            start,
+            prefilled,
+        ));
+        events.push(event("ttft", Some(0), batch, start, first_token));
+        for (seq, p) in generated.iter_mut().zip(&first) {
+            seq.push(p.token);
+        }
+        record(0, &first);
+
+        let mut last: Vec<u32> = first.iter().map(|p| p.token).collect();
+        let mut produced = 1;
+        for index in 1..scenario.gen_tokens {
+            let step_start = clock.now_ns();
+            if !backend.decode_step(&last)? {
+                break;
+            }
+            let next = backend.sample()?;
+            let step_end = clock.now_ns();
+            events.push(event("decode", Some(index), batch, step_start, step_end));
+            for (seq, p) in generated.iter_mut().zip(&next) {
+                seq.push(p.token);
+            }
+            record(index, &next);
+            last = next.iter().map(|p| p.token).collect();
+            produced += 1;
+        }
+        let end = clock.now_ns();
+        events.push(event("e2e", None, produced * batch, start, end));
+
+        let mut hasher = blake3::Hasher::new();
+        for seq in &generated {
+            for t in seq {
+                hasher.update(&t.to_le_bytes());
+            }
+            hasher.update(b"|");
+        }
+        runs.push(RunRow {
+            cell: cell.to_string(),
+            repetition: rep,
+            warmup,
+            cold,
+            prompt_tokens: scenario.prompt_tokens,
+            batch,
+            gen_tokens_requested: scenario.gen_tokens,
+            gen_tokens_produced: produced,
+            short: produced < scenario.gen_tokens,
+            output_digest: hasher.finalize().to_hex().to_string(),
+        });
+    }
+    Ok(Some(CellMeasurement {
+        events,
+        runs,
+        outputs,
+        attribution,
+        power: None,
+    }))
+}
+
+/// What the server said about itself and its model: the attribution of a
+/// server cell (`actual.server` in the manifest).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ServerFacts {
+    /// `openai` or `ollama`.
+    pub protocol: String,
+    /// `completions` or `chat`.
+    pub api: String,
+    /// The server's address (no credentials, no query).
+    pub url: String,
+    /// assay launched the server for this cell (llama-server).
+    pub launched: bool,
+    /// The model name sent in requests.
+    pub served_model: String,
+    /// Models the server lists (`/v1/models`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listed_models: Vec<String>,
+    /// The server's version: llama.cpp's `build_info` (`/props`), Ollama's
+    /// `/api/version`; absent when the server does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Context size and slots (llama.cpp `/props`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n_ctx: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slots: Option<u64>,
+    /// Ollama `/api/show` and `/api/ps`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantization: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameter_size: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameter_count: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// Bytes of the loaded model, and of them in GPU memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_vram: Option<u64>,
+    /// `size_vram / size`: 1 fully offloaded to the GPU, 0 on the CPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_offload: Option<f64>,
+    /// Whether the device in the attribution was observed (Ollama's
+    /// offload, a CPU-only llama-server assay launched) or only declared by
+    /// the spec (an OpenAI-compatible server says nothing of its device).
+    pub device_observed: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    /// A backend that costs fixed virtual time and can stop early.
+    struct Fake {
+        clock: Rc<Cell<u64>>,
+        stop_after: u32,
+        steps: u32,
+    }
+
+    struct FakeClock(Rc<Cell<u64>>);
+    impl Clock for FakeClock {
+        fn now_ns(&self) -> u64 {
+            self.0.get()
+        }
+    }
+
+    impl InferenceBackend for Fake {
+        fn load(&mut self) -> Result<Attribution, BackendError> {
+            self.clock.set(self.clock.get() + 1000);
+            Ok(Attribution::plain("cpu", "f32", 1, "fake", "0"))
+        }
+        fn reset(&mut self) {
+            self.steps = 0;
+        }
+        fn prefill(&mut self, _: &[Vec<u32>]) -> Result<(), BackendError> {
+            self.clock.set(self.clock.get() + 100);
+            Ok(())
+        }
+        fn sample(&mut self) -> Result<Vec<Pick>, BackendError> {
+            self.clock.set(self.clock.get() + 1);
+            Ok(vec![greedy(&[0.0, 1.0, 0.5]), greedy(&[2.0, 1.0])])
+        }
+        fn decode_step(&mut self, _: &[u32]) -> Result<bool, BackendError> {
+            self.steps += 1;
+            self.clock.set(self.clock.get() + 10);
+            Ok(self.steps <= self.stop_after)
+        }
+    }
+
+    fn scenario() -> Scenario {
+        Scenario {
+            name: "s".into(),
+            prompt_tokens: 4,
+            batch: 2,
+            gen_tokens: 5,
+            load: None,
+        }
+    }
+
+    fn boundary() -> Boundary {
+        Boundary {
+            tokenization: Default::default(),
+            model_load: Default::default(),
+            warmup_runs: 1,
+            repetitions: 2,
+            decode: Default::default(),
+        }
+    }
+
+    #[test]
+    fn phases_ordered_and_counted() {
+        let t = Rc::new(Cell::new(0));
+        let mut b = Fake {
+            clock: t.clone(),
+            stop_after: 100,
+            steps: 0,
+        };
+        let m = measure_cell(
+            &mut b,
+            &FakeClock(t),
+            "c",
+            &scenario(),
+            &boundary(),
+            &[],
+            |_, _| true,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(m.runs.len(), 3);
+        assert!(m.runs[0].warmup && m.runs[0].cold && !m.runs[1].warmup);
+        assert_eq!(m.events[0].phase, "load");
+        assert_eq!(m.events[0].ns, 1000);
+        let run1: Vec<_> = m.events.iter().filter(|e| e.repetition == 1).collect();
+        let phases: Vec<_> = run1.iter().map(|e| e.phase.as_str()).collect();
+        assert_eq!(
+            phases,
+            [
+                "prefill", "ttft", "decode", "decode", "decode", "decode", "e2e"
+            ]
+        );
+        assert_eq!(run1[0].ns, 100);
+        assert_eq!(run1[1].ns, 101);
+        assert_eq!(run1[2].ns, 11);
+        assert_eq!(run1[6].ns, 101 + 4 * 11);
+        assert_eq!(run1[6].tokens, 10);
+        assert!(
+            m.runs
+                .iter()
+                .all(|r| !r.short && r.gen_tokens_produced == 5)
+        );
+        // Every run's greedy picks are recorded: 3 runs x 5 steps x 2 sequences.
+        assert_eq!(m.outputs.len(), 30);
+        assert_eq!(m.outputs[0].token, 1);
+        assert_eq!(m.outputs[0].margin, Some(0.5));
+        assert_eq!(m.outputs[1].token, 0);
+        assert_eq!(m.outputs[29].step, 4);
+    }
+
+    #[test]
+    fn greedy_prefers_the_lowest_index_and_reports_the_margin() {
+        let p = greedy(&[1.0, 3.0, 3.0, 2.5]);
+        assert_eq!(p.token, 1);
+        assert_eq!(p.margin, Some(0.0));
+        let p = greedy(&[1.0, 3.0, 2.5]);
+        assert_eq!((p.token, p.margin), (1, Some(0.5)));
+        assert_eq!(greedy(&[4.0]).margin, None);
+    }
+
+    #[test]
+    fn short_generation_is_recorded() {
+        let t = Rc::new(Cell::new(0));
+        let mut b = Fake {
+            clock: t.clone(),
+            stop_after: 2,
+            steps: 0,
+        };
+        let m = measure_cell(
+            &mut b,
+            &FakeClock(t),
+            "c",
+            &scenario(),
+            &boundary(),
+            &[],
+            |_, _| true,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(m.runs.iter().all(|r| r.short && r.gen_tokens_produced == 3));
+    }
+
+    #[test]
+    fn stop_request_abandons_the_cell() {
+        let t = Rc::new(Cell::new(0));
+        let mut b = Fake {
+            clock: t.clone(),
+            stop_after: 100,
+            steps: 0,
+        };
+        let m = measure_cell(
+            &mut b,
+            &FakeClock(t),
+            "c",
+            &scenario(),
+            &boundary(),
+            &[],
+            |rep, _| rep < 1,
+        )
+        .unwrap();
+        assert!(m.is_none());
+    }
+}

@@ -1,0 +1,8 @@
+//! The native library versions assay is built and tested against. The
+//! install script (scripts/install-native-libs.sh) pins the same versions
+//! (checked by a test in worker.rs); the ort and tch backends refuse others.
+
+/// The ONNX Runtime and libtorch versions this build expects
+/// (scripts/install-native-libs.sh installs exactly these).
+pub const ORT_EXPECTED: &str = "1.28.0";
+pub const TORCH_EXPECTED: &str = "2.13.0";

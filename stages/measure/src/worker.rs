@@ -1,0 +1,337 @@
+//! Real backends measure in a child process: `assay measure-worker`.
+//!
+//! Why a process: candle (like OpenMP and ONNX Runtime) fixes its thread
+//! pool once per process from the environment, so a cell that asks for 1
+//! thread and one that asks for 2 cannot share a process; and a cold model
+//! load is only cold in a fresh process. The parent sends one JSON request
+//! on stdin; the child answers with JSON lines on stdout: progress, then
+//! the measurement or an error.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use serde::{Deserialize, Serialize};
+
+use crate::candle::{CandleBackend, WeightFiles};
+use crate::energy::{PowerOutcome, Rapl, Sampler, Sampling};
+use crate::harness::{self, Attribution, CellMeasurement, InferenceBackend, MonotonicClock};
+use assay_core::config::{Boundary, Dtype, OrtOptions, Scenario, TchOptions};
+use assay_core::stage::{StageContext, StageError};
+use assay_core::tables::{EventRow, OutputRow, RunRow};
+use assay_model::decl::ModelInfo;
+
+/// Which in-process engine measures the cell, with its options.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Engine {
+    Candle,
+    Ort(OrtOptions),
+    Tch(TchOptions),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorkerRequest {
+    pub cell: String,
+    pub info: ModelInfo,
+    pub engine: Engine,
+    pub files: WeightFiles,
+    pub dtype: Dtype,
+    pub threads: u32,
+    pub scenario: Scenario,
+    pub boundary: Boundary,
+    pub prompts: Vec<Vec<u32>>,
+    /// Sample power while measuring (the spec's `energy:`).
+    #[serde(default)]
+    pub energy: Option<Sampling>,
+}
+
+// One Done per cell against many Progress lines: boxing the big variant
+// would buy nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum WorkerMessage {
+    Progress(String),
+    Done {
+        events: Vec<EventRow>,
+        runs: Vec<RunRow>,
+        outputs: Vec<OutputRow>,
+        attribution: Attribution,
+        power: Option<PowerOutcome>,
+    },
+    Failed(String),
+}
+
+/// How often the parent checks for Ctrl-C while a worker is busy.
+const CANCEL_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The program and arguments that start a worker; set once by the binary.
+static WORKER: OnceLock<(PathBuf, Vec<String>)> = OnceLock::new();
+
+/// Register how to start a worker (the `assay` binary does this at startup).
+pub fn register(program: PathBuf, args: Vec<String>) {
+    let _ = WORKER.set((program, args));
+}
+
+/// Measure one cell in-process: the worker's body, and what library users
+/// and unit tests call directly (threads are then whatever candle chose).
+pub fn measure_here(
+    req: &WorkerRequest,
+    mut progress: impl FnMut(&str),
+    mut keep_going: impl FnMut() -> bool,
+) -> Result<Option<CellMeasurement>, String> {
+    let mut backend = build_backend(req)?;
+    // Energy: start polling, then sit idle for the baseline window before
+    // the clock's zero (the sleep is the idle measurement, not a wait).
+    let sampler = req.energy.map(|s| match Rapl::detect() {
+        Ok(rapl) => {
+            progress("idle baseline");
+            let sampler = Sampler::start(rapl, std::time::Duration::from_millis(s.poll_ms.into()));
+            sampler.idle_baseline(std::time::Duration::from_millis(s.idle_ms.into()), 2);
+            Ok(sampler)
+        }
+        Err(reason) => Err(reason),
+    });
+    let clock = MonotonicClock::new();
+    progress("load");
+    let warmup = req.boundary.warmup_runs;
+    let measured = harness::measure_cell(
+        backend.as_mut(),
+        &clock,
+        &req.cell,
+        &req.scenario,
+        &req.boundary,
+        &req.prompts,
+        |rep, total| {
+            if rep < warmup {
+                progress(&format!("warmup {}/{}", rep + 1, warmup));
+            } else {
+                progress(&format!("run {}/{}", rep + 1 - warmup, total - warmup));
+            }
+            keep_going()
+        },
+    )
+    .map_err(|e| e.to_string());
+    let power = sampler.map(|s| match s {
+        Ok(sampler) => PowerOutcome::Trace(sampler.finish(clock.origin())),
+        Err(reason) => PowerOutcome::NoSensor(reason),
+    });
+    measured.map(|m| m.map(|m| CellMeasurement { power, ..m }))
+}
+
+/// The requested engine over the cell's weight files. An engine this build
+/// lacks is one clear line naming the cargo feature.
+fn build_backend(req: &WorkerRequest) -> Result<Box<dyn InferenceBackend>, String> {
+    let capacity = (req.scenario.prompt_tokens + req.scenario.gen_tokens) as usize;
+    let info = req.info.clone();
+    match (&req.engine, &req.files) {
+        (Engine::Candle, files) => Ok(Box::new(CandleBackend::new(
+            info,
+            files.clone(),
+            req.dtype,
+            capacity,
+        ))),
+        #[cfg(feature = "ort")]
+        (Engine::Ort(options), WeightFiles::Onnx(path)) => Ok(Box::new(
+            crate::ort::OrtBackend::new(info, path.clone(), options.clone(), req.threads, capacity),
+        )),
+        #[cfg(feature = "tch")]
+        (Engine::Tch(options), WeightFiles::Safetensors(paths)) => {
+            Ok(Box::new(crate::tch_backend::TchBackend::new(
+                info,
+                paths.clone(),
+                options.clone(),
+                req.threads,
+                capacity,
+            )))
+        }
+        (Engine::Ort(_), _) if !cfg!(feature = "ort") => Err(not_built("ort")),
+        (Engine::Tch(_), _) if !cfg!(feature = "tch") => Err(not_built("tch")),
+        (engine, files) => Err(format!(
+            "engine {engine:?} cannot run weight files {files:?}"
+        )),
+    }
+}
+
+/// The one line a build without an optional backend says.
+pub fn not_built(feature: &str) -> String {
+    format!(
+        "this assay was built without the `{feature}` backend: rebuild with `cargo build --release --features {feature}` (see docs/backends.md)"
+    )
+}
+
+/// Entry point of `assay measure-worker`: request on stdin, JSON lines out.
+/// Returns the process exit code.
+pub fn worker_main() -> i32 {
+    let stdout = std::io::stdout();
+    let emit = |msg: &WorkerMessage| {
+        let mut out = stdout.lock();
+        let ok = serde_json::to_writer(&mut out, msg).is_ok() && writeln!(out).is_ok();
+        ok && out.flush().is_ok()
+    };
+    let req: WorkerRequest = match serde_json::from_reader(std::io::stdin().lock()) {
+        Ok(r) => r,
+        Err(e) => {
+            emit(&WorkerMessage::Failed(format!("bad worker request: {e}")));
+            return 2;
+        }
+    };
+    // The parent closing our stdout (it was cancelled) ends the cell.
+    let alive = std::cell::Cell::new(true);
+    let result = measure_here(
+        &req,
+        |p| alive.set(alive.get() && emit(&WorkerMessage::Progress(p.to_string()))),
+        || alive.get(),
+    );
+    match result {
+        Ok(Some(m)) => {
+            emit(&WorkerMessage::Done {
+                events: m.events,
+                runs: m.runs,
+                outputs: m.outputs,
+                attribution: m.attribution,
+                power: m.power,
+            });
+            0
+        }
+        Ok(None) => 130,
+        Err(e) => {
+            emit(&WorkerMessage::Failed(e));
+            1
+        }
+    }
+}
+
+/// Measure one cell in a worker process with the requested thread count,
+/// relaying progress and honouring cancellation. Without a registered
+/// worker (library use, unit tests) the cell is measured in this process.
+pub fn measure_isolated(
+    req: &WorkerRequest,
+    ctx: &StageContext<'_>,
+) -> Result<CellMeasurement, StageError> {
+    let Some((program, args)) = WORKER.get() else {
+        return measure_here(req, |p| ctx.progress(p), || !ctx.cancelled())
+            .map_err(StageError::Failed)?
+            .ok_or(StageError::Cancelled);
+    };
+    let threads = req.threads.to_string();
+    let mut child = Command::new(program)
+        .args(args)
+        .env("CANDLE_NUM_THREADS", &threads)
+        .env("RAYON_NUM_THREADS", &threads)
+        .env("OMP_NUM_THREADS", &threads)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            StageError::Failed(format!(
+                "cannot start measure worker {}: {e}",
+                program.display()
+            ))
+        })?;
+    let request = serde_json::to_vec(req).map_err(|e| StageError::Failed(e.to_string()))?;
+    // Drain stderr beside stdout so a chatty child cannot block on a full pipe.
+    let stderr = child.stderr.take();
+    let stderr_reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(mut s) = stderr {
+            let _ = std::io::Read::read_to_string(&mut s, &mut text);
+        }
+        text
+    });
+    if let Some(mut stdin) = child.stdin.take() {
+        // A write error means the child died; its exit status says why.
+        let _ = stdin.write_all(&request);
+    }
+    // Lines arrive on a thread, so that a cancel is acted on within
+    // CANCEL_POLL even while the child is busy inside a long run.
+    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+    let stdout = child.stdout.take();
+    let stdout_reader = std::thread::spawn(move || {
+        if let Some(stdout) = stdout {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if lines_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let mut outcome: Option<Result<CellMeasurement, StageError>> = None;
+    loop {
+        if ctx.cancelled() {
+            let _ = child.kill();
+            outcome = Some(Err(StageError::Cancelled));
+            break;
+        }
+        let line = match lines.recv_timeout(CANCEL_POLL) {
+            Ok(line) => line,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        match serde_json::from_str::<WorkerMessage>(&line) {
+            Ok(WorkerMessage::Progress(p)) => ctx.progress(&p),
+            Ok(WorkerMessage::Done {
+                events,
+                runs,
+                outputs,
+                attribution,
+                power,
+            }) => {
+                outcome = Some(Ok(CellMeasurement {
+                    events,
+                    runs,
+                    outputs,
+                    attribution,
+                    power,
+                }));
+            }
+            Ok(WorkerMessage::Failed(e)) => outcome = Some(Err(StageError::Failed(e))),
+            Err(e) => {
+                outcome = Some(Err(StageError::Failed(format!(
+                    "measure worker sent a malformed message ({e}): {}",
+                    line.chars().take(200).collect::<String>()
+                ))));
+            }
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|e| StageError::Failed(e.to_string()))?;
+    let _ = stdout_reader.join();
+    let stderr = stderr_reader.join().unwrap_or_default();
+    if ctx.cancelled() {
+        return Err(StageError::Cancelled);
+    }
+    match outcome {
+        Some(result) => result,
+        None => Err(StageError::Failed(format!(
+            "measure worker exited with {status} without a result{}",
+            if stderr.trim().is_empty() {
+                String::new()
+            } else {
+                format!(": {}", stderr.trim())
+            }
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+
+    /// The install script puts exactly the versions this build expects.
+    #[test]
+    fn the_install_script_pins_the_expected_library_versions() {
+        let script = include_str!("../../../scripts/install-native-libs.sh");
+        assert!(script.contains(&format!(
+            "\nORT_VERSION={}\n",
+            crate::versions::ORT_EXPECTED
+        )));
+        assert!(script.contains(&format!(
+            "\nTORCH_VERSION={}\n",
+            crate::versions::TORCH_EXPECTED
+        )));
+    }
+}

@@ -1,0 +1,289 @@
+//! assay-report: the last stage. Depends on every other stage crate.
+//!
+//! report: `report.md`, `report.html` and `report.json`. Every number in
+//! report.json is a claim with an id and the digest and rows of the artifact
+//! it came from. The three formats render one document model, so they never
+//! disagree. All floats are formatted with fixed precision: the bytes depend
+//! on the inputs only.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use std::collections::BTreeMap;
+
+use assay_analysis::cost::CostParams;
+use assay_analysis::decide::WorkloadClass;
+use assay_analysis::validate::Checks;
+use assay_core::inputs::find_input;
+use assay_core::stage::{Input, Outputs, Stage, StageContext, StageError};
+use assay_core::tables::{self, CostRow, FitRow, SummaryRow, ValidationRow};
+use assay_measure::energy::EnergyParams;
+use assay_measure::{Boundary, Manifest, Scenario};
+
+mod audit;
+mod cost;
+mod decisions;
+mod document;
+mod energy;
+mod figures;
+mod intro;
+mod limits;
+pub mod plots;
+mod results;
+mod scaling;
+mod serving;
+mod validation;
+
+use document::{Block, render_html, render_markdown};
+
+pub const REPORT_VERSION: u32 = 4;
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    Md,
+    Html,
+    Json,
+}
+
+impl Format {
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Format::Md => "report.md",
+            Format::Html => "report.html",
+            Format::Json => "report.json",
+        }
+    }
+}
+
+/// What the report stage needs from the spec besides its inputs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportParams {
+    pub spec_id: String,
+    pub title: String,
+    pub question: String,
+    pub decision: String,
+    pub boundary: Boundary,
+    pub scenarios: Vec<Scenario>,
+    pub cost: Option<CostParams>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy: Option<EnergyParams>,
+    /// Scenarios per workload class for the decision trees, overriding the
+    /// default class shapes for the classes listed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub workloads: BTreeMap<WorkloadClass, Vec<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReportStage {
+    pub params: ReportParams,
+}
+
+/// Where a claim's number came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ClaimSource {
+    /// Plan node that produced the artifact.
+    pub node: String,
+    /// That node's key (blake3 of its stage, version, params and inputs).
+    pub key: String,
+    /// Output name of the artifact at that node.
+    pub artifact: String,
+    pub digest: String,
+    /// 0-based row indices in the artifact table.
+    pub rows: Vec<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Claim {
+    pub id: String,
+    pub statement: String,
+    pub value: f64,
+    pub unit: String,
+    /// `measured` or `simulated` (never evidence).
+    pub evidence: String,
+    pub source: ClaimSource,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ArtifactRef {
+    pub node: String,
+    /// Key of the producing node.
+    pub key: String,
+    pub name: String,
+    pub digest: String,
+}
+
+/// `report.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ReportJson {
+    pub assay_report: u32,
+    pub spec: String,
+    pub title: String,
+    pub question: String,
+    pub decision: String,
+    /// `measured`, `simulated` or `mixed`.
+    pub evidence: String,
+    pub artifacts: Vec<ArtifactRef>,
+    pub claims: Vec<Claim>,
+}
+
+impl Stage for ReportStage {
+    fn kind(&self) -> &'static str {
+        "report"
+    }
+
+    fn version(&self) -> u32 {
+        REPORT_VERSION
+    }
+
+    fn params(&self) -> Value {
+        serde_json::to_value(&self.params).unwrap_or(Value::Null)
+    }
+
+    /// Claims carry their producers' node keys, so the report's key covers
+    /// them.
+    fn keyed_on_producers(&self) -> bool {
+        true
+    }
+
+    fn run(&self, ctx: &StageContext<'_>, inputs: &[Input]) -> Result<Outputs, StageError> {
+        let summary_in = find_input(inputs, "summary")?;
+        let validation_in = find_input(inputs, "validation")?;
+        let cost_in = inputs.iter().find(|i| i.name == "cost");
+        let fit_in = inputs.iter().find(|i| i.name == "fit");
+        let summary: Vec<SummaryRow> = tables::read_rows(ctx, summary_in)?;
+        let validation: Vec<ValidationRow> = tables::read_rows(ctx, validation_in)?;
+        let checks: Checks = tables::read_json(ctx, find_input(inputs, "checks")?)?;
+        let cost: Vec<CostRow> = match cost_in {
+            Some(i) => tables::read_rows(ctx, i)?,
+            None => Vec::new(),
+        };
+        let fit: Vec<FitRow> = match fit_in {
+            Some(i) => tables::read_rows(ctx, i)?,
+            None => Vec::new(),
+        };
+        let mut manifests = Vec::new();
+        for i in inputs.iter().filter(|i| i.name == "manifest") {
+            manifests.push(tables::read_json::<Manifest>(ctx, i)?);
+        }
+
+        let rep = Report {
+            p: &self.params,
+            ctx,
+            inputs,
+            evidence: overall_evidence(&manifests),
+            summary_in,
+            validation_in,
+            cost_in,
+            fit_in,
+            summary,
+            validation,
+            checks,
+            cost,
+            fit,
+            manifests,
+        };
+        let mut out = Out::default();
+        // The template's order (seed Appendix X): question to limits.
+        intro::intro(&rep, &mut out)?;
+        audit::artifact_chain(&rep, &mut out)?;
+        validation::validation(&rep, &mut out)?;
+        results::results(&rep, &mut out)?;
+        // Only with a `load` input from the goodput node.
+        serving::serving(&rep, &mut out)?;
+        audit::attribution(&rep, &mut out)?;
+        energy::energy(&rep, &mut out)?;
+        cost::cost(&rep, &mut out)?;
+        scaling::scaling(&rep, &mut out)?;
+        decisions::decisions(&rep, &mut out)?;
+        limits::limits(&rep, &mut out)?;
+
+        let p = rep.p;
+        let report = ReportJson {
+            assay_report: 1,
+            spec: p.spec_id.clone(),
+            title: p.title.clone(),
+            question: p.question.clone(),
+            decision: p.decision.clone(),
+            evidence: rep.evidence.clone(),
+            artifacts: rep.artifacts(),
+            claims: out.claims,
+        };
+        let mut files = Outputs::new();
+        files.insert("report.md".into(), render_markdown(&out.doc).into_bytes());
+        files.insert(
+            "report.html".into(),
+            render_html(&p.title, &out.doc).into_bytes(),
+        );
+        files.insert("report.json".into(), tables::to_json(&report)?);
+        Ok(files)
+    }
+}
+
+/// Everything the sections read: the spec's report params and the loaded
+/// input artifacts.
+pub struct Report<'a> {
+    pub p: &'a ReportParams,
+    pub ctx: &'a StageContext<'a>,
+    pub inputs: &'a [Input],
+    /// `measured`, `simulated` or `mixed`, over all manifests.
+    pub evidence: String,
+    pub summary_in: &'a Input,
+    pub validation_in: &'a Input,
+    pub cost_in: Option<&'a Input>,
+    pub fit_in: Option<&'a Input>,
+    pub summary: Vec<SummaryRow>,
+    pub validation: Vec<ValidationRow>,
+    pub checks: Checks,
+    pub cost: Vec<CostRow>,
+    pub fit: Vec<FitRow>,
+    pub manifests: Vec<Manifest>,
+}
+
+impl Report<'_> {
+    fn artifacts(&self) -> Vec<ArtifactRef> {
+        self.inputs
+            .iter()
+            .map(|i| ArtifactRef {
+                node: i.node.clone(),
+                key: i.key.to_hex(),
+                name: i.name.clone(),
+                digest: i.digest.to_hex(),
+            })
+            .collect()
+    }
+}
+
+/// What the sections produce: the document and the claims.
+#[derive(Default)]
+pub struct Out {
+    pub doc: Vec<Block>,
+    pub claims: Vec<Claim>,
+}
+
+fn source(input: &Input, rows: Vec<u32>) -> ClaimSource {
+    ClaimSource {
+        node: input.node.clone(),
+        key: input.key.to_hex(),
+        artifact: input.name.clone(),
+        digest: input.digest.to_hex(),
+        rows,
+    }
+}
+
+fn overall_evidence(manifests: &[Manifest]) -> String {
+    let measured = manifests
+        .iter()
+        .filter(|m| m.evidence == "measured")
+        .count();
+    if measured == manifests.len() && measured > 0 {
+        "measured".into()
+    } else if measured == 0 {
+        "simulated".into()
+    } else {
+        "mixed".into()
+    }
+}

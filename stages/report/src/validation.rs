@@ -1,0 +1,104 @@
+//! Validation summary: run verdicts, failed checks, outliers (flagged, kept) and the degraded or failed runs excluded from aggregates.
+
+use std::collections::BTreeMap;
+
+use crate::Claim;
+use crate::document::{Block, header};
+use crate::{Out, Report, source};
+use assay_core::stage::StageError;
+
+pub fn validation(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
+    // Validation.
+    out.doc.push(Block::Heading(2, "Validation".into()));
+    let mut by_status: BTreeMap<&str, u32> = BTreeMap::new();
+    for v in &rep.validation {
+        *by_status.entry(v.status.as_str()).or_default() += 1;
+    }
+    for status in ["ok", "degraded", "failed"] {
+        let rows: Vec<u32> = (0..rep.validation.len() as u32)
+            .filter(|i| rep.validation[*i as usize].status == status)
+            .collect();
+        out.claims.push(Claim {
+            id: format!("validation/{status}_runs"),
+            statement: format!("{} runs validated {status}", rows.len()),
+            value: rows.len() as f64,
+            unit: "runs".into(),
+            evidence: rep.evidence.clone(),
+            source: source(rep.validation_in, rows),
+        });
+    }
+    out.doc.push(Block::Para(format!(
+        "{} runs: {} ok, {} degraded, {} failed. Warmup, degraded and failed runs are excluded from every steady-state aggregate below; model load is reported on its own.",
+        rep.validation.len(),
+        by_status.get("ok").unwrap_or(&0),
+        by_status.get("degraded").unwrap_or(&0),
+        by_status.get("failed").unwrap_or(&0)
+    )));
+    let failed_checks: Vec<Vec<String>> = rep
+        .checks
+        .checks
+        .iter()
+        .filter(|c| !c.passed && c.check != "evidence")
+        .map(|c| vec![c.cell.clone(), c.check.clone(), c.detail.clone()])
+        .collect();
+    if failed_checks.is_empty() {
+        out.doc.push(Block::Para("All checks passed (phases complete and ordered, fixed-length decode, repetitions, warmup labelling, attribution).".into()));
+    } else {
+        out.doc.push(Block::Table(
+            header(&["cell", "check", "detail"]),
+            failed_checks,
+        ));
+    }
+    let flagged: Vec<u32> = (0..rep.validation.len() as u32)
+        .filter(|i| !rep.validation[*i as usize].flags.is_empty())
+        .collect();
+    out.claims.push(Claim {
+        id: "validation/outlier_runs".into(),
+        statement: format!(
+            "{} steady runs flagged as outliers (kept, not dropped)",
+            flagged.len()
+        ),
+        value: flagged.len() as f64,
+        unit: "runs".into(),
+        evidence: rep.evidence.clone(),
+        source: source(rep.validation_in, flagged.clone()),
+    });
+    if !flagged.is_empty() {
+        out.doc.push(Block::Para(format!(
+            "{} runs flagged as outliers (end-to-end latency beyond k scaled MADs of their cell's median): \
+             flagged, kept in the aggregates; the tails below include them.",
+            flagged.len()
+        )));
+        out.doc.push(Block::Table(
+            header(&["cell", "run", "flags"]),
+            flagged
+                .iter()
+                .map(|i| {
+                    let v = &rep.validation[*i as usize];
+                    vec![v.cell.clone(), v.repetition.to_string(), v.flags.clone()]
+                })
+                .collect(),
+        ));
+    }
+    let degraded: Vec<Vec<String>> = rep
+        .validation
+        .iter()
+        .filter(|v| v.status != "ok")
+        .map(|v| {
+            vec![
+                v.cell.clone(),
+                v.repetition.to_string(),
+                v.status.clone(),
+                v.reasons.clone(),
+            ]
+        })
+        .collect();
+    if !degraded.is_empty() {
+        out.doc.push(Block::Table(
+            header(&["cell", "run", "status", "reasons"]),
+            degraded,
+        ));
+    }
+
+    Ok(())
+}
