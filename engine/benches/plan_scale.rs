@@ -191,7 +191,7 @@ fn main() {
     let loaded = load_spec(&spec).unwrap_or_else(|e| panic!("generated spec does not load: {e}"));
     let load_time = start.elapsed();
     let start = Instant::now();
-    let plan = build_plan(&loaded);
+    let plan = build_plan(&loaded).expect("the bench spec plans");
     let plan_time = start.elapsed();
     let after = self_hwm();
     assert_eq!(plan.len(), nodes, "plan size");

@@ -100,21 +100,32 @@ impl ExecOutcome {
     }
 }
 
-/// The inputs of `idx` given the finished upstream results.
+/// The inputs of `idx` given the finished upstream results, which must all
+/// have succeeded. An edge whose output the producer did not write is an
+/// error of this node, never a shorter input list: a key computed over
+/// missing inputs would be a key over nothing.
 pub fn gather_inputs(
     plan: &Plan,
     idx: NodeIndex,
     results: &[Option<NodeResult>],
-) -> Option<Vec<Input>> {
+) -> Result<Vec<Input>, StageError> {
     plan.inputs(idx)
         .into_iter()
         .map(|(src, name)| {
-            let r = results[src.index()].as_ref()?;
-            Some(Input {
+            let missing = |why: &str| {
+                StageError::Failed(format!("input {name} from {}: {why}", plan.node(src).id))
+            };
+            let r = results[src.index()]
+                .as_ref()
+                .ok_or_else(|| missing("the producer has not run"))?;
+            Ok(Input {
                 node: r.node.clone(),
-                key: r.key?,
+                key: r.key.ok_or_else(|| missing("the producer has no key"))?,
                 name: name.to_string(),
-                digest: *r.outputs.get(name)?,
+                digest: *r
+                    .outputs
+                    .get(name)
+                    .ok_or_else(|| missing("the producer did not write it"))?,
             })
         })
         .collect()
@@ -158,6 +169,15 @@ fn run_node(
     };
     let record = (|| -> Result<(), StageError> {
         let outputs = outcome?;
+        // A stage writes only what it declares: what the planner wired and
+        // what consumers may ask for.
+        let declared = node.stage.outputs();
+        if let Some(name) = outputs.keys().find(|n| !declared.contains(&n.as_str())) {
+            return Err(StageError::Failed(format!(
+                "internal error: {} wrote the undeclared output {name}",
+                node.stage.kind()
+            )));
+        }
         for (name, bytes) in &outputs {
             result.outputs.insert(name.clone(), store.put(bytes)?);
         }
@@ -166,7 +186,7 @@ fn run_node(
             node: node.id.clone(),
             stage: node.stage.kind().to_string(),
             stage_version: node.stage.version(),
-            params: node.stage.params(),
+            params: node.stage.params()?,
             env: node.stage.environment(),
             inputs: inputs
                 .iter()
@@ -284,11 +304,28 @@ pub fn execute(
                 bar.inc(1);
                 continue;
             }
-            let inputs = gather_inputs(plan, idx, &results).unwrap_or_default();
-            let key = node_key(node.stage.as_ref(), &inputs);
+            let keyed = gather_inputs(plan, idx, &results)
+                .and_then(|inputs| Ok((node_key(node.stage.as_ref(), &inputs)?, inputs)));
+            let (key, inputs) = match keyed {
+                Ok(keyed) => keyed,
+                Err(e) => {
+                    results[idx.index()] = Some(NodeResult {
+                        node: node.id.clone(),
+                        stage: node.stage.kind().to_string(),
+                        key: None,
+                        status: NodeStatus::Failed,
+                        outputs: BTreeMap::new(),
+                        error: Some(e.to_string()),
+                        failure_record: None,
+                        duration_ms: 0.0,
+                    });
+                    bar.inc(1);
+                    continue;
+                }
+            };
             // Remeasuring repeats what reads the machine (measurements and its
             // bandwidth), not the deterministic model preparation.
-            let force = opts.remeasure && matches!(node.stage.kind(), "measure" | "bandwidth");
+            let force = opts.remeasure && node.stage.machine().measures();
             let cached = if force {
                 None
             } else {
@@ -321,7 +358,7 @@ pub fn execute(
         }
         let (measure, analysis): (Vec<_>, Vec<_>) = to_run
             .into_iter()
-            .partition(|(idx, _, _)| plan.node(*idx).stage.device().is_some());
+            .partition(|(idx, _, _)| plan.node(*idx).stage.machine().device().is_some());
         // Measurements first, one at a time, nothing beside them.
         for (idx, inputs, key) in measure {
             let r = if cancel.load(Ordering::Relaxed) {

@@ -3,16 +3,18 @@
 //! rerun that yields identical bytes leaves every dependent's key unchanged
 //! (early cutoff).
 
-use assay_core::{Input, Stage};
+use assay_core::{Input, Stage, StageError};
 use assay_store::{Digest, canonical};
 use serde_json::{Value, json};
 
 /// The fields a key is computed from, kept so `plan` can explain changes.
-pub fn key_material(stage: &dyn Stage, inputs: &[Input]) -> Value {
-    json!({
+/// A stage whose params do not serialise has no key (an error, never a
+/// key shared with another configuration).
+pub fn key_material(stage: &dyn Stage, inputs: &[Input]) -> Result<Value, StageError> {
+    Ok(json!({
         "stage": stage.kind(),
         "version": stage.version(),
-        "params": stage.params(),
+        "params": stage.params()?,
         "env": stage.environment(),
         "inputs": inputs
             .iter()
@@ -24,11 +26,14 @@ pub fn key_material(stage: &dyn Stage, inputs: &[Input]) -> Value {
                 }
             })
             .collect::<Vec<_>>(),
-    })
+    }))
 }
 
-pub fn node_key(stage: &dyn Stage, inputs: &[Input]) -> Digest {
-    canonical::keyed_hash("assay/node-key/v1", &key_material(stage, inputs))
+pub fn node_key(stage: &dyn Stage, inputs: &[Input]) -> Result<Digest, StageError> {
+    Ok(canonical::keyed_hash(
+        "assay/node-key/v1",
+        &key_material(stage, inputs)?,
+    ))
 }
 
 /// Flatten JSON into `dotted.path -> canonical value` pairs, to diff params.

@@ -1,19 +1,23 @@
 //! The planner: a spec becomes a DAG of stage nodes. One measure node per
 //! (backend, model, scenario) cell, then validate, summarise, cost, fit and
 //! report. Adding a node type means adding nodes and edges here; the
-//! executor knows only the `Stage` trait.
+//! executor knows only the `Stage` trait. Every edge names an output by the
+//! producing stage's own constant, and `connect` refuses a name the
+//! producer does not declare (`Stage::outputs`).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use assay_analysis::cost::CostStage;
-use assay_analysis::fit::FitStage;
+use assay_analysis::cost::{self, CostStage};
+use assay_analysis::fit::{self, FitStage};
 use assay_analysis::goodput::{self, GoodputParams, GoodputStage};
-use assay_analysis::summarise::SummariseStage;
-use assay_analysis::validate::ValidateStage;
+use assay_analysis::summarise::{self, SummariseStage};
+use assay_analysis::validate::{self, ValidateStage};
 use assay_core::Stage;
-use assay_measure::bandwidth::BandwidthStage;
+use assay_measure::bandwidth::{self, BandwidthStage};
+use assay_measure::stage::output as measured;
 use assay_measure::{BackendKind, MeasureStage, cell_runs};
-use assay_model::prepare::{ExportFormat, ExportStage, PrepareStage};
+use assay_model::prepare::{self, ExportFormat, ExportStage, PrepareStage};
 use assay_report::{ReportParams, ReportStage};
 use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -74,18 +78,50 @@ fn without_slo(scenario: &assay_measure::Scenario) -> assay_measure::Scenario {
     s
 }
 
-pub fn build_plan(loaded: &LoadedSpec) -> Plan {
-    let spec = &loaded.spec;
-    let mut g: DiGraph<PlanNode, Edge> = DiGraph::new();
-    let add = |g: &mut DiGraph<PlanNode, Edge>, id: String, stage: Arc<dyn Stage>| {
-        g.add_node(PlanNode { id, stage })
-    };
+/// A wiring mistake: an edge that names an output its producer does not
+/// declare. The plan is refused rather than keyed over a missing input.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "internal planning error: {from} ({stage}) has no output {name:?} for {to}; it declares {declared:?}"
+)]
+pub struct PlanError {
+    pub from: String,
+    pub stage: &'static str,
+    pub to: String,
+    pub name: &'static str,
+    pub declared: Vec<&'static str>,
+}
 
-    // Model preparation, only where a cell reads a prepared model: the
-    // simulated backend runs on the declared architecture alone, and a
-    // model that exists only on a server has nothing to prepare.
-    let cells: Vec<MeasureStage> = spec
-        .backends
+/// Adds the edge carrying output `name` of `from` into `to`, if `from`
+/// declares that output.
+pub fn connect(
+    g: &mut DiGraph<PlanNode, Edge>,
+    from: NodeIndex,
+    to: NodeIndex,
+    name: Edge,
+) -> Result<(), PlanError> {
+    let declared = g[from].stage.outputs();
+    if !declared.contains(&name) {
+        return Err(PlanError {
+            from: g[from].id.clone(),
+            stage: g[from].stage.kind(),
+            to: g[to].id.clone(),
+            name,
+            declared,
+        });
+    }
+    g.add_edge(from, to, name);
+    Ok(())
+}
+
+fn add(g: &mut DiGraph<PlanNode, Edge>, id: String, stage: Arc<dyn Stage>) -> NodeIndex {
+    g.add_node(PlanNode { id, stage })
+}
+
+/// One measure stage per cell that can run (`cell_runs`).
+fn measure_cells(loaded: &LoadedSpec) -> Vec<MeasureStage> {
+    let spec = &loaded.spec;
+    spec.backends
         .iter()
         .flat_map(|backend| {
             spec.models.iter().flat_map(move |model| {
@@ -105,52 +141,85 @@ pub fn build_plan(loaded: &LoadedSpec) -> Plan {
                     })
             })
         })
-        .collect();
-    let mut prepared = std::collections::BTreeMap::new();
-    for model in &spec.models {
-        if cells
-            .iter()
-            .any(|c| c.model.name == model.name && c.reads_prepared_model())
-        {
-            let stage = PrepareStage {
-                model: model.clone(),
-                base_dir: loaded.dir.clone(),
-            };
-            let node = add(&mut g, format!("prepare/{}", model.name), Arc::new(stage));
-            prepared.insert(model.name.as_str(), node);
-        }
-    }
-    let mut exports = std::collections::BTreeMap::new();
-    let mut export = |g: &mut DiGraph<PlanNode, Edge>,
-                      model: &assay_measure::ModelDecl,
-                      format: ExportFormat| {
-        *exports
-            .entry((model.name.clone(), format))
-            .or_insert_with(|| {
-                let stage = ExportStage {
-                    model: model.name.clone(),
-                    format,
+        .collect()
+}
+
+/// Model preparation and exports: the nodes every cell reads its model from.
+struct Models {
+    prepared: BTreeMap<String, NodeIndex>,
+    exports: BTreeMap<(String, ExportFormat), NodeIndex>,
+}
+
+impl Models {
+    /// Prepare nodes, only where a cell reads a prepared model: the
+    /// simulated backend runs on the declared architecture alone, and a
+    /// model that exists only on a server has nothing to prepare.
+    fn plan(
+        g: &mut DiGraph<PlanNode, Edge>,
+        loaded: &LoadedSpec,
+        cells: &[MeasureStage],
+    ) -> Result<Self, PlanError> {
+        let mut models = Models {
+            prepared: BTreeMap::new(),
+            exports: BTreeMap::new(),
+        };
+        for model in &loaded.spec.models {
+            if cells
+                .iter()
+                .any(|c| c.model.name == model.name && c.reads_prepared_model())
+            {
+                let stage = PrepareStage {
+                    model: model.clone(),
+                    base_dir: loaded.dir.clone(),
                 };
-                let node = add(
-                    g,
-                    format!("export/{}/{}", model.name, format.id()),
-                    Arc::new(stage),
-                );
-                let prep = prepared[model.name.as_str()];
-                g.add_edge(prep, node, "model");
-                if model.synthetic.is_some() {
-                    g.add_edge(prep, node, "weights");
-                }
-                node
-            })
-    };
-    for model in &spec.models {
-        if prepared.contains_key(model.name.as_str()) {
-            for ty in &model.gguf {
-                export(&mut g, model, ExportFormat::Gguf(*ty));
+                let node = add(g, format!("prepare/{}", model.name), Arc::new(stage));
+                models.prepared.insert(model.name.clone(), node);
             }
         }
+        for model in &loaded.spec.models {
+            if models.prepared.contains_key(&model.name) {
+                for ty in &model.gguf {
+                    models.export(g, model, ExportFormat::Gguf(*ty))?;
+                }
+            }
+        }
+        Ok(models)
     }
+
+    /// The export node of `model` in `format`, planned once.
+    fn export(
+        &mut self,
+        g: &mut DiGraph<PlanNode, Edge>,
+        model: &assay_measure::ModelDecl,
+        format: ExportFormat,
+    ) -> Result<NodeIndex, PlanError> {
+        if let Some(&node) = self.exports.get(&(model.name.clone(), format)) {
+            return Ok(node);
+        }
+        let stage = ExportStage {
+            model: model.name.clone(),
+            format,
+        };
+        let node = add(
+            g,
+            format!("export/{}/{}", model.name, format.id()),
+            Arc::new(stage),
+        );
+        let prep = self.prepared[&model.name];
+        connect(g, prep, node, prepare::output::MODEL)?;
+        if model.synthetic.is_some() {
+            connect(g, prep, node, prepare::output::WEIGHTS)?;
+        }
+        self.exports.insert((model.name.clone(), format), node);
+        Ok(node)
+    }
+}
+
+pub fn build_plan(loaded: &LoadedSpec) -> Result<Plan, PlanError> {
+    let spec = &loaded.spec;
+    let mut g: DiGraph<PlanNode, Edge> = DiGraph::new();
+    let cells = measure_cells(loaded);
+    let mut models = Models::plan(&mut g, loaded, &cells)?;
     let bandwidth = spec
         .backends
         .iter()
@@ -168,13 +237,13 @@ pub fn build_plan(loaded: &LoadedSpec) -> Plan {
         let has_load = stage.backend.kind.is_server() && stage.scenario.load.is_some();
         let node = add(&mut g, format!("measure/{}", stage.cell), Arc::new(stage));
         if reads_model {
-            let prep = prepared[model.name.as_str()];
-            g.add_edge(prep, node, "model");
+            let prep = models.prepared[&model.name];
+            connect(&mut g, prep, node, prepare::output::MODEL)?;
             if let Some(format) = needs_export {
-                let exp = export(&mut g, &model, format);
-                g.add_edge(exp, node, format.output());
+                let exp = models.export(&mut g, &model, format)?;
+                connect(&mut g, exp, node, format.output())?;
             } else if synthetic && in_process {
-                g.add_edge(prep, node, "weights");
+                connect(&mut g, prep, node, prepare::output::WEIGHTS)?;
             }
         }
         measures.push(node);
@@ -193,22 +262,27 @@ pub fn build_plan(loaded: &LoadedSpec) -> Plan {
     );
     let summarise = add(&mut g, "summarise".into(), Arc::new(SummariseStage));
     for &m in &measures {
-        for name in ["events", "runs", "outputs", "manifest"] {
-            g.add_edge(m, validate, name);
+        for name in [
+            measured::EVENTS,
+            measured::RUNS,
+            measured::OUTPUTS,
+            measured::MANIFEST,
+        ] {
+            connect(&mut g, m, validate, name)?;
         }
-        for name in ["events", "manifest"] {
-            g.add_edge(m, summarise, name);
+        for name in [measured::EVENTS, measured::MANIFEST] {
+            connect(&mut g, m, summarise, name)?;
         }
         if spec.energy.is_some() {
-            g.add_edge(m, validate, "power");
+            connect(&mut g, m, validate, measured::POWER)?;
         }
     }
-    g.add_edge(validate, summarise, "validation");
+    connect(&mut g, validate, summarise, validate::output::VALIDATION)?;
     if spec.energy.is_some() {
-        g.add_edge(validate, summarise, "energy");
+        connect(&mut g, validate, summarise, validate::output::ENERGY)?;
     }
     if let Some(bw) = bandwidth {
-        g.add_edge(bw, summarise, "bandwidth");
+        connect(&mut g, bw, summarise, bandwidth::OUTPUT)?;
     }
 
     let report = add(
@@ -229,11 +303,11 @@ pub fn build_plan(loaded: &LoadedSpec) -> Plan {
         }),
     );
     for &m in &measures {
-        g.add_edge(m, report, "manifest");
+        connect(&mut g, m, report, measured::MANIFEST)?;
     }
-    g.add_edge(validate, report, "validation");
-    g.add_edge(validate, report, "checks");
-    g.add_edge(summarise, report, "summary");
+    connect(&mut g, validate, report, validate::output::VALIDATION)?;
+    connect(&mut g, validate, report, validate::output::CHECKS)?;
+    connect(&mut g, summarise, report, summarise::OUTPUT)?;
     // Serving under load: only specs with load profiles have the node, so
     // other specs keep their plans and keys.
     if !load_cells.is_empty() {
@@ -255,44 +329,44 @@ pub fn build_plan(loaded: &LoadedSpec) -> Plan {
             }),
         );
         for &m in &load_cells {
-            g.add_edge(m, goodput, goodput::REQUESTS);
-            g.add_edge(m, goodput, goodput::MANIFEST);
+            connect(&mut g, m, goodput, measured::REQUESTS)?;
+            connect(&mut g, m, goodput, measured::MANIFEST)?;
         }
-        g.add_edge(goodput, report, goodput::LOAD);
-        g.add_edge(goodput, report, goodput::KNEES);
+        connect(&mut g, goodput, report, goodput::LOAD)?;
+        connect(&mut g, goodput, report, goodput::KNEES)?;
     }
 
     if let Some(params) = &spec.cost {
-        let cost = add(
+        let cost_node = add(
             &mut g,
             "cost".into(),
             Arc::new(CostStage {
                 params: params.clone(),
             }),
         );
-        g.add_edge(summarise, cost, "summary");
-        g.add_edge(cost, report, "cost");
+        connect(&mut g, summarise, cost_node, summarise::OUTPUT)?;
+        connect(&mut g, cost_node, report, cost::output::COST)?;
         if !params.request_mix.is_empty() {
-            g.add_edge(cost, report, "requests");
+            connect(&mut g, cost_node, report, cost::output::REQUESTS)?;
         }
         if !params.routing.is_empty() {
-            g.add_edge(cost, report, "routing");
+            connect(&mut g, cost_node, report, cost::output::ROUTING)?;
         }
     }
     if let Some(params) = &spec.fit {
-        let fit = add(
+        let fit_node = add(
             &mut g,
             "fit".into(),
             Arc::new(FitStage {
                 params: params.clone(),
             }),
         );
-        g.add_edge(summarise, fit, "summary");
-        g.add_edge(fit, report, "fit");
+        connect(&mut g, summarise, fit_node, summarise::OUTPUT)?;
+        connect(&mut g, fit_node, report, fit::OUTPUT)?;
     }
 
     let order = topo_order(&g);
-    Plan { graph: g, order }
+    Ok(Plan { graph: g, order })
 }
 
 /// Kahn's algorithm, always taking the ready node with the smallest id, so
@@ -327,4 +401,39 @@ fn topo_order(g: &DiGraph<PlanNode, Edge>) -> Vec<NodeIndex> {
         }
     }
     order
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn graph() -> (DiGraph<PlanNode, Edge>, NodeIndex, NodeIndex) {
+        let mut g = DiGraph::new();
+        let summarise = add(&mut g, "summarise".into(), Arc::new(SummariseStage));
+        // Any stage will do as the consumer: only the producer's declared
+        // outputs matter.
+        let consumer = add(&mut g, "consumer".into(), Arc::new(BandwidthStage));
+        (g, summarise, consumer)
+    }
+
+    #[test]
+    fn an_edge_naming_a_declared_output_is_wired() {
+        let (mut g, summarise, fit) = graph();
+        connect(&mut g, summarise, fit, summarise::OUTPUT).unwrap();
+        assert_eq!(g.edge_count(), 1);
+    }
+
+    #[test]
+    fn an_edge_naming_an_undeclared_output_is_refused() {
+        let (mut g, summarise, fit) = graph();
+        let e = connect(&mut g, summarise, fit, "summaries").unwrap_err();
+        assert_eq!(e.name, "summaries");
+        assert_eq!(e.declared, vec![summarise::OUTPUT]);
+        assert!(
+            e.to_string()
+                .contains("summarise (summarise) has no output \"summaries\" for consumer"),
+            "{e}"
+        );
+        assert_eq!(g.edge_count(), 0, "nothing is wired");
+    }
 }

@@ -392,6 +392,85 @@ fn interrupting_a_real_measurement_keeps_finished_nodes() {
     assert_eq!(resumed["failed"], 0);
 }
 
+/// The measure-worker children of `parent` (from /proc; Linux).
+fn workers_of(parent: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        // pid (comm) state ppid ...: the fields after the last ')'.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or("", |(_, rest)| rest)
+            .split_whitespace()
+            .collect();
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if fields.get(1) == Some(&parent.to_string().as_str())
+            && String::from_utf8_lossy(&cmdline).contains("measure-worker")
+        {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Whether `pid` still runs (a zombie waiting for a reaper has ended).
+fn running(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next());
+    matches!(state, Some(s) if s != "Z" && s != "X")
+}
+
+/// `assay` killed by SIGKILL (no handler runs) mid-measurement: its worker
+/// sees its stdin close and stops at once, instead of measuring its whole
+/// cell for nobody. The worker is caught in its 10-minute idle baseline,
+/// where it writes nothing (so a closed stdout alone would not stop it).
+#[test]
+fn a_worker_stops_when_assay_is_killed() {
+    let ws = candle_energy_spec();
+    ws.edit("idle_ms: 40", "idle_ms: 600000");
+    let zone = ws.path().join("powercap/intel-rapl:0");
+    std::fs::create_dir_all(&zone).unwrap();
+    std::fs::write(zone.join("energy_uj"), "123456\n").unwrap();
+    std::fs::write(zone.join("name"), "package-0\n").unwrap();
+    let mut child = crate::support::assay_cmd()
+        .args(["run", ws.spec.to_str().unwrap(), "--json", "--no-progress"])
+        .env("ASSAY_POWERCAP_ROOT", ws.path().join("powercap"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    let worker = loop {
+        // prepare and bandwidth run in process; the worker is the cell.
+        if let Some(&pid) = workers_of(child.id()).first() {
+            break pid;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "run ended before a worker started"
+        );
+        assert!(std::time::Instant::now() < deadline, "no worker started");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let killed = std::time::Instant::now();
+    // Bounded: the worker would otherwise sit out its 10-minute baseline.
+    while running(worker) {
+        assert!(
+            killed.elapsed() < std::time::Duration::from_secs(10),
+            "worker {worker} still runs {:?} after assay was killed",
+            killed.elapsed()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
 /// A GGUF file used as a local model runs through the quantised path, and a
 /// backend that asked for another dtype is shown as attribution drift:
 /// requested f32, ran q8_0, every run degraded, never averaged in.

@@ -109,3 +109,53 @@ outputs: { dir: reports }
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("GiB KV cache for model \"big\""), "{err}");
 }
+
+#[test]
+fn in_process_threads_beyond_the_cores_are_refused_when_measuring() {
+    // No machine this runs on has 100000 logical cores.
+    let ws = crate::support::Workspace::with_spec(
+        "assay: 1
+id: threads
+title: t
+question: q
+decision: d
+boundary: { warmup_runs: 0, repetitions: 1 }
+scenarios:
+  - { name: s, prompt_tokens: 4, batch: 1, gen_tokens: 4 }
+models:
+  - { name: tiny, synthetic: { arch: llama, layers: 1, hidden: 16, heads: 2, vocab: 64 } }
+backends:
+  - { name: c, kind: candle, device: cpu, threads: 100000 }
+outputs: { dir: reports }
+",
+    );
+    let spec = ws.spec.to_str().unwrap();
+    // The child inherits this process's CPU affinity and quota.
+    let cores = std::thread::available_parallelism().unwrap().get();
+    let out = assay(&["check", spec]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "spec.yaml:12:52: error: backends[0].threads: 100000 threads requested, more than the {cores} logical cores available on this machine (candle runs in process, on this machine's cores)"
+        )),
+        "{err}"
+    );
+    assert!(!ws.store().exists());
+
+    // Commands that only read the store do not read the machine.
+    let out = assay(&["plan", spec]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("logical cores"), "{err}");
+
+    // A simulated backend only records its threads.
+    ws.edit("kind: candle, device: cpu", "kind: simulated");
+    let out = assay(&["check", spec]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -240,10 +240,16 @@ fn report_snapshot() {
     // a stage's output shows up here for review.
     let ws = Workspace::new();
     ws.run(&[]);
-    insta::assert_snapshot!(
-        "report_md",
-        String::from_utf8(ws.report("report.md")).unwrap()
-    );
+    let report = String::from_utf8(ws.report("report.md")).unwrap();
+    // Every section appears once (a "Risks and limits" heading was once
+    // reported printed twice).
+    let mut headings: Vec<&str> = report.lines().filter(|l| l.starts_with("## ")).collect();
+    let all = headings.len();
+    headings.sort_unstable();
+    headings.dedup();
+    assert_eq!(headings.len(), all, "a section heading repeats:\n{report}");
+    assert!(headings.contains(&"## Risks and limits"));
+    insta::assert_snapshot!("report_md", report);
 }
 
 #[test]

@@ -30,7 +30,7 @@ pub fn run(
 ) -> CmdResult {
     let started = Instant::now();
     let loaded = load(spec_path)?;
-    let plan = build_plan(&loaded);
+    let plan = build_plan(&loaded).map_err(|e| CliError::failed(e.to_string()))?;
     let store = Store::open(store_dir(&loaded, store_arg))?;
     let _lock = store.lock(|| {
         eprintln!(
@@ -141,7 +141,7 @@ struct PlanEntry {
 
 pub fn plan(spec_path: &Path, store_arg: &StoreArg, remeasure: bool, json: bool) -> CmdResult {
     let loaded = super::load_to_read(spec_path)?;
-    let plan = build_plan(&loaded);
+    let plan = build_plan(&loaded).map_err(|e| CliError::failed(e.to_string()))?;
     let dir = store_dir(&loaded, store_arg);
     let store = Store::open_existing(&dir).ok();
     let lock = Lockfile::read(&Lockfile::path_for(spec_path))?;
@@ -183,11 +183,12 @@ pub fn plan(spec_path: &Path, store_arg: &StoreArg, remeasure: bool, json: bool)
             }
             (None, "run", reason)
         } else {
-            let key = node_key(node.stage.as_ref(), &inputs);
+            let key = node_key(node.stage.as_ref(), &inputs)
+                .map_err(|e| CliError::failed(e.to_string()))?;
             let cached = store
                 .as_ref()
                 .and_then(|s| s.cached_node(&key).ok().flatten());
-            let forced = remeasure && matches!(node.stage.kind(), "measure" | "bandwidth");
+            let forced = remeasure && node.stage.machine().measures();
             match cached {
                 Some(record) if !forced => {
                     known[idx.index()] = Some((key, record.outputs));
@@ -263,7 +264,7 @@ fn explain(
     let Some(prev) = store.and_then(|s| s.get_node(&prev_key).ok().flatten()) else {
         return "previous result is not in this store".into();
     };
-    if prev.key == node_key(stage, inputs) {
+    if node_key(stage, inputs).is_ok_and(|key| key == prev.key) {
         return "outputs missing from the store".into();
     }
     let mut reasons = Vec::new();
@@ -274,7 +275,10 @@ fn explain(
             stage.version()
         ));
     }
-    reasons.extend(diff_params(&prev.params, &stage.params()));
+    match stage.params() {
+        Ok(params) => reasons.extend(diff_params(&prev.params, &params)),
+        Err(e) => reasons.push(e.to_string()),
+    }
     if prev.env != stage.environment() {
         let old = prev.env.clone().unwrap_or_default();
         let new = stage.environment().unwrap_or_default();

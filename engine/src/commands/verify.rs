@@ -23,7 +23,7 @@ struct Problem {
 
 pub fn verify(spec_path: &Path, store_arg: &StoreArg, json: bool) -> CmdResult {
     let loaded = load_to_read(spec_path)?;
-    let plan = build_plan(&loaded);
+    let plan = build_plan(&loaded).map_err(|e| CliError::failed(e.to_string()))?;
     let lock_path = Lockfile::path_for(spec_path);
     let lock = Lockfile::read(&lock_path)?.ok_or_else(|| {
         CliError::usage(format!(
@@ -70,7 +70,9 @@ pub fn verify(spec_path: &Path, store_arg: &StoreArg, json: bool) -> CmdResult {
                 intact = false;
             }
         }
-        if node.stage.device().is_some() {
+        // What occupies a device (measurements, model preparation) is not
+        // run again: its objects are checked above.
+        if node.stage.machine().device().is_some() {
             if intact {
                 verified += 1;
             }
@@ -91,7 +93,13 @@ pub fn verify(spec_path: &Path, store_arg: &StoreArg, json: bool) -> CmdResult {
                 });
             }
         }
-        let key = node_key(node.stage.as_ref(), &inputs);
+        let key = match node_key(node.stage.as_ref(), &inputs) {
+            Ok(key) => key,
+            Err(e) => {
+                problem(&node.id, e.to_string());
+                continue;
+            }
+        };
         if key != entry.key {
             problem(
                 &node.id,

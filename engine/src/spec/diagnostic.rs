@@ -1,6 +1,8 @@
 use std::fmt::Write;
 use std::io::IsTerminal;
 
+use super::locate::LocationMap;
+
 /// A located error in a file the user wrote.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Diagnostic {
@@ -47,4 +49,70 @@ pub fn render_diagnostics(diags: &[Diagnostic], source: &str) -> String {
         let _ = writeln!(out, "{} errors", diags.len());
     }
     out
+}
+
+/// Pointer `/backends/0/kind` as `backends[0].kind`, for messages.
+pub(super) fn dotted(pointer: &str) -> String {
+    let mut out = String::new();
+    for seg in pointer.split('/').skip(1) {
+        let seg = seg.replace("~1", "/").replace("~0", "~");
+        if !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()) {
+            out.push_str(&format!("[{seg}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(&seg);
+        }
+    }
+    if out.is_empty() {
+        "(document)".into()
+    } else {
+        out
+    }
+}
+
+/// Diagnostics being collected for one file: each is placed by a JSON
+/// pointer, on the value or on its key, and prefixed with the dotted path.
+pub(super) struct Diags<'a> {
+    pub(super) file: String,
+    pub(super) locations: &'a LocationMap,
+    pub(super) out: Vec<Diagnostic>,
+}
+
+impl Diags<'_> {
+    pub(super) fn at_value(&mut self, pointer: &str, message: String) {
+        let pos = self.locations.value(pointer);
+        self.push(pos.line, pos.col, pointer, message);
+    }
+
+    pub(super) fn at_key(&mut self, pointer: &str, message: String) {
+        let pos = self.locations.key(pointer);
+        self.push(pos.line, pos.col, pointer, message);
+    }
+
+    fn push(&mut self, line: usize, col: usize, pointer: &str, message: String) {
+        let message = if pointer.is_empty() {
+            message
+        } else {
+            format!("{}: {message}", dotted(pointer))
+        };
+        self.out.push(Diagnostic {
+            file: self.file.clone(),
+            line,
+            col,
+            message,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dotted_paths() {
+        assert_eq!(dotted("/backends/0/kind"), "backends[0].kind");
+        assert_eq!(dotted(""), "(document)");
+    }
 }

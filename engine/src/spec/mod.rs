@@ -2,6 +2,7 @@
 //! as YAML. Loading is parse -> JSON-Schema validation -> typed decode ->
 //! semantic checks; every error is located in the user's file.
 
+mod checks;
 mod diagnostic;
 pub mod load;
 mod locate;

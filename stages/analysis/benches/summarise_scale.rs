@@ -8,11 +8,17 @@
 //!    warmup run per cell) and writes it as Parquet with
 //!    `assay_core::tables::to_parquet`, as the measure stage does.
 //! 2. Times the per cell x phase summary of the steady events (n, mean,
-//!    median, p90/p95/p99, min, max, std, MAD), Parquet reading included,
-//!    with the `assay_core::stats` calls `summarise::summarise_cell` makes,
-//!    and checks on a few cells that `summarise_cell` itself gives the same
-//!    bits. (`summarise_cell` is not timed directly: it also bootstraps every
-//!    row's median, which step 3 times on its own.)
+//!    median, p90/p95/p99, min, max, std, MAD) through summarise's own
+//!    functions: the file read into `tables::EventColumns` (the columnar
+//!    reader summarise and validate use), cut into one zero-copy slice per
+//!    cell (a measure node stores one cell per table), each cell's samples
+//!    gathered with `summarise::CellSamples::gather` and each phase's
+//!    statistics with `stats::distribution`, the calls `summarise_cell`
+//!    makes. `summarise_cell` itself is not timed, because it also
+//!    bootstraps every row's median (step 3 times the bootstrap on its own),
+//!    but three whole cells are checked: `summarise_cell`'s columns must be
+//!    the bench's bits, and both the sorting definitions' (`stats::sorted`,
+//!    `quantile_sorted`, `std_dev`, `mad`).
 //! 3. Times `stats::bootstrap_median_ci` (95% percentile interval) over
 //!    1,000 cells x 2,000 resamples of a seeded sample written to a file.
 //! 4. Runs `summarise_scale.py` (beside this file) on the same two files:
@@ -32,10 +38,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use assay_analysis::summarise::summarise_cell;
+use assay_analysis::summarise::{CellSamples, summarise_cell};
 use assay_core::config::{Boundary, Scenario};
-use assay_core::stats;
-use assay_core::tables::{self, EventRow};
+use assay_core::stats::{self, Distribution};
+use assay_core::tables::{self, EventColumns, EventRow, Phase};
 use assay_measure::harness::Attribution;
 use assay_measure::stage::Requested;
 use assay_measure::{BackendKind, Manifest};
@@ -58,8 +64,9 @@ const BOOT_SEED: u64 = 6;
 const SUMMARISE_CELL_CHECKS: [usize; 3] = [0, CELLS / 2, CELLS - 1];
 /// Relative tolerance of the summary cross-check. Both sides compute from
 /// the same f64 values with the same type-7 interpolation; only summation
-/// order and rounding inside the interpolation may differ.
-const SUMMARY_TOLERANCE: f64 = 1e-9;
+/// order (mean, std) and rounding inside the interpolation may differ, a
+/// few ulps.
+const SUMMARY_TOLERANCE: f64 = 1e-12;
 const INSTALL_HINT: &str = "python3 -m pip install --user duckdb scipy numpy \
      (or python3 -m venv /work/bench-venv && /work/bench-venv/bin/pip install duckdb scipy numpy, \
      then ASSAY_BENCH_PYTHON=/work/bench-venv/bin/python)";
@@ -75,98 +82,71 @@ fn env_usize(name: &str, default: usize) -> usize {
     }
 }
 
-/// The statistics of one cell x phase, as `summarise_cell` computes them.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Agg {
-    n: usize,
-    values: [f64; 9],
-}
-
-const AGG_NAMES: [&str; 9] = [
+const STAT_NAMES: [&str; 9] = [
     "mean", "median", "p90", "p95", "p99", "min", "max", "std", "mad",
 ];
 
-/// Exactly the calls `summarise::summarise_cell` makes for these columns,
-/// in the same way (one sorted copy for the quantiles and extremes, `mean`,
-/// `std_dev` and `mad` on the unsorted data).
-fn aggregate(ms: &[f64]) -> Agg {
-    let sorted = stats::sorted(ms);
-    let q = |p: f64| stats::quantile_sorted(&sorted, p);
-    Agg {
-        n: ms.len(),
-        values: [
-            stats::mean(ms),
-            q(0.5),
-            q(0.90),
-            q(0.95),
-            q(0.99),
-            sorted[0],
-            sorted[sorted.len() - 1],
-            if ms.len() > 1 {
-                stats::std_dev(ms)
-            } else {
-                0.0
-            },
-            stats::mad(ms),
-        ],
-    }
+/// The nine statistics of a distribution, in `STAT_NAMES` order.
+fn values(d: &Distribution) -> [f64; 9] {
+    [
+        d.mean, d.median, d.p90, d.p95, d.p99, d.min, d.max, d.std, d.mad,
+    ]
 }
 
-type Summary = BTreeMap<(String, String), Agg>;
+type Summary = BTreeMap<(String, &'static str), Distribution>;
 
-/// Steady-state milliseconds per (cell, phase), as summarise converts them.
-/// A measure node's events come one run at a time, so the key changes only
-/// a few times per run: the map is searched only when it does. (summarise
-/// itself gets one cell per table and keys by phase alone; searching a
-/// 3,000-entry map for each of 10M events would time the bench's own
-/// grouping, not assay's.)
-fn group(events: &[EventRow]) -> BTreeMap<(&str, &str), Vec<f64>> {
-    let mut index: BTreeMap<(&str, &str), usize> = BTreeMap::new();
-    let mut groups: Vec<Vec<f64>> = Vec::new();
-    let mut last: Option<((&str, &str), usize)> = None;
-    for e in events.iter().filter(|e| !e.warmup) {
-        let key = (e.cell.as_str(), e.phase.as_str());
-        let slot = match last {
-            Some((k, slot)) if k == key => slot,
-            _ => {
-                let slot = *index.entry(key).or_insert_with(|| {
-                    groups.push(Vec::new());
-                    groups.len() - 1
-                });
-                last = Some((key, slot));
-                slot
-            }
-        };
-        groups[slot].push(e.ns as f64 / 1e6);
+/// The table cut into one zero-copy slice per cell. A measure node's table
+/// holds one cell, so summarise never does this; the bench's one table of
+/// 1,000 cells (the same file DuckDB reads) stands in for 1,000 of them.
+/// Each cell's events are contiguous, as the generator writes them.
+fn split_by_cell(events: &EventColumns) -> Vec<(String, EventColumns)> {
+    let cell = events.cell.as_ref().expect("the cell column was read");
+    let views = cell.views();
+    let mut out: Vec<(String, EventColumns)> = Vec::new();
+    let mut start = 0;
+    for i in 1..=events.len() {
+        // Equal views are equal strings; unequal ones may still be (a long
+        // name in two buffers), so compare those by value.
+        if i == events.len() || (views[i] != views[start] && cell.value(i) != cell.value(start)) {
+            out.push((
+                cell.value(start).to_string(),
+                events.slice(start, i - start),
+            ));
+            start = i;
+        }
     }
-    let mut groups: Vec<Option<Vec<f64>>> = groups.into_iter().map(Some).collect();
-    index
-        .into_iter()
-        .map(|(key, slot)| (key, groups[slot].take().unwrap_or_default()))
-        .collect()
+    let distinct: BTreeSet<&str> = out.iter().map(|(c, _)| c.as_str()).collect();
+    assert_eq!(
+        distinct.len(),
+        out.len(),
+        "a cell's events are not contiguous"
+    );
+    out
 }
 
 /// Seconds of each part of assay's summary.
 struct SummaryTimes {
-    /// File to one Arrow record batch (`assay_store::table::from_parquet`).
-    parquet: f64,
-    /// Record batch to `Vec<EventRow>` (`tables::events_from_batch`, the
-    /// columnar reader summarise uses).
-    rows: f64,
-    /// The same decoding through serde_arrow, the generic path (timed for
-    /// comparison, outside `total`).
-    rows_serde: f64,
-    group: f64,
+    /// The file into memory.
+    read: f64,
+    /// Bytes to `EventColumns` (`EventColumns::from_parquet`: Parquet
+    /// decoding of the columns summarise needs, phases to codes).
+    columns: f64,
+    /// The table into per-cell slices (`split_by_cell`, bench glue).
+    split: f64,
+    /// `CellSamples::gather` over every cell (phases and runs by index).
+    gather: f64,
+    /// `stats::distribution` of every cell x phase.
     stats: f64,
-    /// Freeing the 10M rows and the groups.
+    /// Freeing the columns and samples.
     free: f64,
     total: f64,
 }
 
-/// assay's side of the summary: read the file, decode it into `EventRow`s
-/// (the two steps of `tables::from_parquet`, which `tables::read_rows`
-/// runs for summarise, timed apart), group, aggregate. Freeing the rows is
-/// inside the clock too: DuckDB's time includes its clean-up.
+/// assay's side of the summary, through summarise's functions: read the
+/// file, decode its columns, then per cell gather the steady samples by
+/// phase (every run validated ok here) and compute each phase's
+/// distribution. Freeing is inside the clock too: DuckDB's time includes its
+/// clean-up.
 fn assay_summary(path: &Path) -> (Summary, SummaryTimes) {
     let start = Instant::now();
     let lap = |t: &mut f64| {
@@ -177,36 +157,41 @@ fn assay_summary(path: &Path) -> (Summary, SummaryTimes) {
     };
     let mut t = 0.0;
     let bytes = std::fs::read(path).expect("read events");
-    let batch = assay_store::table::from_parquet(&bytes).expect("decode Parquet");
-    drop(bytes);
-    let parquet = lap(&mut t);
-    let events: Vec<EventRow> = tables::events_from_batch(&batch).expect("decode rows");
-    let rows = lap(&mut t);
-    let serde_start = Instant::now();
-    let via_serde: Vec<EventRow> = serde_arrow::from_record_batch(&batch).expect("decode rows");
-    drop(via_serde);
-    let rows_serde = serde_start.elapsed().as_secs_f64();
-    // Keep the comparison out of assay's clock.
-    t += rows_serde;
-    drop(batch);
-    let groups = group(&events);
-    let group_s = lap(&mut t);
-    let summary: Summary = groups
-        .iter()
-        .map(|((cell, phase), ms)| ((cell.to_string(), phase.to_string()), aggregate(ms)))
-        .collect();
-    let stats_s = lap(&mut t);
-    drop(groups);
+    let read = lap(&mut t);
+    let events = EventColumns::from_parquet(bytes, true).expect("decode events");
+    let columns = lap(&mut t);
+    let cells = split_by_cell(&events);
+    let split = lap(&mut t);
+    let mut summary = Summary::new();
+    let mut scratch = Vec::new();
+    let (mut gather, mut stats_s) = (0.0, 0.0);
+    let mut all_samples = Vec::with_capacity(CELLS);
+    for (cell, slice) in cells {
+        let clock = Instant::now();
+        let samples = CellSamples::gather(&slice, |_| true);
+        let gathered = clock.elapsed().as_secs_f64();
+        for phase in Phase::KNOWN {
+            if let Some(d) = stats::distribution(&samples.steady[phase as usize], &mut scratch) {
+                summary.insert((cell.clone(), phase.name()), d);
+            }
+        }
+        gather += gathered;
+        stats_s += clock.elapsed().as_secs_f64() - gathered;
+        all_samples.push(samples);
+    }
+    lap(&mut t);
+    drop(all_samples);
+    drop(scratch);
     drop(events);
     let free = lap(&mut t);
     let times = SummaryTimes {
-        parquet,
-        rows,
-        rows_serde,
-        group: group_s,
+        read,
+        columns,
+        split,
+        gather,
         stats: stats_s,
         free,
-        total: t - rows_serde,
+        total: t,
     };
     (summary, times)
 }
@@ -369,22 +354,51 @@ fn manifest(cell: &str) -> Manifest {
     }
 }
 
+/// The nine statistics by their sorting definitions: one sorted copy for
+/// the quantiles and extremes, `mean`, `std_dev` and `mad` (which sorts
+/// twice), as summarise computed them before `stats::distribution`.
+fn sorting_definitions(ms: &[f64]) -> [f64; 9] {
+    let sorted = stats::sorted(ms);
+    let q = |p: f64| stats::quantile_sorted(&sorted, p);
+    [
+        stats::mean(ms),
+        q(0.5),
+        q(0.90),
+        q(0.95),
+        q(0.99),
+        sorted[0],
+        sorted[sorted.len() - 1],
+        if ms.len() > 1 {
+            stats::std_dev(ms)
+        } else {
+            0.0
+        },
+        stats::mad(ms),
+    ]
+}
+
 /// `summarise_cell` on a few whole cells (every run ok) against the bench's
-/// `aggregate`: the columns must be bit-identical. Returns the mismatches.
-fn check_against_summarise_cell(events: &[EventRow]) -> Vec<String> {
+/// `stats::distribution` and the sorting definitions: the columns must be
+/// bit-identical. Returns the mismatches.
+fn check_against_summarise_cell(parquet: Vec<u8>) -> Vec<String> {
+    let events = EventColumns::from_parquet(parquet, true).expect("decode events");
+    let cells: BTreeMap<String, EventColumns> = split_by_cell(&events).into_iter().collect();
     let mut problems = Vec::new();
     for c in SUMMARISE_CELL_CHECKS {
         let cell = cell_name(c);
-        let rows: Vec<EventRow> = events.iter().filter(|e| e.cell == cell).cloned().collect();
-        let ok: BTreeSet<(&str, u32)> =
-            rows.iter().map(|e| (cell.as_str(), e.repetition)).collect();
-        let ours = group(&rows);
-        for s in summarise_cell(&manifest(&cell), &rows, &ok, 0) {
-            let Some(ms) = ours.get(&(cell.as_str(), s.phase.as_str())) else {
-                problems.push(format!("{cell} {}: no bench group", s.phase));
+        let events = &cells[&cell];
+        let ok: BTreeSet<(&str, u32)> = events
+            .repetition
+            .iter()
+            .map(|r| (cell.as_str(), *r))
+            .collect();
+        let samples = CellSamples::gather(events, |_| true);
+        for s in summarise_cell(&manifest(&cell), events, &ok, 0) {
+            let ms = &samples.steady[Phase::from_name(&s.phase) as usize];
+            let Some(d) = stats::distribution(ms, &mut Vec::new()) else {
+                problems.push(format!("{cell} {}: no bench samples", s.phase));
                 continue;
             };
-            let a = aggregate(ms);
             let theirs = [
                 s.mean_ms,
                 s.median_ms,
@@ -396,15 +410,19 @@ fn check_against_summarise_cell(events: &[EventRow]) -> Vec<String> {
                 s.std_ms,
                 s.mad_ms,
             ];
-            let same = a.n == s.n as usize
-                && a.values
-                    .iter()
-                    .zip(theirs)
-                    .all(|(x, y)| x.to_bits() == y.to_bits());
-            if !same {
+            let bits = |v: [f64; 9]| v.map(f64::to_bits);
+            let reference = sorting_definitions(ms);
+            if d.n != s.n as usize
+                || bits(values(&d)) != bits(theirs)
+                || bits(reference) != bits(theirs)
+            {
                 problems.push(format!(
-                    "{cell} {}: bench {a:?} vs summarise_cell n={} {theirs:?}",
-                    s.phase, s.n
+                    "{cell} {}: bench n={} {:?}, sorting definitions {reference:?}, \
+                     summarise_cell n={} {theirs:?}",
+                    s.phase,
+                    d.n,
+                    values(&d),
+                    s.n
                 ));
             }
         }
@@ -496,12 +514,16 @@ fn compare_summaries(ours: &Summary, rows: &[Value]) -> ([f64; 9], Vec<String>) 
     let mut seen = 0;
     for row in rows {
         let r = row.as_array().expect("summary row is an array");
+        let phase = r[1].as_str().unwrap_or_default();
         let key = (
             r[0].as_str().unwrap_or_default().to_string(),
-            r[1].as_str().unwrap_or_default().to_string(),
+            Phase::from_name(phase).name(),
         );
-        let Some(a) = ours.get(&key) else {
-            problems.push(format!("DuckDB has a group assay has not: {key:?}"));
+        let Some(a) = ours.get(&key).filter(|_| key.1 == phase) else {
+            problems.push(format!(
+                "DuckDB has a group assay has not: {:?}",
+                (&key.0, phase)
+            ));
             continue;
         };
         seen += 1;
@@ -509,9 +531,9 @@ fn compare_summaries(ours: &Summary, rows: &[Value]) -> ([f64; 9], Vec<String>) 
         if n != a.n {
             problems.push(format!("{key:?}: n {} (assay) vs {n} (DuckDB)", a.n));
         }
-        for (k, m) in max.iter_mut().enumerate() {
+        for (k, (m, ours)) in max.iter_mut().zip(values(a)).enumerate() {
             let theirs = r[3 + k].as_f64().unwrap_or(f64::NAN);
-            let d = rel_diff(a.values[k], theirs);
+            let d = rel_diff(ours, theirs);
             *m = if d.is_nan() { f64::INFINITY } else { m.max(d) };
         }
     }
@@ -525,7 +547,7 @@ fn compare_summaries(ours: &Summary, rows: &[Value]) -> ([f64; 9], Vec<String>) 
         if *m > SUMMARY_TOLERANCE {
             problems.push(format!(
                 "{}: max relative difference {m:.2e} over tolerance {SUMMARY_TOLERANCE:.0e}",
-                AGG_NAMES[k]
+                STAT_NAMES[k]
             ));
         }
     }
@@ -580,189 +602,170 @@ fn parse_cis(v: &Value) -> Vec<(f64, f64)> {
         .unwrap_or_default()
 }
 
-fn main() {
-    let events_n = env_usize("ASSAY_BENCH_EVENTS", 10_000_000);
-    let boot_cells = env_usize("ASSAY_BENCH_BOOT_CELLS", 1000);
-    let resamples = env_usize("ASSAY_BENCH_RESAMPLES", 2000);
-    let boot_n = env_usize("ASSAY_BENCH_BOOT_N", 200);
-    let repeats = env_usize("ASSAY_BENCH_REPEATS", 3).max(1);
-    let python = std::env::var("ASSAY_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
-    assert!(
-        events_n >= CELLS,
-        "ASSAY_BENCH_EVENTS must be at least {CELLS}"
-    );
-    assert!(boot_n >= 2, "ASSAY_BENCH_BOOT_N must be at least 2");
+/// The bench's sizes, from the environment.
+struct Config {
+    events_n: usize,
+    boot_cells: usize,
+    resamples: usize,
+    boot_n: usize,
+    repeats: usize,
+    python: String,
+}
 
-    let dir = tempfile::tempdir().expect("temp dir");
-    let events_path = dir.path().join("events.parquet");
-    let samples_path = dir.path().join("boot_samples.f64");
+impl Config {
+    fn from_env() -> Config {
+        let cfg = Config {
+            events_n: env_usize("ASSAY_BENCH_EVENTS", 10_000_000),
+            boot_cells: env_usize("ASSAY_BENCH_BOOT_CELLS", 1000),
+            resamples: env_usize("ASSAY_BENCH_RESAMPLES", 2000),
+            boot_n: env_usize("ASSAY_BENCH_BOOT_N", 200),
+            repeats: env_usize("ASSAY_BENCH_REPEATS", 3).max(1),
+            python: std::env::var("ASSAY_BENCH_PYTHON").unwrap_or_else(|_| "python3".into()),
+        };
+        assert!(
+            cfg.events_n >= CELLS,
+            "ASSAY_BENCH_EVENTS must be at least {CELLS}"
+        );
+        assert!(cfg.boot_n >= 2, "ASSAY_BENCH_BOOT_N must be at least 2");
+        cfg
+    }
+}
 
-    let t = Instant::now();
-    let events = generate_events(events_n);
-    let parquet = tables::to_parquet(&events).expect("encode events");
-    std::fs::write(&events_path, &parquet).expect("write events");
-    let steady = events.iter().filter(|e| !e.warmup).count();
-    println!(
-        "summarise_scale: {} events ({} steady) over {CELLS} cells x prefill/decode/e2e, \
-         Parquet {:.1} MB, written in {}",
-        thousands(events_n),
-        thousands(steady),
-        parquet.len() as f64 / 1e6,
-        secs(t.elapsed().as_secs_f64())
-    );
-    drop(parquet);
-    let mut problems = check_against_summarise_cell(&events);
-    println!(
-        "  summarise_cell on cells {SUMMARISE_CELL_CHECKS:?}: {}",
-        if problems.is_empty() {
-            "n, mean, median, p90, p95, p99, min, max, std, mad bit-identical to the bench's \
-             stats calls"
-        } else {
-            "MISMATCH (below)"
-        }
-    );
-    drop(events);
+/// Everything the interleaved rounds measured and returned.
+#[derive(Default)]
+struct Results {
+    assay_summary_t: Series,
+    /// Parts of assay's summary: read, columns, split, gather, stats, free.
+    parts_t: [Series; 6],
+    assay_boot_t: Series,
+    /// Python's times, by the names its JSON uses.
+    py_t: BTreeMap<String, Series>,
+    our_summary: Summary,
+    our_cis: Vec<(f64, f64)>,
+    duckdb_rows: Vec<Value>,
+    py_cis: BTreeMap<String, Vec<(f64, f64)>>,
+    /// Versions and DuckDB's threads, merged over the calls.
+    py_info: Value,
+    missing: BTreeSet<String>,
+    py_error: Option<String>,
+}
 
-    let samples = generate_samples(boot_cells, boot_n);
-    let bytes: Vec<u8> = samples.iter().flat_map(|x| x.to_le_bytes()).collect();
-    std::fs::write(&samples_path, bytes).expect("write samples");
-    println!(
-        "  bootstrap input: {} cells x {boot_n} latencies (f64 file shared with Python), \
-         {} resamples each, 95% percentile interval of the median",
-        thousands(boot_cells),
-        thousands(resamples)
-    );
-
-    let summary_args = vec![
-        "summary".to_string(),
-        "--events".into(),
-        events_path.display().to_string(),
-    ];
-    let boot_args = vec![
-        "bootstrap".to_string(),
-        "--samples".into(),
-        samples_path.display().to_string(),
-        "--cells".into(),
-        boot_cells.to_string(),
-        "--n".into(),
-        boot_n.to_string(),
-        "--resamples".into(),
-        resamples.to_string(),
-        "--seed".into(),
-        BOOT_SEED.to_string(),
-    ];
-
-    // Times per side; Python's keys are the names its JSON uses.
-    let mut assay_summary_t = Series::default();
-    // Parts of assay's summary: Parquet, rows, group, stats, free.
-    let mut parts_t: [Series; 6] = Default::default();
-    let mut assay_boot_t = Series::default();
-    let mut py_t: BTreeMap<String, Series> = BTreeMap::new();
-    let mut our_summary = Summary::new();
-    let mut our_cis = Vec::new();
-    let mut duckdb_rows: Vec<Value> = Vec::new();
-    let mut py_cis: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
-    let mut py_info = Value::Object(Default::default());
-    let mut missing: BTreeSet<String> = BTreeSet::new();
-    let mut py_error: Option<String> = None;
-
-    let mut record_python = |args: &[String], first: bool| {
-        if py_error.is_some() {
+impl Results {
+    /// One call of the Python side; in the first round it also returns its
+    /// results, for the cross-checks.
+    fn record_python(&mut self, python: &str, args: &[String], first: bool) {
+        if self.py_error.is_some() {
             return;
         }
         let mut args = args.to_vec();
         if first {
             args.push("--results".into());
         }
-        match run_python(&python, &args) {
-            Ok(v) => {
-                if let Some(m) = v["missing"].as_array() {
-                    missing.extend(m.iter().filter_map(|x| x.as_str().map(String::from)));
-                }
-                if let Some(times) = v["timings"].as_object() {
-                    for (k, s) in times {
-                        if let Some(s) = s.as_f64() {
-                            py_t.entry(k.clone()).or_default().0.push(s);
-                        }
-                    }
-                }
-                if first {
-                    if let Some(rows) = v["rows"].as_array() {
-                        duckdb_rows = rows.clone();
-                    }
-                    if let Some(cis) = v["ci"].as_object() {
-                        for (k, c) in cis {
-                            py_cis.insert(k.clone(), parse_cis(c));
-                        }
-                    }
-                    // Versions and DuckDB's threads, merged over the calls.
-                    if let Some(info) = v["info"].as_object() {
-                        for (k, x) in info {
-                            match (&mut py_info[k], x) {
-                                (Value::Object(have), Value::Object(more)) => {
-                                    have.extend(more.clone());
-                                }
-                                (slot, _) => *slot = x.clone(),
-                            }
-                        }
-                    }
-                }
+        let v = match run_python(python, &args) {
+            Ok(v) => v,
+            Err(e) => {
+                self.py_error = Some(e);
+                return;
             }
-            Err(e) => py_error = Some(e),
+        };
+        if let Some(m) = v["missing"].as_array() {
+            (self.missing).extend(m.iter().filter_map(|x| x.as_str().map(String::from)));
         }
-    };
+        for (k, s) in v["timings"].as_object().into_iter().flatten() {
+            if let Some(s) = s.as_f64() {
+                self.py_t.entry(k.clone()).or_default().0.push(s);
+            }
+        }
+        if !first {
+            return;
+        }
+        if let Some(rows) = v["rows"].as_array() {
+            self.duckdb_rows = rows.clone();
+        }
+        for (k, c) in v["ci"].as_object().into_iter().flatten() {
+            self.py_cis.insert(k.clone(), parse_cis(c));
+        }
+        for (k, x) in v["info"].as_object().into_iter().flatten() {
+            match (&mut self.py_info[k], x) {
+                (Value::Object(have), Value::Object(more)) => have.extend(more.clone()),
+                (slot, _) => *slot = x.clone(),
+            }
+        }
+    }
+}
 
-    for round in 0..repeats {
+/// The interleaved rounds: in each, assay's summary and the Python one,
+/// then assay's bootstrap and the Python ones, the side that goes first
+/// alternating, so neither always runs on a warmer (or busier) machine.
+fn run_rounds(cfg: &Config, events_path: &Path, samples_path: &Path, samples: &[f64]) -> Results {
+    let summary_args = vec![
+        "summary".to_string(),
+        "--events".into(),
+        events_path.display().to_string(),
+    ];
+    let boot_args: Vec<String> = [
+        "bootstrap",
+        "--samples",
+        &samples_path.display().to_string(),
+        "--cells",
+        &cfg.boot_cells.to_string(),
+        "--n",
+        &cfg.boot_n.to_string(),
+        "--resamples",
+        &cfg.resamples.to_string(),
+        "--seed",
+        &BOOT_SEED.to_string(),
+    ]
+    .map(String::from)
+    .into();
+    let mut r = Results::default();
+    for round in 0..cfg.repeats {
         let first = round == 0;
-        // Alternate which side goes first, so neither always runs on a
-        // warmer (or busier) machine.
         for side in 0..2 {
             if (side + round) % 2 == 0 {
-                let (s, t) = assay_summary(&events_path);
-                assay_summary_t.0.push(t.total);
-                for (series, s) in parts_t.iter_mut().zip([
-                    t.parquet,
-                    t.rows,
-                    t.group,
-                    t.stats,
-                    t.free,
-                    t.rows_serde,
-                ]) {
+                let (s, t) = assay_summary(events_path);
+                r.assay_summary_t.0.push(t.total);
+                let parts = [t.read, t.columns, t.split, t.gather, t.stats, t.free];
+                for (series, s) in r.parts_t.iter_mut().zip(parts) {
                     series.0.push(s);
                 }
-                our_summary = s;
+                r.our_summary = s;
             } else {
-                record_python(&summary_args, first);
+                r.record_python(&cfg.python, &summary_args, first);
             }
         }
         for side in 0..2 {
             if (side + round) % 2 == 0 {
                 let t = Instant::now();
-                our_cis = assay_bootstrap(&samples, boot_n, resamples as u32);
-                assay_boot_t.0.push(t.elapsed().as_secs_f64());
+                r.our_cis = assay_bootstrap(samples, cfg.boot_n, cfg.resamples as u32);
+                r.assay_boot_t.0.push(t.elapsed().as_secs_f64());
             } else {
-                record_python(&boot_args, first);
+                r.record_python(&cfg.python, &boot_args, first);
             }
         }
         println!(
-            "  round {}/{repeats}: assay summary {}, bootstrap {}",
+            "  round {}/{}: assay summary {}, bootstrap {}",
             round + 1,
-            secs(*assay_summary_t.0.last().unwrap_or(&f64::NAN)),
-            secs(*assay_boot_t.0.last().unwrap_or(&f64::NAN)),
+            cfg.repeats,
+            secs(*r.assay_summary_t.0.last().unwrap_or(&f64::NAN)),
+            secs(*r.assay_boot_t.0.last().unwrap_or(&f64::NAN)),
         );
     }
+    r
+}
 
-    // What ran, and on how many threads.
+/// What ran, and on how many threads.
+fn print_environment(py_info: &Value) {
     println!();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let duckdb_threads = py_info["duckdb_threads_default"]
-        .as_u64()
-        .map_or("?".to_string(), |n| n.to_string());
     println!("threads: machine has {cores} hardware threads");
     println!(
         "  assay: 1 thread (the stats functions are sequential; summarise runs them per cell)"
     );
-    println!("  DuckDB: `SET threads=1`, and its default threads={duckdb_threads} (all cores)");
+    println!(
+        "  DuckDB: `SET threads=1`, and its default threads={} (all cores)",
+        duckdb_threads(py_info)
+    );
     println!("  scipy / numpy: 1 thread (indexing, np.median and quantiles do not use BLAS)");
     if let Some(versions) = py_info["versions"].as_object() {
         let v: Vec<String> = versions
@@ -771,49 +774,49 @@ fn main() {
             .collect();
         println!("  versions: {}", v.join(", "));
     }
+}
 
-    // The table.
+fn duckdb_threads(py_info: &Value) -> String {
+    py_info["duckdb_threads_default"]
+        .as_u64()
+        .map_or("?".to_string(), |n| n.to_string())
+}
+
+/// The table of times and ratios, and where assay's summary time went.
+fn print_table(cfg: &Config, r: &Results) {
     println!();
     println!(
-        "{repeats} interleaved round(s); times are median (best); ratio = their median / assay's median, \
-         above 1 means assay is faster"
+        "{} interleaved round(s); times are median (best); ratio = their median / assay's \
+         median, above 1 means assay is faster",
+        cfg.repeats
     );
     println!();
-    let summary_label = format!("summary of {} events", thousands(events_n));
-    let boot_label = format!(
+    let summary = format!("summary of {} events", thousands(cfg.events_n));
+    let boot = format!(
         "bootstrap {} cells x {} resamples",
-        thousands(boot_cells),
-        thousands(resamples)
+        thousands(cfg.boot_cells),
+        thousands(cfg.resamples)
     );
-    let duckdb_default = format!("DuckDB, threads={duckdb_threads} (default)");
+    let duckdb_default = format!("DuckDB, threads={} (default)", duckdb_threads(&r.py_info));
+    let (ours_s, ours_b) = (&r.assay_summary_t, &r.assay_boot_t);
     let comparisons: [(&str, &Series, &str, &str); 5] = [
+        (&summary, ours_s, "DuckDB, threads=1", "duckdb_threads_1"),
+        (&summary, ours_s, &duckdb_default, "duckdb_threads_default"),
         (
-            &summary_label,
-            &assay_summary_t,
-            "DuckDB, threads=1",
-            "duckdb_threads_1",
-        ),
-        (
-            &summary_label,
-            &assay_summary_t,
-            &duckdb_default,
-            "duckdb_threads_default",
-        ),
-        (
-            &boot_label,
-            &assay_boot_t,
+            &boot,
+            ours_b,
             "scipy.stats.bootstrap, per cell",
             "scipy_per_cell",
         ),
         (
-            &boot_label,
-            &assay_boot_t,
+            &boot,
+            ours_b,
             "scipy.stats.bootstrap, all cells in one call",
             "scipy_one_call",
         ),
         (
-            &boot_label,
-            &assay_boot_t,
+            &boot,
+            ours_b,
             "numpy resampling, per cell",
             "numpy_per_cell",
         ),
@@ -821,8 +824,7 @@ fn main() {
     println!("| computation | assay (1 thread) | compared with | its time | ratio |");
     println!("| --- | --- | --- | --- | --- |");
     for (label, ours, name, key) in comparisons {
-        let theirs = py_t.get(key);
-        let (their_time, ratio) = match theirs {
+        let (their_time, ratio) = match r.py_t.get(key) {
             Some(s) if !s.0.is_empty() => (
                 format!("{} ({})", secs(s.median()), secs(s.best())),
                 format!("{:.2}", s.median() / ours.median()),
@@ -836,30 +838,23 @@ fn main() {
         );
     }
     println!();
+    let p = r.parts_t.each_ref().map(|s| secs(s.median()));
     println!(
-        "assay's summary, median of its parts: Parquet file to an Arrow batch {}, \
-         batch to EventRows (columnar) {}, group by cell x phase {}, statistics {}, \
-         freeing rows and groups {}",
-        secs(parts_t[0].median()),
-        secs(parts_t[1].median()),
-        secs(parts_t[2].median()),
-        secs(parts_t[3].median()),
-        secs(parts_t[4].median())
+        "assay's summary, median of its parts: file into memory {}, Parquet to EventColumns {}, \
+         split into cells {}, CellSamples::gather {}, stats::distribution {}, freeing {}",
+        p[0], p[1], p[2], p[3], p[4], p[5]
     );
-    println!(
-        "Decoding the batch through serde_arrow instead (the generic path, timed beside it, not \
-         counted): {} ({:.1}x the columnar reader)",
-        secs(parts_t[5].median()),
-        parts_t[5].median() / parts_t[1].median()
-    );
+}
 
-    // Cross-checks.
+/// The summary against DuckDB's and the bootstrap widths against Python's;
+/// a disagreement is pushed to `problems`.
+fn cross_check(r: &Results, problems: &mut Vec<String>) {
     println!();
-    if duckdb_rows.is_empty() {
+    if r.duckdb_rows.is_empty() {
         println!("cross-check, summary: no DuckDB results to compare");
     } else {
-        let (max, mut p) = compare_summaries(&our_summary, &duckdb_rows);
-        let parts: Vec<String> = AGG_NAMES
+        let (max, mut p) = compare_summaries(&r.our_summary, &r.duckdb_rows);
+        let parts: Vec<String> = STAT_NAMES
             .iter()
             .zip(max)
             .map(|(n, m)| format!("{n} {m:.1e}"))
@@ -869,7 +864,7 @@ fn main() {
              (quantile_cont and median are linear interpolation, type 7 like \
              stats::quantile_sorted): n equal in every group; max relative difference: {}; \
              tolerance {SUMMARY_TOLERANCE:.0e}: {}",
-            our_summary.len(),
+            r.our_summary.len(),
             parts.join(", "),
             if p.is_empty() { "ok" } else { "MISMATCH" }
         );
@@ -886,44 +881,50 @@ fn main() {
             if c.agrees { "" } else { "  <- DISAGREES" }
         );
     };
-    if py_cis.is_empty() {
+    if r.py_cis.is_empty() {
         println!("cross-check, bootstrap: no scipy/numpy results to compare");
-    } else {
-        println!(
-            "cross-check, bootstrap CI width (high - low) per cell; different RNGs, so the \
-             widths agree only statistically (mean log ratio within 4 standard errors):"
-        );
-        for (key, cis) in &py_cis {
-            if cis.len() != our_cis.len() {
-                problems.push(format!(
-                    "{key}: {} intervals, assay {}",
-                    cis.len(),
-                    our_cis.len()
-                ));
-                continue;
-            }
-            let c = compare_widths(&our_cis, cis);
-            show(&format!("assay vs {key}"), &c);
-            if !c.agrees {
-                problems.push(format!("bootstrap widths: assay vs {key}, z = {:.2}", c.z));
-            }
+        return;
+    }
+    println!(
+        "cross-check, bootstrap CI width (high - low) per cell; different RNGs, so the \
+         widths agree only statistically (mean log ratio within 4 standard errors):"
+    );
+    for (key, cis) in &r.py_cis {
+        if cis.len() != r.our_cis.len() {
+            problems.push(format!(
+                "{key}: {} intervals, assay {}",
+                cis.len(),
+                r.our_cis.len()
+            ));
+            continue;
         }
-        // The noise floor: two Python implementations, different draws.
-        if let (Some(a), Some(b)) = (py_cis.get("scipy_per_cell"), py_cis.get("numpy_per_cell")) {
-            show(
-                "reference, scipy_per_cell vs numpy_per_cell",
-                &compare_widths(a, b),
-            );
+        let c = compare_widths(&r.our_cis, cis);
+        show(&format!("assay vs {key}"), &c);
+        if !c.agrees {
+            problems.push(format!("bootstrap widths: assay vs {key}, z = {:.2}", c.z));
         }
     }
+    // The noise floor: two Python implementations, different draws.
+    if let (Some(a), Some(b)) = (
+        r.py_cis.get("scipy_per_cell"),
+        r.py_cis.get("numpy_per_cell"),
+    ) {
+        show(
+            "reference, scipy_per_cell vs numpy_per_cell",
+            &compare_widths(a, b),
+        );
+    }
+}
 
-    if let Some(e) = &py_error {
+/// Why the Python side did not run, and how to make it.
+fn print_python_status(r: &Results) {
+    if let Some(e) = &r.py_error {
         println!();
         println!("Python side SKIPPED: {e}");
     }
-    if !missing.is_empty() || py_error.is_some() {
+    if !r.missing.is_empty() || r.py_error.is_some() {
         println!();
-        let m: Vec<&str> = missing.iter().map(String::as_str).collect();
+        let m: Vec<&str> = r.missing.iter().map(String::as_str).collect();
         println!(
             "To compare with DuckDB and scipy{}: {INSTALL_HINT}",
             if m.is_empty() {
@@ -933,6 +934,55 @@ fn main() {
             }
         );
     }
+}
+
+fn main() {
+    let cfg = Config::from_env();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let events_path = dir.path().join("events.parquet");
+    let samples_path = dir.path().join("boot_samples.f64");
+
+    let t = Instant::now();
+    let events = generate_events(cfg.events_n);
+    let parquet = tables::to_parquet(&events).expect("encode events");
+    std::fs::write(&events_path, &parquet).expect("write events");
+    let steady = events.iter().filter(|e| !e.warmup).count();
+    println!(
+        "summarise_scale: {} events ({} steady) over {CELLS} cells x prefill/decode/e2e, \
+         Parquet {:.1} MB, written in {}",
+        thousands(cfg.events_n),
+        thousands(steady),
+        parquet.len() as f64 / 1e6,
+        secs(t.elapsed().as_secs_f64())
+    );
+    drop(events);
+    let mut problems = check_against_summarise_cell(parquet);
+    println!(
+        "  summarise_cell on cells {SUMMARISE_CELL_CHECKS:?}: {}",
+        if problems.is_empty() {
+            "n, mean, median, p90, p95, p99, min, max, std, mad bit-identical to the bench's \
+             stats::distribution and to the sorting definitions"
+        } else {
+            "MISMATCH (below)"
+        }
+    );
+
+    let samples = generate_samples(cfg.boot_cells, cfg.boot_n);
+    let bytes: Vec<u8> = samples.iter().flat_map(|x| x.to_le_bytes()).collect();
+    std::fs::write(&samples_path, bytes).expect("write samples");
+    println!(
+        "  bootstrap input: {} cells x {} latencies (f64 file shared with Python), \
+         {} resamples each, 95% percentile interval of the median",
+        thousands(cfg.boot_cells),
+        cfg.boot_n,
+        thousands(cfg.resamples)
+    );
+
+    let results = run_rounds(&cfg, &events_path, &samples_path, &samples);
+    print_environment(&results.py_info);
+    print_table(&cfg, &results);
+    cross_check(&results, &mut problems);
+    print_python_status(&results);
     if !problems.is_empty() {
         println!();
         for p in &problems {

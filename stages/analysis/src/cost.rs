@@ -171,6 +171,16 @@ pub struct CostStage {
     pub params: CostParams,
 }
 
+/// The outputs of cost.
+pub mod output {
+    /// Cost per tier and measured cell (`tables::CostRow`).
+    pub const COST: &str = "cost";
+    /// With a request mix: cost per request class.
+    pub const REQUESTS: &str = "requests";
+    /// With routing shares: the blended cost.
+    pub const ROUTING: &str = "routing";
+}
+
 impl Stage for CostStage {
     fn kind(&self) -> &'static str {
         "cost"
@@ -180,8 +190,19 @@ impl Stage for CostStage {
         COST_VERSION
     }
 
-    fn params(&self) -> Value {
-        serde_json::to_value(&self.params).unwrap_or(Value::Null)
+    fn outputs(&self) -> Vec<&'static str> {
+        let mut names = vec![output::COST];
+        if !self.params.request_mix.is_empty() {
+            names.push(output::REQUESTS);
+            if !self.params.routing.is_empty() {
+                names.push(output::ROUTING);
+            }
+        }
+        names
+    }
+
+    fn params(&self) -> Result<Value, StageError> {
+        serde_json::to_value(&self.params).map_err(|e| StageError::params("cost", e))
     }
 
     fn run(&self, ctx: &StageContext<'_>, inputs: &[Input]) -> Result<Outputs, StageError> {
@@ -226,12 +247,12 @@ impl Stage for CostStage {
             }
         }
         let mut out = Outputs::new();
-        out.insert("cost".into(), tables::to_parquet(&rows)?);
+        out.insert(output::COST.into(), tables::to_parquet(&rows)?);
         if !p.request_mix.is_empty() {
             let (requests, routing) = request_costs(p, &summary);
-            out.insert("requests".into(), tables::to_parquet(&requests)?);
+            out.insert(output::REQUESTS.into(), tables::to_parquet(&requests)?);
             if !p.routing.is_empty() {
-                out.insert("routing".into(), tables::to_parquet(&routing)?);
+                out.insert(output::ROUTING.into(), tables::to_parquet(&routing)?);
             }
         }
         Ok(out)

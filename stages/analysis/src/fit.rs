@@ -159,6 +159,9 @@ pub struct FitStage {
     pub params: FitParams,
 }
 
+/// The one output of fit: one row per fit (`tables::FitRow`).
+pub const OUTPUT: &str = "fit";
+
 impl Stage for FitStage {
     fn kind(&self) -> &'static str {
         "fit"
@@ -170,8 +173,13 @@ impl Stage for FitStage {
 
     /// Resolved: `x: params`, `x: [params]` and a reordered list are the
     /// same fit and get the same key.
-    fn params(&self) -> Value {
-        let mut params = serde_json::to_value(&self.params).unwrap_or(Value::Null);
+    fn outputs(&self) -> Vec<&'static str> {
+        vec![OUTPUT]
+    }
+
+    fn params(&self) -> Result<Value, StageError> {
+        let mut params =
+            serde_json::to_value(&self.params).map_err(|e| StageError::params("fit", e))?;
         params["x"] = serde_json::json!(
             self.params
                 .x
@@ -180,14 +188,14 @@ impl Stage for FitStage {
                 .map(|p| p.name())
                 .collect::<Vec<_>>()
         );
-        params
+        Ok(params)
     }
 
     fn run(&self, ctx: &StageContext<'_>, inputs: &[Input]) -> Result<Outputs, StageError> {
         let summary: Vec<SummaryRow> = tables::read_rows(ctx, find_input(inputs, "summary")?)?;
         let rows = fit_all(&self.params, &summary, ctx.seed());
         let mut out = Outputs::new();
-        out.insert("fit".into(), tables::to_parquet(&rows)?);
+        out.insert(OUTPUT.into(), tables::to_parquet(&rows)?);
         Ok(out)
     }
 }

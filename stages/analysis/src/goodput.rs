@@ -41,8 +41,7 @@ pub const GOODPUT_VERSION: u32 = 1;
 /// its outputs there.
 pub const NODE: &str = "goodput";
 /// Inputs, one of each per server cell, from node `measure/<cell>`.
-pub const REQUESTS: &str = "requests";
-pub const MANIFEST: &str = "manifest";
+pub use assay_measure::stage::output::{MANIFEST, REQUESTS};
 /// Outputs.
 pub const LOAD: &str = "load";
 pub const KNEES: &str = "knees";
@@ -81,8 +80,12 @@ impl Stage for GoodputStage {
         GOODPUT_VERSION
     }
 
-    fn params(&self) -> Value {
-        serde_json::to_value(&self.params).unwrap_or(Value::Null)
+    fn outputs(&self) -> Vec<&'static str> {
+        vec![KNEES, LOAD]
+    }
+
+    fn params(&self) -> Result<Value, StageError> {
+        serde_json::to_value(&self.params).map_err(|e| StageError::params("goodput", e))
     }
 
     fn run(&self, ctx: &StageContext<'_>, inputs: &[Input]) -> Result<Outputs, StageError> {

@@ -7,7 +7,9 @@ use serde_json::{Value, json};
 
 use assay_core::inputs::cell_inputs;
 use assay_core::stage::{Input, Outputs, Stage, StageContext, StageError};
-use assay_core::tables::{self, EnergyRow, EventRow, OutputRow, PowerRow, RunRow, ValidationRow};
+use assay_core::tables::{
+    self, EnergyRow, EventColumns, EventRow, OutputRow, Phase, PowerRow, RunRow, ValidationRow,
+};
 use assay_measure::energy;
 use assay_measure::{Boundary, Manifest};
 
@@ -81,6 +83,16 @@ pub struct Checks {
     pub checks: Vec<CheckResult>,
 }
 
+/// The outputs of validate.
+pub mod output {
+    /// One verdict per run (`tables::ValidationRow`).
+    pub const VALIDATION: &str = "validation";
+    /// Every check with its result (`Checks`).
+    pub const CHECKS: &str = "checks";
+    /// Only when the spec asks for energy: gated energy per run.
+    pub const ENERGY: &str = "energy";
+}
+
 impl Stage for ValidateStage {
     fn kind(&self) -> &'static str {
         "validate"
@@ -90,13 +102,22 @@ impl Stage for ValidateStage {
         VALIDATE_VERSION
     }
 
-    fn params(&self) -> Value {
-        let mut params = serde_json::to_value(&self.params).unwrap_or(json!({}));
+    fn outputs(&self) -> Vec<&'static str> {
+        let mut names = vec![output::CHECKS, output::VALIDATION];
+        if self.energy_min_samples.is_some() {
+            names.push(output::ENERGY);
+        }
+        names
+    }
+
+    fn params(&self) -> Result<Value, StageError> {
+        let mut params =
+            serde_json::to_value(&self.params).map_err(|e| StageError::params("validate", e))?;
         // Only when asked for, so specs without energy keep their keys.
         if let Some(min) = self.energy_min_samples {
             params["energy_min_samples"] = json!(min);
         }
-        params
+        Ok(params)
     }
 
     fn run(&self, ctx: &StageContext<'_>, inputs: &[Input]) -> Result<Outputs, StageError> {
@@ -107,7 +128,7 @@ impl Stage for ValidateStage {
         let mut generated = Vec::new();
         for cell in cell_inputs(inputs)? {
             ctx.check_cancel()?;
-            let events: Vec<EventRow> = tables::read_events(ctx, cell.events)?;
+            let events = tables::read_event_columns(ctx, cell.events)?;
             let runs_input = cell.runs.ok_or_else(|| {
                 StageError::Failed(format!("measure node {} has no runs output", cell.node))
             })?;
@@ -128,6 +149,9 @@ impl Stage for ValidateStage {
                     None => Vec::new(),
                 };
                 let poll_ms = manifest.energy.as_ref().map_or(1, |e| e.poll_ms);
+                // Gating (assay-measure) takes whole rows, start times
+                // included: only specs that ask for energy decode them.
+                let events: Vec<EventRow> = tables::read_events(ctx, cell.events)?;
                 let mut cell_energy = energy::gate(&events, &power, min, poll_ms);
                 checks.push(energy_check(&manifest, &cell_energy, min));
                 energy_rows.append(&mut cell_energy);
@@ -143,10 +167,10 @@ impl Stage for ValidateStage {
         rows.sort_by(|a, b| (&a.cell, a.repetition).cmp(&(&b.cell, b.repetition)));
         let mut out = Outputs::new();
         if self.energy_min_samples.is_some() {
-            out.insert("energy".into(), tables::to_parquet(&energy_rows)?);
+            out.insert(output::ENERGY.into(), tables::to_parquet(&energy_rows)?);
         }
-        out.insert("validation".into(), tables::to_parquet(&rows)?);
-        out.insert("checks".into(), tables::to_json(&Checks { checks })?);
+        out.insert(output::VALIDATION.into(), tables::to_parquet(&rows)?);
+        out.insert(output::CHECKS.into(), tables::to_json(&Checks { checks })?);
         Ok(out)
     }
 }
@@ -225,7 +249,7 @@ fn energy_check(manifest: &Manifest, rows: &[EnergyRow], min: u32) -> CheckResul
 /// Verdicts for every run of one cell, and the cell's checks.
 pub fn validate_cell(
     manifest: &Manifest,
-    events: &[EventRow],
+    events: &EventColumns,
     runs: &[RunRow],
     params: &ValidateParams,
 ) -> (Vec<ValidationRow>, Vec<CheckResult>) {
@@ -241,10 +265,87 @@ pub fn validate_cell(
     };
 
     // Cell-level reasons apply to every run of the cell.
-    let mut cell_reasons: Vec<String> = Vec::new();
-    let loads = events.iter().filter(|e| e.phase == "load").count();
+    let mut cell_reasons = cell_level(manifest, events, runs, &mut check);
     let server = manifest.actual.server.as_ref();
     let under_load = server.is_some() && manifest.scenario.load.is_some();
+    let outliers = dispersion(events, params, under_load, &mut check, &mut cell_reasons);
+
+    // Each run's events by row index, in table order.
+    let mut by_run: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+    for i in (0..events.len()).filter(|i| events.phase(*i) != Phase::Load) {
+        by_run.entry(events.repetition[i]).or_default().push(i);
+    }
+    let mut rows = Vec::new();
+    let mut short_runs = 0;
+    let mut incomplete_runs = 0;
+    for run in runs {
+        let mut reasons = cell_reasons.clone();
+        let evs = by_run
+            .get(&run.repetition)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        let phase_reasons = run_phase_reasons(events, evs, run, server.is_some(), &mut reasons);
+        if !phase_reasons.is_empty() {
+            incomplete_runs += 1;
+        }
+        let failed = !phase_reasons.is_empty();
+        reasons.extend(phase_reasons);
+        if run.short {
+            short_runs += 1;
+            reasons.push("short_generation".into());
+        }
+        let status = if failed {
+            "failed"
+        } else if reasons.is_empty() {
+            "ok"
+        } else {
+            "degraded"
+        };
+        rows.push(ValidationRow {
+            cell: cell.to_string(),
+            repetition: run.repetition,
+            warmup: run.warmup,
+            status: status.into(),
+            reasons: reasons.join(";"),
+            flags: if outliers.contains(&run.repetition) {
+                "outlier".into()
+            } else {
+                String::new()
+            },
+            evidence: manifest.evidence.clone(),
+        });
+    }
+    check(
+        "phases_complete",
+        incomplete_runs == 0,
+        format!("{incomplete_runs} runs with missing or misordered phases"),
+    );
+    check(
+        "fixed_length_decode",
+        short_runs == 0,
+        format!("{short_runs} runs generated fewer tokens than requested"),
+    );
+    check(
+        "evidence",
+        manifest.evidence == "measured",
+        format!("{} data", manifest.evidence),
+    );
+    (rows, checks)
+}
+
+/// The checks every run of the cell shares (model load, attribution,
+/// repetitions, warmup labels), and the reasons they give every run.
+fn cell_level(
+    manifest: &Manifest,
+    events: &EventColumns,
+    runs: &[RunRow],
+    check: &mut impl FnMut(&str, bool, String),
+) -> Vec<String> {
+    let mut cell_reasons: Vec<String> = Vec::new();
+    let loads = (0..events.len())
+        .filter(|i| events.phase(*i) == Phase::Load)
+        .count();
+    let server = manifest.actual.server.as_ref();
     // A server assay did not start (an OpenAI-compatible URL) loads its
     // model out of sight: there is no load phase to time.
     let load_unobservable =
@@ -299,13 +400,22 @@ pub fn validate_cell(
         warm == warmup_declared,
         format!("{warm} warmup runs of {warmup_declared} declared"),
     );
+    cell_reasons
+}
 
-    // Dispersion of the steady end-to-end latency: a cell too noisy to
-    // support a claim is degraded as a whole; single wild runs are flagged.
-    let steady_e2e: Vec<(u32, f64)> = events
-        .iter()
-        .filter(|e| e.phase == "e2e" && !e.warmup)
-        .map(|e| (e.repetition, e.ns as f64))
+/// Dispersion of the steady end-to-end latency: a cell too noisy to support
+/// a claim is degraded as a whole (`high_cv` into `cell_reasons`); single
+/// wild runs are flagged. Returns the flagged runs.
+fn dispersion(
+    events: &EventColumns,
+    params: &ValidateParams,
+    under_load: bool,
+    check: &mut impl FnMut(&str, bool, String),
+    cell_reasons: &mut Vec<String>,
+) -> std::collections::BTreeSet<u32> {
+    let steady_e2e: Vec<(u32, f64)> = (0..events.len())
+        .filter(|i| events.phase(*i) == Phase::E2e && !events.warmup.value(*i))
+        .map(|i| (events.repetition[i], events.ns[i] as f64))
         .collect();
     let values: Vec<f64> = steady_e2e.iter().map(|(_, v)| *v).collect();
     let mut outliers: std::collections::BTreeSet<u32> = std::collections::BTreeSet::new();
@@ -347,86 +457,41 @@ pub fn validate_cell(
             ),
         );
     }
+    outliers
+}
 
-    let mut by_run: BTreeMap<u32, Vec<&EventRow>> = BTreeMap::new();
-    for e in events.iter().filter(|e| e.phase != "load") {
-        by_run.entry(e.repetition).or_default().push(e);
+/// The reasons of one run's own events: the phase problems that fail it
+/// (returned), and `no_visible_text` (into `reasons`), for a server run
+/// whose tokens carried no text.
+fn run_phase_reasons(
+    events: &EventColumns,
+    evs: &[usize],
+    run: &RunRow,
+    server: bool,
+    reasons: &mut Vec<String>,
+) -> Vec<String> {
+    if !server {
+        return phase_problems(events, evs, true, run.gen_tokens_produced.saturating_sub(1));
     }
-    let mut rows = Vec::new();
-    let mut short_runs = 0;
-    let mut incomplete_runs = 0;
-    for run in runs {
-        let mut reasons = cell_reasons.clone();
-        let evs = by_run
-            .get(&run.repetition)
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
-        let phase_reasons = if server.is_some() {
-            let chunks = evs.iter().filter(|e| e.phase == "decode").count() as u32;
-            let saw_text = evs.iter().any(|e| e.phase == "ttft");
-            let e2e_tokens: Vec<u32> = evs
-                .iter()
-                .filter(|e| e.phase == "e2e")
-                .map(|e| e.tokens)
-                .collect();
-            if !saw_text && chunks == 0 && matches!(e2e_tokens[..], [t] if t > 0) {
-                // The server generated tokens that carried no visible
-                // text: end to end and the server's counts stand, the
-                // client's TTFT and decode gaps do not exist.
-                reasons.push("no_visible_text".into());
-                Vec::new()
-            } else {
-                phase_problems(evs, false, chunks)
-            }
-        } else {
-            phase_problems(evs, true, run.gen_tokens_produced.saturating_sub(1))
-        };
-        if !phase_reasons.is_empty() {
-            incomplete_runs += 1;
-        }
-        let failed = !phase_reasons.is_empty();
-        reasons.extend(phase_reasons);
-        if run.short {
-            short_runs += 1;
-            reasons.push("short_generation".into());
-        }
-        let status = if failed {
-            "failed"
-        } else if reasons.is_empty() {
-            "ok"
-        } else {
-            "degraded"
-        };
-        rows.push(ValidationRow {
-            cell: cell.to_string(),
-            repetition: run.repetition,
-            warmup: run.warmup,
-            status: status.into(),
-            reasons: reasons.join(";"),
-            flags: if outliers.contains(&run.repetition) {
-                "outlier".into()
-            } else {
-                String::new()
-            },
-            evidence: manifest.evidence.clone(),
-        });
+    let chunks = evs
+        .iter()
+        .filter(|i| events.phase(**i) == Phase::Decode)
+        .count() as u32;
+    let saw_text = evs.iter().any(|i| events.phase(*i) == Phase::Ttft);
+    let e2e_tokens: Vec<u32> = evs
+        .iter()
+        .filter(|i| events.phase(**i) == Phase::E2e)
+        .map(|i| events.tokens[*i])
+        .collect();
+    if !saw_text && chunks == 0 && matches!(e2e_tokens[..], [t] if t > 0) {
+        // The server generated tokens that carried no visible text: end to
+        // end and the server's counts stand, the client's TTFT and decode
+        // gaps do not exist.
+        reasons.push("no_visible_text".into());
+        Vec::new()
+    } else {
+        phase_problems(events, evs, false, chunks)
     }
-    check(
-        "phases_complete",
-        incomplete_runs == 0,
-        format!("{incomplete_runs} runs with missing or misordered phases"),
-    );
-    check(
-        "fixed_length_decode",
-        short_runs == 0,
-        format!("{short_runs} runs generated fewer tokens than requested"),
-    );
-    check(
-        "evidence",
-        manifest.evidence == "measured",
-        format!("{} data", manifest.evidence),
-    );
-    (rows, checks)
 }
 
 /// Fields where what ran differs from what was requested.
@@ -462,34 +527,41 @@ fn attribution_drift(m: &Manifest) -> Vec<String> {
 /// that order. In process a run has one decode step per generated token
 /// after the first; a server run one per chunk after the first (a chunk may
 /// carry more than one token, so there the count is the events').
-fn phase_problems(events: &[&EventRow], prefill_required: bool, decode_steps: u32) -> Vec<String> {
+fn phase_problems(
+    events: &EventColumns,
+    rows: &[usize],
+    prefill_required: bool,
+    decode_steps: u32,
+) -> Vec<String> {
     let mut reasons = Vec::new();
-    let phases: Vec<&str> = events.iter().map(|e| e.phase.as_str()).collect();
+    let phases: Vec<Phase> = rows.iter().map(|i| events.phase(*i)).collect();
     for (required, optional) in [
-        ("prefill", !prefill_required),
-        ("ttft", false),
-        ("e2e", false),
+        (Phase::Prefill, !prefill_required),
+        (Phase::Ttft, false),
+        (Phase::E2e, false),
     ] {
         match phases.iter().filter(|p| **p == required).count() {
             1 => {}
             0 if optional => {}
-            0 => reasons.push(format!("missing_phase:{required}")),
-            _ => reasons.push(format!("duplicate_phase:{required}")),
+            0 => reasons.push(format!("missing_phase:{}", required.name())),
+            _ => reasons.push(format!("duplicate_phase:{}", required.name())),
         }
     }
-    let decode_indices: Vec<u32> = events
+    let decode_indices = rows
         .iter()
-        .filter(|e| e.phase == "decode")
-        .filter_map(|e| e.token_index)
-        .collect();
-    let expected: Vec<u32> = (1..=decode_steps).collect();
-    if decode_indices != expected {
+        .filter(|i| events.phase(**i) == Phase::Decode)
+        .filter_map(|i| events.token_index(*i));
+    if !decode_indices.eq(1..=decode_steps) {
         reasons.push("decode_steps_mismatch".into());
     }
-    let body: Vec<&str> = phases.iter().copied().filter(|p| *p != "prefill").collect();
-    let order_ok = (!prefill_required || phases.first() == Some(&"prefill"))
-        && body.first() == Some(&"ttft")
-        && body.last() == Some(&"e2e");
+    let body: Vec<Phase> = phases
+        .iter()
+        .copied()
+        .filter(|p| *p != Phase::Prefill)
+        .collect();
+    let order_ok = (!prefill_required || phases.first() == Some(&Phase::Prefill))
+        && body.first() == Some(&Phase::Ttft)
+        && body.last() == Some(&Phase::E2e);
     if reasons.is_empty() && !order_ok {
         reasons.push("phase_order".into());
     }
@@ -622,7 +694,8 @@ pub(crate) mod tests {
             max_cv: 10.0,
             ..Default::default()
         };
-        let (rows, checks) = validate_cell(&manifest(1, 7), &events, &runs, &params);
+        let columns = EventColumns::from_rows(&events);
+        let (rows, checks) = validate_cell(&manifest(1, 7), &columns, &runs, &params);
         assert!(rows.iter().all(|r| r.status == "ok"), "{rows:?}");
         assert_eq!(
             rows.iter()
@@ -637,7 +710,7 @@ pub(crate) mod tests {
             max_cv: 0.05,
             ..Default::default()
         };
-        let (rows, _) = validate_cell(&manifest(1, 7), &events, &runs, &strict);
+        let (rows, _) = validate_cell(&manifest(1, 7), &columns, &runs, &strict);
         assert!(
             rows.iter()
                 .all(|r| r.status == "degraded" && r.reasons.contains("high_cv"))
@@ -654,7 +727,8 @@ pub(crate) mod tests {
         let runs = vec![run_row(0, false, 2), run_row(1, false, 3)];
         let mut m = manifest(0, 3);
         m.actual.threads = 2;
-        let (rows, checks) = validate_cell(&m, &events, &runs, &ValidateParams::default());
+        let columns = EventColumns::from_rows(&events);
+        let (rows, checks) = validate_cell(&m, &columns, &runs, &ValidateParams::default());
         // Run 0: two decode steps recorded but only 2 tokens produced.
         assert_eq!(rows[0].status, "failed");
         assert!(
@@ -672,6 +746,43 @@ pub(crate) mod tests {
                 .all(|r| r.reasons.contains("too_few_repetitions"))
         );
         assert!(checks.iter().any(|c| c.check == "attribution" && !c.passed));
+    }
+
+    #[test]
+    fn unknown_phases_and_unnumbered_steps_are_misordered_or_mismatched() {
+        // Run 0: an unknown phase last, after e2e. Run 1: a decode step
+        // without a token index. Run 2: clean.
+        let mut events = vec![load()];
+        let mut first = run_events(0, false, 1.0);
+        first.push(EventRow {
+            phase: "spin".into(),
+            ..first[0].clone()
+        });
+        events.extend(first);
+        let mut second = run_events(1, false, 1.0);
+        second[3].token_index = None;
+        events.extend(second);
+        events.extend(run_events(2, false, 1.0));
+        let runs: Vec<RunRow> = (0..3).map(|rep| run_row(rep, false, 3)).collect();
+        let columns = EventColumns::from_parquet(tables::to_parquet(&events).unwrap(), false);
+        let (rows, _) = validate_cell(
+            &manifest(0, 3),
+            &columns.unwrap(),
+            &runs,
+            &ValidateParams::default(),
+        );
+        let got: Vec<(&str, &str)> = rows
+            .iter()
+            .map(|r| (r.status.as_str(), r.reasons.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("failed", "phase_order"),
+                ("failed", "decode_steps_mismatch"),
+                ("ok", "")
+            ]
+        );
     }
 
     #[test]

@@ -9,4 +9,4 @@ pub mod stage;
 pub mod stats;
 pub mod tables;
 
-pub use stage::{Input, Outputs, Stage, StageContext, StageError};
+pub use stage::{Input, MachineUse, Outputs, Stage, StageContext, StageError};

@@ -93,12 +93,47 @@ pub enum StageError {
 }
 
 impl StageError {
+    /// A stage's params that do not serialise (see `Stage::params`).
+    pub fn params(kind: &str, e: impl std::fmt::Display) -> Self {
+        StageError::Failed(format!("{kind}: its parameters do not serialise: {e}"))
+    }
+
     pub fn bad_input(input: &Input, message: impl std::fmt::Display) -> Self {
         StageError::BadInput {
             node: input.node.clone(),
             name: input.name.clone(),
             message: message.to_string(),
         }
+    }
+}
+
+/// How a node uses the machine that runs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MachineUse {
+    /// A light, pure function of its inputs: it runs beside other such
+    /// nodes, and `verify` recomputes it and compares the bytes.
+    Pure,
+    /// A pure but heavy function (model preparation, export) that occupies
+    /// this device: it runs alone, so it never disturbs a measurement, and
+    /// `verify` checks its objects without running it again.
+    Exclusive { device: String },
+    /// It reads the machine (a measurement, the machine's bandwidth): it
+    /// runs alone on this device, `--remeasure` repeats it, and `verify`
+    /// checks its objects (a measurement cannot be recomputed).
+    Measures { device: String },
+}
+
+impl MachineUse {
+    /// The device the node occupies, for those that run alone.
+    pub fn device(&self) -> Option<&str> {
+        match self {
+            MachineUse::Pure => None,
+            MachineUse::Exclusive { device } | MachineUse::Measures { device } => Some(device),
+        }
+    }
+
+    pub fn measures(&self) -> bool {
+        matches!(self, MachineUse::Measures { .. })
     }
 }
 
@@ -113,7 +148,9 @@ pub trait Stage: Send + Sync {
     fn version(&self) -> u32;
 
     /// The parameters that determine the output, as JSON. Hashed canonically.
-    fn params(&self) -> Value;
+    /// A failure is an error, never a fallback value: two configurations
+    /// must not share a key.
+    fn params(&self) -> Result<Value, StageError>;
 
     /// Environment facts that make a node's output machine-specific (measure
     /// only). Part of the key; `None` for pure stages.
@@ -130,11 +167,16 @@ pub trait Stage: Send + Sync {
         false
     }
 
-    /// The device this node occupies while running. Nodes that share a
-    /// device never run at the same time, so they cannot disturb each other's
-    /// timings. `None` for CPU-light analysis stages.
-    fn device(&self) -> Option<String> {
-        None
+    /// The names of the outputs a node of this stage may write, as the
+    /// stage's own constants. The planner refuses an edge that names any
+    /// other output, and the executor refuses a run that writes one.
+    fn outputs(&self) -> Vec<&'static str>;
+
+    /// How the node uses the machine that runs it: the one declaration the
+    /// executor (who runs alone), `--remeasure` (what is repeated) and
+    /// `verify` (what is recomputed) read.
+    fn machine(&self) -> MachineUse {
+        MachineUse::Pure
     }
 
     /// Produce the outputs from the inputs.

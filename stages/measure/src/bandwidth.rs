@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::environment;
-use assay_core::stage::{Input, Outputs, Stage, StageContext, StageError};
+use assay_core::stage::{Input, MachineUse, Outputs, Stage, StageContext, StageError};
 use assay_core::tables::to_json;
 
 pub const BANDWIDTH_VERSION: u32 = 1;
@@ -46,6 +46,9 @@ impl Bandwidth {
     }
 }
 
+/// The one output of the bandwidth node.
+pub const OUTPUT: &str = "bandwidth";
+
 #[derive(Debug, Clone, Default)]
 pub struct BandwidthStage;
 
@@ -58,8 +61,10 @@ impl Stage for BandwidthStage {
         BANDWIDTH_VERSION
     }
 
-    fn params(&self) -> Value {
-        json!({ "method": "stream-copy", "array_bytes": ARRAY_BYTES, "repetitions": REPETITIONS })
+    fn params(&self) -> Result<Value, StageError> {
+        Ok(
+            json!({ "method": "stream-copy", "array_bytes": ARRAY_BYTES, "repetitions": REPETITIONS }),
+        )
     }
 
     /// Once per machine: the same facts measure keys use.
@@ -67,8 +72,14 @@ impl Stage for BandwidthStage {
         environment::key_facts(&environment::detect())
     }
 
-    fn device(&self) -> Option<String> {
-        Some("cpu".into())
+    fn outputs(&self) -> Vec<&'static str> {
+        vec![OUTPUT]
+    }
+
+    fn machine(&self) -> MachineUse {
+        MachineUse::Measures {
+            device: "cpu".into(),
+        }
     }
 
     fn run(&self, ctx: &StageContext<'_>, _inputs: &[Input]) -> Result<Outputs, StageError> {
@@ -90,7 +101,7 @@ impl Stage for BandwidthStage {
             by_threads,
         };
         let mut out = Outputs::new();
-        out.insert("bandwidth".into(), to_json(&result)?);
+        out.insert(OUTPUT.into(), to_json(&result)?);
         Ok(out)
     }
 }

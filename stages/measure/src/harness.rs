@@ -117,25 +117,54 @@ pub struct CompilerEvidence {
     pub real: bool,
 }
 
+/// Why a backend could not do what the harness asked. The message of each
+/// variant is what the cell's failure says; the variant says whose fault it
+/// is, for code that must tell them apart.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
+    /// A method that needs the model was called before `load`.
+    #[error("model used before load")]
+    NotLoaded,
+    /// The harness's input breaks the backend's contract (prompts of
+    /// different lengths, ids that do not split into the batch).
     #[error("{0}")]
-    Failed(String),
+    BadInput(String),
+    /// A forward pass would take a sequence to `needed` positions when the
+    /// cell allows `allowed` (the smaller of the model's `max_positions` and
+    /// the cell's prompt + generation `capacity`).
+    #[error(
+        "context full: {needed} tokens exceed the {allowed} positions this cell allows (model: {max_positions}, prompt + generation: {capacity})"
+    )]
+    ContextFull {
+        needed: usize,
+        allowed: usize,
+        max_positions: u32,
+        capacity: usize,
+    },
+    /// The weights cannot be read, or do not fit the declared model.
+    #[error("{0}")]
+    Weights(String),
+    /// The inference library failed or refused (its own message).
+    #[error("{0}")]
+    Library(String),
+    /// A failure the spec asked for (the simulated backend's `fail_at_run`).
+    #[error("{0}")]
+    Injected(String),
 }
 
 impl BackendError {
-    /// A forward pass that would take a sequence to `needed` positions when
-    /// the cell allows `allowed` (the smaller of the model's `max_positions`
-    /// and the cell's prompt + generation `capacity`).
     pub fn context_full(
         needed: usize,
         allowed: usize,
         max_positions: u32,
         capacity: usize,
     ) -> Self {
-        BackendError::Failed(format!(
-            "context full: {needed} tokens exceed the {allowed} positions this cell allows (model: {max_positions}, prompt + generation: {capacity})"
-        ))
+        BackendError::ContextFull {
+            needed,
+            allowed,
+            max_positions,
+            capacity,
+        }
     }
 }
 
@@ -221,6 +250,52 @@ pub fn prompt_ids(scenario: &Scenario, vocab: u32, seed: u64) -> Vec<Vec<u32>> {
 /// Measure one cell: load once (timed apart), then warmup runs and steady
 /// runs, each split into prefill, time to first token, every decode step and
 /// end to end. `should_stop` is polled between runs (Ctrl-C).
+/// The events of one run (an in-process repetition or a server request):
+/// the one place an `EventRow` is built, so that both kinds of backend
+/// write the same rows.
+pub struct RunEvents<'a> {
+    pub cell: &'a str,
+    pub repetition: u32,
+    pub warmup: bool,
+    pub cold: bool,
+}
+
+impl RunEvents<'_> {
+    /// A timed phase of the run, from `start_ns` for `ns`.
+    pub fn event(
+        &self,
+        phase: &str,
+        token_index: Option<u32>,
+        tokens: u32,
+        start_ns: u64,
+        ns: u64,
+    ) -> EventRow {
+        EventRow {
+            cell: self.cell.to_string(),
+            repetition: self.repetition,
+            warmup: self.warmup,
+            cold: self.cold,
+            phase: phase.to_string(),
+            token_index,
+            tokens,
+            start_ns,
+            ns,
+        }
+    }
+}
+
+/// The model load of a cell: before every run, so it belongs to the first
+/// (a cold warmup) and produces no tokens.
+pub fn load_event(cell: &str, start_ns: u64, ns: u64) -> EventRow {
+    RunEvents {
+        cell,
+        repetition: 0,
+        warmup: true,
+        cold: true,
+    }
+    .event("load", None, 0, start_ns, ns)
+}
+
 pub fn measure_cell(
     backend: &mut dyn InferenceBackend,
     clock: &dyn Clock,
@@ -238,17 +313,7 @@ pub fn measure_cell(
     let t0 = clock.now_ns();
     let attribution = backend.load()?;
     let t1 = clock.now_ns();
-    events.push(EventRow {
-        cell: cell.to_string(),
-        repetition: 0,
-        warmup: true,
-        cold: true,
-        phase: "load".into(),
-        token_index: None,
-        tokens: 0,
-        start_ns: t0,
-        ns: t1 - t0,
-    });
+    events.push(load_event(cell, t0, t1 - t0));
 
     let total = boundary.warmup_runs + boundary.repetitions;
     for rep in 0..total {
@@ -257,18 +322,15 @@ pub fn measure_cell(
         }
         let warmup = rep < boundary.warmup_runs;
         let cold = rep == 0;
-        let event =
-            |phase: &str, token_index: Option<u32>, tokens: u32, from: u64, to: u64| EventRow {
-                cell: cell.to_string(),
-                repetition: rep,
-                warmup,
-                cold,
-                phase: phase.to_string(),
-                token_index,
-                tokens,
-                start_ns: from,
-                ns: to - from,
-            };
+        let run = RunEvents {
+            cell,
+            repetition: rep,
+            warmup,
+            cold,
+        };
+        let event = |phase: &str, token_index: Option<u32>, tokens: u32, from: u64, to: u64| {
+            run.event(phase, token_index, tokens, from, to - from)
+        };
         backend.reset();
         let mut generated: Vec<Vec<u32>> = vec![Vec::new(); batch as usize];
         let mut record = |step: u32, picks: &[Pick]| {

@@ -210,7 +210,7 @@ fn one_line(text: &str) -> String {
 }
 
 fn failed(what: &str, e: impl std::fmt::Display) -> BackendError {
-    BackendError::Failed(one_line(&format!("onnxruntime: {what}: {e}")))
+    BackendError::Library(one_line(&format!("onnxruntime: {what}: {e}")))
 }
 
 fn level(g: GraphOptimization) -> GraphOptimizationLevel {
@@ -405,7 +405,7 @@ impl OrtBackend {
     fn run(&mut self, ids: Vec<i64>, batch: usize) -> Result<(), BackendError> {
         let t = ids.len() / batch.max(1);
         if t == 0 || ids.len() != batch * t {
-            return Err(BackendError::Failed(format!(
+            return Err(BackendError::BadInput(format!(
                 "onnxruntime: {} token ids do not form {batch} equal sequences",
                 ids.len()
             )));
@@ -444,10 +444,7 @@ impl OrtBackend {
         for (name, value) in self.names.past.iter().zip(past) {
             inputs.push((Cow::Borrowed(name.as_str()), value.into()));
         }
-        let session = self
-            .session
-            .as_mut()
-            .ok_or_else(|| BackendError::Failed("model used before load".into()))?;
+        let session = self.session.as_mut().ok_or(BackendError::NotLoaded)?;
         let mut outputs = match session.run(inputs) {
             Ok(outputs) => outputs,
             Err(e) => {
@@ -461,12 +458,12 @@ impl OrtBackend {
         {
             let (shape, data) = outputs
                 .get(onnx::LOGITS)
-                .ok_or_else(|| BackendError::Failed("onnxruntime: no output logits".into()))?
+                .ok_or_else(|| BackendError::Library("onnxruntime: no output logits".into()))?
                 .try_extract_tensor::<f32>()
                 .map_err(|e| failed("reading logits", e))?;
             let vocab = shape.get(1).copied().unwrap_or(0).max(0) as usize;
             if shape.len() != 2 || shape[0] as usize != batch || vocab == 0 {
-                return Err(BackendError::Failed(format!(
+                return Err(BackendError::Library(format!(
                     "onnxruntime: logits of shape {shape:?}, expected [{batch}, vocab]"
                 )));
             }
@@ -479,7 +476,7 @@ impl OrtBackend {
         for name in &self.names.present {
             let value = outputs
                 .remove(name.as_str())
-                .ok_or_else(|| BackendError::Failed(format!("onnxruntime: no output {name}")))?;
+                .ok_or_else(|| BackendError::Library(format!("onnxruntime: no output {name}")))?;
             self.cache.push(value);
         }
         self.pos += t;
@@ -489,16 +486,16 @@ impl OrtBackend {
 
 impl InferenceBackend for OrtBackend {
     fn load(&mut self) -> Result<Attribution, BackendError> {
-        let runtime = runtime().map_err(BackendError::Failed)?;
+        let runtime = runtime().map_err(BackendError::Library)?;
         let model = std::fs::read(&self.onnx)
-            .map_err(|e| BackendError::Failed(format!("reading {}: {e}", self.onnx.display())))?;
+            .map_err(|e| BackendError::Weights(format!("reading {}: {e}", self.onnx.display())))?;
         let (nodes_before, ops_before) = onnx::graph_stats(&model)
-            .map_err(|e| BackendError::Failed(format!("{}: {e}", self.onnx.display())))?;
+            .map_err(|e| BackendError::Weights(format!("{}: {e}", self.onnx.display())))?;
         // ONNX Runtime writes the graph it will run when the session is
         // created; its node counts are the "after" of the evidence. This
         // writes a copy of the weights too, so the timed load includes that
         // write (to the temporary directory, usually memory-backed).
-        let scratch = ScratchDir::new().map_err(BackendError::Failed)?;
+        let scratch = ScratchDir::new().map_err(BackendError::Library)?;
         let optimized_path = scratch.0.join("optimized.onnx");
         let Built {
             session,
@@ -506,13 +503,13 @@ impl InferenceBackend for OrtBackend {
             refused,
         } = self.build_session(&model, &optimized_path)?;
         let optimized = std::fs::read(&optimized_path).map_err(|e| {
-            BackendError::Failed(format!(
+            BackendError::Library(format!(
                 "onnxruntime wrote no optimised model ({}): {e}",
                 optimized_path.display()
             ))
         })?;
         let (nodes_after, ops_after) = onnx::graph_stats(&optimized)
-            .map_err(|e| BackendError::Failed(format!("optimised model: {e}")))?;
+            .map_err(|e| BackendError::Library(format!("optimised model: {e}")))?;
         drop(scratch);
 
         self.session = Some(session);

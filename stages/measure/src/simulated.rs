@@ -134,7 +134,7 @@ impl InferenceBackend for SimulatedBackend {
 
     fn prefill(&mut self, prompts: &[Vec<u32>]) -> Result<(), BackendError> {
         if self.opts.fail_at_run == Some(self.runs_started.saturating_sub(1)) {
-            return Err(BackendError::Failed(format!(
+            return Err(BackendError::Injected(format!(
                 "injected failure at run {} (simulated fail_at_run)",
                 self.runs_started - 1
             )));

@@ -10,13 +10,29 @@ use crate::worker::{self, Engine, WorkerRequest};
 use assay_core::config::Dtype;
 use assay_core::config::{BackendConfig, BackendKind, Boundary, Scenario};
 use assay_core::inputs::find_input;
-use assay_core::stage::{Input, Outputs, Stage, StageContext, StageError};
+use assay_core::stage::{Input, MachineUse, Outputs, Stage, StageContext, StageError};
 use assay_core::tables::{self, to_json};
 use assay_model::decl::{ModelDecl, ModelInfo};
 use assay_model::prepare::gguf::GgufType;
 use assay_model::prepare::{ExportFormat, ModelRecord};
 
 pub const MEASURE_VERSION: u32 = 4;
+
+/// The outputs of a measure node (docs/store.md).
+pub mod output {
+    /// One row per timed phase event (`tables::EventRow`).
+    pub const EVENTS: &str = "events";
+    /// One row per run (`tables::RunRow`).
+    pub const RUNS: &str = "runs";
+    /// Greedy output tokens per run (`tables::OutputRow`).
+    pub const OUTPUTS: &str = "outputs";
+    /// What was measured, how, where and what actually ran (`Manifest`).
+    pub const MANIFEST: &str = "manifest";
+    /// Server cells only: one row per request (`tables::RequestRow`).
+    pub const REQUESTS: &str = "requests";
+    /// Only when the spec asks for energy: power samples.
+    pub const POWER: &str = "power";
+}
 
 /// One (backend, model, scenario) cell.
 #[derive(Debug, Clone)]
@@ -226,7 +242,7 @@ impl Stage for MeasureStage {
         MEASURE_VERSION
     }
 
-    fn params(&self) -> Value {
+    fn params(&self) -> Result<Value, StageError> {
         let mut params = json!({
             "cell": self.cell,
             "backend": self.resolved_backend(),
@@ -249,7 +265,7 @@ impl Stage for MeasureStage {
         if let Some(e) = self.energy {
             params["energy"] = json!(e);
         }
-        params
+        Ok(params)
     }
 
     fn environment(&self) -> Option<Value> {
@@ -259,8 +275,26 @@ impl Stage for MeasureStage {
         environment::key_facts(&self.environment_facts())
     }
 
-    fn device(&self) -> Option<String> {
-        Some(self.backend.device.clone())
+    fn outputs(&self) -> Vec<&'static str> {
+        let mut names = vec![
+            output::EVENTS,
+            output::MANIFEST,
+            output::OUTPUTS,
+            output::RUNS,
+        ];
+        if self.backend.kind.is_server() {
+            names.push(output::REQUESTS);
+        }
+        if self.energy.is_some() {
+            names.push(output::POWER);
+        }
+        names
+    }
+
+    fn machine(&self) -> MachineUse {
+        MachineUse::Measures {
+            device: self.backend.device.clone(),
+        }
     }
 
     fn run(&self, ctx: &StageContext<'_>, inputs: &[Input]) -> Result<Outputs, StageError> {
@@ -324,19 +358,22 @@ impl Stage for MeasureStage {
             assay_version: env!("CARGO_PKG_VERSION").into(),
         };
         let mut out = Outputs::new();
-        out.insert("events".into(), tables::to_parquet(&measured.events)?);
-        out.insert("runs".into(), tables::to_parquet(&measured.runs)?);
-        out.insert("outputs".into(), tables::to_parquet(&measured.outputs)?);
-        out.insert("manifest".into(), to_json(&manifest)?);
+        out.insert(output::EVENTS.into(), tables::to_parquet(&measured.events)?);
+        out.insert(output::RUNS.into(), tables::to_parquet(&measured.runs)?);
+        out.insert(
+            output::OUTPUTS.into(),
+            tables::to_parquet(&measured.outputs)?,
+        );
+        out.insert(output::MANIFEST.into(), to_json(&manifest)?);
         if let Some(requests) = server_requests {
-            out.insert("requests".into(), tables::to_parquet(&requests)?);
+            out.insert(output::REQUESTS.into(), tables::to_parquet(&requests)?);
         }
         if self.energy.is_some() {
             let rows = measured
                 .power
                 .as_ref()
                 .map_or_else(Vec::new, |p| p.rows(&self.cell));
-            out.insert("power".into(), tables::to_parquet(&rows)?);
+            out.insert(output::POWER.into(), tables::to_parquet(&rows)?);
         }
         Ok(out)
     }

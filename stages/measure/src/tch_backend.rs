@@ -178,7 +178,7 @@ impl TchBackend {
         let batch = batch.max(1);
         let t = ids.len() / batch;
         if t == 0 || t * batch != ids.len() {
-            return Err(BackendError::Failed(format!(
+            return Err(BackendError::BadInput(format!(
                 "{} token ids do not split into {batch} sequences of equal, non-zero length",
                 ids.len()
             )));
@@ -193,10 +193,7 @@ impl TchBackend {
         }
         let pos = self.pos;
         let capacity = self.positions() as i64;
-        let loaded = self
-            .loaded
-            .as_mut()
-            .ok_or_else(|| BackendError::Failed("model used before load".into()))?;
+        let loaded = self.loaded.as_mut().ok_or(BackendError::NotLoaded)?;
         let layout = &loaded.model.layout;
         if loaded.cache_batch != Some(batch as i64) {
             let shape = [batch as i64, layout.kv_heads, capacity, layout.head_dim];
@@ -253,7 +250,7 @@ impl InferenceBackend for TchBackend {
         set_threads(self.threads, self.options.inter_op_threads)?;
         self.info
             .check_shape()
-            .map_err(|e| BackendError::Failed(format!("model shape: {e}")))?;
+            .map_err(|e| BackendError::Weights(format!("model shape: {e}")))?;
         let capacity = self.positions();
         let model = load_model(&self.info, &self.weights, capacity)?;
         let slots = Tensor::f_arange(capacity as i64, (Kind::Int64, Device::Cpu))
@@ -301,7 +298,7 @@ impl InferenceBackend for TchBackend {
     fn prefill(&mut self, prompts: &[Vec<u32>]) -> Result<(), BackendError> {
         // One positions tensor serves the whole batch: prompts of one length.
         if prompts.windows(2).any(|w| w[0].len() != w[1].len()) {
-            return Err(BackendError::Failed(
+            return Err(BackendError::BadInput(
                 "the prompts of one prefill must have the same length".into(),
             ));
         }
@@ -337,7 +334,7 @@ fn set_threads(threads: u32, inter_op: u32) -> Result<(), BackendError> {
     let mut set = INTER_OP.lock().unwrap_or_else(|e| e.into_inner());
     match *set {
         Some(n) if n == inter_op => Ok(()),
-        Some(n) => Err(BackendError::Failed(format!(
+        Some(n) => Err(BackendError::Library(format!(
             "libtorch's inter-op threads were set to {n} in this process and cannot change to {inter_op}"
         ))),
         None => {
@@ -349,7 +346,7 @@ fn set_threads(threads: u32, inter_op: u32) -> Result<(), BackendError> {
                 *set = Some(inter_op);
                 Ok(())
             } else {
-                Err(BackendError::Failed(format!(
+                Err(BackendError::Library(format!(
                     "libtorch's inter-op threads could not be set to {inter_op} (already in use with {now})"
                 )))
             }
@@ -366,7 +363,7 @@ fn tch_err(what: &'static str) -> impl Fn(TchError) -> BackendError {
             .next()
             .unwrap_or(&text)
             .trim();
-        BackendError::Failed(format!("libtorch: {what}: {text}"))
+        BackendError::Library(format!("libtorch: {what}: {text}"))
     }
 }
 
@@ -377,12 +374,12 @@ fn load_model(info: &ModelInfo, paths: &[PathBuf], capacity: usize) -> Result<Mo
         .iter()
         .map(|p| {
             std::fs::read(p)
-                .map_err(|e| BackendError::Failed(format!("reading {}: {e}", p.display())))
+                .map_err(|e| BackendError::Weights(format!("reading {}: {e}", p.display())))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let refs: Vec<&[u8]> = shards.iter().map(Vec::as_slice).collect();
     let src = SafetensorsSource::new(info.arch, DType::F32, &refs).map_err(|e| {
-        BackendError::Failed(format!(
+        BackendError::Weights(format!(
             "parsing safetensors: {}",
             assay_model::weights::error_text(&e)
         ))
@@ -407,14 +404,14 @@ fn load_model(info: &ModelInfo, paths: &[PathBuf], capacity: usize) -> Result<Mo
     };
     let take = |name: &str, shape: &[i64]| -> Result<Tensor, BackendError> {
         let t = src.torch_layout(name).map_err(|e| {
-            BackendError::Failed(format!(
+            BackendError::Weights(format!(
                 "loading {name}: {}",
                 assay_model::weights::error_text(&e)
             ))
         })?;
         let dims: Vec<i64> = t.dims().iter().map(|&d| d as i64).collect();
         if dims != shape {
-            return Err(BackendError::Failed(format!(
+            return Err(BackendError::Weights(format!(
                 "{name} has shape {dims:?}, the model needs {shape:?}"
             )));
         }
@@ -422,7 +419,7 @@ fn load_model(info: &ModelInfo, paths: &[PathBuf], capacity: usize) -> Result<Mo
             .flatten_all()
             .and_then(|t| t.to_vec1::<f32>())
             .map_err(|e| {
-                BackendError::Failed(format!(
+                BackendError::Weights(format!(
                     "reading {name}: {}",
                     assay_model::weights::error_text(&e)
                 ))
@@ -436,7 +433,8 @@ fn load_model(info: &ModelInfo, paths: &[PathBuf], capacity: usize) -> Result<Mo
         Arch::Llama => {
             params.push(take("token_embd.weight", &[vocab, h])?);
             params.push(take("output_norm.weight", &[h])?);
-            let (cos, sin) = rope_tables(info.head_dim() as usize, capacity, info.rope_theta);
+            let (cos, sin) =
+                assay_model::rope::tables(info.head_dim() as usize, capacity, info.rope_theta);
             let half = hd / 2;
             params.push(
                 Tensor::from_slice(&cos)
@@ -494,26 +492,6 @@ fn load_model(info: &ModelInfo, paths: &[PathBuf], capacity: usize) -> Result<Mo
     }
     debug_assert_eq!(params.len(), layout.param_count());
     Ok(Model { layout, params })
-}
-
-/// Rotary tables `[positions, head_dim / 2]`, computed exactly as candle's
-/// `Rope::new` computes them (same libm calls, same f32 rounding), so both
-/// backends rotate by identical angles.
-fn rope_tables(head_dim: usize, positions: usize, theta: f64) -> (Vec<f32>, Vec<f32>) {
-    let half = head_dim / 2;
-    let inv_freq: Vec<f32> = (0..half)
-        .map(|i| 1.0 / libm::pow(theta, (2 * i) as f64 / head_dim as f64) as f32)
-        .collect();
-    let mut cos = Vec::with_capacity(positions * half);
-    let mut sin = Vec::with_capacity(positions * half);
-    for p in 0..positions {
-        for f in &inv_freq {
-            let angle = p as f32 * f;
-            cos.push(libm::cosf(angle));
-            sin.push(libm::sinf(angle));
-        }
-    }
-    (cos, sin)
 }
 
 /// The inputs of a forward call in graph order: `ids`, `positions`,
@@ -768,7 +746,7 @@ fn evidence(prefill: &CModule, decode: &CModule) -> Result<CompilerEvidence, Bac
         SEQ.fetch_add(1, Ordering::Relaxed)
     ));
     let io = |what: &str, e: &dyn std::fmt::Display| {
-        BackendError::Failed(format!("saving the traced modules ({what}): {e}"))
+        BackendError::Library(format!("saving the traced modules ({what}): {e}"))
     };
     std::fs::create_dir_all(&dir).map_err(|e| io("temp dir", &e))?;
     let saved = (|| {
@@ -792,7 +770,7 @@ fn evidence(prefill: &CModule, decode: &CModule) -> Result<CompilerEvidence, Bac
     let mut total = 0;
     for (name, bytes) in &saved {
         let entries = zip_entries(bytes)
-            .map_err(|e| BackendError::Failed(format!("reading the saved {name} module: {e}")))?;
+            .map_err(|e| BackendError::Library(format!("reading the saved {name} module: {e}")))?;
         let mut count = 0;
         for (entry, data) in &entries {
             if entry.contains("/code/") && entry.ends_with(".py") {
@@ -803,7 +781,7 @@ fn evidence(prefill: &CModule, decode: &CModule) -> Result<CompilerEvidence, Bac
             }
         }
         if count == 0 {
-            return Err(BackendError::Failed(format!(
+            return Err(BackendError::Library(format!(
                 "the saved {name} module has no op calls in its TorchScript code"
             )));
         }

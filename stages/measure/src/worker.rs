@@ -4,8 +4,11 @@
 //! pool once per process from the environment, so a cell that asks for 1
 //! thread and one that asks for 2 cannot share a process; and a cold model
 //! load is only cold in a fresh process. The parent sends one JSON request
-//! on stdin; the child answers with JSON lines on stdout: progress, then
-//! the measurement or an error.
+//! line on stdin and keeps stdin open; the child answers with JSON lines on
+//! stdout: progress, then the measurement or an error. The child exits at
+//! once when its stdin closes: the parent died (even by SIGKILL, which no
+//! handler sees), and a measurement nobody will read must not keep the
+//! machine busy.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
@@ -171,13 +174,19 @@ pub fn worker_main() -> i32 {
         let ok = serde_json::to_writer(&mut out, msg).is_ok() && writeln!(out).is_ok();
         ok && out.flush().is_ok()
     };
-    let req: WorkerRequest = match serde_json::from_reader(std::io::stdin().lock()) {
+    let mut line = String::new();
+    let read = std::io::stdin().lock().read_line(&mut line);
+    let req: WorkerRequest = match read
+        .map_err(|e| e.to_string())
+        .and_then(|_| serde_json::from_str(&line).map_err(|e| e.to_string()))
+    {
         Ok(r) => r,
         Err(e) => {
             emit(&WorkerMessage::Failed(format!("bad worker request: {e}")));
             return 2;
         }
     };
+    exit_when_the_parent_goes();
     // The parent closing our stdout (it was cancelled) ends the cell.
     let alive = std::cell::Cell::new(true);
     let result = measure_here(
@@ -202,6 +211,18 @@ pub fn worker_main() -> i32 {
             1
         }
     }
+}
+
+/// Ends this worker process as soon as its stdin reaches end of file: the
+/// parent keeps the pipe open for as long as it waits for the answer, so
+/// end of file means the parent is gone. A blocking read on a thread costs
+/// nothing while the measurement runs, and wakes within microseconds.
+fn exit_when_the_parent_goes() {
+    std::thread::spawn(|| {
+        let mut rest = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut rest);
+        std::process::exit(130);
+    });
 }
 
 /// Measure one cell in a worker process with the requested thread count,
@@ -232,7 +253,8 @@ pub fn measure_isolated(
                 program.display()
             ))
         })?;
-    let request = serde_json::to_vec(req).map_err(|e| StageError::Failed(e.to_string()))?;
+    let mut request = serde_json::to_vec(req).map_err(|e| StageError::Failed(e.to_string()))?;
+    request.push(b'\n');
     // Drain stderr beside stdout so a chatty child cannot block on a full pipe.
     let stderr = child.stderr.take();
     let stderr_reader = std::thread::spawn(move || {
@@ -242,9 +264,12 @@ pub fn measure_isolated(
         }
         text
     });
-    if let Some(mut stdin) = child.stdin.take() {
-        // A write error means the child died; its exit status says why.
-        let _ = stdin.write_all(&request);
+    // Kept open until the child has exited: its end of file tells the child
+    // that this process is gone. A write error means the child died; its
+    // exit status says why.
+    let mut stdin = child.stdin.take();
+    if let Some(pipe) = stdin.as_mut() {
+        let _ = pipe.write_all(&request).and_then(|()| pipe.flush());
     }
     // Lines arrive on a thread, so that a cancel is acted on within
     // CANCEL_POLL even while the child is busy inside a long run.
@@ -300,6 +325,7 @@ pub fn measure_isolated(
     let status = child
         .wait()
         .map_err(|e| StageError::Failed(e.to_string()))?;
+    drop(stdin);
     let _ = stdout_reader.join();
     let stderr = stderr_reader.join().unwrap_or_default();
     if ctx.cancelled() {

@@ -6,6 +6,7 @@
 
 pub mod decl;
 pub mod prepare;
+pub mod rope;
 pub mod weights;
 
 pub use decl::{ModelDecl, SyntheticArch};

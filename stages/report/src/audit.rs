@@ -3,7 +3,7 @@
 //! execution providers and compiler evidence), and output invariance.
 
 use crate::document::{Block, header};
-use crate::{Claim, Out, Report, source};
+use crate::{Out, Report, source};
 use assay_core::stage::StageError;
 
 pub fn attribution(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
@@ -90,29 +90,26 @@ fn compiled_paths(rep: &Report<'_>, out: &mut Out) {
             None => ("-".into(), "-".into(), "-".into(), "-".into()),
             Some(c) => {
                 if let Some(input) = manifest_in {
-                    out.claims.push(Claim {
-                        id: format!("compiler/{}/nodes_before", m.cell),
-                        statement: format!(
+                    out.claim(
+                        format!("compiler/{}/nodes_before", m.cell),
+                        format!(
                             "{}: the graph had {} nodes before {} ({})",
                             m.cell, c.nodes_before, c.kind, c.mode
                         ),
-                        value: c.nodes_before as f64,
-                        unit: "nodes".into(),
-                        evidence: m.evidence.clone(),
-                        source: source(input, Vec::new()),
-                    });
+                        c.nodes_before as f64,
+                        "nodes",
+                        &m.evidence,
+                        source(input, Vec::new()),
+                    );
                     if let Some(after) = c.nodes_after {
-                        out.claims.push(Claim {
-                            id: format!("compiler/{}/nodes_after", m.cell),
-                            statement: format!(
-                                "{}: {} nodes after {} ({})",
-                                m.cell, after, c.kind, c.mode
-                            ),
-                            value: after as f64,
-                            unit: "nodes".into(),
-                            evidence: m.evidence.clone(),
-                            source: source(input, Vec::new()),
-                        });
+                        out.claim(
+                            format!("compiler/{}/nodes_after", m.cell),
+                            format!("{}: {} nodes after {} ({})", m.cell, after, c.kind, c.mode),
+                            after as f64,
+                            "nodes",
+                            &m.evidence,
+                            source(input, Vec::new()),
+                        );
                     }
                 }
                 (
@@ -208,18 +205,18 @@ fn output_invariance(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> 
         .copied()
         .filter(|i| !rep.checks.checks[*i as usize].passed)
         .collect();
-    out.claims.push(Claim {
-        id: "validation/output_divergent_cells".into(),
-        statement: format!(
+    out.claim(
+        "validation/output_divergent_cells".into(),
+        format!(
             "{} of {} cells compared across backends produced other greedy tokens than the reference",
             diverged.len(),
             indices.len()
         ),
-        value: diverged.len() as f64,
-        unit: "cells".into(),
-        evidence: rep.evidence.clone(),
-        source: source(checks_in, if diverged.is_empty() { indices.clone() } else { diverged.clone() }),
-    });
+        diverged.len() as f64,
+        "cells",
+        &rep.evidence,
+        source(checks_in, if diverged.is_empty() { indices.clone() } else { diverged.clone() }),
+    );
     out.doc.push(Block::Para(format!(
         "The same model and prompts must give the same greedy tokens on every backend before their \
          timings are compared (MLPerf TEST06's spirit). Each cell's first steady run is compared with \

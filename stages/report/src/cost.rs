@@ -1,6 +1,5 @@
 //! Cost and capacity as shadow prices (Appendices AA and V): $ per 1M tokens per tier, workers, request mix and tiered routing.
 
-use crate::Claim;
 use crate::document::{Block, f, header};
 use crate::{Out, Report, source};
 use assay_core::stage::StageError;
@@ -33,9 +32,9 @@ pub fn cost(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
                 c.workers_required.to_string(),
                 f(c.usd_per_month, 2),
             ]);
-            out.claims.push(Claim {
-                id: format!("cost/{}/{}/{}/usd_per_1m", c.cell, c.phase, c.tier),
-                statement: format!(
+            out.claim(
+                format!("cost/{}/{}/{}/usd_per_1m", c.cell, c.phase, c.tier),
+                format!(
                     "Shadow price of {} tokens for {} on {}, scenario {}, {} tier: ${} per 1M tokens",
                     c.phase,
                     c.model,
@@ -44,22 +43,22 @@ pub fn cost(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
                     c.tier,
                     f(c.usd_per_1m, 4)
                 ),
-                value: c.usd_per_1m,
-                unit: "USD/1M tokens".into(),
-                evidence: c.evidence.clone(),
-                source: source(cost_in, vec![i as u32]),
-            });
-            out.claims.push(Claim {
-                id: format!("capacity/{}/{}/{}/workers", c.cell, c.phase, c.tier),
-                statement: format!(
+                c.usd_per_1m,
+                "USD/1M tokens",
+                &c.evidence,
+                source(cost_in, vec![i as u32]),
+            );
+            out.claim(
+                format!("capacity/{}/{}/{}/workers", c.cell, c.phase, c.tier),
+                format!(
                     "Workers needed for the planned volume at burst, {} of {} on {}, scenario {}: {}",
                     c.phase, c.model, c.backend, c.scenario, c.workers_required
                 ),
-                value: c.workers_required as f64,
-                unit: "workers".into(),
-                evidence: c.evidence.clone(),
-                source: source(cost_in, vec![i as u32]),
-            });
+                c.workers_required as f64,
+                "workers",
+                &c.evidence,
+                source(cost_in, vec![i as u32]),
+            );
         }
         out.doc.push(Block::Table(
             header(&[
@@ -108,9 +107,9 @@ pub fn cost(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
                     f(r.seconds_per_request, 4),
                     f(r.usd_per_1k_requests, 4),
                 ]);
-                out.claims.push(Claim {
-                    id: format!("requests/{}/{}/{}/usd_per_1k", r.cell, r.tier, r.class),
-                    statement: format!(
+                out.claim(
+                    format!("requests/{}/{}/{}/usd_per_1k", r.cell, r.tier, r.class),
+                    format!(
                         "Shadow price of 1,000 {} requests on {} ({}), {} tier, measured in scenario {}: ${}",
                         r.class,
                         r.model,
@@ -119,11 +118,11 @@ pub fn cost(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
                         r.scenario,
                         f(r.usd_per_1k_requests, 4)
                     ),
-                    value: r.usd_per_1k_requests,
-                    unit: "USD/1k requests".into(),
-                    evidence: r.evidence.clone(),
-                    source: source(requests_in, vec![i as u32]),
-                });
+                    r.usd_per_1k_requests,
+                    "USD/1k requests",
+                    &r.evidence,
+                    source(requests_in, vec![i as u32]),
+                );
             }
             out.doc.push(Block::Table(
                 header(&[
@@ -151,19 +150,19 @@ pub fn cost(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
                     r.policy.clone(),
                     f(r.usd_per_1k_requests, 4),
                 ]);
-                out.claims.push(Claim {
-                    id: format!("routing/{}/usd_per_1k", r.tier),
-                    statement: format!(
+                out.claim(
+                    format!("routing/{}/usd_per_1k", r.tier),
+                    format!(
                         "Shadow price of 1,000 mixed requests under the routing policy {}, {} tier: ${}",
                         r.policy,
                         r.tier,
                         f(r.usd_per_1k_requests, 4)
                     ),
-                    value: r.usd_per_1k_requests,
-                    unit: "USD/1k requests".into(),
-                    evidence: r.evidence.clone(),
-                    source: source(routing_in, vec![i as u32]),
-                });
+                    r.usd_per_1k_requests,
+                    "USD/1k requests",
+                    &r.evidence,
+                    source(routing_in, vec![i as u32]),
+                );
             }
             out.doc.push(Block::Table(
                 header(&[

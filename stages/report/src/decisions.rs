@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::Claim;
 use crate::document::{Block, header, sig};
 use crate::{Out, Report, source};
 use assay_analysis::decide::{self, Decisions, ModelTraits, Outcome};
@@ -95,9 +94,9 @@ pub fn decisions(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
                 } else {
                     format!(" ({note})")
                 };
-                out.claims.push(Claim {
-                    id: format!("decision/{}/recommendation", dec.class.name()),
-                    statement: format!(
+                out.claim(
+                    format!("decision/{}/recommendation", dec.class.name()),
+                    format!(
                         "For {} ({}), use {model} on {backend}: {} = {} {} (95% CI [{}, {}]){vs}",
                         dec.class.title().to_lowercase(),
                         dec.scenarios.join(", "),
@@ -107,11 +106,11 @@ pub fn decisions(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
                         sig(*ci_low, 4),
                         sig(*ci_high, 4)
                     ),
-                    value: *value,
-                    unit: dec.unit.clone(),
-                    evidence: "measured".into(),
-                    source: winner_source(rep, dec, backend, model),
-                });
+                    *value,
+                    &dec.unit,
+                    "measured",
+                    winner_source(rep, dec, backend, model),
+                );
                 format!(
                     "use {model} on {backend}: {} {} [{}, {}]{vs}{note}",
                     sig(*value, 4),

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeSet;
 
-use crate::Claim;
 use crate::document::{Block, f, header};
 use crate::{Out, Report, source};
 use assay_core::stage::StageError;
@@ -64,9 +63,9 @@ pub fn energy(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
             s.energy_j_per_token.map_or_else(no_data, |j| f(j, 5)),
         ]);
         if let Some(j) = s.energy_j_per_token {
-            out.claims.push(Claim {
-                id: format!("energy/{}/{}/j_per_token", s.cell, s.phase),
-                statement: format!(
+            out.claim(
+                format!("energy/{}/{}/j_per_token", s.cell, s.phase),
+                format!(
                     "Energy above idle of {} for {} on {}, scenario {}: {} J per token ({} of {} windows attributable)",
                     s.phase,
                     s.model,
@@ -76,11 +75,11 @@ pub fn energy(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
                     s.energy_valid,
                     s.energy_windows
                 ),
-                value: j,
-                unit: "J/token".into(),
-                evidence: s.evidence.clone(),
-                source: source(rep.summary_in, vec![*i as u32]),
-            });
+                j,
+                "J/token",
+                &s.evidence,
+                source(rep.summary_in, vec![*i as u32]),
+            );
         }
     }
     out.doc.push(Block::Table(
@@ -123,9 +122,9 @@ pub fn energy(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
                 f(usd, 4),
                 c.carbon_g_per_1m.map_or_else(|| "-".into(), |g| f(g, 1)),
             ]);
-            out.claims.push(Claim {
-                id: format!("energy/{}/{}/usd_per_1m", c.cell, c.phase),
-                statement: format!(
+            out.claim(
+                format!("energy/{}/{}/usd_per_1m", c.cell, c.phase),
+                format!(
                     "Electricity for 1M {} tokens of {} on {}, scenario {}: ${} (shadow price above idle)",
                     c.phase,
                     c.model,
@@ -133,11 +132,11 @@ pub fn energy(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
                     c.scenario,
                     f(usd, 4)
                 ),
-                value: usd,
-                unit: "USD/1M tokens".into(),
-                evidence: c.evidence.clone(),
-                source: source(cost_in, vec![i as u32]),
-            });
+                usd,
+                "USD/1M tokens",
+                &c.evidence,
+                source(cost_in, vec![i as u32]),
+            );
         }
         out.doc.push(Block::Table(
             header(&[

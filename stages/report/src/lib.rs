@@ -139,8 +139,16 @@ impl Stage for ReportStage {
         REPORT_VERSION
     }
 
-    fn params(&self) -> Value {
-        serde_json::to_value(&self.params).unwrap_or(Value::Null)
+    fn outputs(&self) -> Vec<&'static str> {
+        vec![
+            Format::Html.file_name(),
+            Format::Json.file_name(),
+            Format::Md.file_name(),
+        ]
+    }
+
+    fn params(&self) -> Result<Value, StageError> {
+        serde_json::to_value(&self.params).map_err(|e| StageError::params("report", e))
     }
 
     /// Claims carry their producers' node keys, so the report's key covers
@@ -213,12 +221,15 @@ impl Stage for ReportStage {
             claims: out.claims,
         };
         let mut files = Outputs::new();
-        files.insert("report.md".into(), render_markdown(&out.doc).into_bytes());
         files.insert(
-            "report.html".into(),
+            Format::Md.file_name().into(),
+            render_markdown(&out.doc).into_bytes(),
+        );
+        files.insert(
+            Format::Html.file_name().into(),
             render_html(&p.title, &out.doc).into_bytes(),
         );
-        files.insert("report.json".into(), tables::to_json(&report)?);
+        files.insert(Format::Json.file_name().into(), tables::to_json(&report)?);
         Ok(files)
     }
 }
@@ -262,6 +273,30 @@ impl Report<'_> {
 pub struct Out {
     pub doc: Vec<Block>,
     pub claims: Vec<Claim>,
+}
+
+impl Out {
+    /// Records the claim behind a number the report shows: `id` names it in
+    /// report.json, `evidence` is `measured` or `simulated`, and `source`
+    /// holds the artifact rows the value was computed from.
+    fn claim(
+        &mut self,
+        id: String,
+        statement: String,
+        value: f64,
+        unit: &str,
+        evidence: &str,
+        source: ClaimSource,
+    ) {
+        self.claims.push(Claim {
+            id,
+            statement,
+            value,
+            unit: unit.into(),
+            evidence: evidence.into(),
+            source,
+        });
+    }
 }
 
 fn source(input: &Input, rows: Vec<u32>) -> ClaimSource {

@@ -1,6 +1,5 @@
 //! Results: per-phase distributions, the roofline, the phase split and the TR117 paradox check, warmup and cold start, and the decode ranking.
 
-use crate::Claim;
 use crate::document::{Block, f, header};
 use crate::{Out, Report, source};
 use assay_core::stage::StageError;
@@ -39,9 +38,9 @@ pub fn results(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
         ]);
         let rows = vec![i as u32];
         let what = format!("{} on {}, scenario {}", s.model, s.backend, s.scenario);
-        out.claims.push(Claim {
-            id: format!("latency/{}/{}/median_ms", s.cell, s.phase),
-            statement: format!(
+        out.claim(
+            format!("latency/{}/{}/median_ms", s.cell, s.phase),
+            format!(
                 "Median {} latency of {what}: {} ms (p95 {}, p99 {}, n={})",
                 s.phase,
                 f(s.median_ms, 3),
@@ -49,24 +48,24 @@ pub fn results(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
                 f(s.p99_ms, 3),
                 s.n
             ),
-            value: s.median_ms,
-            unit: "ms".into(),
-            evidence: s.evidence.clone(),
-            source: source(rep.summary_in, rows.clone()),
-        });
+            s.median_ms,
+            "ms",
+            &s.evidence,
+            source(rep.summary_in, rows.clone()),
+        );
         if s.tokens_per_s > 0.0 {
-            out.claims.push(Claim {
-                id: format!("throughput/{}/{}/tokens_per_s", s.cell, s.phase),
-                statement: format!(
+            out.claim(
+                format!("throughput/{}/{}/tokens_per_s", s.cell, s.phase),
+                format!(
                     "{} throughput of {what}: {} tokens/s",
                     s.phase,
                     f(s.tokens_per_s, 1)
                 ),
-                value: s.tokens_per_s,
-                unit: "tokens/s".into(),
-                evidence: s.evidence.clone(),
-                source: source(rep.summary_in, rows),
-            });
+                s.tokens_per_s,
+                "tokens/s",
+                &s.evidence,
+                source(rep.summary_in, rows),
+            );
         }
     }
     out.doc.push(Block::Table(
@@ -123,9 +122,9 @@ pub fn results(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
                 f(s.roofline_tokens_per_s, 1),
                 f(s.roofline_fraction, 3),
             ]);
-            out.claims.push(Claim {
-                id: format!("roofline/{}/fraction", s.cell),
-                statement: format!(
+            out.claim(
+                format!("roofline/{}/fraction", s.cell),
+                format!(
                     "Decode of {} on {}, scenario {}, runs at {} of the memory-bandwidth bound ({} of {} tokens/s)",
                     s.model,
                     s.backend,
@@ -134,11 +133,11 @@ pub fn results(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
                     f(s.tokens_per_s, 1),
                     f(s.roofline_tokens_per_s, 1)
                 ),
-                value: s.roofline_fraction,
-                unit: "fraction".into(),
-                evidence: s.evidence.clone(),
-                source: source(rep.summary_in, vec![i as u32]),
-            });
+                s.roofline_fraction,
+                "fraction",
+                &s.evidence,
+                source(rep.summary_in, vec![i as u32]),
+            );
         }
         out.doc.push(Block::Table(
             header(&[
@@ -184,20 +183,20 @@ pub fn results(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
                 String::new()
             },
         ]);
-        out.claims.push(Claim {
-            id: format!("phase_split/{}/decode_fraction", s.cell),
-            statement: format!(
+        out.claim(
+            format!("phase_split/{}/decode_fraction", s.cell),
+            format!(
                 "Decode fraction of {} on {}, scenario {}: {}",
                 s.model,
                 s.backend,
                 s.scenario,
                 f(s.decode_fraction, 3)
             ),
-            value: s.decode_fraction,
-            unit: "fraction".into(),
-            evidence: s.evidence.clone(),
-            source: source(rep.summary_in, vec![i as u32]),
-        });
+            s.decode_fraction,
+            "fraction",
+            &s.evidence,
+            source(rep.summary_in, vec![i as u32]),
+        );
     }
     out.doc.push(Block::Table(
         header(&["backend", "model", "scenario", "decode fraction", ""]),
@@ -233,21 +232,21 @@ pub fn results(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
                     by_mean.join(" < "),
                 ]);
             }
-            out.claims.push(Claim {
-                id: format!("paradox/{}/{phase}", scenario.name),
-                statement: format!(
+            out.claim(
+                format!("paradox/{}/{phase}", scenario.name),
+                format!(
                     "Rankings by mean and by median {} in scenario {}, phase {phase}",
                     if disagree { "disagree" } else { "agree" },
                     scenario.name
                 ),
-                value: if disagree { 1.0 } else { 0.0 },
-                unit: "bool".into(),
-                evidence: rep.evidence.clone(),
-                source: source(
+                if disagree { 1.0 } else { 0.0 },
+                "bool",
+                &rep.evidence,
+                source(
                     rep.summary_in,
                     rows.iter().map(|(i, _)| *i as u32).collect(),
                 ),
-            });
+            );
         }
     }
     if paradox_rows.is_empty() {
@@ -300,9 +299,9 @@ pub fn results(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
             format!("{}x", f(s.warmup_ratio, 2)),
             flag.into(),
         ]);
-        out.claims.push(Claim {
-            id: format!("warmup/{}/{}/ratio", s.cell, s.phase),
-            statement: format!(
+        out.claim(
+            format!("warmup/{}/{}/ratio", s.cell, s.phase),
+            format!(
                 "Warmup ratio of {} for {} on {}, scenario {}: {}x (warmup median {} ms over steady median {} ms)",
                 s.phase,
                 s.model,
@@ -312,16 +311,16 @@ pub fn results(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
                 f(s.warmup_median_ms, 3),
                 f(s.median_ms, 3)
             ),
-            value: s.warmup_ratio,
-            unit: "ratio".into(),
-            evidence: s.evidence.clone(),
-            source: source(rep.summary_in, vec![i as u32]),
-        });
+            s.warmup_ratio,
+            "ratio",
+            &s.evidence,
+            source(rep.summary_in, vec![i as u32]),
+        );
         let delta = s.cold_median_ms - s.median_ms;
         if delta.is_finite() {
-            out.claims.push(Claim {
-                id: format!("warmup/{}/{}/cold_delta_ms", s.cell, s.phase),
-                statement: format!(
+            out.claim(
+                format!("warmup/{}/{}/cold_delta_ms", s.cell, s.phase),
+                format!(
                     "Cold-start delta of {} for {} on {}, scenario {}: {} ms (first run after load {} ms, steady median {} ms)",
                     s.phase,
                     s.model,
@@ -331,11 +330,11 @@ pub fn results(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
                     f(s.cold_median_ms, 3),
                     f(s.median_ms, 3)
                 ),
-                value: delta,
-                unit: "ms".into(),
-                evidence: s.evidence.clone(),
-                source: source(rep.summary_in, vec![i as u32]),
-            });
+                delta,
+                "ms",
+                &s.evidence,
+                source(rep.summary_in, vec![i as u32]),
+            );
         }
     }
     if warm_rows.is_empty() {
@@ -382,20 +381,20 @@ pub fn results(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
                 s.model.clone(),
                 f(s.tokens_per_s, 1),
             ]);
-            out.claims.push(Claim {
-                id: format!("ranking/{}/decode/best", scenario.name),
-                statement: format!(
+            out.claim(
+                format!("ranking/{}/decode/best", scenario.name),
+                format!(
                     "Best decode throughput in scenario {}: {} on {} at {} tokens/s",
                     scenario.name,
                     s.model,
                     s.backend,
                     f(s.tokens_per_s, 1)
                 ),
-                value: s.tokens_per_s,
-                unit: "tokens/s".into(),
-                evidence: s.evidence.clone(),
-                source: source(rep.summary_in, vec![i as u32]),
-            });
+                s.tokens_per_s,
+                "tokens/s",
+                &s.evidence,
+                source(rep.summary_in, vec![i as u32]),
+            );
         }
     }
     out.doc.push(Block::Table(
@@ -432,22 +431,22 @@ fn aggregate(rep: &Report<'_>, out: &mut Out) {
             cells.len().to_string(),
             f(g, 1),
         ]);
-        out.claims.push(Claim {
-            id: format!("aggregate/{backend}/{model}/decode/tokens_per_s_geomean"),
-            statement: format!(
+        out.claim(
+            format!("aggregate/{backend}/{model}/decode/tokens_per_s_geomean"),
+            format!(
                 "Geometric mean of decode throughput of {model} on {backend} over {} scenarios: {} tokens/s",
                 cells.len(),
                 f(g, 1)
             ),
-            value: g,
-            unit: "tokens/s".into(),
-            evidence: if cells.iter().all(|(_, s)| s.evidence == "measured") {
-                "measured".into()
+            g,
+            "tokens/s",
+            if cells.iter().all(|(_, s)| s.evidence == "measured") {
+                "measured"
             } else {
-                "simulated".into()
+                "simulated"
             },
-            source: source(rep.summary_in, cells.iter().map(|(i, _)| *i as u32).collect()),
-        });
+            source(rep.summary_in, cells.iter().map(|(i, _)| *i as u32).collect()),
+        );
     }
     if !rows.is_empty() {
         out.doc.push(Block::Para(

@@ -3,7 +3,6 @@
 //! length, their gating (Appendix AM rule 7), regime labels and the
 //! boundary-shift check (AD.4).
 
-use crate::Claim;
 use crate::document::{Block, f, header};
 use crate::{Out, Report, source};
 use assay_core::stage::StageError;
@@ -208,9 +207,9 @@ fn claim(fit_in: &assay_core::stage::Input, i: usize, r: &FitRow, out: &mut Out)
             r.boundary.replace(", ", "/").replace(' ', "-")
         )
     };
-    out.claims.push(Claim {
-        id: format!("fit/{}/{}/{}~{}/slope", r.backend, id_scope, r.y, r.x),
-        statement: format!(
+    out.claim(
+        format!("fit/{}/{}/{}~{}/slope", r.backend, id_scope, r.y, r.x),
+        format!(
             "{what}: {} (95% CI [{}, {}], R^2 {}, n={}, {} on {}{scope})",
             f(r.slope, 3),
             f(r.slope_ci_low, 3),
@@ -220,9 +219,9 @@ fn claim(fit_in: &assay_core::stage::Input, i: usize, r: &FitRow, out: &mut Out)
             r.regime,
             r.device
         ),
-        value: r.slope,
-        unit: unit.into(),
-        evidence: r.evidence.clone(),
-        source: source(fit_in, vec![i as u32]),
-    });
+        r.slope,
+        unit,
+        &r.evidence,
+        source(fit_in, vec![i as u32]),
+    );
 }

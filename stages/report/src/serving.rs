@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 
-use crate::Claim;
 use crate::document::{Block, f, header, sig};
 use crate::{Out, Report, source};
 use assay_analysis::goodput;
@@ -133,14 +132,14 @@ pub fn serving(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
         );
         let mut claim = |metric: &str, statement: String, value: Option<f64>, unit: &str| {
             if let Some(value) = value {
-                out.claims.push(Claim {
-                    id: format!("goodput/{}/{metric}", r.cell),
+                out.claim(
+                    format!("goodput/{}/{metric}", r.cell),
                     statement,
                     value,
-                    unit: unit.into(),
-                    evidence: r.evidence.clone(),
-                    source: source(load_in, vec![i as u32]),
-                });
+                    unit,
+                    &r.evidence,
+                    source(load_in, vec![i as u32]),
+                );
             }
         };
         claim(
@@ -263,32 +262,32 @@ pub fn serving(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
         ]);
         let what = format!("{} on {}, rate sweep {}", k.model, k.backend, k.family);
         if let Some(knee) = k.knee_rps {
-            out.claims.push(Claim {
-                id: format!("knee/{}/{}/{}", k.backend, k.model, k.family),
-                statement: format!(
+            out.claim(
+                format!("knee/{}/{}/{}", k.backend, k.model, k.family),
+                format!(
                     "Highest sustainable rate of {what}: {} requests/s ({})",
                     sig(knee, 4),
                     k.reason
                 ),
-                value: knee,
-                unit: "requests/s".into(),
-                evidence: k.evidence.clone(),
-                source: source(knees_in, vec![i as u32]),
-            });
+                knee,
+                "requests/s",
+                &k.evidence,
+                source(knees_in, vec![i as u32]),
+            );
         }
         if let Some(saturation) = k.saturation_rps {
-            out.claims.push(Claim {
-                id: format!("saturation/{}/{}/{}", k.backend, k.model, k.family),
-                statement: format!(
+            out.claim(
+                format!("saturation/{}/{}/{}", k.backend, k.model, k.family),
+                format!(
                     "Highest rate {what} keeps up with: {} requests/s (achieved >= {} x offered)",
                     sig(saturation, 4),
                     goodput::SATURATION_FRACTION
                 ),
-                value: saturation,
-                unit: "requests/s".into(),
-                evidence: k.evidence.clone(),
-                source: source(knees_in, vec![i as u32]),
-            });
+                saturation,
+                "requests/s",
+                &k.evidence,
+                source(knees_in, vec![i as u32]),
+            );
         }
     }
     out.doc.push(Block::Table(

@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use crate::Claim;
 use crate::document::{Block, header};
 use crate::{Out, Report, source};
 use assay_core::stage::StageError;
@@ -18,14 +17,14 @@ pub fn validation(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
         let rows: Vec<u32> = (0..rep.validation.len() as u32)
             .filter(|i| rep.validation[*i as usize].status == status)
             .collect();
-        out.claims.push(Claim {
-            id: format!("validation/{status}_runs"),
-            statement: format!("{} runs validated {status}", rows.len()),
-            value: rows.len() as f64,
-            unit: "runs".into(),
-            evidence: rep.evidence.clone(),
-            source: source(rep.validation_in, rows),
-        });
+        out.claim(
+            format!("validation/{status}_runs"),
+            format!("{} runs validated {status}", rows.len()),
+            rows.len() as f64,
+            "runs",
+            &rep.evidence,
+            source(rep.validation_in, rows),
+        );
     }
     out.doc.push(Block::Para(format!(
         "{} runs: {} ok, {} degraded, {} failed. Warmup, degraded and failed runs are excluded from every steady-state aggregate below; model load is reported on its own.",
@@ -52,17 +51,17 @@ pub fn validation(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
     let flagged: Vec<u32> = (0..rep.validation.len() as u32)
         .filter(|i| !rep.validation[*i as usize].flags.is_empty())
         .collect();
-    out.claims.push(Claim {
-        id: "validation/outlier_runs".into(),
-        statement: format!(
+    out.claim(
+        "validation/outlier_runs".into(),
+        format!(
             "{} steady runs flagged as outliers (kept, not dropped)",
             flagged.len()
         ),
-        value: flagged.len() as f64,
-        unit: "runs".into(),
-        evidence: rep.evidence.clone(),
-        source: source(rep.validation_in, flagged.clone()),
-    });
+        flagged.len() as f64,
+        "runs",
+        &rep.evidence,
+        source(rep.validation_in, flagged.clone()),
+    );
     if !flagged.is_empty() {
         out.doc.push(Block::Para(format!(
             "{} runs flagged as outliers (end-to-end latency beyond k scaled MADs of their cell's median): \

@@ -71,18 +71,7 @@ impl Rope {
         device: &Device,
     ) -> Result<Self> {
         let half = head_dim / 2;
-        let inv_freq: Vec<f32> = (0..half)
-            .map(|i| 1.0 / libm::pow(theta, (2 * i) as f64 / head_dim as f64) as f32)
-            .collect();
-        let mut cos = Vec::with_capacity(max_positions * half);
-        let mut sin = Vec::with_capacity(max_positions * half);
-        for p in 0..max_positions {
-            for f in &inv_freq {
-                let angle = p as f32 * f;
-                cos.push(libm::cosf(angle));
-                sin.push(libm::sinf(angle));
-            }
-        }
+        let (cos, sin) = assay_model::rope::tables(head_dim, max_positions, theta);
         let shape = (max_positions, half);
         Ok(Rope {
             cos: Tensor::from_vec(cos, shape, device)?.to_dtype(dtype)?,

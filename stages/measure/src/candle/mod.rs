@@ -87,7 +87,7 @@ pub fn load_model(
             .unwrap_or(&text)
             .trim()
             .to_string();
-        BackendError::Failed(format!("{what}: {text}"))
+        BackendError::Weights(format!("{what}: {text}"))
     };
     match files {
         WeightFiles::Safetensors(paths) => {
@@ -104,7 +104,7 @@ pub fn load_model(
                 .map_err(|e| fail("building the model", &e))?;
             Ok((model, src.weight_type()))
         }
-        WeightFiles::Onnx(path) => Err(BackendError::Failed(format!(
+        WeightFiles::Onnx(path) => Err(BackendError::Weights(format!(
             "candle cannot run the ONNX export {}",
             path.display()
         ))),
@@ -157,9 +157,7 @@ impl CandleBackend {
     }
 
     fn model(&mut self) -> Result<&mut CausalLm, BackendError> {
-        self.model
-            .as_mut()
-            .ok_or_else(|| BackendError::Failed("model used before load".into()))
+        self.model.as_mut().ok_or(BackendError::NotLoaded)
     }
 
     fn run(&mut self, ids: Vec<u32>, batch: usize) -> Result<(), BackendError> {
@@ -192,7 +190,7 @@ impl CandleBackend {
 }
 
 fn candle_err(e: candle_core::Error) -> BackendError {
-    BackendError::Failed(format!("candle: {}", error_text(&e)))
+    BackendError::Library(format!("candle: {}", error_text(&e)))
 }
 
 impl InferenceBackend for CandleBackend {

@@ -13,8 +13,8 @@ use super::launch::{self, Launch, LaunchedServer};
 use super::load::{self, Issued, Schedule, Window};
 use super::ollama;
 use super::protocol::{Prompt, RequestSpec};
-use crate::harness::ServerFacts;
 use crate::harness::{self, Attribution, CellMeasurement};
+use crate::harness::{RunEvents, ServerFacts, load_event};
 use assay_core::config::server::{PromptFormat, ServerOptions};
 use assay_core::config::{BackendConfig, BackendKind, Boundary, Scenario};
 use assay_core::stage::StageContext;
@@ -395,20 +395,6 @@ fn clock_ns(origin: Instant) -> u64 {
     u64::try_from(origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
-fn load_event(cell: &str, start_ns: u64, ns: u64) -> EventRow {
-    EventRow {
-        cell: cell.to_string(),
-        repetition: 0,
-        warmup: true,
-        cold: true,
-        phase: "load".into(),
-        token_index: None,
-        tokens: 0,
-        start_ns,
-        ns,
-    }
-}
-
 /// What the server says about itself, before any measured request.
 async fn probe(client: &Client, cell: &ServerCell<'_>, base: &str) -> Result<ServerFacts, String> {
     let opts = cell.opts();
@@ -565,18 +551,15 @@ fn runs_and_events(cell: &ServerCell<'_>, requests: &[RequestRow]) -> (Vec<Event
         };
         let warmup = r.window == Window::Warmup.as_str();
         let cold = r.request == 0;
-        let ev =
-            |phase: &str, token_index: Option<u32>, tokens: u32, start_ns: u64, ns: u64| EventRow {
-                cell: cell.cell.to_string(),
-                repetition: r.request,
-                warmup,
-                cold,
-                phase: phase.into(),
-                token_index,
-                tokens,
-                start_ns,
-                ns,
-            };
+        let run = RunEvents {
+            cell: cell.cell,
+            repetition: r.request,
+            warmup,
+            cold,
+        };
+        let ev = |phase: &str, token_index: Option<u32>, tokens: u32, start_ns: u64, ns: u64| {
+            run.event(phase, token_index, tokens, start_ns, ns)
+        };
         let prompt_tokens = r.prompt_tokens.unwrap_or(cell.scenario.prompt_tokens);
         if let Some(ms) = r.server_prompt_ms {
             // The tokens the server's prompt time covers (a prompt cache

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::decl::{ModelDecl, ModelInfo, SyntheticArch};
 use crate::weights::SafetensorsSource;
-use assay_core::stage::{Input, Outputs, Stage, StageContext, StageError};
+use assay_core::stage::{Input, MachineUse, Outputs, Stage, StageContext, StageError};
 use assay_core::tables::{self, to_json};
 use gguf::GgufType;
 use local::LocalLayout;
@@ -86,15 +86,15 @@ impl PrepareStage {
             }
         })
     }
+}
 
-    /// Output names this node produces (known at plan time).
-    pub fn outputs(model: &ModelDecl) -> &'static [&'static str] {
-        if model.synthetic.is_some() {
-            &["config", "model", "tokenizer", "weights"]
-        } else {
-            &["model"]
-        }
-    }
+/// The outputs of a prepare node: the model record, and for a synthetic
+/// model the checkpoint files it generated.
+pub mod output {
+    pub const MODEL: &str = "model";
+    pub const WEIGHTS: &str = "weights";
+    pub const CONFIG: &str = "config";
+    pub const TOKENIZER: &str = "tokenizer";
 }
 
 fn failed(e: impl std::fmt::Display) -> StageError {
@@ -110,12 +110,12 @@ impl Stage for PrepareStage {
         PREPARE_VERSION
     }
 
-    fn params(&self) -> Value {
-        match (&self.model.synthetic, self.local_path()) {
+    fn params(&self) -> Result<Value, StageError> {
+        Ok(match (&self.model.synthetic, self.local_path()) {
             (Some(a), _) => json!({ "name": self.model.name, "synthetic": a.resolved() }),
             (None, Some(p)) => json!({ "name": self.model.name, "path": p.to_string_lossy() }),
             (None, None) => json!({ "name": self.model.name }),
-        }
+        })
     }
 
     /// A local model's files as they are now (size, mtime): an edited model
@@ -125,9 +125,24 @@ impl Stage for PrepareStage {
             .map(|p| json!({ "files": local::fingerprint(&p) }))
     }
 
+    fn outputs(&self) -> Vec<&'static str> {
+        if self.model.synthetic.is_some() {
+            vec![
+                output::CONFIG,
+                output::MODEL,
+                output::TOKENIZER,
+                output::WEIGHTS,
+            ]
+        } else {
+            vec![output::MODEL]
+        }
+    }
+
     /// Generating weights is CPU-heavy: never beside a measurement.
-    fn device(&self) -> Option<String> {
-        Some("cpu".into())
+    fn machine(&self) -> MachineUse {
+        MachineUse::Exclusive {
+            device: "cpu".into(),
+        }
     }
 
     fn run(&self, ctx: &StageContext<'_>, _inputs: &[Input]) -> Result<Outputs, StageError> {
@@ -159,9 +174,9 @@ impl Stage for PrepareStage {
                 files,
                 declaration: Some(arch.resolved()),
             };
-            out.insert("weights".into(), weights);
-            out.insert("config".into(), config);
-            out.insert("tokenizer".into(), tokenizer);
+            out.insert(output::WEIGHTS.into(), weights);
+            out.insert(output::CONFIG.into(), config);
+            out.insert(output::TOKENIZER.into(), tokenizer);
             record
         } else {
             let path = self
@@ -170,7 +185,7 @@ impl Stage for PrepareStage {
             ctx.progress("hashing local model");
             local_record(name, &path)?
         };
-        out.insert("model".into(), to_json(&record)?);
+        out.insert(output::MODEL.into(), to_json(&record)?);
         Ok(out)
     }
 }
@@ -271,23 +286,30 @@ impl Stage for ExportStage {
         EXPORT_VERSION
     }
 
-    fn params(&self) -> Value {
-        match self.format {
+    fn params(&self) -> Result<Value, StageError> {
+        Ok(match self.format {
             ExportFormat::Gguf(ty) => json!({ "model": self.model, "format": "gguf", "type": ty }),
             ExportFormat::Onnx => json!({
                 "model": self.model,
                 "format": "onnx",
                 "opset": onnx::OPSET,
             }),
+        })
+    }
+
+    fn outputs(&self) -> Vec<&'static str> {
+        vec![self.format.output()]
+    }
+
+    /// Writing an export is CPU-heavy: never beside a measurement.
+    fn machine(&self) -> MachineUse {
+        MachineUse::Exclusive {
+            device: "cpu".into(),
         }
     }
 
-    fn device(&self) -> Option<String> {
-        Some("cpu".into())
-    }
-
     fn run(&self, ctx: &StageContext<'_>, inputs: &[Input]) -> Result<Outputs, StageError> {
-        let record_input = assay_core::inputs::find_input(inputs, "model")?;
+        let record_input = assay_core::inputs::find_input(inputs, output::MODEL)?;
         let record: ModelRecord = tables::read_json(ctx, record_input)?;
         if record.format != "safetensors" {
             return Err(failed(format!(
@@ -296,7 +318,7 @@ impl Stage for ExportStage {
             )));
         }
         ctx.progress(&format!("writing {}", self.format.id()));
-        let shards: Vec<Vec<u8>> = match inputs.iter().find(|i| i.name == "weights") {
+        let shards: Vec<Vec<u8>> = match inputs.iter().find(|i| i.name == output::WEIGHTS) {
             Some(w) => vec![ctx.read(w)?],
             None => record
                 .local_path("weights")

@@ -281,13 +281,11 @@ fn attention(
 }
 
 /// Rotary tables for the new tokens: `cos`, `sin` of `[seq, head_dim]`,
-/// each half repeating the `[seq, head_dim / 2]` angles, with candle's
-/// inverse frequencies (`layers::Rope::new`, same f32 arithmetic).
+/// each half repeating the `[seq, head_dim / 2]` angles, with the
+/// inverse frequencies every backend uses (`crate::rope`).
 fn rotary_tables(g: &mut GraphBuilder, info: &ModelInfo, positions: &str) -> (String, String) {
     let head_dim = info.head_dim() as usize;
-    let inv_freq: Vec<f32> = (0..head_dim / 2)
-        .map(|i| 1.0 / libm::pow(info.rope_theta, (2 * i) as f64 / head_dim as f64) as f32)
-        .collect();
+    let inv_freq = crate::rope::inverse_frequencies(head_dim, info.rope_theta);
     let inv = g.floats(&inv_freq);
     let p = g.op(
         "Cast",
