@@ -159,3 +159,41 @@ outputs: { dir: reports }
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn the_invariance_reference_must_name_a_backend_of_the_spec() {
+    let spec = "assay: 1
+id: reference
+title: t
+question: q
+decision: d
+boundary: { warmup_runs: 0, repetitions: 1 }
+scenarios:
+  - { name: s, prompt_tokens: 4, batch: 1, gen_tokens: 4 }
+models:
+  - { name: tiny, synthetic: { arch: llama, layers: 1, hidden: 16, heads: 2, vocab: 64 } }
+backends:
+  - { name: a, kind: simulated }
+  - { name: b, kind: simulated }
+validate: { invariance_reference: c }
+outputs: { dir: reports }
+";
+    let ws = crate::support::Workspace::with_spec(spec);
+    let out = assay(&["check", ws.spec.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "spec.yaml:14:35: error: validate.invariance_reference: invariance_reference \"c\" is not a backend of this spec (backends: a, b)"
+        ),
+        "{err}"
+    );
+    ws.edit("invariance_reference: c", "invariance_reference: b");
+    let out = assay(&["check", ws.spec.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

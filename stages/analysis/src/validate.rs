@@ -37,6 +37,12 @@ pub struct ValidateParams {
     /// backend, since float rounding can flip such a choice.
     #[serde(default = "default_output_tolerance")]
     pub output_tolerance: f64,
+    /// The backend (by name) whose greedy tokens every other backend's are
+    /// compared with, in each group it has a cell in. Without it, the
+    /// reference is the `candle` cell, else the cell whose backend name
+    /// sorts first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invariance_reference: Option<String>,
 }
 
 fn default_output_tolerance() -> f64 {
@@ -57,6 +63,7 @@ impl Default for ValidateParams {
             max_cv: default_max_cv(),
             outlier_k: default_outlier_k(),
             output_tolerance: default_output_tolerance(),
+            invariance_reference: None,
         }
     }
 }
@@ -160,7 +167,10 @@ impl Stage for ValidateStage {
         mark_boundary_mismatch(&boundaries, &mut rows, &mut checks);
         invariance::check_outputs(
             &generated,
-            self.params.output_tolerance,
+            &invariance::Settings {
+                tolerance: self.params.output_tolerance,
+                reference: self.params.invariance_reference.as_deref(),
+            },
             &mut rows,
             &mut checks,
         );

@@ -392,7 +392,8 @@ impl MeasureStage {
         // loaded is in the attribution.
         match self.backend.kind {
             BackendKind::Candle => {
-                env.libraries.insert("candle".into(), CANDLE_VERSION.into());
+                env.libraries
+                    .insert(crate::candle::LIBRARY.into(), CANDLE_VERSION.into());
             }
             BackendKind::Ort => {
                 env.libraries

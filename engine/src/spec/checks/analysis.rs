@@ -48,6 +48,18 @@ fn check_validate(cx: &Ctx<'_>, diags: &mut Diags<'_>) {
     if v.outlier_k.is_nan() || v.outlier_k <= 0.0 {
         diags.at_value("/validate/outlier_k", "outlier_k must be > 0".into());
     }
+    if let Some(name) = &v.invariance_reference
+        && !cx.spec.backends.iter().any(|b| &b.name == name)
+    {
+        let names: Vec<&str> = cx.spec.backends.iter().map(|b| b.name.as_str()).collect();
+        diags.at_value(
+            "/validate/invariance_reference",
+            format!(
+                "invariance_reference {name:?} is not a backend of this spec (backends: {})",
+                names.join(", ")
+            ),
+        );
+    }
 }
 
 /// Pricing tiers and the monthly volume.

@@ -171,12 +171,22 @@ fn compare(reference: &CellOutputs, cell: &CellOutputs, tolerance: f64) -> Verdi
 
 /// Compare every measured cell with its group's reference and within
 /// itself; degrade the runs of diverged cells.
+/// How output invariance compares (the spec's `validate:`).
+pub struct Settings<'a> {
+    /// Largest logit lead that still counts as a near-tie.
+    pub tolerance: f64,
+    /// The reference backend by name; `None`: the embedded default
+    /// backend's cell (candle), else the first backend name.
+    pub reference: Option<&'a str>,
+}
+
 pub fn check_outputs(
     cells: &[CellOutputs],
-    tolerance: f64,
+    settings: &Settings<'_>,
     rows: &mut [ValidationRow],
     checks: &mut Vec<CheckResult>,
 ) {
+    let tolerance = settings.tolerance;
     for c in cells.iter().filter(|c| c.measured && c.token_ids) {
         if c.steady_digests > 1 {
             checks.push(CheckResult {
@@ -210,9 +220,15 @@ pub fn check_outputs(
                 .copied()
                 .filter(|c| !c.first_steady.is_empty())
         };
-        let reference = candidates()
-            .filter(|c| c.library == "candle")
-            .min_by(|a, b| a.backend.cmp(&b.backend))
+        let named = settings
+            .reference
+            .and_then(|name| candidates().find(|c| c.backend == name));
+        let reference = named
+            .or_else(|| {
+                candidates()
+                    .filter(|c| c.library == assay_measure::candle::LIBRARY)
+                    .min_by(|a, b| a.backend.cmp(&b.backend))
+            })
             .or_else(|| candidates().min_by(|a, b| a.backend.cmp(&b.backend)));
         let Some(reference) = reference else {
             continue;
@@ -340,11 +356,44 @@ mod tests {
     }
 
     fn run(cells: &[CellOutputs]) -> (Vec<ValidationRow>, Vec<CheckResult>) {
+        run_with(cells, None)
+    }
+
+    fn run_with(
+        cells: &[CellOutputs],
+        reference: Option<&str>,
+    ) -> (Vec<ValidationRow>, Vec<CheckResult>) {
         let names: Vec<&str> = cells.iter().map(|c| c.backend.as_str()).collect();
         let mut r = rows(&names);
         let mut checks = Vec::new();
-        check_outputs(cells, 1e-3, &mut r, &mut checks);
+        let settings = Settings {
+            tolerance: 1e-3,
+            reference,
+        };
+        check_outputs(cells, &settings, &mut r, &mut checks);
         (r, checks)
+    }
+
+    #[test]
+    fn the_spec_can_name_the_reference() {
+        let toks = vec![vec![(1, Some(0.5)), (2, Some(0.4))]];
+        let cells = [
+            cell("a-ort", "onnxruntime", toks.clone()),
+            cell("z-candle", "candle", toks.clone()),
+        ];
+        let (_, checks) = run_with(&cells, Some("a-ort"));
+        let candle = checks.iter().find(|c| c.cell == "z-candle/m/s").unwrap();
+        assert!(candle.detail.contains("a-ort/m/s"), "{}", candle.detail);
+        let ort: Vec<&str> = checks
+            .iter()
+            .filter(|c| c.cell == "a-ort/m/s")
+            .map(|c| c.check.as_str())
+            .collect();
+        assert_eq!(ort, ["output_reference"]);
+        // A name with no cell in the group falls back to candle.
+        let (_, checks) = run_with(&cells, Some("absent"));
+        let ort = checks.iter().find(|c| c.cell == "a-ort/m/s").unwrap();
+        assert!(ort.detail.contains("z-candle/m/s"), "{}", ort.detail);
     }
 
     #[test]

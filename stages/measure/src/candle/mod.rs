@@ -21,6 +21,11 @@ use assay_model::weights::{GgufSource, SafetensorsSource, WeightSource, error_te
 /// by a test).
 pub const CANDLE_VERSION: &str = "0.11.1";
 
+/// The library name candle cells attribute (`actual.library`). candle is
+/// the embedded default, so it is also the default reference of output
+/// invariance (validate).
+pub const LIBRARY: &str = "candle";
+
 /// Where a backend reads its weights from at load time.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -206,7 +211,7 @@ impl InferenceBackend for CandleBackend {
             "cpu",
             &weight_type,
             candle_core::utils::get_num_threads() as u32,
-            "candle",
+            LIBRARY,
             CANDLE_VERSION,
         ))
     }
