@@ -288,19 +288,12 @@ pub fn execute(
                     } else {
                         NodeStatus::Skipped
                     };
-                results[idx.index()] = Some(NodeResult {
-                    node: node.id.clone(),
-                    stage: node.stage.kind().to_string(),
-                    key: None,
-                    status: status_out,
-                    outputs: BTreeMap::new(),
-                    error: Some(format!(
-                        "not run: input {dep} {}",
-                        format!("{status:?}").to_lowercase()
-                    )),
-                    failure_record: None,
-                    duration_ms: 0.0,
-                });
+                let mut r = NodeResult::unrun(plan, idx, None, status_out);
+                r.error = Some(format!(
+                    "not run: input {dep} {}",
+                    format!("{status:?}").to_lowercase()
+                ));
+                results[idx.index()] = Some(r);
                 bar.inc(1);
                 continue;
             }
@@ -309,16 +302,9 @@ pub fn execute(
             let (key, inputs) = match keyed {
                 Ok(keyed) => keyed,
                 Err(e) => {
-                    results[idx.index()] = Some(NodeResult {
-                        node: node.id.clone(),
-                        stage: node.stage.kind().to_string(),
-                        key: None,
-                        status: NodeStatus::Failed,
-                        outputs: BTreeMap::new(),
-                        error: Some(e.to_string()),
-                        failure_record: None,
-                        duration_ms: 0.0,
-                    });
+                    let mut r = NodeResult::unrun(plan, idx, None, NodeStatus::Failed);
+                    r.error = Some(e.to_string());
+                    results[idx.index()] = Some(r);
                     bar.inc(1);
                     continue;
                 }
@@ -332,16 +318,9 @@ pub fn execute(
                 store.cached_node(&key)?
             };
             if let Some(record) = cached {
-                results[idx.index()] = Some(NodeResult {
-                    node: node.id.clone(),
-                    stage: node.stage.kind().to_string(),
-                    key: Some(key),
-                    status: NodeStatus::Cached,
-                    outputs: record.outputs,
-                    error: None,
-                    failure_record: None,
-                    duration_ms: 0.0,
-                });
+                let mut r = NodeResult::unrun(plan, idx, Some(key), NodeStatus::Cached);
+                r.outputs = record.outputs;
+                results[idx.index()] = Some(r);
                 bar.inc(1);
             } else {
                 to_run.push((idx, inputs, key));
@@ -396,15 +375,23 @@ pub fn execute(
 }
 
 fn cancelled(plan: &Plan, idx: NodeIndex, key: Digest) -> NodeResult {
-    let node = plan.node(idx);
-    NodeResult {
-        node: node.id.clone(),
-        stage: node.stage.kind().to_string(),
-        key: Some(key),
-        status: NodeStatus::Cancelled,
-        outputs: BTreeMap::new(),
-        error: None,
-        failure_record: None,
-        duration_ms: 0.0,
+    NodeResult::unrun(plan, idx, Some(key), NodeStatus::Cancelled)
+}
+
+impl NodeResult {
+    /// The result of a node whose stage did not run (cached, skipped,
+    /// cancelled, or failed before running): no outputs, no error yet.
+    fn unrun(plan: &Plan, idx: NodeIndex, key: Option<Digest>, status: NodeStatus) -> Self {
+        let node = plan.node(idx);
+        NodeResult {
+            node: node.id.clone(),
+            stage: node.stage.kind().to_string(),
+            key,
+            status,
+            outputs: BTreeMap::new(),
+            error: None,
+            failure_record: None,
+            duration_ms: 0.0,
+        }
     }
 }
