@@ -12,7 +12,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use assay_core::{Input, StageContext, StageError};
+use assay_core::{Input, Outputs, StageContext, StageError};
 use assay_store::{Digest, InputRef, LockEntry, Lockfile, NodeRecord, Store, StoreError};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use petgraph::graph::NodeIndex;
@@ -20,7 +20,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::keys::node_key;
-use crate::plan::Plan;
+use crate::plan::{Plan, PlanNode};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -167,49 +167,77 @@ fn run_node(
         failure_record: None,
         duration_ms: 0.0,
     };
-    let record = (|| -> Result<(), StageError> {
-        let outputs = outcome?;
-        // A stage writes only what it declares: what the planner wired and
-        // what consumers may ask for.
-        let declared = node.stage.outputs();
-        if let Some(name) = outputs.keys().find(|n| !declared.contains(&n.as_str())) {
-            return Err(StageError::Failed(format!(
-                "internal error: {} wrote the undeclared output {name}",
-                node.stage.kind()
-            )));
-        }
-        for (name, bytes) in &outputs {
-            result.outputs.insert(name.clone(), store.put(bytes)?);
-        }
-        let record = NodeRecord {
+    let record = outcome.and_then(|outputs| {
+        record_node(
+            node,
+            &inputs,
             key,
-            node: node.id.clone(),
-            stage: node.stage.kind().to_string(),
-            stage_version: node.stage.version(),
-            params: node.stage.params()?,
-            env: node.stage.environment(),
-            inputs: inputs
-                .iter()
-                .map(|i| InputRef {
-                    node: i.node.clone(),
-                    name: i.name.clone(),
-                    digest: i.digest,
-                })
-                .collect(),
-            outputs: result.outputs.clone(),
-            duration_ms: start.elapsed().as_secs_f64() * 1e3,
-        };
-        store.put_node(&record)?;
-        Ok(())
-    })();
+            store,
+            start,
+            outputs,
+            &mut result.outputs,
+        )
+    });
     result.duration_ms = start.elapsed().as_secs_f64() * 1e3;
-    match record {
-        Ok(()) => {}
-        Err(StageError::Cancelled) => {
+    if let Err(e) = record {
+        settle_failure(&mut result, e, store);
+    }
+    bar.inc(1);
+    result
+}
+
+/// Store a node's outputs (into `stored`), then its record.
+fn record_node(
+    node: &PlanNode,
+    inputs: &[Input],
+    key: Digest,
+    store: &Store,
+    start: Instant,
+    outputs: Outputs,
+    stored: &mut BTreeMap<String, Digest>,
+) -> Result<(), StageError> {
+    // A stage writes only what it declares: what the planner wired and
+    // what consumers may ask for.
+    let declared = node.stage.outputs();
+    if let Some(name) = outputs.keys().find(|n| !declared.contains(&n.as_str())) {
+        return Err(StageError::Failed(format!(
+            "internal error: {} wrote the undeclared output {name}",
+            node.stage.kind()
+        )));
+    }
+    for (name, bytes) in &outputs {
+        stored.insert(name.clone(), store.put(bytes)?);
+    }
+    let record = NodeRecord {
+        key,
+        node: node.id.clone(),
+        stage: node.stage.kind().to_string(),
+        stage_version: node.stage.version(),
+        params: node.stage.params()?,
+        env: node.stage.environment(),
+        inputs: inputs
+            .iter()
+            .map(|i| InputRef {
+                node: i.node.clone(),
+                name: i.name.clone(),
+                digest: i.digest,
+            })
+            .collect(),
+        outputs: stored.clone(),
+        duration_ms: start.elapsed().as_secs_f64() * 1e3,
+    };
+    store.put_node(&record)?;
+    Ok(())
+}
+
+/// A node that did not finish keeps no outputs; say why it stopped.
+fn settle_failure(result: &mut NodeResult, error: StageError, store: &Store) {
+    match error {
+        StageError::Cancelled => {
             result.status = NodeStatus::Cancelled;
             result.outputs.clear();
         }
-        Err(StageError::FailedWithRecord { message, record }) => {
+        StageError::FailedWithRecord { message, record } => {
             result.status = NodeStatus::Failed;
             result.outputs.clear();
             // The record is kept even though the node stores nothing else;
@@ -227,15 +255,16 @@ fn run_node(
                 }
             }
         }
-        Err(e) => {
+        e => {
             result.status = NodeStatus::Failed;
             result.error = Some(e.to_string());
             result.outputs.clear();
         }
     }
-    bar.inc(1);
-    result
 }
+
+/// A node ready to run: its inputs and its key.
+type Job = (NodeIndex, Vec<Input>, Digest);
 
 pub fn execute(
     plan: &Plan,
@@ -259,108 +288,24 @@ pub fn execute(
 
     let mut results: Vec<Option<NodeResult>> = vec![None; plan.len()];
     loop {
-        let ready: Vec<NodeIndex> = plan
-            .order
-            .iter()
-            .copied()
-            .filter(|i| results[i.index()].is_none())
-            .filter(|i| {
-                plan.inputs(*i)
-                    .iter()
-                    .all(|(src, _)| results[src.index()].is_some())
-            })
-            .collect();
+        let ready = ready_nodes(plan, &results);
         if ready.is_empty() {
             break;
         }
-        let mut to_run: Vec<(NodeIndex, Vec<Input>, Digest)> = Vec::new();
+        let mut to_run: Vec<Job> = Vec::new();
         for idx in ready {
-            let node = plan.node(idx);
-            let blocked = plan.inputs(idx).into_iter().find_map(|(src, _)| {
-                let r = results[src.index()].as_ref()?;
-                (!matches!(r.status, NodeStatus::Cached | NodeStatus::Ran))
-                    .then(|| (r.node.clone(), r.status))
-            });
-            if let Some((dep, status)) = blocked {
-                let status_out =
-                    if status == NodeStatus::Cancelled || cancel.load(Ordering::Relaxed) {
-                        NodeStatus::Cancelled
-                    } else {
-                        NodeStatus::Skipped
-                    };
-                let mut r = NodeResult::unrun(plan, idx, None, status_out);
-                r.error = Some(format!(
-                    "not run: input {dep} {}",
-                    format!("{status:?}").to_lowercase()
-                ));
-                results[idx.index()] = Some(r);
-                bar.inc(1);
-                continue;
-            }
-            let keyed = gather_inputs(plan, idx, &results)
-                .and_then(|inputs| Ok((node_key(node.stage.as_ref(), &inputs)?, inputs)));
-            let (key, inputs) = match keyed {
-                Ok(keyed) => keyed,
-                Err(e) => {
-                    let mut r = NodeResult::unrun(plan, idx, None, NodeStatus::Failed);
-                    r.error = Some(e.to_string());
+            match triage(plan, idx, &results, store, opts, cancel)? {
+                Triage::Done(r) => {
                     results[idx.index()] = Some(r);
                     bar.inc(1);
-                    continue;
                 }
-            };
-            // Remeasuring repeats what reads the machine (measurements and its
-            // bandwidth), not the deterministic model preparation.
-            let force = opts.remeasure && node.stage.machine().measures();
-            let cached = if force {
-                None
-            } else {
-                store.cached_node(&key)?
-            };
-            if let Some(record) = cached {
-                let mut r = NodeResult::unrun(plan, idx, Some(key), NodeStatus::Cached);
-                r.outputs = record.outputs;
-                results[idx.index()] = Some(r);
-                bar.inc(1);
-            } else {
-                to_run.push((idx, inputs, key));
+                Triage::Run(job) => to_run.push(job),
             }
         }
         if to_run.is_empty() {
             continue;
         }
-        if cancel.load(Ordering::Relaxed) {
-            for (idx, _, key) in to_run {
-                results[idx.index()] = Some(cancelled(plan, idx, key));
-            }
-            continue;
-        }
-        let (measure, analysis): (Vec<_>, Vec<_>) = to_run
-            .into_iter()
-            .partition(|(idx, _, _)| plan.node(*idx).stage.machine().device().is_some());
-        // Measurements first, one at a time, nothing beside them.
-        for (idx, inputs, key) in measure {
-            let r = if cancel.load(Ordering::Relaxed) {
-                cancelled(plan, idx, key)
-            } else {
-                run_node(plan, idx, inputs, key, store, cancel, &bar)
-            };
-            results[idx.index()] = Some(r);
-        }
-        let done: Vec<(NodeIndex, NodeResult)> = analysis
-            .into_par_iter()
-            .map(|(idx, inputs, key)| {
-                let r = if cancel.load(Ordering::Relaxed) {
-                    cancelled(plan, idx, key)
-                } else {
-                    run_node(plan, idx, inputs, key, store, cancel, &bar)
-                };
-                (idx, r)
-            })
-            .collect();
-        for (idx, r) in done {
-            results[idx.index()] = Some(r);
-        }
+        run_wave(plan, to_run, &mut results, store, cancel, &bar);
     }
     bar.finish_and_clear();
     let results: Vec<NodeResult> = plan
@@ -372,6 +317,127 @@ pub fn execute(
         interrupted: cancel.load(Ordering::Relaxed),
         results,
     })
+}
+
+/// The nodes not yet settled whose inputs all are, in plan order.
+fn ready_nodes(plan: &Plan, results: &[Option<NodeResult>]) -> Vec<NodeIndex> {
+    plan.order
+        .iter()
+        .copied()
+        .filter(|i| results[i.index()].is_none())
+        .filter(|i| {
+            plan.inputs(*i)
+                .iter()
+                .all(|(src, _)| results[src.index()].is_some())
+        })
+        .collect()
+}
+
+/// What becomes of a ready node: settled without running, or run.
+enum Triage {
+    Done(NodeResult),
+    Run(Job),
+}
+
+/// Settle a ready node that need not run (an input failed, its key cannot
+/// be computed, or it is cached), or hand it back to be run.
+fn triage(
+    plan: &Plan,
+    idx: NodeIndex,
+    results: &[Option<NodeResult>],
+    store: &Store,
+    opts: &ExecOptions,
+    cancel: &AtomicBool,
+) -> Result<Triage, StoreError> {
+    let node = plan.node(idx);
+    let blocked = plan.inputs(idx).into_iter().find_map(|(src, _)| {
+        let r = results[src.index()].as_ref()?;
+        (!matches!(r.status, NodeStatus::Cached | NodeStatus::Ran))
+            .then(|| (r.node.clone(), r.status))
+    });
+    if let Some((dep, status)) = blocked {
+        let status_out = if status == NodeStatus::Cancelled || cancel.load(Ordering::Relaxed) {
+            NodeStatus::Cancelled
+        } else {
+            NodeStatus::Skipped
+        };
+        let mut r = NodeResult::unrun(plan, idx, None, status_out);
+        r.error = Some(format!(
+            "not run: input {dep} {}",
+            format!("{status:?}").to_lowercase()
+        ));
+        return Ok(Triage::Done(r));
+    }
+    let keyed = gather_inputs(plan, idx, results)
+        .and_then(|inputs| Ok((node_key(node.stage.as_ref(), &inputs)?, inputs)));
+    let (key, inputs) = match keyed {
+        Ok(keyed) => keyed,
+        Err(e) => {
+            let mut r = NodeResult::unrun(plan, idx, None, NodeStatus::Failed);
+            r.error = Some(e.to_string());
+            return Ok(Triage::Done(r));
+        }
+    };
+    // Remeasuring repeats what reads the machine (measurements and its
+    // bandwidth), not the deterministic model preparation.
+    let force = opts.remeasure && node.stage.machine().measures();
+    let cached = if force {
+        None
+    } else {
+        store.cached_node(&key)?
+    };
+    Ok(match cached {
+        Some(record) => {
+            let mut r = NodeResult::unrun(plan, idx, Some(key), NodeStatus::Cached);
+            r.outputs = record.outputs;
+            Triage::Done(r)
+        }
+        None => Triage::Run((idx, inputs, key)),
+    })
+}
+
+/// Run one wave of nodes: measurements one at a time, then the analysis
+/// nodes in parallel. Once cancelled, what has not started is cancelled.
+fn run_wave(
+    plan: &Plan,
+    to_run: Vec<Job>,
+    results: &mut [Option<NodeResult>],
+    store: &Store,
+    cancel: &AtomicBool,
+    bar: &ProgressBar,
+) {
+    if cancel.load(Ordering::Relaxed) {
+        for (idx, _, key) in to_run {
+            results[idx.index()] = Some(cancelled(plan, idx, key));
+        }
+        return;
+    }
+    let (measure, analysis): (Vec<_>, Vec<_>) = to_run
+        .into_iter()
+        .partition(|(idx, _, _)| plan.node(*idx).stage.machine().device().is_some());
+    // Measurements first, one at a time, nothing beside them.
+    for (idx, inputs, key) in measure {
+        let r = if cancel.load(Ordering::Relaxed) {
+            cancelled(plan, idx, key)
+        } else {
+            run_node(plan, idx, inputs, key, store, cancel, bar)
+        };
+        results[idx.index()] = Some(r);
+    }
+    let done: Vec<(NodeIndex, NodeResult)> = analysis
+        .into_par_iter()
+        .map(|(idx, inputs, key)| {
+            let r = if cancel.load(Ordering::Relaxed) {
+                cancelled(plan, idx, key)
+            } else {
+                run_node(plan, idx, inputs, key, store, cancel, bar)
+            };
+            (idx, r)
+        })
+        .collect();
+    for (idx, r) in done {
+        results[idx.index()] = Some(r);
+    }
 }
 
 fn cancelled(plan: &Plan, idx: NodeIndex, key: Digest) -> NodeResult {

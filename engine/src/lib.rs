@@ -15,9 +15,18 @@ use std::sync::atomic::AtomicBool;
 
 use clap::Parser;
 
-/// The `assay` binary: parse the command line (cli), then run the command
-/// (commands) with Ctrl-C wired to the cancel flag every stage checks.
+/// The `assay` binary with the built-in backend kinds.
 pub fn main() -> ExitCode {
+    main_with(assay_measure::Registry::builtin())
+}
+
+/// The `assay` binary with the backend kinds of `registry`: parse the
+/// command line (cli), then run the command (commands) with Ctrl-C wired to
+/// the cancel flag every stage checks. A build with a kind of its own calls
+/// `main_with(Registry::builtin().with(&MyKind))` from its `main`
+/// (docs/architecture.md, "Adding a backend").
+pub fn main_with(registry: assay_measure::Registry) -> ExitCode {
+    assay_measure::install(registry);
     let cli = match cli::Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -33,7 +42,9 @@ pub fn main() -> ExitCode {
     if matches!(cli.command, cli::Command::MeasureWorker) {
         // A worker keeps the default SIGINT action: Ctrl-C ends it at once,
         // and the parent records the cell as cancelled.
-        return ExitCode::from(assay_measure::worker::worker_main().clamp(0, 255) as u8);
+        return ExitCode::from(
+            assay_measure::worker::worker_main(assay_measure::registry()).clamp(0, 255) as u8,
+        );
     }
     if let Ok(exe) = std::env::current_exe() {
         assay_measure::worker::register(exe, vec!["measure-worker".into()]);

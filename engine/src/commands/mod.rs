@@ -49,7 +49,9 @@ pub fn dispatch(command: Command, cancel: &AtomicBool) -> CmdResult {
             json,
         } => misc::gc(&specs, &store, dry_run, json),
         Command::Env => misc::env(),
-        Command::MeasureWorker => Ok(assay_measure::worker::worker_main().clamp(0, 255) as u8),
+        Command::MeasureWorker => {
+            Ok(assay_measure::worker::worker_main(assay_measure::registry()).clamp(0, 255) as u8)
+        }
     }
 }
 

@@ -1,18 +1,21 @@
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use assay_core::Input;
 use assay_store::atomic::write_atomic;
-use assay_store::{Lockfile, Store};
+use assay_store::{Digest, Lockfile, Store};
+use petgraph::graph::NodeIndex;
 use serde::Serialize;
 use serde_json::json;
 
 use super::{load, print_json, store_dir};
 use crate::cli::{CliError, CmdResult, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, StoreArg};
-use crate::exec::{ExecOptions, NodeStatus, execute};
+use crate::exec::{ExecOptions, ExecOutcome, NodeStatus, execute};
 use crate::keys::{diff_params, node_key};
-use crate::plan::build_plan;
+use crate::plan::{Plan, build_plan};
+use crate::spec::LoadedSpec;
 
 /// Stage files next to their destination, so the final rename is atomic.
 fn write_beside(path: &Path, bytes: &[u8]) -> Result<(), assay_store::StoreError> {
@@ -51,46 +54,95 @@ pub fn run(
     )?;
 
     let report_dir = loaded.dir.join(&loaded.spec.outputs.dir);
-    let mut report_written = false;
-    if outcome.succeeded() {
-        let spec_name = spec_path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("spec");
-        let lock = outcome.lockfile(spec_name, loaded.digest);
-        write_beside(&Lockfile::path_for(spec_path), &lock.to_bytes())?;
-        if let Some(report) = outcome.result("report") {
-            std::fs::create_dir_all(&report_dir)
-                .map_err(|e| CliError::failed(format!("{}: {e}", report_dir.display())))?;
-            for format in &loaded.spec.outputs.formats {
-                let name = format.file_name();
-                if let Some(digest) = report.outputs.get(name) {
-                    write_beside(&report_dir.join(name), &store.get(digest)?)?;
-                }
-            }
-            report_written = true;
+    let report_written = if outcome.succeeded() {
+        write_results(&outcome, &loaded, spec_path, &store, &report_dir)?
+    } else {
+        false
+    };
+    let summary = RunSummary {
+        spec_path,
+        store: &store,
+        outcome: &outcome,
+        report_dir: report_written.then_some(report_dir.as_path()),
+        started,
+    };
+    if json {
+        summary.print_json();
+    } else {
+        summary.print_text();
+    }
+    Ok(if outcome.interrupted {
+        EXIT_INTERRUPTED
+    } else if outcome.succeeded() {
+        EXIT_OK
+    } else {
+        EXIT_FAILED
+    })
+}
+
+/// After a successful run: the lockfile beside the spec, then the report
+/// files in the spec's output folder. Whether a report was written.
+fn write_results(
+    outcome: &ExecOutcome,
+    loaded: &LoadedSpec,
+    spec_path: &Path,
+    store: &Store,
+    report_dir: &Path,
+) -> Result<bool, CliError> {
+    let spec_name = spec_path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("spec");
+    let lock = outcome.lockfile(spec_name, loaded.digest);
+    write_beside(&Lockfile::path_for(spec_path), &lock.to_bytes())?;
+    let Some(report) = outcome.result("report") else {
+        return Ok(false);
+    };
+    std::fs::create_dir_all(report_dir)
+        .map_err(|e| CliError::failed(format!("{}: {e}", report_dir.display())))?;
+    for format in &loaded.spec.outputs.formats {
+        let name = format.file_name();
+        if let Some(digest) = report.outputs.get(name) {
+            write_beside(&report_dir.join(name), &store.get(digest)?)?;
         }
     }
+    Ok(true)
+}
 
-    let ran = outcome.count(NodeStatus::Ran);
-    let cached = outcome.count(NodeStatus::Cached);
-    let failed = outcome.count(NodeStatus::Failed);
-    let skipped = outcome.count(NodeStatus::Skipped);
-    let cancelled = outcome.count(NodeStatus::Cancelled);
-    if json {
+/// What `assay run` tells at the end, as JSON on stdout or lines on stderr.
+struct RunSummary<'a> {
+    spec_path: &'a Path,
+    store: &'a Store,
+    outcome: &'a ExecOutcome,
+    /// Where the report was written, if it was.
+    report_dir: Option<&'a Path>,
+    started: Instant,
+}
+
+impl RunSummary<'_> {
+    fn print_json(&self) {
+        let outcome = self.outcome;
         print_json(&json!({
-            "spec": spec_path.display().to_string(),
-            "store": store.root().display().to_string(),
-            "ran": ran,
-            "cached": cached,
-            "failed": failed,
-            "skipped": skipped,
-            "cancelled": cancelled,
+            "spec": self.spec_path.display().to_string(),
+            "store": self.store.root().display().to_string(),
+            "ran": outcome.count(NodeStatus::Ran),
+            "cached": outcome.count(NodeStatus::Cached),
+            "failed": outcome.count(NodeStatus::Failed),
+            "skipped": outcome.count(NodeStatus::Skipped),
+            "cancelled": outcome.count(NodeStatus::Cancelled),
             "interrupted": outcome.interrupted,
-            "report_dir": if report_written { Some(report_dir.display().to_string()) } else { None },
+            "report_dir": self.report_dir.map(|d| d.display().to_string()),
             "nodes": outcome.results,
         }));
-    } else {
+    }
+
+    fn print_text(&self) {
+        let outcome = self.outcome;
+        let ran = outcome.count(NodeStatus::Ran);
+        let cached = outcome.count(NodeStatus::Cached);
+        let failed = outcome.count(NodeStatus::Failed);
+        let skipped = outcome.count(NodeStatus::Skipped);
+        let cancelled = outcome.count(NodeStatus::Cancelled);
         for r in &outcome.results {
             match r.status {
                 NodeStatus::Ran => eprintln!("  ran      {:<48} {:>9.1} ms", r.node, r.duration_ms),
@@ -109,9 +161,9 @@ pub fn run(
         }
         let mut line = format!(
             "assay: {ran} ran, {cached} cached, {failed} failed, {skipped} skipped in {:.1}s",
-            started.elapsed().as_secs_f64()
+            self.started.elapsed().as_secs_f64()
         );
-        if report_written {
+        if let Some(report_dir) = self.report_dir {
             line.push_str(&format!("; report: {}", report_dir.display()));
         }
         eprintln!("{line}");
@@ -121,13 +173,6 @@ pub fn run(
             );
         }
     }
-    Ok(if outcome.interrupted {
-        EXIT_INTERRUPTED
-    } else if outcome.succeeded() {
-        EXIT_OK
-    } else {
-        EXIT_FAILED
-    })
 }
 
 #[derive(Serialize)]
@@ -139,6 +184,10 @@ struct PlanEntry {
     reason: String,
 }
 
+/// Key and outputs known for nodes that are cached; None where a node
+/// will run.
+type Known = (Digest, BTreeMap<String, Digest>);
+
 pub fn plan(spec_path: &Path, store_arg: &StoreArg, remeasure: bool, json: bool) -> CmdResult {
     let loaded = super::load_to_read(spec_path)?;
     let plan = build_plan(&loaded).map_err(|e| CliError::failed(e.to_string()))?;
@@ -146,42 +195,14 @@ pub fn plan(spec_path: &Path, store_arg: &StoreArg, remeasure: bool, json: bool)
     let store = Store::open_existing(&dir).ok();
     let lock = Lockfile::read(&Lockfile::path_for(spec_path))?;
 
-    // Key and outputs known for nodes that are cached; None where a node
-    // will run.
-    type Known = (
-        assay_store::Digest,
-        std::collections::BTreeMap<String, assay_store::Digest>,
-    );
     let mut known: Vec<Option<Known>> = vec![None; plan.len()];
     let mut entries = Vec::new();
     for &idx in &plan.order {
         let node = plan.node(idx);
-        let mut pending_inputs = Vec::new();
-        let mut inputs = Vec::new();
-        for (src, name) in plan.inputs(idx) {
-            match known[src.index()]
-                .as_ref()
-                .and_then(|(k, o)| Some((*k, o.get(name)?)))
-            {
-                Some((src_key, d)) => inputs.push(Input {
-                    node: plan.node(src).id.clone(),
-                    key: src_key,
-                    name: name.to_string(),
-                    digest: *d,
-                }),
-                None => pending_inputs.push(plan.node(src).id.clone()),
-            }
-        }
-        pending_inputs.dedup();
+        let (inputs, pending_inputs) = known_inputs(&plan, idx, &known);
         let prev = lock.as_ref().and_then(|l| l.nodes.get(&node.id));
         let (key, status, reason) = if !pending_inputs.is_empty() {
-            let shown: Vec<&str> = pending_inputs.iter().take(3).map(String::as_str).collect();
-            let more = pending_inputs.len().saturating_sub(3);
-            let mut reason = format!("input from {} will be recomputed", shown.join(", "));
-            if more > 0 {
-                reason.push_str(&format!(" (+{more} more)"));
-            }
-            (None, "run", reason)
+            (None, "run", pending_reason(&pending_inputs))
         } else {
             let key = node_key(node.stage.as_ref(), &inputs)
                 .map_err(|e| CliError::failed(e.to_string()))?;
@@ -217,37 +238,76 @@ pub fn plan(spec_path: &Path, store_arg: &StoreArg, remeasure: bool, json: bool)
     if json {
         print_json(&entries);
     } else {
-        let width = entries.iter().map(|e| e.node.len()).max().unwrap_or(4);
-        crate::outln!(
-            "{:<9} {:<width$} {:<12} {:<7} reason",
-            "stage",
-            "node",
-            "key",
-            "status"
-        );
-        for e in &entries {
-            let key = e
-                .key
-                .as_deref()
-                .map_or("?".to_string(), |k| k[..12].to_string());
-            crate::outln!(
-                "{:<9} {:<width$} {:<12} {:<7} {}",
-                e.stage,
-                e.node,
-                key,
-                e.status,
-                e.reason
-            );
-        }
-        let run = entries.iter().filter(|e| e.status == "run").count();
-        crate::outln!(
-            "{} nodes: {} cached, {} to run",
-            entries.len(),
-            entries.len() - run,
-            run
-        );
+        print_plan(&entries);
     }
     Ok(EXIT_OK)
+}
+
+/// The node's inputs whose producers are cached, and the ids of the
+/// producers (deduplicated) that will run first.
+fn known_inputs(plan: &Plan, idx: NodeIndex, known: &[Option<Known>]) -> (Vec<Input>, Vec<String>) {
+    let mut pending_inputs = Vec::new();
+    let mut inputs = Vec::new();
+    for (src, name) in plan.inputs(idx) {
+        match known[src.index()]
+            .as_ref()
+            .and_then(|(k, o)| Some((*k, o.get(name)?)))
+        {
+            Some((src_key, d)) => inputs.push(Input {
+                node: plan.node(src).id.clone(),
+                key: src_key,
+                name: name.to_string(),
+                digest: *d,
+            }),
+            None => pending_inputs.push(plan.node(src).id.clone()),
+        }
+    }
+    pending_inputs.dedup();
+    (inputs, pending_inputs)
+}
+
+/// Why a node whose inputs are not known yet will run: the first few of
+/// the producers it waits for.
+fn pending_reason(pending_inputs: &[String]) -> String {
+    let shown: Vec<&str> = pending_inputs.iter().take(3).map(String::as_str).collect();
+    let more = pending_inputs.len().saturating_sub(3);
+    let mut reason = format!("input from {} will be recomputed", shown.join(", "));
+    if more > 0 {
+        reason.push_str(&format!(" (+{more} more)"));
+    }
+    reason
+}
+
+fn print_plan(entries: &[PlanEntry]) {
+    let width = entries.iter().map(|e| e.node.len()).max().unwrap_or(4);
+    crate::outln!(
+        "{:<9} {:<width$} {:<12} {:<7} reason",
+        "stage",
+        "node",
+        "key",
+        "status"
+    );
+    for e in entries {
+        let key = e
+            .key
+            .as_deref()
+            .map_or("?".to_string(), |k| k[..12].to_string());
+        crate::outln!(
+            "{:<9} {:<width$} {:<12} {:<7} {}",
+            e.stage,
+            e.node,
+            key,
+            e.status,
+            e.reason
+        );
+    }
+    let run = entries.iter().filter(|e| e.status == "run").count();
+    crate::outln!(
+        "{} nodes: {} cached, {} to run",
+        entries.len(),
+        entries.len() - run,
+        run
+    );
 }
 
 /// Why a node with this key is not cached: compare with the record of the

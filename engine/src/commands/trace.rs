@@ -1,10 +1,11 @@
 //! `assay trace CLAIM_ID`: claim -> source artifact rows -> summary rows ->
 //! raw event rows -> measuring manifest -> spec. Every hop names a digest.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use assay_report::{Claim, ReportJson};
-use assay_store::{Digest, Lockfile, Store, table};
+use assay_store::{Digest, LockEntry, Lockfile, Store, table};
 use serde_json::{Value, json};
 
 use super::{load_to_read, print_json, store_dir};
@@ -61,42 +62,7 @@ pub fn trace(claim_id: &str, spec_path: &Path, store_arg: &StoreArg, json_out: b
         .ok_or_else(|| CliError::usage("the report node has no report.json".to_string()))?;
     let report: ReportJson = serde_json::from_slice(&store.get(&report_digest)?)
         .map_err(|e| CliError::failed(format!("report.json {}: {e}", report_digest.short())))?;
-    let Some(claim) = report.claims.iter().find(|c| c.id == claim_id) else {
-        // Suggest the claims that share the longest leading run of path
-        // segments with what was asked for.
-        let shared = |id: &str| {
-            id.split('/')
-                .zip(claim_id.split('/'))
-                .take_while(|(a, b)| a == b)
-                .count()
-        };
-        let best = report
-            .claims
-            .iter()
-            .map(|c| shared(&c.id))
-            .max()
-            .unwrap_or(0);
-        let similar: Vec<&str> = report
-            .claims
-            .iter()
-            .filter(|c| best > 0 && shared(&c.id) == best)
-            .take(8)
-            .map(|c| c.id.as_str())
-            .collect();
-        let hint = if similar.is_empty() {
-            format!(
-                "report.json has {} claims; list them with `assay show {} --spec {}`",
-                report.claims.len(),
-                report_digest.short(),
-                spec_path.display()
-            )
-        } else {
-            format!("did you mean:\n  {}", similar.join("\n  "))
-        };
-        return Err(CliError::usage(format!(
-            "no claim {claim_id:?} in the report; {hint}"
-        )));
-    };
+    let claim = find_claim(&report, claim_id, &report_digest, spec_path)?;
 
     if lock.spec_digest != loaded.digest {
         eprintln!(
@@ -116,6 +82,64 @@ pub fn trace(claim_id: &str, spec_path: &Path, store_arg: &StoreArg, json_out: b
         print_json(&out);
         return Ok(EXIT_OK);
     }
+    print_trace(claim, report_entry, &report_digest, &out["chain"]);
+    crate::outln!(
+        "spec      {}  digest {}",
+        spec_path.display(),
+        loaded.digest
+    );
+    Ok(EXIT_OK)
+}
+
+/// The claim named `claim_id`, or a usage error that suggests its
+/// nearest neighbours.
+fn find_claim<'a>(
+    report: &'a ReportJson,
+    claim_id: &str,
+    report_digest: &Digest,
+    spec_path: &Path,
+) -> Result<&'a Claim, CliError> {
+    if let Some(claim) = report.claims.iter().find(|c| c.id == claim_id) {
+        return Ok(claim);
+    }
+    // Suggest the claims that share the longest leading run of path
+    // segments with what was asked for.
+    let shared = |id: &str| {
+        id.split('/')
+            .zip(claim_id.split('/'))
+            .take_while(|(a, b)| a == b)
+            .count()
+    };
+    let best = report
+        .claims
+        .iter()
+        .map(|c| shared(&c.id))
+        .max()
+        .unwrap_or(0);
+    let similar: Vec<&str> = report
+        .claims
+        .iter()
+        .filter(|c| best > 0 && shared(&c.id) == best)
+        .take(8)
+        .map(|c| c.id.as_str())
+        .collect();
+    let hint = if similar.is_empty() {
+        format!(
+            "report.json has {} claims; list them with `assay show {} --spec {}`",
+            report.claims.len(),
+            report_digest.short(),
+            spec_path.display()
+        )
+    } else {
+        format!("did you mean:\n  {}", similar.join("\n  "))
+    };
+    Err(CliError::usage(format!(
+        "no claim {claim_id:?} in the report; {hint}"
+    )))
+}
+
+/// The human-readable trace: the claim, its report, then one block per hop.
+fn print_trace(claim: &Claim, report_entry: &LockEntry, report_digest: &Digest, chain: &Value) {
     crate::outln!("claim     {}", claim.id);
     crate::outln!("          {}", claim.statement);
     crate::outln!(
@@ -129,7 +153,7 @@ pub fn trace(claim_id: &str, spec_path: &Path, store_arg: &StoreArg, json_out: b
         report_entry.key.short(),
         report_digest
     );
-    for hop in out["chain"].as_array().into_iter().flatten() {
+    for hop in chain.as_array().into_iter().flatten() {
         let label = hop["hop"].as_str().unwrap_or("");
         crate::outln!(
             "{:<9} node {}  key {}  {} {}",
@@ -152,25 +176,114 @@ pub fn trace(claim_id: &str, spec_path: &Path, store_arg: &StoreArg, json_out: b
             );
         }
     }
-    crate::outln!(
-        "spec      {}  digest {}",
-        spec_path.display(),
-        loaded.digest
-    );
-    Ok(EXIT_OK)
+}
+
+/// What every hop past the source needs: where to read rows, the run's
+/// nodes, and the claim the chain is for.
+struct ChainCtx<'a> {
+    claim: &'a Claim,
+    store: &'a Store,
+    lock: &'a Lockfile,
+}
+
+impl ChainCtx<'_> {
+    fn key_of(&self, node: &str) -> Option<String> {
+        self.lock.nodes.get(node).map(|e| e.key.to_hex())
+    }
 }
 
 fn build_chain(claim: &Claim, store: &Store, lock: &Lockfile) -> Result<Vec<Value>, CliError> {
-    let src = &claim.source;
-    let key_of = |node: &str| lock.nodes.get(node).map(|e| e.key.to_hex());
+    let cx = ChainCtx { claim, store, lock };
+    let (source, picked) = source_hop(&cx)?;
+    let mut chain = vec![source];
+
+    // Which (cell, phase) pairs the claim rests on.
+    let summary_digest = lock
+        .nodes
+        .get("summarise")
+        .and_then(|e| e.outputs.get("summary"))
+        .copied();
+    let cells = claimed_cells(&cx, &picked, summary_digest)?;
+
+    if claim.source.artifact != "summary"
+        && let Some(sd) = summary_digest
+        && let Some(hop) = summary_hop(&cx, &sd, &cells)?
+    {
+        chain.push(hop);
+    }
+
+    let ok_runs = validated_ok_runs(&cx)?;
+    // A fit of summed decode time rests on the e2e summary rows (where that
+    // sum lives) but on the decode steps among the raw events.
+    let summed_decode = claim.id.contains("decode_total_ms");
+    let energy_claim = claim.id.starts_with("energy/");
+    let energy_rows = match lock
+        .nodes
+        .get("validate")
+        .and_then(|e| e.outputs.get("energy"))
+    {
+        Some(d) if energy_claim => Some(EnergyRows {
+            validate_key: lock.nodes["validate"].key,
+            digest: *d,
+            rows: rows_of(store, d)?,
+        }),
+        _ => None,
+    };
+    for (cell, phase) in &cells {
+        let node = format!("measure/{cell}");
+        let Some(entry) = lock.nodes.get(&node) else {
+            continue;
+        };
+        let phase = &match phase.as_deref() {
+            Some("e2e") if summed_decode => Some("decode".to_string()),
+            _ => phase.clone(),
+        };
+        let run = CellRun {
+            cell,
+            node: &node,
+            entry,
+            phase: phase.as_deref(),
+            ok_runs: &ok_runs,
+        };
+        // Energy claims: the gated windows, then the samples they came from.
+        if let (Some(energy), Some(p)) = (&energy_rows, run.phase) {
+            energy_hops(&cx, &run, energy, p, &mut chain)?;
+        }
+        if let Some(events) = entry.outputs.get("events") {
+            chain.push(raw_hop(&cx, &run, events)?);
+        }
+        if let Some(manifest) = entry.outputs.get("manifest") {
+            manifest_hops(&cx, &run, manifest, &mut chain)?;
+        }
+    }
+    // A roofline claim also rests on the machine's measured bandwidth.
+    if claim.id.starts_with("roofline/")
+        && let Some(entry) = lock.nodes.get("bandwidth/cpu")
+        && let Some(digest) = entry.outputs.get("bandwidth")
+    {
+        chain.push(json!({
+            "hop": "bandwidth",
+            "node": "bandwidth/cpu",
+            "key": entry.key,
+            "artifact": "bandwidth",
+            "digest": digest,
+            "detail": "STREAM-style copy of this machine, the roofline's denominator",
+        }));
+    }
+    Ok(chain)
+}
+
+/// The first hop: the rows of the artifact the claim cites, and those rows.
+fn source_hop(cx: &ChainCtx) -> Result<(Value, Vec<Value>), CliError> {
+    let src = &cx.claim.source;
     let src_digest: Digest = src.digest.parse().map_err(CliError::from)?;
-    let src_rows = rows_of(store, &src_digest)?;
+    let src_rows = rows_of(cx.store, &src_digest)?;
     let picked: Vec<Value> = src
         .rows
         .iter()
         .filter_map(|r| src_rows.get(*r as usize).cloned())
         .collect();
-    let mut chain = vec![json!({
+    let hop = json!({
         "hop": src.artifact,
         "node": src.node,
         // The key the report recorded; the report's own key covers it, so
@@ -180,15 +293,19 @@ fn build_chain(claim: &Claim, store: &Store, lock: &Lockfile) -> Result<Vec<Valu
         "digest": src.digest,
         "rows": ranges(&src.rows.iter().map(|r| *r as usize).collect::<Vec<_>>()),
         "row_values": picked,
-    })];
+    });
+    Ok((hop, picked))
+}
 
-    // Which (cell, phase) pairs the claim rests on.
-    let summary_entry = lock.nodes.get("summarise");
-    let summary_digest = summary_entry
-        .and_then(|e| e.outputs.get("summary"))
-        .copied();
+/// The (cell, phase) pairs the picked source rows rest on, sorted and
+/// deduplicated.
+fn claimed_cells(
+    cx: &ChainCtx,
+    picked: &[Value],
+    summary_digest: Option<Digest>,
+) -> Result<Vec<(String, Option<String>)>, CliError> {
     let mut cells: Vec<(String, Option<String>)> = Vec::new();
-    for row in &picked {
+    for row in picked {
         if let Some(cell) = field(row, "cell") {
             cells.push((cell.to_string(), field(row, "phase").map(str::to_string)));
         } else if let (Some(backend), Some(scenario), Some(sd)) = (
@@ -207,7 +324,7 @@ fn build_chain(claim: &Claim, store: &Store, lock: &Lockfile) -> Result<Vec<Valu
             };
             let scenarios: Vec<&str> = scenario.split('+').collect();
             let model = field(row, "model").filter(|m| !m.is_empty());
-            for s in rows_of(store, &sd)? {
+            for s in rows_of(cx.store, &sd)? {
                 if field(&s, "backend") == Some(backend)
                     && field(&s, "scenario").is_some_and(|sc| scenarios.contains(&sc))
                     && (model.is_none() || field(&s, "model") == model)
@@ -221,217 +338,224 @@ fn build_chain(claim: &Claim, store: &Store, lock: &Lockfile) -> Result<Vec<Valu
     }
     cells.sort();
     cells.dedup();
+    Ok(cells)
+}
 
-    if src.artifact != "summary"
-        && let Some(sd) = summary_digest
-    {
-        let rows = rows_of(store, &sd)?;
-        let idx: Vec<usize> = rows
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| {
-                cells.iter().any(|(c, p)| {
-                    field(r, "cell") == Some(c)
-                        && (p.is_none() || field(r, "phase") == p.as_deref())
-                })
+/// The summary rows of the claimed cells, if any match.
+fn summary_hop(
+    cx: &ChainCtx,
+    sd: &Digest,
+    cells: &[(String, Option<String>)],
+) -> Result<Option<Value>, CliError> {
+    let rows = rows_of(cx.store, sd)?;
+    let idx: Vec<usize> = rows
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| {
+            cells.iter().any(|(c, p)| {
+                field(r, "cell") == Some(c) && (p.is_none() || field(r, "phase") == p.as_deref())
             })
-            .map(|(i, _)| i)
-            .collect();
-        if !idx.is_empty() {
-            chain.push(json!({
-                "hop": "summary",
-                "node": "summarise",
-                "key": key_of("summarise"),
-                "artifact": "summary",
-                "digest": sd,
-                "rows": ranges(&idx),
-                "row_values": idx.iter().map(|i| rows[*i].clone()).collect::<Vec<_>>(),
-            }));
-        }
+        })
+        .map(|(i, _)| i)
+        .collect();
+    if idx.is_empty() {
+        return Ok(None);
     }
+    Ok(Some(json!({
+        "hop": "summary",
+        "node": "summarise",
+        "key": cx.key_of("summarise"),
+        "artifact": "summary",
+        "digest": sd,
+        "rows": ranges(&idx),
+        "row_values": idx.iter().map(|i| rows[*i].clone()).collect::<Vec<_>>(),
+    })))
+}
 
-    // Steady-state runs that validated ok: the rows the summary really used.
-    let ok_runs: std::collections::BTreeSet<(String, u64)> = match lock
-        .nodes
-        .get("validate")
-        .and_then(|e| e.outputs.get("validation"))
-    {
-        Some(d) => rows_of(store, d)?
-            .iter()
-            .filter(|r| field(r, "status") == Some("ok"))
-            .filter_map(|r| Some((field(r, "cell")?.to_string(), r["repetition"].as_u64()?)))
-            .collect(),
-        None => Default::default(),
-    };
-    // A fit of summed decode time rests on the e2e summary rows (where that
-    // sum lives) but on the decode steps among the raw events.
-    let summed_decode = claim.id.contains("decode_total_ms");
-    let energy_claim = claim.id.starts_with("energy/");
-    let energy_rows = match lock
-        .nodes
-        .get("validate")
-        .and_then(|e| e.outputs.get("energy"))
-    {
-        Some(d) if energy_claim => Some((lock.nodes["validate"].key, *d, rows_of(store, d)?)),
-        _ => None,
-    };
-    for (cell, phase) in &cells {
-        let node = format!("measure/{cell}");
-        let Some(entry) = lock.nodes.get(&node) else {
-            continue;
-        };
-        let phase = &match phase.as_deref() {
-            Some("e2e") if summed_decode => Some("decode".to_string()),
-            _ => phase.clone(),
-        };
-        // Energy claims: the gated windows, then the samples they came from.
-        if let (Some((validate_key, digest, rows)), Some(p)) = (&energy_rows, phase) {
-            let idx: Vec<usize> = rows
+/// Steady-state runs that validated ok: the rows the summary really used.
+fn validated_ok_runs(cx: &ChainCtx) -> Result<BTreeSet<(String, u64)>, CliError> {
+    Ok(
+        match cx
+            .lock
+            .nodes
+            .get("validate")
+            .and_then(|e| e.outputs.get("validation"))
+        {
+            Some(d) => rows_of(cx.store, d)?
                 .iter()
-                .enumerate()
-                .filter(|(_, r)| {
-                    field(r, "cell") == Some(cell.as_str())
-                        && field(r, "phase") == Some(p.as_str())
-                        && r["warmup"] == Value::Bool(false)
-                        && r["repetition"]
-                            .as_u64()
-                            .is_some_and(|rep| ok_runs.contains(&(cell.clone(), rep)))
-                })
-                .map(|(i, _)| i)
-                .collect();
-            let valid = idx
-                .iter()
-                .filter(|i| field(&rows[**i], "status") == Some("valid"))
-                .count();
-            chain.push(json!({
-                "hop": "energy",
-                "node": "validate",
-                "key": validate_key,
-                "artifact": "energy",
-                "digest": digest,
-                "rows": ranges(&idx),
-                "detail": format!("{} {p} windows of steady ok runs, {valid} attributable, the rest no_data", idx.len()),
-            }));
-            if let Some(power) = entry.outputs.get("power") {
-                let samples = rows_of(store, power)?.len();
-                chain.push(json!({
-                    "hop": "power",
-                    "node": node,
-                    "key": entry.key,
-                    "artifact": "power",
-                    "digest": power,
-                    "detail": format!("{samples} power samples of the cell (idle baseline included)"),
-                }));
-            }
-        }
-        if let Some(events) = entry.outputs.get("events") {
-            let rows = rows_of(store, events)?;
-            let idx: Vec<usize> = rows
-                .iter()
-                .enumerate()
-                .filter(|(_, r)| match phase {
-                    Some(p) if p == "load" => field(r, "phase") == Some("load"),
-                    Some(p) => {
-                        field(r, "phase") == Some(p.as_str())
-                            && r["warmup"] == Value::Bool(false)
-                            && r["repetition"]
-                                .as_u64()
-                                .is_some_and(|rep| ok_runs.contains(&(cell.clone(), rep)))
-                    }
-                    None => true,
-                })
-                .map(|(i, _)| i)
-                .collect();
-            chain.push(json!({
-                "hop": "raw",
-                "node": node,
-                "key": entry.key,
-                "artifact": "events",
-                "digest": events,
-                "rows": ranges(&idx),
-                "detail": match phase.as_deref() {
-                    Some("load") => "the model-load event (timed once per cell, before any run)".to_string(),
-                    Some(p) => format!("{} raw events of phase {p}, steady-state runs that validated ok", idx.len()),
-                    None => format!("{} raw events", idx.len()),
-                },
-            }));
-        }
-        if let Some(manifest) = entry.outputs.get("manifest") {
-            let m: Value = serde_json::from_slice(&store.get(manifest)?).unwrap_or(Value::Null);
-            let env = &m["environment"];
-            let machine = if env.is_null() {
-                "no machine: simulated (virtual clock)".to_string()
-            } else {
-                format!(
-                    "{} x{} cores, {} {}",
-                    env["cpu_model"].as_str().unwrap_or("?"),
-                    env["logical_cores"],
-                    env["os"].as_str().unwrap_or("?"),
-                    env["kernel"].as_str().unwrap_or("")
-                )
-            };
-            chain.push(json!({
-                "hop": "manifest",
-                "node": node,
-                "key": entry.key,
-                "artifact": "manifest",
-                "digest": manifest,
-                "detail": format!(
-                    "evidence {}; requested {} {} x{}; ran {} {} x{} ({} {}); {}",
-                    m["evidence"].as_str().unwrap_or("?"),
-                    m["requested"]["device"].as_str().unwrap_or("?"), m["requested"]["dtype"].as_str().unwrap_or("?"), m["requested"]["threads"],
-                    m["actual"]["device"].as_str().unwrap_or("?"), m["actual"]["dtype"].as_str().unwrap_or("?"), m["actual"]["threads"],
-                    m["actual"]["library"].as_str().unwrap_or("?"), m["actual"]["library_version"].as_str().unwrap_or("?"),
-                    machine
-                ),
-            }));
-            // The weights that ran: the prepare (or GGUF export) node that made them.
-            let w = &m["weights"];
-            if !w.is_null() {
-                let model = m["model"].as_str().unwrap_or("?");
-                // The node whose stored output is the file that ran (a
-                // prepare or export node); a local model's own file was
-                // hashed by its prepare node.
-                let blake = w["weights_blake3"].as_str().unwrap_or("");
-                let producer = lock
-                    .nodes
-                    .iter()
-                    .find(|(id, e)| {
-                        (id.starts_with("prepare/") || id.starts_with("export/"))
-                            && e.outputs.values().any(|d| d.to_hex() == blake)
-                    })
-                    .map(|(id, _)| id.clone())
-                    .unwrap_or_else(|| format!("prepare/{model}"));
-                chain.push(json!({
-                    "hop": "weights",
-                    "node": producer,
-                    "key": key_of(&producer),
-                    "artifact": w["weights_format"],
-                    "digest": w["weights_blake3"],
-                    "detail": format!(
-                        "{} model, {} {}, model digest {}",
-                        w["source"].as_str().unwrap_or("?"),
-                        w["weights_format"].as_str().unwrap_or("?"),
-                        w["stored_dtype"].as_str().unwrap_or("?"),
-                        w["model_digest"].as_str().unwrap_or("?")
-                    ),
-                }));
-            }
-        }
+                .filter(|r| field(r, "status") == Some("ok"))
+                .filter_map(|r| Some((field(r, "cell")?.to_string(), r["repetition"].as_u64()?)))
+                .collect(),
+            None => Default::default(),
+        },
+    )
+}
+
+/// The validate node's energy windows, read once for every cell.
+struct EnergyRows {
+    validate_key: Digest,
+    digest: Digest,
+    rows: Vec<Value>,
+}
+
+/// One measured cell the claim rests on, at the phase it is traced at.
+struct CellRun<'a> {
+    cell: &'a str,
+    node: &'a str,
+    entry: &'a LockEntry,
+    phase: Option<&'a str>,
+    ok_runs: &'a BTreeSet<(String, u64)>,
+}
+
+impl CellRun<'_> {
+    /// A timed (not warm-up) row of a steady-state run that validated ok.
+    fn steady_ok(&self, r: &Value) -> bool {
+        r["warmup"] == Value::Bool(false)
+            && r["repetition"]
+                .as_u64()
+                .is_some_and(|rep| self.ok_runs.contains(&(self.cell.to_string(), rep)))
     }
-    // A roofline claim also rests on the machine's measured bandwidth.
-    if claim.id.starts_with("roofline/")
-        && let Some(entry) = lock.nodes.get("bandwidth/cpu")
-        && let Some(digest) = entry.outputs.get("bandwidth")
-    {
+}
+
+fn energy_hops(
+    cx: &ChainCtx,
+    run: &CellRun,
+    energy: &EnergyRows,
+    p: &str,
+    chain: &mut Vec<Value>,
+) -> Result<(), CliError> {
+    let rows = &energy.rows;
+    let idx: Vec<usize> = rows
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| {
+            field(r, "cell") == Some(run.cell) && field(r, "phase") == Some(p) && run.steady_ok(r)
+        })
+        .map(|(i, _)| i)
+        .collect();
+    let valid = idx
+        .iter()
+        .filter(|i| field(&rows[**i], "status") == Some("valid"))
+        .count();
+    chain.push(json!({
+        "hop": "energy",
+        "node": "validate",
+        "key": energy.validate_key,
+        "artifact": "energy",
+        "digest": energy.digest,
+        "rows": ranges(&idx),
+        "detail": format!("{} {p} windows of steady ok runs, {valid} attributable, the rest no_data", idx.len()),
+    }));
+    if let Some(power) = run.entry.outputs.get("power") {
+        let samples = rows_of(cx.store, power)?.len();
         chain.push(json!({
-            "hop": "bandwidth",
-            "node": "bandwidth/cpu",
-            "key": entry.key,
-            "artifact": "bandwidth",
-            "digest": digest,
-            "detail": "STREAM-style copy of this machine, the roofline's denominator",
+            "hop": "power",
+            "node": run.node,
+            "key": run.entry.key,
+            "artifact": "power",
+            "digest": power,
+            "detail": format!("{samples} power samples of the cell (idle baseline included)"),
         }));
     }
-    Ok(chain)
+    Ok(())
+}
+
+/// The cell's raw events at the traced phase.
+fn raw_hop(cx: &ChainCtx, run: &CellRun, events: &Digest) -> Result<Value, CliError> {
+    let rows = rows_of(cx.store, events)?;
+    let idx: Vec<usize> = rows
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| match run.phase {
+            Some("load") => field(r, "phase") == Some("load"),
+            Some(p) => field(r, "phase") == Some(p) && run.steady_ok(r),
+            None => true,
+        })
+        .map(|(i, _)| i)
+        .collect();
+    Ok(json!({
+        "hop": "raw",
+        "node": run.node,
+        "key": run.entry.key,
+        "artifact": "events",
+        "digest": events,
+        "rows": ranges(&idx),
+        "detail": match run.phase {
+            Some("load") => "the model-load event (timed once per cell, before any run)".to_string(),
+            Some(p) => format!("{} raw events of phase {p}, steady-state runs that validated ok", idx.len()),
+            None => format!("{} raw events", idx.len()),
+        },
+    }))
+}
+
+/// The cell's manifest (what was asked for, what ran, on which machine),
+/// then the weights that ran.
+fn manifest_hops(
+    cx: &ChainCtx,
+    run: &CellRun,
+    manifest: &Digest,
+    chain: &mut Vec<Value>,
+) -> Result<(), CliError> {
+    let m: Value = serde_json::from_slice(&cx.store.get(manifest)?).unwrap_or(Value::Null);
+    let env = &m["environment"];
+    let machine = if env.is_null() {
+        "no machine: simulated (virtual clock)".to_string()
+    } else {
+        format!(
+            "{} x{} cores, {} {}",
+            env["cpu_model"].as_str().unwrap_or("?"),
+            env["logical_cores"],
+            env["os"].as_str().unwrap_or("?"),
+            env["kernel"].as_str().unwrap_or("")
+        )
+    };
+    chain.push(json!({
+        "hop": "manifest",
+        "node": run.node,
+        "key": run.entry.key,
+        "artifact": "manifest",
+        "digest": manifest,
+        "detail": format!(
+            "evidence {}; requested {} {} x{}; ran {} {} x{} ({} {}); {}",
+            m["evidence"].as_str().unwrap_or("?"),
+            m["requested"]["device"].as_str().unwrap_or("?"), m["requested"]["dtype"].as_str().unwrap_or("?"), m["requested"]["threads"],
+            m["actual"]["device"].as_str().unwrap_or("?"), m["actual"]["dtype"].as_str().unwrap_or("?"), m["actual"]["threads"],
+            m["actual"]["library"].as_str().unwrap_or("?"), m["actual"]["library_version"].as_str().unwrap_or("?"),
+            machine
+        ),
+    }));
+    // The weights that ran: the prepare (or GGUF export) node that made them.
+    let w = &m["weights"];
+    if !w.is_null() {
+        let model = m["model"].as_str().unwrap_or("?");
+        // The node whose stored output is the file that ran (a
+        // prepare or export node); a local model's own file was
+        // hashed by its prepare node.
+        let blake = w["weights_blake3"].as_str().unwrap_or("");
+        let producer = cx
+            .lock
+            .nodes
+            .iter()
+            .find(|(id, e)| {
+                (id.starts_with("prepare/") || id.starts_with("export/"))
+                    && e.outputs.values().any(|d| d.to_hex() == blake)
+            })
+            .map(|(id, _)| id.clone())
+            .unwrap_or_else(|| format!("prepare/{model}"));
+        chain.push(json!({
+            "hop": "weights",
+            "node": producer,
+            "key": cx.key_of(&producer),
+            "artifact": w["weights_format"],
+            "digest": w["weights_blake3"],
+            "detail": format!(
+                "{} model, {} {}, model digest {}",
+                w["source"].as_str().unwrap_or("?"),
+                w["weights_format"].as_str().unwrap_or("?"),
+                w["stored_dtype"].as_str().unwrap_or("?"),
+                w["model_digest"].as_str().unwrap_or("?")
+            ),
+        }));
+    }
+    Ok(())
 }

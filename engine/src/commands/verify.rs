@@ -6,14 +6,15 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
-use assay_core::{Input, StageContext};
-use assay_store::{Digest, Lockfile, Store};
+use assay_core::{Input, Outputs, StageContext};
+use assay_store::{Digest, LockEntry, Lockfile, Store};
+use petgraph::graph::NodeIndex;
 use serde::Serialize;
 
 use super::{load_to_read, print_json, store_dir};
 use crate::cli::{CliError, CmdResult, EXIT_MISMATCH, EXIT_OK, StoreArg};
 use crate::keys::node_key;
-use crate::plan::build_plan;
+use crate::plan::{Plan, build_plan};
 
 #[derive(Serialize)]
 struct Problem {
@@ -33,18 +34,17 @@ pub fn verify(spec_path: &Path, store_arg: &StoreArg, json: bool) -> CmdResult {
         ))
     })?;
     let store = Store::open_existing(store_dir(&loaded, store_arg))?;
-    let cancel = AtomicBool::new(false);
-    let quiet = |_: &str| {};
 
-    let mut problems: Vec<Problem> = Vec::new();
-    let mut problem = |node: &str, text: String| {
-        problems.push(Problem {
-            node: node.to_string(),
-            problem: text,
-        })
+    let mut verifier = Verifier {
+        plan: &plan,
+        lock: &lock,
+        store: &store,
+        cancel: AtomicBool::new(false),
+        problems: Vec::new(),
+        outputs: BTreeMap::new(),
     };
     if lock.spec_digest != loaded.digest {
-        problem(
+        verifier.problem(
             "(spec)",
             format!(
                 "{} changed since {} was written; run it again",
@@ -54,120 +54,12 @@ pub fn verify(spec_path: &Path, store_arg: &StoreArg, json: bool) -> CmdResult {
         );
     }
     let mut verified = 0;
-    let mut outputs: BTreeMap<String, BTreeMap<String, Digest>> = BTreeMap::new();
     for &idx in &plan.order {
-        let node = plan.node(idx);
-        let Some(entry) = lock.nodes.get(&node.id) else {
-            problem(&node.id, "not in the lockfile".into());
-            continue;
-        };
-        outputs.insert(node.id.clone(), entry.outputs.clone());
-        // Every object the lockfile names must be intact.
-        let mut intact = true;
-        for (name, digest) in &entry.outputs {
-            if let Err(e) = store.check_object(digest) {
-                problem(&node.id, format!("output {name}: {e}"));
-                intact = false;
-            }
-        }
-        // What occupies a device (measurements, model preparation) is not
-        // run again: its objects are checked above.
-        if node.stage.machine().device().is_some() {
-            if intact {
-                verified += 1;
-            }
-            continue;
-        }
-        let mut inputs = Vec::new();
-        for (src, name) in plan.inputs(idx) {
-            let src_id = &plan.node(src).id;
-            let src_key = lock.nodes.get(src_id).map(|e| e.key);
-            if let (Some(d), Some(src_key)) =
-                (outputs.get(src_id).and_then(|o| o.get(name)), src_key)
-            {
-                inputs.push(Input {
-                    node: src_id.clone(),
-                    key: src_key,
-                    name: name.to_string(),
-                    digest: *d,
-                });
-            }
-        }
-        let key = match node_key(node.stage.as_ref(), &inputs) {
-            Ok(key) => key,
-            Err(e) => {
-                problem(&node.id, e.to_string());
-                continue;
-            }
-        };
-        if key != entry.key {
-            problem(
-                &node.id,
-                format!(
-                    "key {} differs from the lockfile's {}",
-                    key.short(),
-                    entry.key.short()
-                ),
-            );
-            continue;
-        }
-        match store.get_node(&key) {
-            Ok(Some(record)) if record.outputs != entry.outputs => {
-                problem(
-                    &node.id,
-                    "store record outputs differ from the lockfile".into(),
-                );
-            }
-            Ok(Some(_)) => {}
-            Ok(None) => problem(
-                &node.id,
-                format!("no node record for key {} in the store", key.short()),
-            ),
-            Err(e) => problem(&node.id, e.to_string()),
-        }
-        let ctx = StageContext::new(&store, key, &cancel, &quiet);
-        match node.stage.run(&ctx, &inputs) {
-            Err(e) => problem(&node.id, format!("cannot recompute: {e}")),
-            Ok(recomputed) => {
-                let mut same = true;
-                for name in entry
-                    .outputs
-                    .keys()
-                    .filter(|n| !recomputed.contains_key(*n))
-                {
-                    same = false;
-                    problem(
-                        &node.id,
-                        format!("output {name} in the lockfile is no longer produced"),
-                    );
-                }
-                for (name, bytes) in &recomputed {
-                    let digest = Digest::of(bytes);
-                    match entry.outputs.get(name) {
-                        Some(d) if *d == digest => {}
-                        Some(d) => {
-                            same = false;
-                            problem(
-                                &node.id,
-                                format!(
-                                    "output {name} recomputes to {}, lockfile has {}",
-                                    digest.short(),
-                                    d.short()
-                                ),
-                            );
-                        }
-                        None => {
-                            same = false;
-                            problem(&node.id, format!("output {name} is not in the lockfile"));
-                        }
-                    }
-                }
-                if same && intact {
-                    verified += 1;
-                }
-            }
+        if verifier.verify_node(idx) {
+            verified += 1;
         }
     }
+    let problems = verifier.problems;
     let ok = problems.is_empty();
     if json {
         print_json(
@@ -189,4 +81,157 @@ pub fn verify(spec_path: &Path, store_arg: &StoreArg, json: bool) -> CmdResult {
         );
     }
     Ok(if ok { EXIT_OK } else { EXIT_MISMATCH })
+}
+
+/// Walks the plan in order, checking each node against the lockfile and
+/// the store, and collects every problem found.
+struct Verifier<'a> {
+    plan: &'a Plan,
+    lock: &'a Lockfile,
+    store: &'a Store,
+    cancel: AtomicBool,
+    problems: Vec<Problem>,
+    /// The lockfile's outputs of the nodes seen so far: the inputs of the
+    /// nodes after them.
+    outputs: BTreeMap<String, BTreeMap<String, Digest>>,
+}
+
+impl Verifier<'_> {
+    fn problem(&mut self, node: &str, text: String) {
+        self.problems.push(Problem {
+            node: node.to_string(),
+            problem: text,
+        })
+    }
+
+    /// Whether the node verified: its objects intact and, unless it is a
+    /// measurement, its outputs recomputed byte-identical.
+    fn verify_node(&mut self, idx: NodeIndex) -> bool {
+        let plan = self.plan;
+        let node = plan.node(idx);
+        let Some(entry) = self.lock.nodes.get(&node.id) else {
+            self.problem(&node.id, "not in the lockfile".into());
+            return false;
+        };
+        self.outputs.insert(node.id.clone(), entry.outputs.clone());
+        // Every object the lockfile names must be intact.
+        let mut intact = true;
+        for (name, digest) in &entry.outputs {
+            if let Err(e) = self.store.check_object(digest) {
+                self.problem(&node.id, format!("output {name}: {e}"));
+                intact = false;
+            }
+        }
+        // What occupies a device (measurements, model preparation) is not
+        // run again: its objects are checked above.
+        if node.stage.machine().device().is_some() {
+            return intact;
+        }
+        let inputs = self.inputs_of(idx);
+        let key = match node_key(node.stage.as_ref(), &inputs) {
+            Ok(key) => key,
+            Err(e) => {
+                self.problem(&node.id, e.to_string());
+                return false;
+            }
+        };
+        if key != entry.key {
+            self.problem(
+                &node.id,
+                format!(
+                    "key {} differs from the lockfile's {}",
+                    key.short(),
+                    entry.key.short()
+                ),
+            );
+            return false;
+        }
+        self.check_record(&node.id, &key, entry);
+        let quiet = |_: &str| {};
+        let ctx = StageContext::new(self.store, key, &self.cancel, &quiet);
+        match node.stage.run(&ctx, &inputs) {
+            Err(e) => {
+                self.problem(&node.id, format!("cannot recompute: {e}"));
+                false
+            }
+            Ok(recomputed) => self.compare_outputs(&node.id, entry, &recomputed) && intact,
+        }
+    }
+
+    /// The node's inputs as the lockfile recorded them.
+    fn inputs_of(&self, idx: NodeIndex) -> Vec<Input> {
+        let mut inputs = Vec::new();
+        for (src, name) in self.plan.inputs(idx) {
+            let src_id = &self.plan.node(src).id;
+            let src_key = self.lock.nodes.get(src_id).map(|e| e.key);
+            if let (Some(d), Some(src_key)) =
+                (self.outputs.get(src_id).and_then(|o| o.get(name)), src_key)
+            {
+                inputs.push(Input {
+                    node: src_id.clone(),
+                    key: src_key,
+                    name: name.to_string(),
+                    digest: *d,
+                });
+            }
+        }
+        inputs
+    }
+
+    /// The store's record of the node must name the lockfile's outputs.
+    fn check_record(&mut self, node_id: &str, key: &Digest, entry: &LockEntry) {
+        match self.store.get_node(key) {
+            Ok(Some(record)) if record.outputs != entry.outputs => {
+                self.problem(
+                    node_id,
+                    "store record outputs differ from the lockfile".into(),
+                );
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => self.problem(
+                node_id,
+                format!("no node record for key {} in the store", key.short()),
+            ),
+            Err(e) => self.problem(node_id, e.to_string()),
+        }
+    }
+
+    /// Whether the recomputed outputs are exactly the lockfile's, by name
+    /// and digest.
+    fn compare_outputs(&mut self, node_id: &str, entry: &LockEntry, recomputed: &Outputs) -> bool {
+        let mut same = true;
+        for name in entry
+            .outputs
+            .keys()
+            .filter(|n| !recomputed.contains_key(*n))
+        {
+            same = false;
+            self.problem(
+                node_id,
+                format!("output {name} in the lockfile is no longer produced"),
+            );
+        }
+        for (name, bytes) in recomputed {
+            let digest = Digest::of(bytes);
+            match entry.outputs.get(name) {
+                Some(d) if *d == digest => {}
+                Some(d) => {
+                    same = false;
+                    self.problem(
+                        node_id,
+                        format!(
+                            "output {name} recomputes to {}, lockfile has {}",
+                            digest.short(),
+                            d.short()
+                        ),
+                    );
+                }
+                None => {
+                    same = false;
+                    self.problem(node_id, format!("output {name} is not in the lockfile"));
+                }
+            }
+        }
+        same
+    }
 }

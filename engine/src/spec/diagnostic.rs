@@ -106,6 +106,17 @@ impl Diags<'_> {
     }
 }
 
+/// The registry's backend checks report through the same locator.
+impl assay_measure::Findings for Diags<'_> {
+    fn at_value(&mut self, pointer: &str, message: String) {
+        Diags::at_value(self, pointer, message);
+    }
+
+    fn at_key(&mut self, pointer: &str, message: String) {
+        Diags::at_key(self, pointer, message);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

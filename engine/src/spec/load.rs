@@ -42,11 +42,27 @@ pub enum SpecError {
     },
 }
 
-/// The JSON Schema of a spec, generated from the Rust types.
+/// The JSON Schema of a spec, generated from the Rust types; a backend's
+/// `kind` is one of this assay's registered kinds.
 pub fn spec_schema() -> Value {
     let mut schema = serde_json::to_value(schemars::schema_for!(Spec)).unwrap_or(Value::Null);
     simplify(&mut schema);
+    schema["$defs"]["BackendKind"] = backend_kinds(assay_measure::registry());
     schema
+}
+
+/// The registered kinds as one documented `enum`, in the form
+/// [`fold_one_of_constants`] gives a unit enum.
+fn backend_kinds(registry: &assay_measure::Registry) -> Value {
+    let (names, docs): (Vec<_>, Vec<_>) = registry
+        .entries()
+        .map(|k| (k.name(), format!("`{}`: {}", k.name(), k.summary())))
+        .unzip();
+    serde_json::json!({
+        "description": docs.join("\n"),
+        "enum": names,
+        "type": "string",
+    })
 }
 
 /// Rewrite two schemars idioms whose validation errors are unreadable

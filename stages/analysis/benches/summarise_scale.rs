@@ -338,7 +338,7 @@ fn manifest(cell: &str) -> Manifest {
             decode: Default::default(),
         },
         requested: Requested {
-            kind: BackendKind::Simulated,
+            kind: BackendKind::new("simulated"),
             device: "cpu".into(),
             dtype: "f32".into(),
             threads: 1,

@@ -14,16 +14,17 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use assay_core::domain::Evidence;
 use assay_core::inputs::find_input;
 use assay_core::stage::{Input, Outputs, Stage, StageContext, StageError};
-use assay_core::tables::{self, CostRow, SummaryRow};
+use assay_core::tables::{self, CostRow, Phase, SummaryRow};
 
 pub const COST_VERSION: u32 = 2;
 pub const SECONDS_PER_MONTH: f64 = 30.0 * 86_400.0;
 pub const HOURS_PER_MONTH: f64 = 30.0 * 24.0;
 
 /// Phases whose throughput is priced.
-pub const PRICED_PHASES: [&str; 3] = ["prefill", "decode", "e2e"];
+pub const PRICED_PHASES: [Phase; 3] = [Phase::Prefill, Phase::Decode, Phase::E2e];
 
 /// Pricing and volume assumptions. Every result is a shadow price: compute
 /// time priced by the hour, not a total cost of ownership.
@@ -206,12 +207,13 @@ impl Stage for CostStage {
     }
 
     fn run(&self, ctx: &StageContext<'_>, inputs: &[Input]) -> Result<Outputs, StageError> {
-        let summary: Vec<SummaryRow> = tables::read_rows(ctx, find_input(inputs, "summary")?)?;
+        let summary: Vec<SummaryRow> =
+            tables::read_rows(ctx, find_input(inputs, crate::summarise::OUTPUT)?)?;
         let p = &self.params;
         let mut rows = Vec::new();
         for s in summary
             .iter()
-            .filter(|s| PRICED_PHASES.contains(&s.phase.as_str()) && s.tokens_per_s > 0.0)
+            .filter(|s| PRICED_PHASES.contains(&s.phase()) && s.tokens_per_s > 0.0)
         {
             for (tier, usd_per_hour) in &p.usd_per_hour {
                 let (perfect, required) =
@@ -265,15 +267,16 @@ fn request_costs(p: &CostParams, summary: &[SummaryRow]) -> (Vec<RequestCostRow>
     let mut cells: BTreeMap<&str, (Option<&SummaryRow>, Option<&SummaryRow>)> = BTreeMap::new();
     for s in summary {
         let entry = cells.entry(s.cell.as_str()).or_default();
-        match s.phase.as_str() {
-            "prefill" => entry.0 = Some(s),
-            "decode" => entry.1 = Some(s),
+        match s.phase() {
+            Phase::Prefill => entry.0 = Some(s),
+            Phase::Decode => entry.1 = Some(s),
             _ => {}
         }
     }
     let mut rows = Vec::new();
-    // (cell, tier) -> mix usd per 1k requests, for routing.
-    let mut mix_cost: BTreeMap<(String, String), (f64, String)> = BTreeMap::new();
+    // (cell, tier) -> mix usd per 1k requests and whether it is measured,
+    // for routing.
+    let mut mix_cost: BTreeMap<(String, String), (f64, bool)> = BTreeMap::new();
     for (cell, (prefill, decode)) in cells {
         let (Some(prefill), Some(decode)) = (prefill, decode) else {
             continue;
@@ -311,7 +314,10 @@ fn request_costs(p: &CostParams, summary: &[SummaryRow]) -> (Vec<RequestCostRow>
             let mix = row("mix", weighted(&tokens), weighted(&seconds));
             mix_cost.insert(
                 (cell.to_string(), tier.clone()),
-                (mix.usd_per_1k_requests, mix.evidence.clone()),
+                (
+                    mix.usd_per_1k_requests,
+                    Evidence::is_measured(&mix.evidence),
+                ),
             );
             rows.push(mix);
         }
@@ -320,14 +326,14 @@ fn request_costs(p: &CostParams, summary: &[SummaryRow]) -> (Vec<RequestCostRow>
     if !p.routing.is_empty() {
         for tier in p.usd_per_hour.keys() {
             let mut parts = Vec::new();
-            let mut evidence = "measured";
+            let mut evidence = Evidence::Measured;
             let mut complete = true;
             for r in &p.routing {
                 let cell = format!("{}/{}/{}", r.backend, r.model, r.scenario);
                 match mix_cost.get(&(cell, tier.clone())) {
-                    Some((usd, ev)) => {
-                        if ev != "measured" {
-                            evidence = "simulated";
+                    Some((usd, measured)) => {
+                        if !measured {
+                            evidence = Evidence::Simulated;
                         }
                         parts.push((r.share, *usd));
                     }
@@ -337,7 +343,7 @@ fn request_costs(p: &CostParams, summary: &[SummaryRow]) -> (Vec<RequestCostRow>
             if complete {
                 routing.push(RoutingRow {
                     tier: tier.clone(),
-                    evidence: evidence.into(),
+                    evidence: evidence.as_str().into(),
                     policy: p
                         .routing
                         .iter()

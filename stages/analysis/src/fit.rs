@@ -15,10 +15,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use assay_core::domain::{Evidence, FitForm, FitX, FitY};
 use assay_core::inputs::find_input;
 use assay_core::stage::{Input, Outputs, Stage, StageContext, StageError};
 use assay_core::stats;
-use assay_core::tables::{self, FitRow, SummaryRow};
+use assay_core::tables::{self, FitRow, Phase, SummaryRow};
 
 pub const FIT_VERSION: u32 = 2;
 
@@ -36,21 +37,26 @@ pub enum FitMetric {
 }
 
 impl FitMetric {
-    fn phase(self) -> &'static str {
+    fn phase(self) -> Phase {
         match self {
-            FitMetric::DecodeMsPerToken => "decode",
-            FitMetric::PrefillMs => "prefill",
-            FitMetric::TtftMs => "ttft",
-            FitMetric::E2eMs => "e2e",
+            FitMetric::DecodeMsPerToken => Phase::Decode,
+            FitMetric::PrefillMs => Phase::Prefill,
+            FitMetric::TtftMs => Phase::Ttft,
+            FitMetric::E2eMs => Phase::E2e,
         }
     }
 
     pub fn name(self) -> &'static str {
+        self.column().as_str()
+    }
+
+    /// The metric as stored in `y` of its fits.
+    pub fn column(self) -> FitY {
         match self {
-            FitMetric::DecodeMsPerToken => "decode_ms_per_token",
-            FitMetric::PrefillMs => "prefill_ms",
-            FitMetric::TtftMs => "ttft_ms",
-            FitMetric::E2eMs => "e2e_ms",
+            FitMetric::DecodeMsPerToken => FitY::DecodeMsPerToken,
+            FitMetric::PrefillMs => FitY::PrefillMs,
+            FitMetric::TtftMs => FitY::TtftMs,
+            FitMetric::E2eMs => FitY::E2eMs,
         }
     }
 }
@@ -68,10 +74,15 @@ pub enum FitPredictor {
 
 impl FitPredictor {
     pub fn name(self) -> &'static str {
+        self.column().as_str()
+    }
+
+    /// The predictor as stored in `x` of its fits.
+    pub fn column(self) -> FitX {
         match self {
-            FitPredictor::Params => "params",
-            FitPredictor::Layers => "layers",
-            FitPredictor::Hidden => "hidden",
+            FitPredictor::Params => FitX::Params,
+            FitPredictor::Layers => FitX::Layers,
+            FitPredictor::Hidden => FitX::Hidden,
         }
     }
 
@@ -192,7 +203,8 @@ impl Stage for FitStage {
     }
 
     fn run(&self, ctx: &StageContext<'_>, inputs: &[Input]) -> Result<Outputs, StageError> {
-        let summary: Vec<SummaryRow> = tables::read_rows(ctx, find_input(inputs, "summary")?)?;
+        let summary: Vec<SummaryRow> =
+            tables::read_rows(ctx, find_input(inputs, crate::summarise::OUTPUT)?)?;
         let rows = fit_all(&self.params, &summary, ctx.seed());
         let mut out = Outputs::new();
         out.insert(OUTPUT.into(), tables::to_parquet(&rows)?);
@@ -202,7 +214,7 @@ impl Stage for FitStage {
 
 /// Points of one fit: (x, y, summary row) before any transform.
 struct Group<'a> {
-    form: &'static str,
+    form: FitForm,
     backend: String,
     model: String,
     scenario: String,
@@ -220,12 +232,12 @@ pub fn fit_all(p: &FitParams, summary: &[SummaryRow], seed: u64) -> Vec<FitRow> 
     let mut groups: Vec<Group<'_>> = Vec::new();
     for x in p.x.list() {
         let mut by: BTreeMap<(&str, &str), Vec<&SummaryRow>> = BTreeMap::new();
-        for s in summary.iter().filter(|s| s.phase == p.y.phase()) {
+        for s in summary.iter().filter(|s| s.phase() == p.y.phase()) {
             by.entry((&s.backend, &s.scenario)).or_default().push(s);
         }
         for ((backend, scenario), rows) in by {
             groups.push(Group {
-                form: "log-log",
+                form: FitForm::LogLog,
                 backend: backend.into(),
                 model: String::new(),
                 scenario: scenario.into(),
@@ -242,20 +254,20 @@ pub fn fit_all(p: &FitParams, summary: &[SummaryRow], seed: u64) -> Vec<FitRow> 
     if p.linear {
         // Prefill against prompt length, holding backend, model and batch.
         let mut by: BTreeMap<(&str, &str, u32), Vec<&SummaryRow>> = BTreeMap::new();
-        for s in summary.iter().filter(|s| s.phase == "prefill") {
+        for s in summary.iter().filter(|s| s.phase() == Phase::Prefill) {
             by.entry((&s.backend, &s.model, s.batch))
                 .or_default()
                 .push(s);
         }
         for ((backend, model, batch), rows) in by {
             groups.push(Group {
-                form: "linear",
+                form: FitForm::Linear,
                 backend: backend.into(),
                 model: model.into(),
                 scenario: join_scenarios(&rows),
                 boundary: format!("batch {batch}"),
-                y: "prefill_ms".into(),
-                x: "prompt_tokens".into(),
+                y: FitY::PrefillMs.as_str().into(),
+                x: FitX::PromptTokens.as_str().into(),
                 points: rows
                     .into_iter()
                     .map(|s| (f64::from(s.prompt_tokens), s.median_ms, s))
@@ -267,7 +279,7 @@ pub fn fit_all(p: &FitParams, summary: &[SummaryRow], seed: u64) -> Vec<FitRow> 
         let mut by: BTreeMap<(&str, &str, u32, u32), Vec<&SummaryRow>> = BTreeMap::new();
         for s in summary
             .iter()
-            .filter(|s| s.phase == "e2e" && s.decode_total_ms.is_finite())
+            .filter(|s| s.phase() == Phase::E2e && s.decode_total_ms.is_finite())
         {
             by.entry((&s.backend, &s.model, s.batch, s.prompt_tokens))
                 .or_default()
@@ -275,14 +287,14 @@ pub fn fit_all(p: &FitParams, summary: &[SummaryRow], seed: u64) -> Vec<FitRow> 
         }
         for ((backend, model, batch, prompt), rows) in by {
             groups.push(Group {
-                form: "linear",
+                form: FitForm::Linear,
                 backend: backend.into(),
                 model: model.into(),
                 scenario: join_scenarios(&rows),
                 boundary: format!("batch {batch}, prompt {prompt}"),
-                y: "decode_total_ms".into(),
+                y: FitY::DecodeTotalMs.as_str().into(),
                 // The first token comes from prefill: decode runs gen - 1 steps.
-                x: "decode_steps".into(),
+                x: FitX::DecodeSteps.as_str().into(),
                 points: rows
                     .into_iter()
                     .map(|s| {
@@ -313,7 +325,7 @@ fn join_scenarios(rows: &[&SummaryRow]) -> String {
 }
 
 fn fit_group(g: &Group<'_>, p: &FitParams, seed: u64) -> Option<FitRow> {
-    let log = g.form == "log-log";
+    let log = g.form == FitForm::LogLog;
     // A log-log fit needs positive values; drop nothing silently: a group
     // with a non-positive or non-finite point is not fitted at all.
     let usable = |v: f64| v.is_finite() && (!log || v > 0.0);
@@ -329,7 +341,12 @@ fn fit_group(g: &Group<'_>, p: &FitParams, seed: u64) -> Option<FitRow> {
     let stream = blake3::hash(
         format!(
             "{}\0{}\0{}\0{}\0{}\0{}",
-            g.form, g.backend, g.model, g.boundary, g.y, g.x
+            g.form.as_str(),
+            g.backend,
+            g.model,
+            g.boundary,
+            g.y,
+            g.x
         )
         .as_bytes(),
     );
@@ -344,11 +361,7 @@ fn fit_group(g: &Group<'_>, p: &FitParams, seed: u64) -> Option<FitRow> {
     };
     let ok = identifiable(distinct_x, r2, lo, hi);
     let rows: Vec<&SummaryRow> = g.points.iter().map(|(_, _, s)| *s).collect();
-    let evidence = if rows.iter().all(|s| s.evidence == "measured") {
-        "measured"
-    } else {
-        "simulated"
-    };
+    let evidence = Evidence::all_measured(rows.iter().map(|s| s.is_measured())).as_str();
     let mut devices: Vec<&str> = rows.iter().map(|s| s.device.as_str()).collect();
     devices.sort_unstable();
     devices.dedup();
@@ -360,7 +373,7 @@ fn fit_group(g: &Group<'_>, p: &FitParams, seed: u64) -> Option<FitRow> {
         .len()
         > 1;
     Some(FitRow {
-        form: g.form.into(),
+        form: g.form.as_str().into(),
         backend: g.backend.clone(),
         model: g.model.clone(),
         scenario: g.scenario.clone(),
@@ -552,7 +565,10 @@ mod tests {
             })
             .collect();
         let rows = fit_all(&params(true), &summary, 1);
-        let lin: Vec<&FitRow> = rows.iter().filter(|r| r.form == "linear").collect();
+        let lin: Vec<&FitRow> = rows
+            .iter()
+            .filter(|r| r.form() == Some(FitForm::Linear))
+            .collect();
         assert_eq!(lin.len(), 1);
         let r = lin[0];
         assert_eq!(
@@ -576,7 +592,10 @@ mod tests {
             })
             .collect();
         let rows = fit_all(&params(true), &summary, 1);
-        let r = rows.iter().find(|r| r.form == "linear").unwrap();
+        let r = rows
+            .iter()
+            .find(|r| r.form() == Some(FitForm::Linear))
+            .unwrap();
         assert!(!r.identifiable);
         assert_eq!(r.regime, "unidentifiable");
     }

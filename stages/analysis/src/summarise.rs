@@ -8,6 +8,7 @@ use rand_chacha::ChaCha8Rng;
 
 use serde_json::{Value, json};
 
+use assay_core::domain::Evidence;
 use assay_core::inputs::{cell_inputs, find_input};
 use assay_core::stage::{Input, Outputs, Stage, StageContext, StageError};
 use assay_core::stats;
@@ -52,18 +53,26 @@ impl Stage for SummariseStage {
     }
 
     fn run(&self, ctx: &StageContext<'_>, inputs: &[Input]) -> Result<Outputs, StageError> {
-        let validation: Vec<ValidationRow> =
-            tables::read_rows(ctx, find_input(inputs, "validation")?)?;
+        let validation: Vec<ValidationRow> = tables::read_rows(
+            ctx,
+            find_input(inputs, crate::validate::output::VALIDATION)?,
+        )?;
         let ok: BTreeSet<(&str, u32)> = validation
             .iter()
-            .filter(|v| v.status == "ok")
+            .filter(|v| v.is_ok())
             .map(|v| (v.cell.as_str(), v.repetition))
             .collect();
-        let bandwidth: Option<Bandwidth> = match inputs.iter().find(|i| i.name == "bandwidth") {
+        let bandwidth: Option<Bandwidth> = match inputs
+            .iter()
+            .find(|i| i.name == assay_measure::bandwidth::OUTPUT)
+        {
             Some(input) => Some(tables::read_json(ctx, input)?),
             None => None,
         };
-        let energy: Option<Vec<EnergyRow>> = match inputs.iter().find(|i| i.name == "energy") {
+        let energy: Option<Vec<EnergyRow>> = match inputs
+            .iter()
+            .find(|i| i.name == crate::validate::output::ENERGY)
+        {
             Some(input) => Some(tables::read_rows(ctx, input)?),
             None => None,
         };
@@ -407,7 +416,7 @@ fn dtype_bytes(name: &str) -> Option<f64> {
 
 /// Fill the roofline columns of a measured cell's decode row.
 fn apply_roofline(manifest: &Manifest, bw: &Bandwidth, rows: &mut [SummaryRow]) {
-    if manifest.evidence != "measured" {
+    if !Evidence::is_measured(&manifest.evidence) {
         return;
     }
     let (Some(bytes), Some(gbps)) = (
@@ -416,7 +425,7 @@ fn apply_roofline(manifest: &Manifest, bw: &Bandwidth, rows: &mut [SummaryRow]) 
     ) else {
         return;
     };
-    for row in rows.iter_mut().filter(|r| r.phase == "decode") {
+    for row in rows.iter_mut().filter(|r| r.phase() == Phase::Decode) {
         let bound = f64::from(row.batch) * gbps * 1e9 / bytes;
         row.roofline_bytes_per_step = bytes;
         row.bandwidth_gbps = gbps;

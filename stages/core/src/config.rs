@@ -225,64 +225,54 @@ fn default_attainment() -> f64 {
     0.9
 }
 
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum BackendKind {
-    /// candle (pure Rust) on the CPU: the embedded default. f32, f16 and
-    /// bf16 run the safetensors checkpoint; q8_0 runs the GGUF q8_0 export
-    /// through candle's quantised kernels.
-    Candle,
-    /// ONNX Runtime (cargo feature `ort`) running the model's ONNX export
-    /// (KV cache as graph inputs and outputs). Options under `ort:`.
-    Ort,
-    /// libtorch (cargo feature `tch`): eager, or a TorchScript trace of the
-    /// same model. Options under `tch:`.
-    Tch,
-    /// An OpenAI-compatible server (`/v1/completions`,
-    /// `/v1/chat/completions`, streamed): vLLM, TGI, SGLang, llama.cpp's
-    /// llama-server. Without `server.url`, assay launches llama-server on
-    /// the model's GGUF export. Options under `server:`.
-    #[serde(rename = "openai")]
-    OpenAi,
-    /// An Ollama server through its native API (`/api/generate`,
-    /// `/api/chat`, `/api/ps`, `/api/show`). Options under `server:`.
-    Ollama,
-    /// Deterministic roofline-style latency model. For tests and what-ifs;
-    /// its numbers are labelled simulated everywhere and are never evidence.
-    Simulated,
-}
+/// The name of a backend kind, as a spec writes it (`candle`, `ort`,
+/// `openai`, ...). The kinds are not a closed list here: each is an entry
+/// of the backend registry (`assay_measure::Registry`), which owns its
+/// checks, plan wiring and measuring, and a build of assay may register
+/// more. The spec schema lists the registered kinds with their summaries.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct BackendKind(std::borrow::Cow<'static, str>);
 
 impl BackendKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BackendKind::Candle => "candle",
-            BackendKind::Ort => "ort",
-            BackendKind::Tch => "tch",
-            BackendKind::OpenAi => "openai",
-            BackendKind::Ollama => "ollama",
-            BackendKind::Simulated => "simulated",
-        }
+    /// A kind name known at compile time (a registry entry's name).
+    pub const fn new(name: &'static str) -> Self {
+        BackendKind(std::borrow::Cow::Borrowed(name))
     }
 
-    /// A server measured over HTTP rather than a library run in process.
-    pub fn is_server(self) -> bool {
-        matches!(self, BackendKind::OpenAi | BackendKind::Ollama)
-    }
-
-    /// The cargo feature a kind needs, when it is optional.
-    pub fn feature(self) -> Option<&'static str> {
-        match self {
-            BackendKind::Ort => Some("ort"),
-            BackendKind::Tch => Some("tch"),
-            BackendKind::Candle
-            | BackendKind::Simulated
-            | BackendKind::OpenAi
-            | BackendKind::Ollama => None,
-        }
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
+
+impl From<&str> for BackendKind {
+    fn from(name: &str) -> Self {
+        BackendKind(std::borrow::Cow::Owned(name.to_string()))
+    }
+}
+
+impl std::fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl JsonSchema for BackendKind {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "BackendKind".into()
+    }
+
+    /// A string; the engine's spec schema narrows it to the registered
+    /// kinds (which this crate cannot see).
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "string" })
+    }
+}
+
+/// Bounds past which a spec's numbers stop being meaningful (and would
+/// overflow a clock): at most a day of waiting, at most 4096 server slots.
+pub const MAX_SECONDS: f64 = 86_400.0;
+pub const MAX_SLOTS: u32 = 4096;
 
 /// One backend configuration: what the spec requests. What actually ran is
 /// recorded separately (attribution) and compared.

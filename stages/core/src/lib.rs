@@ -4,6 +4,7 @@
 //! the store only; every other stage crate depends on it.
 
 pub mod config;
+pub mod domain;
 pub mod inputs;
 pub mod stage;
 pub mod stats;

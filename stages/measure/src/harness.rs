@@ -247,9 +247,6 @@ pub fn prompt_ids(scenario: &Scenario, vocab: u32, seed: u64) -> Vec<Vec<u32>> {
         .collect()
 }
 
-/// Measure one cell: load once (timed apart), then warmup runs and steady
-/// runs, each split into prefill, time to first token, every decode step and
-/// end to end. `should_stop` is polled between runs (Ctrl-C).
 /// The events of one run (an in-process repetition or a server request):
 /// the one place an `EventRow` is built, so that both kinds of backend
 /// write the same rows.
@@ -296,6 +293,9 @@ pub fn load_event(cell: &str, start_ns: u64, ns: u64) -> EventRow {
     .event("load", None, 0, start_ns, ns)
 }
 
+/// Measure one cell: load once (timed apart), then warmup runs and steady
+/// runs, each split into prefill, time to first token, every decode step and
+/// end to end. `should_stop` is polled between runs (Ctrl-C).
 pub fn measure_cell(
     backend: &mut dyn InferenceBackend,
     clock: &dyn Clock,
@@ -305,112 +305,146 @@ pub fn measure_cell(
     prompts: &[Vec<u32>],
     mut on_run: impl FnMut(u32, u32) -> bool,
 ) -> Result<Option<CellMeasurement>, BackendError> {
-    let mut events = Vec::new();
-    let mut runs = Vec::new();
-    let mut outputs = Vec::new();
-    let batch = scenario.batch;
-
     let t0 = clock.now_ns();
     let attribution = backend.load()?;
     let t1 = clock.now_ns();
-    events.push(load_event(cell, t0, t1 - t0));
+    let mut runner = CellRunner {
+        backend,
+        clock,
+        cell,
+        scenario,
+        prompts,
+        events: vec![load_event(cell, t0, t1 - t0)],
+        outputs: Vec::new(),
+    };
+    let mut runs = Vec::new();
 
     let total = boundary.warmup_runs + boundary.repetitions;
     for rep in 0..total {
         if !on_run(rep, total) {
             return Ok(None);
         }
-        let warmup = rep < boundary.warmup_runs;
-        let cold = rep == 0;
         let run = RunEvents {
             cell,
             repetition: rep,
-            warmup,
-            cold,
+            warmup: rep < boundary.warmup_runs,
+            cold: rep == 0,
         };
+        runs.push(runner.run(&run)?);
+    }
+    Ok(Some(CellMeasurement {
+        events: runner.events,
+        runs,
+        outputs: runner.outputs,
+        attribution,
+        power: None,
+    }))
+}
+
+/// The runs of one in-process cell, and the events and greedy tokens they
+/// have recorded so far.
+struct CellRunner<'a> {
+    backend: &'a mut dyn InferenceBackend,
+    clock: &'a dyn Clock,
+    cell: &'a str,
+    scenario: &'a Scenario,
+    prompts: &'a [Vec<u32>],
+    events: Vec<EventRow>,
+    outputs: Vec<OutputRow>,
+}
+
+impl CellRunner<'_> {
+    /// One run from a reset backend: prefill, the first token, decode steps
+    /// until `gen_tokens` or the backend cannot go on, end to end.
+    fn run(&mut self, run: &RunEvents) -> Result<RunRow, BackendError> {
+        let scenario = self.scenario;
+        let batch = scenario.batch;
         let event = |phase: &str, token_index: Option<u32>, tokens: u32, from: u64, to: u64| {
             run.event(phase, token_index, tokens, from, to - from)
         };
-        backend.reset();
+        self.backend.reset();
         let mut generated: Vec<Vec<u32>> = vec![Vec::new(); batch as usize];
-        let mut record = |step: u32, picks: &[Pick]| {
-            for (sequence, p) in picks.iter().enumerate() {
-                outputs.push(OutputRow {
-                    cell: cell.to_string(),
-                    repetition: rep,
-                    sequence: sequence as u32,
-                    step,
-                    token: p.token,
-                    margin: p.margin,
-                });
-            }
-        };
 
-        let start = clock.now_ns();
-        backend.prefill(prompts)?;
-        let prefilled = clock.now_ns();
-        let first = backend.sample()?;
-        let first_token = clock.now_ns();
-        events.push(event(
+        let start = self.clock.now_ns();
+        self.backend.prefill(self.prompts)?;
+        let prefilled = self.clock.now_ns();
+        let first = self.backend.sample()?;
+        let first_token = self.clock.now_ns();
+        self.events.push(event(
             "prefill",
             None,
             scenario.prompt_tokens * batch,
             start,
             prefilled,
         ));
-        events.push(event("ttft", Some(0), batch, start, first_token));
+        self.events
+            .push(event("ttft", Some(0), batch, start, first_token));
         for (seq, p) in generated.iter_mut().zip(&first) {
             seq.push(p.token);
         }
-        record(0, &first);
+        self.record(run.repetition, 0, &first);
 
         let mut last: Vec<u32> = first.iter().map(|p| p.token).collect();
         let mut produced = 1;
         for index in 1..scenario.gen_tokens {
-            let step_start = clock.now_ns();
-            if !backend.decode_step(&last)? {
+            let step_start = self.clock.now_ns();
+            if !self.backend.decode_step(&last)? {
                 break;
             }
-            let next = backend.sample()?;
-            let step_end = clock.now_ns();
-            events.push(event("decode", Some(index), batch, step_start, step_end));
+            let next = self.backend.sample()?;
+            let step_end = self.clock.now_ns();
+            self.events
+                .push(event("decode", Some(index), batch, step_start, step_end));
             for (seq, p) in generated.iter_mut().zip(&next) {
                 seq.push(p.token);
             }
-            record(index, &next);
+            self.record(run.repetition, index, &next);
             last = next.iter().map(|p| p.token).collect();
             produced += 1;
         }
-        let end = clock.now_ns();
-        events.push(event("e2e", None, produced * batch, start, end));
+        let end = self.clock.now_ns();
+        self.events
+            .push(event("e2e", None, produced * batch, start, end));
 
-        let mut hasher = blake3::Hasher::new();
-        for seq in &generated {
-            for t in seq {
-                hasher.update(&t.to_le_bytes());
-            }
-            hasher.update(b"|");
-        }
-        runs.push(RunRow {
-            cell: cell.to_string(),
-            repetition: rep,
-            warmup,
-            cold,
+        Ok(RunRow {
+            cell: self.cell.to_string(),
+            repetition: run.repetition,
+            warmup: run.warmup,
+            cold: run.cold,
             prompt_tokens: scenario.prompt_tokens,
             batch,
             gen_tokens_requested: scenario.gen_tokens,
             gen_tokens_produced: produced,
             short: produced < scenario.gen_tokens,
-            output_digest: hasher.finalize().to_hex().to_string(),
-        });
+            output_digest: output_digest(&generated),
+        })
     }
-    Ok(Some(CellMeasurement {
-        events,
-        runs,
-        outputs,
-        attribution,
-        power: None,
-    }))
+
+    /// The picks of one step, one output row per sequence.
+    fn record(&mut self, repetition: u32, step: u32, picks: &[Pick]) {
+        for (sequence, p) in picks.iter().enumerate() {
+            self.outputs.push(OutputRow {
+                cell: self.cell.to_string(),
+                repetition,
+                sequence: sequence as u32,
+                step,
+                token: p.token,
+                margin: p.margin,
+            });
+        }
+    }
+}
+
+/// blake3 of a run's generated tokens, sequence by sequence.
+fn output_digest(generated: &[Vec<u32>]) -> String {
+    let mut hasher = blake3::Hasher::new();
+    for seq in generated {
+        for t in seq {
+            hasher.update(&t.to_le_bytes());
+        }
+        hasher.update(b"|");
+    }
+    hasher.finalize().to_hex().to_string()
 }
 
 /// What the server said about itself and its model: the attribution of a

@@ -11,37 +11,31 @@
 //! machine busy.
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
+use std::sync::mpsc::Receiver;
 
 use serde::{Deserialize, Serialize};
 
-use crate::candle::{CandleBackend, WeightFiles};
+use crate::candle::WeightFiles;
 use crate::energy::{PowerOutcome, Rapl, Sampler, Sampling};
 use crate::harness::{self, Attribution, CellMeasurement, InferenceBackend, MonotonicClock};
-use assay_core::config::{Boundary, Dtype, OrtOptions, Scenario, TchOptions};
+use crate::stage::registry::{Backend, Open, Registry};
+use assay_core::config::{BackendConfig, Boundary, Scenario};
 use assay_core::stage::{StageContext, StageError};
 use assay_core::tables::{EventRow, OutputRow, RunRow};
 use assay_model::decl::ModelInfo;
 
-/// Which in-process engine measures the cell, with its options.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Engine {
-    Candle,
-    Ort(OrtOptions),
-    Tch(TchOptions),
-}
-
+/// One cell for a worker: the backend as the spec gave it (its kind's
+/// registry entry opens it), the model and its weight files, and what to
+/// run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WorkerRequest {
     pub cell: String,
     pub info: ModelInfo,
-    pub engine: Engine,
+    pub backend: BackendConfig,
     pub files: WeightFiles,
-    pub dtype: Dtype,
-    pub threads: u32,
     pub scenario: Scenario,
     pub boundary: Boundary,
     pub prompts: Vec<Vec<u32>>,
@@ -78,14 +72,16 @@ pub fn register(program: PathBuf, args: Vec<String>) {
     let _ = WORKER.set((program, args));
 }
 
-/// Measure one cell in-process: the worker's body, and what library users
-/// and unit tests call directly (threads are then whatever candle chose).
+/// Measure one cell in-process with the kind's backend: the worker's body,
+/// and what library users and unit tests call directly (threads are then
+/// whatever the library chose).
 pub fn measure_here(
+    kind: &dyn Backend,
     req: &WorkerRequest,
     mut progress: impl FnMut(&str),
     mut keep_going: impl FnMut() -> bool,
 ) -> Result<Option<CellMeasurement>, String> {
-    let mut backend = build_backend(req)?;
+    let mut backend = open(kind, req)?;
     // Energy: start polling, then sit idle for the baseline window before
     // the clock's zero (the sleep is the idle measurement, not a wait).
     let sampler = req.energy.map(|s| match Rapl::detect() {
@@ -124,38 +120,15 @@ pub fn measure_here(
     measured.map(|m| m.map(|m| CellMeasurement { power, ..m }))
 }
 
-/// The requested engine over the cell's weight files. An engine this build
-/// lacks is one clear line naming the cargo feature.
-fn build_backend(req: &WorkerRequest) -> Result<Box<dyn InferenceBackend>, String> {
-    let capacity = (req.scenario.prompt_tokens + req.scenario.gen_tokens) as usize;
-    let info = req.info.clone();
-    match (&req.engine, &req.files) {
-        (Engine::Candle, files) => Ok(Box::new(CandleBackend::new(
-            info,
-            files.clone(),
-            req.dtype,
-            capacity,
-        ))),
-        #[cfg(feature = "ort")]
-        (Engine::Ort(options), WeightFiles::Onnx(path)) => Ok(Box::new(
-            crate::ort::OrtBackend::new(info, path.clone(), options.clone(), req.threads, capacity),
-        )),
-        #[cfg(feature = "tch")]
-        (Engine::Tch(options), WeightFiles::Safetensors(paths)) => {
-            Ok(Box::new(crate::tch_backend::TchBackend::new(
-                info,
-                paths.clone(),
-                options.clone(),
-                req.threads,
-                capacity,
-            )))
-        }
-        (Engine::Ort(_), _) if !cfg!(feature = "ort") => Err(not_built("ort")),
-        (Engine::Tch(_), _) if !cfg!(feature = "tch") => Err(not_built("tch")),
-        (engine, files) => Err(format!(
-            "engine {engine:?} cannot run weight files {files:?}"
-        )),
-    }
+/// The kind's backend over the cell's weight files (an unbuilt optional
+/// kind says which cargo feature it needs).
+fn open(kind: &dyn Backend, req: &WorkerRequest) -> Result<Box<dyn InferenceBackend>, String> {
+    kind.open(&Open {
+        backend: &req.backend,
+        info: &req.info,
+        files: &req.files,
+        capacity: (req.scenario.prompt_tokens + req.scenario.gen_tokens) as usize,
+    })
 }
 
 /// The one line a build without an optional backend says.
@@ -165,9 +138,10 @@ pub fn not_built(feature: &str) -> String {
     )
 }
 
-/// Entry point of `assay measure-worker`: request on stdin, JSON lines out.
-/// Returns the process exit code.
-pub fn worker_main() -> i32 {
+/// Entry point of `assay measure-worker`: request on stdin, JSON lines out;
+/// the request's kind is looked up in `registry`. Returns the process exit
+/// code.
+pub fn worker_main(registry: &Registry) -> i32 {
     let stdout = std::io::stdout();
     let emit = |msg: &WorkerMessage| {
         let mut out = stdout.lock();
@@ -186,10 +160,18 @@ pub fn worker_main() -> i32 {
             return 2;
         }
     };
+    let Some(kind) = registry.get(req.backend.kind.as_str()) else {
+        emit(&WorkerMessage::Failed(format!(
+            "backend kind {:?} is not registered in this assay",
+            req.backend.kind.as_str()
+        )));
+        return 2;
+    };
     exit_when_the_parent_goes();
     // The parent closing our stdout (it was cancelled) ends the cell.
     let alive = std::cell::Cell::new(true);
     let result = measure_here(
+        kind,
         &req,
         |p| alive.set(alive.get() && emit(&WorkerMessage::Progress(p.to_string()))),
         || alive.get(),
@@ -229,30 +211,16 @@ fn exit_when_the_parent_goes() {
 /// relaying progress and honouring cancellation. Without a registered
 /// worker (library use, unit tests) the cell is measured in this process.
 pub fn measure_isolated(
+    kind: &dyn Backend,
     req: &WorkerRequest,
     ctx: &StageContext<'_>,
 ) -> Result<CellMeasurement, StageError> {
     let Some((program, args)) = WORKER.get() else {
-        return measure_here(req, |p| ctx.progress(p), || !ctx.cancelled())
+        return measure_here(kind, req, |p| ctx.progress(p), || !ctx.cancelled())
             .map_err(StageError::Failed)?
             .ok_or(StageError::Cancelled);
     };
-    let threads = req.threads.to_string();
-    let mut child = Command::new(program)
-        .args(args)
-        .env("CANDLE_NUM_THREADS", &threads)
-        .env("RAYON_NUM_THREADS", &threads)
-        .env("OMP_NUM_THREADS", &threads)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| {
-            StageError::Failed(format!(
-                "cannot start measure worker {}: {e}",
-                program.display()
-            ))
-        })?;
+    let mut child = spawn_worker(program, args, req.backend.threads)?;
     let mut request = serde_json::to_vec(req).map_err(|e| StageError::Failed(e.to_string()))?;
     request.push(b'\n');
     // Drain stderr beside stdout so a chatty child cannot block on a full pipe.
@@ -284,6 +252,57 @@ pub fn measure_isolated(
             }
         }
     });
+    let outcome = relay(&mut child, &lines, ctx);
+    let status = child
+        .wait()
+        .map_err(|e| StageError::Failed(e.to_string()))?;
+    drop(stdin);
+    let _ = stdout_reader.join();
+    let stderr = stderr_reader.join().unwrap_or_default();
+    if ctx.cancelled() {
+        return Err(StageError::Cancelled);
+    }
+    match outcome {
+        Some(result) => result,
+        None => Err(StageError::Failed(format!(
+            "measure worker exited with {status} without a result{}",
+            if stderr.trim().is_empty() {
+                String::new()
+            } else {
+                format!(": {}", stderr.trim())
+            }
+        ))),
+    }
+}
+
+/// Start `assay measure-worker` with every thread pool it may use sized to
+/// the cell's thread count, its three pipes open.
+fn spawn_worker(program: &Path, args: &[String], threads: u32) -> Result<Child, StageError> {
+    let threads = threads.to_string();
+    Command::new(program)
+        .args(args)
+        .env("CANDLE_NUM_THREADS", &threads)
+        .env("RAYON_NUM_THREADS", &threads)
+        .env("OMP_NUM_THREADS", &threads)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            StageError::Failed(format!(
+                "cannot start measure worker {}: {e}",
+                program.display()
+            ))
+        })
+}
+
+/// Relay the worker's lines until its stdout closes, passing progress on;
+/// the last result it sent, if any. A cancel kills the child.
+fn relay(
+    child: &mut Child,
+    lines: &Receiver<String>,
+    ctx: &StageContext<'_>,
+) -> Option<Result<CellMeasurement, StageError>> {
     let mut outcome: Option<Result<CellMeasurement, StageError>> = None;
     loop {
         if ctx.cancelled() {
@@ -322,26 +341,7 @@ pub fn measure_isolated(
             }
         }
     }
-    let status = child
-        .wait()
-        .map_err(|e| StageError::Failed(e.to_string()))?;
-    drop(stdin);
-    let _ = stdout_reader.join();
-    let stderr = stderr_reader.join().unwrap_or_default();
-    if ctx.cancelled() {
-        return Err(StageError::Cancelled);
-    }
-    match outcome {
-        Some(result) => result,
-        None => Err(StageError::Failed(format!(
-            "measure worker exited with {status} without a result{}",
-            if stderr.trim().is_empty() {
-                String::new()
-            } else {
-                format!(": {}", stderr.trim())
-            }
-        ))),
-    }
+    outcome
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 use crate::document::{Block, header};
 use crate::{Out, Report, source};
+use assay_core::domain::ValidationCheck;
 use assay_core::stage::StageError;
 
 pub fn attribution(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
@@ -190,15 +191,16 @@ fn op_changes(
 fn output_invariance(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
     let check_at = |i: &u32| &rep.checks.checks[*i as usize];
     let indices: Vec<u32> = (0..rep.checks.checks.len() as u32)
-        .filter(|i| check_at(i).check == "output_invariance")
+        .filter(|i| check_at(i).check() == Some(ValidationCheck::OutputInvariance))
         .collect();
     if indices.is_empty() {
         return Ok(());
     }
     let references: Vec<u32> = (0..rep.checks.checks.len() as u32)
-        .filter(|i| check_at(i).check == "output_reference")
+        .filter(|i| check_at(i).check() == Some(ValidationCheck::OutputReference))
         .collect();
-    let checks_in = assay_core::inputs::find_input(rep.inputs, "checks")?;
+    let checks_in =
+        assay_core::inputs::find_input(rep.inputs, assay_analysis::validate::output::CHECKS)?;
     out.doc.push(Block::Heading(3, "Output invariance".into()));
     let diverged: Vec<u32> = indices
         .iter()
@@ -238,8 +240,8 @@ fn output_invariance(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> 
             .chain(&indices)
             .map(|i| {
                 let c = check_at(i);
-                let verdict = match (c.check.as_str(), c.passed) {
-                    ("output_reference", _) => "reference",
+                let verdict = match (c.check(), c.passed) {
+                    (Some(ValidationCheck::OutputReference), _) => "reference",
                     (_, true) => "same",
                     (_, false) => "diverged",
                 };

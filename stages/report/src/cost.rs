@@ -2,6 +2,7 @@
 
 use crate::document::{Block, f, header};
 use crate::{Out, Report, source};
+use assay_analysis::cost;
 use assay_core::stage::StageError;
 use assay_core::tables;
 
@@ -75,7 +76,7 @@ pub fn cost(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
             rows,
         ));
         out.doc.extend(crate::figures::cost_per_1m(&rep.cost));
-        if let Some(requests_in) = rep.inputs.iter().find(|i| i.name == "requests") {
+        if let Some(requests_in) = rep.inputs.iter().find(|i| i.name == cost::output::REQUESTS) {
             let requests: Vec<assay_analysis::cost::RequestCostRow> =
                 tables::read_rows(rep.ctx, requests_in)?;
             let classes: Vec<String> = params
@@ -138,7 +139,7 @@ pub fn cost(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
                 rows,
             ));
         }
-        if let Some(routing_in) = rep.inputs.iter().find(|i| i.name == "routing") {
+        if let Some(routing_in) = rep.inputs.iter().find(|i| i.name == cost::output::ROUTING) {
             let routing: Vec<assay_analysis::cost::RoutingRow> =
                 tables::read_rows(rep.ctx, routing_in)?;
             out.doc

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::document::{Block, header, sig};
 use crate::{Out, Report, source};
 use assay_analysis::decide::{self, Decisions, ModelTraits, Outcome};
+use assay_core::domain::Evidence;
 use assay_core::stage::StageError;
 
 /// The decisions for this report's data; also read by the limits section.
@@ -42,7 +43,8 @@ pub fn compute(rep: &Report<'_>) -> Decisions {
     let mut compiler_real = BTreeSet::new();
     let mut not_real = BTreeSet::new();
     for m in &rep.manifests {
-        let real = m.evidence == "measured" && m.actual.compiler.as_ref().is_some_and(|c| c.real);
+        let real = Evidence::is_measured(&m.evidence)
+            && m.actual.compiler.as_ref().is_some_and(|c| c.real);
         if real {
             compiler_real.insert(m.backend.clone());
         } else {

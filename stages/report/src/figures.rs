@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use crate::document::Block;
 use crate::plots::{self, Bar, BarSeries, Distribution, Scaling, Stack};
-use assay_core::tables::{CostRow, FitRow, SummaryRow};
+use assay_core::domain::{FitForm, FitX, FitY};
+use assay_core::tables::{CostRow, FitRow, Phase, SummaryRow};
 
 fn figure(caption: &str, svg: Option<String>) -> Option<Block> {
     svg.map(|svg| Block::Figure {
@@ -20,10 +21,10 @@ fn label(s: &SummaryRow) -> String {
 
 /// Distribution of one phase per cell: whiskers min..max, box p50..p95,
 /// p90/p99 marks and the median's CI.
-pub fn latency(summary: &[SummaryRow], phase: &str, title: &str) -> Option<Block> {
+pub fn latency(summary: &[SummaryRow], phase: Phase, title: &str) -> Option<Block> {
     let rows: Vec<Distribution> = summary
         .iter()
-        .filter(|s| s.phase == phase)
+        .filter(|s| s.phase() == phase)
         .map(|s| Distribution {
             label: label(s),
             min: s.min_ms,
@@ -43,12 +44,12 @@ pub fn latency(summary: &[SummaryRow], phase: &str, title: &str) -> Option<Block
 pub fn phase_split(summary: &[SummaryRow]) -> Option<Block> {
     let prefill: BTreeMap<&str, f64> = summary
         .iter()
-        .filter(|s| s.phase == "prefill")
+        .filter(|s| s.phase() == Phase::Prefill)
         .map(|s| (s.cell.as_str(), s.median_ms))
         .collect();
     let rows: Vec<Stack> = summary
         .iter()
-        .filter(|s| s.phase == "e2e" && s.decode_total_ms.is_finite())
+        .filter(|s| s.phase() == Phase::E2e && s.decode_total_ms.is_finite())
         .map(|s| Stack {
             label: label(s),
             segments: vec![
@@ -67,7 +68,7 @@ pub fn phase_split(summary: &[SummaryRow]) -> Option<Block> {
 pub fn decode_fraction(summary: &[SummaryRow]) -> Option<Block> {
     let rows: Vec<Bar> = summary
         .iter()
-        .filter(|s| s.phase == "e2e" && s.decode_fraction.is_finite())
+        .filter(|s| s.phase() == Phase::E2e && s.decode_fraction.is_finite())
         .map(|s| Bar {
             label: label(s),
             value: s.decode_fraction,
@@ -85,7 +86,7 @@ pub fn decode_fraction(summary: &[SummaryRow]) -> Option<Block> {
 /// $ per 1M decode tokens per cell, one series per pricing tier.
 pub fn cost_per_1m(cost: &[CostRow]) -> Option<Block> {
     let mut tiers: BTreeMap<&str, Vec<Bar>> = BTreeMap::new();
-    for c in cost.iter().filter(|c| c.phase == "decode") {
+    for c in cost.iter().filter(|c| c.phase() == Phase::Decode) {
         tiers.entry(c.tier.as_str()).or_default().push(Bar {
             label: format!("{}/{}/{}", c.backend, c.model, c.scenario),
             value: c.usd_per_1m,
@@ -107,30 +108,32 @@ pub fn cost_per_1m(cost: &[CostRow]) -> Option<Block> {
 /// The points a fit row was fitted on, in its own units.
 fn fit_points(r: &FitRow, summary: &[SummaryRow]) -> Vec<(f64, f64)> {
     let scenarios: Vec<&str> = r.scenario.split('+').collect();
-    let phase = match r.y.as_str() {
-        "prefill_ms" => "prefill",
-        "ttft_ms" => "ttft",
-        "e2e_ms" | "decode_total_ms" => "e2e",
-        _ => "decode",
+    let y_of = r.y();
+    let phase = match y_of {
+        Some(FitY::PrefillMs) => Phase::Prefill,
+        Some(FitY::TtftMs) => Phase::Ttft,
+        Some(FitY::E2eMs | FitY::DecodeTotalMs) => Phase::E2e,
+        _ => Phase::Decode,
     };
+    let x_of = r.x();
     summary
         .iter()
         .filter(|s| {
             s.backend == r.backend
-                && s.phase == phase
+                && s.phase() == phase
                 && scenarios.contains(&s.scenario.as_str())
                 && (r.model.is_empty() || s.model == r.model)
-                && (r.form != "linear" || r.boundary == linear_boundary(r, s))
+                && (r.form() != Some(FitForm::Linear) || r.boundary == linear_boundary(r, s))
         })
         .map(|s| {
-            let x = match r.x.as_str() {
-                "params" => s.parameter_count as f64,
-                "layers" => f64::from(s.n_layer),
-                "hidden" => f64::from(s.n_embd),
-                "prompt_tokens" => f64::from(s.prompt_tokens),
+            let x = match x_of {
+                Some(FitX::Params) => s.parameter_count as f64,
+                Some(FitX::Layers) => f64::from(s.n_layer),
+                Some(FitX::Hidden) => f64::from(s.n_embd),
+                Some(FitX::PromptTokens) => f64::from(s.prompt_tokens),
                 _ => f64::from(s.gen_tokens.saturating_sub(1)),
             };
-            let y = if r.y == "decode_total_ms" {
+            let y = if y_of == Some(FitY::DecodeTotalMs) {
                 s.decode_total_ms
             } else {
                 s.median_ms
@@ -142,7 +145,7 @@ fn fit_points(r: &FitRow, summary: &[SummaryRow]) -> Vec<(f64, f64)> {
 
 /// The boundary label a summary row would get in a linear fit like `r`.
 fn linear_boundary(r: &FitRow, s: &SummaryRow) -> String {
-    if r.y == "prefill_ms" {
+    if r.y() == Some(FitY::PrefillMs) {
         format!("batch {}", s.batch)
     } else {
         format!("batch {}, prompt {}", s.batch, s.prompt_tokens)
@@ -150,7 +153,7 @@ fn linear_boundary(r: &FitRow, s: &SummaryRow) -> String {
 }
 
 pub fn scaling(r: &FitRow, summary: &[SummaryRow]) -> Option<Block> {
-    let log_log = r.form == "log-log";
+    let log_log = r.form() == Some(FitForm::LogLog);
     let title = if log_log {
         format!("{}: {} vs {} ({})", r.backend, r.y, r.x, r.scenario)
     } else {

@@ -2,11 +2,12 @@
 
 use crate::document::{Block, header};
 use crate::{Out, Report};
+use assay_core::domain::Evidence;
 use assay_core::stage::StageError;
 
 pub fn intro(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
     out.doc.push(Block::Heading(1, rep.p.title.clone()));
-    if rep.evidence != "measured" {
+    if !Evidence::is_measured(&rep.evidence) {
         out.doc.push(Block::Warning(
             "SIMULATED DATA: some or all numbers below come from the `simulated` backend, \
              a latency model. They exercise the pipeline and support what-ifs; they are \

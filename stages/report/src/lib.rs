@@ -14,7 +14,9 @@ use std::collections::BTreeMap;
 
 use assay_analysis::cost::CostParams;
 use assay_analysis::decide::WorkloadClass;
-use assay_analysis::validate::Checks;
+use assay_analysis::validate::{self, Checks};
+use assay_analysis::{cost as cost_stage, fit as fit_stage, summarise};
+use assay_core::domain::Evidence;
 use assay_core::inputs::find_input;
 use assay_core::stage::{Input, Outputs, Stage, StageContext, StageError};
 use assay_core::tables::{self, CostRow, FitRow, SummaryRow, ValidationRow};
@@ -158,13 +160,13 @@ impl Stage for ReportStage {
     }
 
     fn run(&self, ctx: &StageContext<'_>, inputs: &[Input]) -> Result<Outputs, StageError> {
-        let summary_in = find_input(inputs, "summary")?;
-        let validation_in = find_input(inputs, "validation")?;
-        let cost_in = inputs.iter().find(|i| i.name == "cost");
-        let fit_in = inputs.iter().find(|i| i.name == "fit");
+        let summary_in = find_input(inputs, summarise::OUTPUT)?;
+        let validation_in = find_input(inputs, validate::output::VALIDATION)?;
+        let cost_in = inputs.iter().find(|i| i.name == cost_stage::output::COST);
+        let fit_in = inputs.iter().find(|i| i.name == fit_stage::OUTPUT);
         let summary: Vec<SummaryRow> = tables::read_rows(ctx, summary_in)?;
         let validation: Vec<ValidationRow> = tables::read_rows(ctx, validation_in)?;
-        let checks: Checks = tables::read_json(ctx, find_input(inputs, "checks")?)?;
+        let checks: Checks = tables::read_json(ctx, find_input(inputs, validate::output::CHECKS)?)?;
         let cost: Vec<CostRow> = match cost_in {
             Some(i) => tables::read_rows(ctx, i)?,
             None => Vec::new(),
@@ -312,12 +314,12 @@ fn source(input: &Input, rows: Vec<u32>) -> ClaimSource {
 fn overall_evidence(manifests: &[Manifest]) -> String {
     let measured = manifests
         .iter()
-        .filter(|m| m.evidence == "measured")
+        .filter(|m| Evidence::is_measured(&m.evidence))
         .count();
     if measured == manifests.len() && measured > 0 {
-        "measured".into()
+        Evidence::Measured.as_str().into()
     } else if measured == 0 {
-        "simulated".into()
+        Evidence::Simulated.as_str().into()
     } else {
         "mixed".into()
     }

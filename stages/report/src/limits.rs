@@ -6,19 +6,20 @@ use std::collections::BTreeSet;
 
 use crate::document::Block;
 use crate::{Out, Report};
+use assay_core::domain::Evidence;
 use assay_core::stage::StageError;
 
 pub fn limits(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
     out.doc.push(Block::Heading(2, "Risks and limits".into()));
     let mut items: Vec<String> = Vec::new();
-    if rep.evidence != "measured" {
+    if !Evidence::is_measured(&rep.evidence) {
         items.push(
             "Simulated data: numbers from the simulated backend exercise the pipeline; they are not \
              evidence and feed no decision."
                 .into(),
         );
     }
-    let excluded = rep.validation.iter().filter(|v| v.status != "ok").count();
+    let excluded = rep.validation.iter().filter(|v| !v.is_ok()).count();
     if excluded > 0 {
         items.push(format!(
             "{} degraded or failed and excluded from every aggregate (see Validation).",

@@ -2,8 +2,9 @@
 
 use crate::document::{Block, f, header};
 use crate::{Out, Report, source};
+use assay_core::domain::Evidence;
 use assay_core::stage::StageError;
-use assay_core::tables::SummaryRow;
+use assay_core::tables::{Phase, SummaryRow};
 
 pub fn results(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
     // Results.
@@ -85,9 +86,9 @@ pub fn results(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
         result_rows,
     ));
     for (phase, title) in [
-        ("prefill", "Prefill latency per cell"),
-        ("decode", "Decode step latency per cell"),
-        ("e2e", "End-to-end latency per cell"),
+        (Phase::Prefill, "Prefill latency per cell"),
+        (Phase::Decode, "Decode step latency per cell"),
+        (Phase::E2e, "End-to-end latency per cell"),
     ] {
         out.doc
             .extend(crate::figures::latency(&rep.summary, phase, title));
@@ -99,7 +100,7 @@ pub fn results(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
         .summary
         .iter()
         .enumerate()
-        .filter(|(_, s)| s.phase == "decode" && s.roofline_fraction.is_finite())
+        .filter(|(_, s)| s.phase() == Phase::Decode && s.roofline_fraction.is_finite())
         .collect();
     if !roof.is_empty() {
         out.doc.push(Block::Heading(
@@ -170,7 +171,7 @@ pub fn results(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
         .summary
         .iter()
         .enumerate()
-        .filter(|(_, s)| s.phase == "e2e" && s.decode_fraction.is_finite())
+        .filter(|(_, s)| s.phase() == Phase::E2e && s.decode_fraction.is_finite())
     {
         split_rows.push(vec![
             s.backend.clone(),
@@ -204,12 +205,13 @@ pub fn results(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
     ));
     let mut paradox_rows = Vec::new();
     for scenario in &rep.p.scenarios {
-        for phase in ["decode", "e2e"] {
+        for kind in [Phase::Decode, Phase::E2e] {
+            let phase = kind.name();
             let rows: Vec<(usize, &SummaryRow)> = rep
                 .summary
                 .iter()
                 .enumerate()
-                .filter(|(_, s)| s.scenario == scenario.name && s.phase == phase)
+                .filter(|(_, s)| s.scenario == scenario.name && s.phase() == kind)
                 .collect();
             if rows.len() < 2 {
                 continue;
@@ -276,7 +278,8 @@ pub fn results(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
     ));
     let mut warm_rows = Vec::new();
     for (i, s) in rep.summary.iter().enumerate() {
-        if !matches!(s.phase.as_str(), "prefill" | "decode" | "ttft") || !s.warmup_ratio.is_finite()
+        if !matches!(s.phase(), Phase::Prefill | Phase::Decode | Phase::Ttft)
+            || !s.warmup_ratio.is_finite()
         {
             continue;
         }
@@ -368,7 +371,7 @@ pub fn results(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
             .summary
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.scenario == scenario.name && s.phase == "decode")
+            .filter(|(_, s)| s.scenario == scenario.name && s.phase() == Phase::Decode)
             .max_by(|a, b| {
                 a.1.tokens_per_s
                     .total_cmp(&b.1.tokens_per_s)
@@ -413,7 +416,7 @@ fn aggregate(rep: &Report<'_>, out: &mut Out) {
     let mut by: std::collections::BTreeMap<(&str, &str), Vec<(usize, &SummaryRow)>> =
         Default::default();
     for (i, s) in rep.summary.iter().enumerate() {
-        if s.phase == "decode" && s.tokens_per_s > 0.0 {
+        if s.phase() == Phase::Decode && s.tokens_per_s > 0.0 {
             by.entry((&s.backend, &s.model)).or_default().push((i, s));
         }
     }
@@ -440,11 +443,7 @@ fn aggregate(rep: &Report<'_>, out: &mut Out) {
             ),
             g,
             "tokens/s",
-            if cells.iter().all(|(_, s)| s.evidence == "measured") {
-                "measured"
-            } else {
-                "simulated"
-            },
+            Evidence::all_measured(cells.iter().map(|(_, s)| s.is_measured())).as_str(),
             source(rep.summary_in, cells.iter().map(|(i, _)| *i as u32).collect()),
         );
     }

@@ -5,6 +5,7 @@
 
 use crate::document::{Block, f, header};
 use crate::{Out, Report, source};
+use assay_core::domain::{FitForm, FitX};
 use assay_core::stage::StageError;
 use assay_core::tables::FitRow;
 
@@ -30,7 +31,7 @@ pub fn scaling(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
         .fit
         .iter()
         .enumerate()
-        .filter(|(_, r)| r.form == "log-log")
+        .filter(|(_, r)| r.form() == Some(FitForm::LogLog))
         .collect();
     if !log_log.is_empty() {
         out.doc
@@ -55,7 +56,7 @@ pub fn scaling(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
         .fit
         .iter()
         .enumerate()
-        .filter(|(_, r)| r.form == "linear")
+        .filter(|(_, r)| r.form() == Some(FitForm::Linear))
         .collect();
     if !linear.is_empty() {
         out.doc.push(Block::Heading(
@@ -167,10 +168,11 @@ fn table(rows: &[(usize, &FitRow)], log: bool) -> Block {
 /// parameter-count fit across architecture families or dtypes, where
 /// parameter count is a regime descriptor, not a predictor.
 fn claim(fit_in: &assay_core::stage::Input, i: usize, r: &FitRow, out: &mut Out) {
-    if !r.identifiable || (r.heterogeneous && r.x == "params") {
+    if !r.identifiable || (r.heterogeneous && r.x() == Some(FitX::Params)) {
         return;
     }
-    let (what, unit) = if r.form == "log-log" {
+    let log_log = r.form() == Some(FitForm::LogLog);
+    let (what, unit) = if log_log {
         (
             format!(
                 "Log-log slope of {} against {} on {}, scenario {}",
@@ -186,7 +188,7 @@ fn claim(fit_in: &assay_core::stage::Input, i: usize, r: &FitRow, out: &mut Out)
             ),
             // Per decode step (one token per sequence of the batch), or per
             // prompt position (one token per sequence).
-            if r.x == "decode_steps" {
+            if r.x() == Some(FitX::DecodeSteps) {
                 "ms/step"
             } else {
                 "ms/prompt position"
@@ -198,7 +200,7 @@ fn claim(fit_in: &assay_core::stage::Input, i: usize, r: &FitRow, out: &mut Out)
     } else {
         String::new()
     };
-    let id_scope = if r.form == "log-log" {
+    let id_scope = if log_log {
         r.scenario.clone()
     } else {
         format!(

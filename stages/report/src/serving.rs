@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use crate::document::{Block, f, header, sig};
 use crate::{Out, Report, source};
 use assay_analysis::goodput;
+use assay_core::domain::TokensSource;
 use assay_core::stage::{Input, StageError};
 use assay_core::tables::{self, KneeRow, LoadRow};
 
@@ -61,7 +62,7 @@ pub fn serving(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
     out.doc.push(Block::Heading(2, "Serving under load".into()));
     let chunked: Vec<&str> = load
         .iter()
-        .filter(|r| r.tokens_source != "server")
+        .filter(|r| r.tokens_source() != Some(TokensSource::Server))
         .map(|r| r.cell.as_str())
         .collect();
     let tokens = if chunked.is_empty() {

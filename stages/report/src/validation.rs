@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use crate::document::{Block, header};
 use crate::{Out, Report, source};
+use assay_core::domain::ValidationCheck;
 use assay_core::stage::StageError;
 
 pub fn validation(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
@@ -37,7 +38,7 @@ pub fn validation(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
         .checks
         .checks
         .iter()
-        .filter(|c| !c.passed && c.check != "evidence")
+        .filter(|c| !c.passed && c.check() != Some(ValidationCheck::Evidence))
         .map(|c| vec![c.cell.clone(), c.check.clone(), c.detail.clone()])
         .collect();
     if failed_checks.is_empty() {
@@ -82,7 +83,7 @@ pub fn validation(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
     let degraded: Vec<Vec<String>> = rep
         .validation
         .iter()
-        .filter(|v| v.status != "ok")
+        .filter(|v| !v.is_ok())
         .map(|v| {
             vec![
                 v.cell.clone(),

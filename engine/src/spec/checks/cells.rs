@@ -1,7 +1,7 @@
 //! Every backend, model and explicit scenario takes part in at least one
 //! cell (see `cell_runs`: which backend runs which model and scenario).
 
-use assay_measure::cell_runs;
+use assay_measure::{Execution, cell_runs};
 
 use super::Ctx;
 use crate::spec::diagnostic::Diags;
@@ -18,15 +18,19 @@ fn check_backends_run(cx: &Ctx<'_>, diags: &mut Diags<'_>) {
         let any = spec
             .models
             .iter()
-            .any(|m| scenarios.iter().any(|s| cell_runs(b, m, s)));
+            .any(|m| scenarios.iter().any(|s| cell_runs(cx.registry, b, m, s)));
         if !any && !spec.models.is_empty() && !scenarios.is_empty() {
             diags.at_value(
                 &format!("/backends/{i}"),
                 format!(
                     "backend {:?} ({}) runs none of the models and scenarios: {}",
                     b.name,
-                    b.kind.as_str(),
-                    if b.kind.is_server() {
+                    b.kind,
+                    if cx
+                        .registry
+                        .get(b.kind.as_str())
+                        .is_some_and(|k| k.execution() == Execution::Server)
+                    {
                         "servers run scenarios of batch 1, and a llama-server assay launches needs a `synthetic` or `path` model"
                     } else {
                         "in-process backends run `synthetic` or `path` models on scenarios without `load`"
@@ -43,7 +47,7 @@ fn check_models_run(cx: &Ctx<'_>, diags: &mut Diags<'_>) {
         if !spec
             .backends
             .iter()
-            .any(|b| scenarios.iter().any(|s| cell_runs(b, m, s)))
+            .any(|b| scenarios.iter().any(|s| cell_runs(cx.registry, b, m, s)))
             && !spec.backends.is_empty()
         {
             diags.at_value(
@@ -72,7 +76,7 @@ fn check_scenarios_run(cx: &Ctx<'_>, diags: &mut Diags<'_>) {
             .any(|e| {
                 spec.backends
                     .iter()
-                    .any(|b| spec.models.iter().any(|m| cell_runs(b, m, e)))
+                    .any(|b| spec.models.iter().any(|m| cell_runs(cx.registry, b, m, e)))
             });
         if !runs && !spec.backends.is_empty() && !spec.models.is_empty() {
             diags.at_value(

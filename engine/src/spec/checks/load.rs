@@ -1,19 +1,17 @@
 //! A scenario's `load` profile (server cells): arrivals and rates, the
 //! steady window, concurrency, and the SLO.
 
-use assay_core::config::{Arrival, LoadProfile};
+use assay_core::config::{Arrival, LoadProfile, MAX_SECONDS};
 use assay_measure::Scenario;
 
 use super::Ctx;
 use crate::spec::diagnostic::Diags;
 
-/// Bounds past which a server spec's numbers stop being meaningful (and
-/// would overflow a clock): at most a day of waiting, between one request
-/// every 1000 s and a million a second, at most 4096 server slots.
-pub(super) const MAX_SECONDS: f64 = 86_400.0;
+/// Bounds past which a load profile's rate stops being meaningful (and
+/// would overflow a clock): between one request every 1000 s and a
+/// million a second.
 const MIN_RATE: f64 = 1e-3;
 const MAX_RATE: f64 = 1e6;
-pub(super) const MAX_SLOTS: u32 = 4096;
 
 /// Every explicit scenario's `load`, in spec order.
 pub(super) fn check_load_profiles(cx: &Ctx<'_>, diags: &mut Diags<'_>) {

@@ -13,7 +13,7 @@ mod scenarios;
 use std::collections::BTreeMap;
 use std::path::{Component, Path};
 
-use assay_measure::{BackendKind, Scenario};
+use assay_measure::{Execution, Registry, Scenario};
 
 use super::diagnostic::Diags;
 use super::types::Spec;
@@ -33,6 +33,8 @@ pub enum Purpose {
 /// facts about this machine that some checks compare with.
 struct Ctx<'a> {
     spec: &'a Spec,
+    /// The backend kinds this assay has.
+    registry: &'static Registry,
     /// Explicit scenarios first (a rate sweep expanded to one per rate),
     /// then the sweeps'.
     scenarios: &'a [Scenario],
@@ -74,17 +76,25 @@ impl<'a> Ctx<'a> {
                 std::iter::repeat_n(i, n)
             })
             .collect();
-        let kinds = || spec.backends.iter().map(|b| b.kind);
-        let real_backend = kinds().any(|k| k != BackendKind::Simulated);
-        let in_process = kinds().any(backends::in_process);
+        let registry = assay_measure::registry();
+        // Where each backend runs; an unregistered kind (the schema refused
+        // it) counts as nothing.
+        let executions = || {
+            spec.backends
+                .iter()
+                .filter_map(|b| registry.get(b.kind.as_str()).map(|k| k.execution()))
+        };
+        let real_backend = executions().any(|e| e != Execution::Simulated);
+        let in_process = executions().any(|e| e == Execution::InProcess);
         Ctx {
             spec,
+            registry,
             scenarios,
             dir,
             purpose,
             origin,
-            simulated_only: kinds().all(|k| k == BackendKind::Simulated),
-            any_simulated: kinds().any(|k| k == BackendKind::Simulated),
+            simulated_only: executions().all(|e| e == Execution::Simulated),
+            any_simulated: executions().any(|e| e == Execution::Simulated),
             real_backend,
             machine: Machine {
                 // Read once: only real backends allocate what it bounds.

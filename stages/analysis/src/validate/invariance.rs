@@ -23,6 +23,7 @@
 use std::collections::BTreeMap;
 
 use super::CheckResult;
+use assay_core::domain::{Evidence, RunStatus, ValidationCheck};
 use assay_core::tables::{OutputRow, RunRow, ValidationRow};
 use assay_measure::Manifest;
 
@@ -78,7 +79,7 @@ impl CellOutputs {
             dtype: manifest.actual.dtype.clone(),
             model: manifest.model.clone(),
             scenario: manifest.scenario.name.clone(),
-            measured: manifest.evidence == "measured",
+            measured: Evidence::is_measured(&manifest.evidence),
             token_ids: manifest.actual.server.is_none(),
             first_steady,
             steady_digests: digests.len(),
@@ -191,7 +192,7 @@ pub fn check_outputs(
         if c.steady_digests > 1 {
             checks.push(CheckResult {
                 cell: c.cell.clone(),
-                check: "output_stable".into(),
+                check: ValidationCheck::OutputStable.as_str().into(),
                 passed: false,
                 detail: format!(
                     "{} different outputs over the steady runs of one greedy configuration",
@@ -213,83 +214,24 @@ pub fn check_outputs(
         if members.len() < 2 {
             continue;
         }
-        // A reference without outputs would fail every other cell.
-        let candidates = || {
-            members
-                .iter()
-                .copied()
-                .filter(|c| !c.first_steady.is_empty())
-        };
-        let named = settings
-            .reference
-            .and_then(|name| candidates().find(|c| c.backend == name));
-        let reference = named
-            .or_else(|| {
-                candidates()
-                    .filter(|c| c.library == assay_measure::candle::LIBRARY)
-                    .min_by(|a, b| a.backend.cmp(&b.backend))
-            })
-            .or_else(|| candidates().min_by(|a, b| a.backend.cmp(&b.backend)));
-        let Some(reference) = reference else {
+        let Some(reference) = pick_reference(members, settings.reference) else {
             continue;
         };
         for c in members.iter().filter(|c| c.cell != reference.cell) {
-            let verdict = compare(reference, c, tolerance);
-            let (passed, detail) = match verdict {
-                Verdict::Same { tokens } => (
-                    true,
-                    format!("same greedy tokens as {} ({tokens} tokens)", reference.cell),
-                ),
-                Verdict::NearTie {
-                    sequence,
-                    step,
-                    margin,
-                } => (
-                    true,
-                    format!(
-                        "same greedy tokens as {} up to a near-tie at sequence {sequence} step {step} (logit lead {margin:.2e} <= tolerance {tolerance:e})",
-                        reference.cell
-                    ),
-                ),
-                Verdict::Diverged {
-                    sequence,
-                    step,
-                    ours,
-                    theirs,
-                    margin,
-                } => (
-                    false,
-                    if ours == u32::MAX {
-                        format!(
-                            "generated a different number of tokens than {} (sequence {sequence}, from step {step})",
-                            reference.cell
-                        )
-                    } else {
-                        format!(
-                            "diverges from {} at sequence {sequence} step {step}: token {ours} vs {theirs} (logit lead {}; tolerance {tolerance:e})",
-                            reference.cell,
-                            margin.map_or("unknown".to_string(), |m| format!("{m:.2e}"))
-                        )
-                    },
-                ),
-                Verdict::Missing => (
-                    false,
-                    format!("no steady-run outputs to compare with {}", reference.cell),
-                ),
-            };
+            let (passed, detail) = describe(compare(reference, c, tolerance), reference, tolerance);
             if !passed {
                 degrade(rows, &c.cell, "output_divergence");
             }
             checks.push(CheckResult {
                 cell: c.cell.clone(),
-                check: "output_invariance".into(),
+                check: ValidationCheck::OutputInvariance.as_str().into(),
                 passed,
                 detail,
             });
         }
         checks.push(CheckResult {
             cell: reference.cell.clone(),
-            check: "output_reference".into(),
+            check: ValidationCheck::OutputReference.as_str().into(),
             passed: true,
             detail: format!(
                 "reference of {} for model {} ({}) in scenario {}",
@@ -299,6 +241,72 @@ pub fn check_outputs(
                 reference.scenario
             ),
         });
+    }
+}
+
+/// The reference of a group: the named backend's cell, else the cell of
+/// the embedded default library (candle), else the first backend by name;
+/// never a cell without outputs (it would fail every other cell).
+fn pick_reference<'a>(members: &[&'a CellOutputs], named: Option<&str>) -> Option<&'a CellOutputs> {
+    let candidates = || {
+        members
+            .iter()
+            .copied()
+            .filter(|c| !c.first_steady.is_empty())
+    };
+    let named = named.and_then(|name| candidates().find(|c| c.backend == name));
+    named
+        .or_else(|| {
+            candidates()
+                .filter(|c| c.library == assay_measure::candle::LIBRARY)
+                .min_by(|a, b| a.backend.cmp(&b.backend))
+        })
+        .or_else(|| candidates().min_by(|a, b| a.backend.cmp(&b.backend)))
+}
+
+/// Whether a verdict against `reference` passes, and its detail.
+fn describe(verdict: Verdict, reference: &CellOutputs, tolerance: f64) -> (bool, String) {
+    match verdict {
+        Verdict::Same { tokens } => (
+            true,
+            format!("same greedy tokens as {} ({tokens} tokens)", reference.cell),
+        ),
+        Verdict::NearTie {
+            sequence,
+            step,
+            margin,
+        } => (
+            true,
+            format!(
+                "same greedy tokens as {} up to a near-tie at sequence {sequence} step {step} (logit lead {margin:.2e} <= tolerance {tolerance:e})",
+                reference.cell
+            ),
+        ),
+        Verdict::Diverged {
+            sequence,
+            step,
+            ours,
+            theirs,
+            margin,
+        } => (
+            false,
+            if ours == u32::MAX {
+                format!(
+                    "generated a different number of tokens than {} (sequence {sequence}, from step {step})",
+                    reference.cell
+                )
+            } else {
+                format!(
+                    "diverges from {} at sequence {sequence} step {step}: token {ours} vs {theirs} (logit lead {}; tolerance {tolerance:e})",
+                    reference.cell,
+                    margin.map_or("unknown".to_string(), |m| format!("{m:.2e}"))
+                )
+            },
+        ),
+        Verdict::Missing => (
+            false,
+            format!("no steady-run outputs to compare with {}", reference.cell),
+        ),
     }
 }
 
@@ -312,8 +320,8 @@ fn append(list: &mut String, item: &str) {
 fn degrade(rows: &mut [ValidationRow], cell: &str, reason: &str) {
     for row in rows.iter_mut().filter(|r| r.cell == cell) {
         append(&mut row.reasons, reason);
-        if row.status == "ok" {
-            row.status = "degraded".into();
+        if row.is_ok() {
+            row.status = RunStatus::Degraded.as_str().into();
         }
     }
 }

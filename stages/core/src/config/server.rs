@@ -89,13 +89,13 @@ impl Default for ServerOptions {
 }
 
 impl ServerOptions {
-    /// The length knobs sent: the spec's, else the kind's default.
-    pub fn knobs(&self, kind: crate::config::BackendKind) -> Vec<LengthKnob> {
-        match (&self.length_knobs, kind) {
-            (Some(k), _) => k.clone(),
-            (None, crate::config::BackendKind::OpenAi) => vec![LengthKnob::IgnoreEos],
-            (None, _) => Vec::new(),
-        }
+    /// The length knobs sent: the spec's, else the kind's default
+    /// (`default`: ignore-EOS for OpenAI-compatible servers, none for
+    /// Ollama, which has no such option).
+    pub fn knobs(&self, default: &[LengthKnob]) -> Vec<LengthKnob> {
+        self.length_knobs
+            .clone()
+            .unwrap_or_else(|| default.to_vec())
     }
 }
 

@@ -12,7 +12,8 @@ use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor};
 
-use crate::harness::{Attribution, BackendError, InferenceBackend, Pick, greedy};
+use crate::harness::{Attribution, BackendError};
+use crate::step::{Chunk, Context, StepModel, Stepped};
 use assay_core::config::Dtype;
 use assay_model::decl::{Arch, ModelInfo};
 use assay_model::weights::{GgufSource, SafetensorsSource, WeightSource, error_text};
@@ -134,71 +135,40 @@ pub fn candle_dtype(dtype: Dtype) -> DType {
     }
 }
 
-/// candle on the CPU as the harness drives it. Every call returns after the
-/// logits are copied to host memory, which is the device synchronisation.
-pub struct CandleBackend {
-    info: ModelInfo,
-    files: WeightFiles,
-    dtype: Dtype,
-    capacity: usize,
-    model: Option<CausalLm>,
-    logits: Vec<Vec<f32>>,
-    pos: usize,
-}
+/// candle on the CPU as the harness drives it: [`CandleModel`] under the
+/// shared step bookkeeping.
+pub type CandleBackend = Stepped<CandleModel>;
 
 impl CandleBackend {
     /// `capacity`: the most tokens one sequence will hold (prompt plus
     /// generation), so the KV cache is allocated once.
     pub fn new(info: ModelInfo, files: WeightFiles, dtype: Dtype, capacity: usize) -> Self {
-        CandleBackend {
+        Stepped::wrap(CandleModel {
             info,
             files,
             dtype,
             capacity,
             model: None,
-            logits: Vec::new(),
-            pos: 0,
-        }
+        })
     }
+}
 
-    fn model(&mut self) -> Result<&mut CausalLm, BackendError> {
-        self.model.as_mut().ok_or(BackendError::NotLoaded)
-    }
-
-    fn run(&mut self, ids: Vec<u32>, batch: usize) -> Result<(), BackendError> {
-        let t = ids.len() / batch.max(1);
-        if self.pos + t > self.positions() {
-            return Err(BackendError::context_full(
-                self.pos + t,
-                self.positions(),
-                self.info.max_positions,
-                self.capacity,
-            ));
-        }
-        let ids = Tensor::from_vec(ids, (batch, t), &Device::Cpu).map_err(candle_err)?;
-        let pos = self.pos;
-        let logits = self.model()?.forward(&ids, pos).map_err(candle_err)?;
-        self.logits = logits.to_vec2::<f32>().map_err(candle_err)?;
-        self.pos += t;
-        Ok(())
-    }
-
-    /// Positions a sequence may use: the cell's capacity within the model's.
-    fn positions(&self) -> usize {
-        self.capacity.min(self.info.max_positions as usize)
-    }
-
-    /// Last logits of every sequence (for numerical checks).
-    pub fn logits(&self) -> &[Vec<f32>] {
-        &self.logits
-    }
+/// candle's part of a backend: loading and the forward pass. Every pass
+/// returns after the logits are copied to host memory, which is the device
+/// synchronisation.
+pub struct CandleModel {
+    info: ModelInfo,
+    files: WeightFiles,
+    dtype: Dtype,
+    capacity: usize,
+    model: Option<CausalLm>,
 }
 
 fn candle_err(e: candle_core::Error) -> BackendError {
     BackendError::Library(format!("candle: {}", error_text(&e)))
 }
 
-impl InferenceBackend for CandleBackend {
+impl StepModel for CandleModel {
     fn load(&mut self) -> Result<Attribution, BackendError> {
         let (model, weight_type) = load_model(
             &self.info,
@@ -220,24 +190,25 @@ impl InferenceBackend for CandleBackend {
         if let Some(m) = self.model.as_mut() {
             m.reset();
         }
-        self.pos = 0;
-        self.logits.clear();
     }
 
-    fn prefill(&mut self, prompts: &[Vec<u32>]) -> Result<(), BackendError> {
-        let ids: Vec<u32> = prompts.iter().flatten().copied().collect();
-        self.run(ids, prompts.len())
+    fn forward(
+        &mut self,
+        chunk: Chunk<'_>,
+        logits: &mut Vec<Vec<f32>>,
+    ) -> Result<(), BackendError> {
+        let model = self.model.as_mut().ok_or(BackendError::NotLoaded)?;
+        let ids = Tensor::from_vec(chunk.ids.to_vec(), (chunk.batch, chunk.len), &Device::Cpu)
+            .map_err(candle_err)?;
+        let out = model.forward(&ids, chunk.start).map_err(candle_err)?;
+        *logits = out.to_vec2::<f32>().map_err(candle_err)?;
+        Ok(())
     }
 
-    fn sample(&mut self) -> Result<Vec<Pick>, BackendError> {
-        Ok(self.logits.iter().map(|row| greedy(row)).collect())
-    }
-
-    fn decode_step(&mut self, tokens: &[u32]) -> Result<bool, BackendError> {
-        if self.pos + 1 > self.positions() {
-            return Ok(false);
+    fn context(&self) -> Context {
+        Context {
+            max_positions: self.info.max_positions,
+            capacity: self.capacity,
         }
-        self.run(tokens.to_vec(), tokens.len())?;
-        Ok(true)
     }
 }

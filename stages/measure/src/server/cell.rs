@@ -2,7 +2,7 @@
 //! drive the load profile, and turn the requests into the same events and
 //! runs every backend produces, plus the per-request `requests` table.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -13,10 +13,11 @@ use super::launch::{self, Launch, LaunchedServer};
 use super::load::{self, Issued, Schedule, Window};
 use super::ollama;
 use super::protocol::{Prompt, RequestSpec};
+use super::{OLLAMA, OPENAI};
 use crate::harness::{self, Attribution, CellMeasurement};
 use crate::harness::{RunEvents, ServerFacts, load_event};
 use assay_core::config::server::{PromptFormat, ServerOptions};
-use assay_core::config::{BackendConfig, BackendKind, Boundary, Scenario};
+use assay_core::config::{BackendConfig, Boundary, Scenario};
 use assay_core::stage::StageContext;
 use assay_core::tables::{EventRow, RequestRow, RunRow};
 
@@ -83,7 +84,7 @@ impl ServerCell<'_> {
         .wrapping_add(u64::from(index));
         let tokens = opts.prompt != Some(PromptFormat::Text)
             && opts.api == assay_core::config::server::ServerApi::Completions
-            && self.backend.kind == BackendKind::OpenAi;
+            && self.backend.kind == OPENAI;
         match (tokens, self.vocab) {
             (true, Some(vocab)) => {
                 let mut ids = harness::prompt_ids(
@@ -135,26 +136,22 @@ pub fn display_url(url: &str) -> String {
     format!("{scheme}://{}", rest.trim_end_matches('/'))
 }
 
+/// A cell failure with nothing received to keep beside it.
+fn fail(message: String) -> CellFailure {
+    CellFailure {
+        message,
+        record: Value::Null,
+    }
+}
+
 /// Runs one server cell.
 pub fn measure(
     cell: &ServerCell<'_>,
     ctx: &StageContext<'_>,
 ) -> Result<ServerMeasurement, CellFailure> {
-    let fail = |message: String| CellFailure {
-        message,
-        record: Value::Null,
-    };
     let backend = cell.backend;
     let opts = cell.opts();
-    let api_key = match &opts.api_key_env {
-        Some(var) => Some(std::env::var(var).map_err(|_| {
-            fail(format!(
-                "backend {}: server.api_key_env names {var}, which is not set in the environment",
-                backend.name
-            ))
-        })?),
-        None => None,
-    };
+    let api_key = api_key(cell, &opts)?;
     let clock = harness::MonotonicClock::new();
     let origin = clock.origin();
     let mut events = Vec::new();
@@ -164,40 +161,7 @@ pub fn measure(
     let base = match (&opts.url, &cell.gguf) {
         (Some(url), _) => url.clone(),
         (None, Some(gguf)) => {
-            let binary = launch::binary().ok_or_else(|| {
-                fail(format!(
-                    "backend {}: llama-server not found: set {} or put llama-server on the PATH (scripts/install-llama-cpp.sh builds it)",
-                    backend.name,
-                    launch::SERVER_ENV
-                ))
-            })?;
-            let lo = opts.launch.clone().unwrap_or_default();
-            // Room per slot for the prompt, the generation and what a
-            // template or a text prompt's tokenisation adds.
-            let per_slot = cell
-                .scenario
-                .prompt_tokens
-                .saturating_add(cell.scenario.gen_tokens)
-                .saturating_add(64);
-            let ctx_size = lo
-                .ctx_size
-                .unwrap_or_else(|| per_slot.saturating_mul(lo.parallel));
-            ctx.progress("starting llama-server");
-            let t0 = clock_ns(origin);
-            let server = LaunchedServer::start(
-                &Launch {
-                    binary: &binary,
-                    gguf,
-                    alias: cell.served_model,
-                    threads: backend.threads,
-                    ctx_size,
-                    opts: &lo,
-                },
-                &|| ctx.cancelled(),
-            )
-            .map_err(|e| fail(format!("backend {}: {e}", backend.name)))?;
-            let t1 = clock_ns(origin);
-            events.push(load_event(cell.cell, t0, t1 - t0));
+            let server = launch_server(cell, ctx, &opts, gguf, origin, &mut events)?;
             let url = server.url.clone();
             launched = Some(server);
             url
@@ -209,7 +173,7 @@ pub fn measure(
             )));
         }
     };
-    let client = Client::new(backend.kind, &base, cell.served_model, &opts, api_key)
+    let client = Client::new(&backend.kind, &base, cell.served_model, &opts, api_key)
         .map_err(|e| fail(format!("backend {}: {e}", backend.name)))?;
     let client = Rc::new(client);
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -255,18 +219,10 @@ pub fn measure(
         .block_on(&rt, load::drive(&schedule, send, &cancelled))
         .ok_or_else(|| fail("cancelled".into()))?;
 
-    if backend.kind == BackendKind::Ollama {
+    if backend.kind == OLLAMA {
         // Only a loaded model is listed: ask after the run.
         if let Ok(ps) = local.block_on(&rt, client.json("/api/ps", None)) {
-            let mut m = ollama::ModelFacts::default();
-            ollama::add_ps_facts(&mut m, &ps, cell.served_model);
-            facts.digest = m.digest;
-            facts.size = m.size;
-            facts.size_vram = m.size_vram;
-            facts.gpu_offload = match (m.size, m.size_vram) {
-                (Some(size), Some(vram)) if size > 0 => Some(vram as f64 / size as f64),
-                _ => None,
-            };
+            add_ps_facts(&mut facts, &ps, cell.served_model);
         }
     }
 
@@ -274,61 +230,159 @@ pub fn measure(
         .iter()
         .map(|r| request_row(cell, r, origin))
         .collect();
+    check_error_rate(cell, &opts, &requests, &mut launched)?;
+    drop(launched);
+    Ok(assemble(cell, facts, events, requests))
+}
+
+/// The API key, from the environment variable the spec names.
+fn api_key(cell: &ServerCell<'_>, opts: &ServerOptions) -> Result<Option<String>, CellFailure> {
+    Ok(match &opts.api_key_env {
+        Some(var) => Some(std::env::var(var).map_err(|_| {
+            fail(format!(
+                "backend {}: server.api_key_env names {var}, which is not set in the environment",
+                cell.backend.name
+            ))
+        })?),
+        None => None,
+    })
+}
+
+/// Start llama-server on the cell's GGUF, its start pushed to `events` as
+/// the load phase.
+fn launch_server(
+    cell: &ServerCell<'_>,
+    ctx: &StageContext<'_>,
+    opts: &ServerOptions,
+    gguf: &Path,
+    origin: Instant,
+    events: &mut Vec<EventRow>,
+) -> Result<LaunchedServer, CellFailure> {
+    let backend = cell.backend;
+    let binary = launch::binary().ok_or_else(|| {
+        fail(format!(
+            "backend {}: llama-server not found: set {} or put llama-server on the PATH (scripts/install-llama-cpp.sh builds it)",
+            backend.name,
+            launch::SERVER_ENV
+        ))
+    })?;
+    let lo = opts.launch.clone().unwrap_or_default();
+    // Room per slot for the prompt, the generation and what a
+    // template or a text prompt's tokenisation adds.
+    let per_slot = cell
+        .scenario
+        .prompt_tokens
+        .saturating_add(cell.scenario.gen_tokens)
+        .saturating_add(64);
+    let ctx_size = lo
+        .ctx_size
+        .unwrap_or_else(|| per_slot.saturating_mul(lo.parallel));
+    ctx.progress("starting llama-server");
+    let t0 = clock_ns(origin);
+    let server = LaunchedServer::start(
+        &Launch {
+            binary: &binary,
+            gguf,
+            alias: cell.served_model,
+            threads: backend.threads,
+            ctx_size,
+            opts: &lo,
+        },
+        &|| ctx.cancelled(),
+    )
+    .map_err(|e| fail(format!("backend {}: {e}", backend.name)))?;
+    let t1 = clock_ns(origin);
+    events.push(load_event(cell.cell, t0, t1 - t0));
+    Ok(server)
+}
+
+/// What Ollama's `/api/ps` says of the loaded model: its digest, sizes and
+/// how much of it sits in GPU memory.
+fn add_ps_facts(facts: &mut ServerFacts, ps: &Value, served_model: &str) {
+    let mut m = ollama::ModelFacts::default();
+    ollama::add_ps_facts(&mut m, ps, served_model);
+    facts.digest = m.digest;
+    facts.size = m.size;
+    facts.size_vram = m.size_vram;
+    facts.gpu_offload = match (m.size, m.size_vram) {
+        (Some(size), Some(vram)) if size > 0 => Some(vram as f64 / size as f64),
+        _ => None,
+    };
+}
+
+/// Fail the cell when more of its steady requests failed than the spec
+/// allows, keeping what the failed requests received.
+fn check_error_rate(
+    cell: &ServerCell<'_>,
+    opts: &ServerOptions,
+    requests: &[RequestRow],
+    launched: &mut Option<LaunchedServer>,
+) -> Result<(), CellFailure> {
     let failed: Vec<&RequestRow> = requests.iter().filter(|r| r.status != "ok").collect();
     // The error rate is of the steady window, the requests that count.
     let steady = requests.iter().filter(|r| r.window == "steady").count();
     let steady_failed = failed.iter().filter(|r| r.window == "steady").count();
     let rate = steady_failed as f64 / steady.max(1) as f64;
-    if steady_failed > 0 && rate > opts.max_error_rate {
-        let first = failed
-            .iter()
-            .find(|r| r.window == "steady")
-            .copied()
-            .unwrap_or(failed[0]);
-        let mut message = format!(
-            "backend {}: {} of {} steady requests failed (max_error_rate {}); request {}: {}: {}",
-            backend.name,
-            steady_failed,
-            steady,
-            opts.max_error_rate,
-            first.request,
-            first.status,
-            first.error.as_deref().unwrap_or("")
-        );
-        if let Some(server) = launched.as_mut()
-            && !server.alive()
-        {
-            message.push_str(&format!(
-                "; llama-server exited during the run, its log ends:\n{}",
-                server.log_tail()
-            ));
-        }
-        let record = json!({
-            "cell": cell.cell,
-            "error": message,
-            "failed_requests": failed.iter().map(|r| json!({
-                "request": r.request,
-                "window": r.window,
-                "status": r.status,
-                "error": r.error,
-                "raw": r.raw,
-            })).collect::<Vec<_>>(),
-        });
-        return Err(CellFailure { message, record });
+    let too_many = steady_failed > 0 && rate > opts.max_error_rate;
+    if !too_many {
+        return Ok(());
     }
-    drop(launched);
+    let first = failed
+        .iter()
+        .find(|r| r.window == "steady")
+        .copied()
+        .unwrap_or(failed[0]);
+    let mut message = format!(
+        "backend {}: {} of {} steady requests failed (max_error_rate {}); request {}: {}: {}",
+        cell.backend.name,
+        steady_failed,
+        steady,
+        opts.max_error_rate,
+        first.request,
+        first.status,
+        first.error.as_deref().unwrap_or("")
+    );
+    if let Some(server) = launched.as_mut()
+        && !server.alive()
+    {
+        message.push_str(&format!(
+            "; llama-server exited during the run, its log ends:\n{}",
+            server.log_tail()
+        ));
+    }
+    let record = json!({
+        "cell": cell.cell,
+        "error": message,
+        "failed_requests": failed.iter().map(|r| json!({
+            "request": r.request,
+            "window": r.window,
+            "status": r.status,
+            "error": r.error,
+            "raw": r.raw,
+        })).collect::<Vec<_>>(),
+    });
+    Err(CellFailure { message, record })
+}
 
+/// The cell's measurement: the load event(s) so far, then the runs and
+/// events the requests make.
+fn assemble(
+    cell: &ServerCell<'_>,
+    facts: ServerFacts,
+    mut events: Vec<EventRow>,
+    requests: Vec<RequestRow>,
+) -> ServerMeasurement {
     let attribution = attribution(cell, facts);
     let (run_events, runs) = runs_and_events(cell, &requests);
     // Ollama reports loading the model in the first request: the load phase.
-    if backend.kind == BackendKind::Ollama
+    if cell.backend.kind == OLLAMA
         && let Some(first) = requests.first()
         && let Some(load_ms) = first.server_load_ms
     {
         events.push(load_event(cell.cell, first.sent_ns, (load_ms * 1e6) as u64));
     }
     events.extend(run_events);
-    Ok(ServerMeasurement {
+    ServerMeasurement {
         measured: CellMeasurement {
             events,
             runs,
@@ -337,7 +391,7 @@ pub fn measure(
             power: None,
         },
         requests,
-    })
+    }
 }
 
 /// The prompt maker of a cell, detached from its borrows so that request
@@ -405,47 +459,44 @@ async fn probe(client: &Client, cell: &ServerCell<'_>, base: &str) -> Result<Ser
         served_model: cell.served_model.into(),
         ..ServerFacts::default()
     };
-    match cell.backend.kind {
-        BackendKind::Ollama => {
-            let v = client.json("/api/version", None).await.map_err(|e| e.0)?;
-            facts.version = v["version"].as_str().map(str::to_string);
-            let show = client
-                .json("/api/show", Some(json!({ "model": cell.served_model })))
-                .await
-                .map_err(|e| format!("model {:?}: {}", cell.served_model, e.0))?;
-            let m = ollama::show_facts(&show);
-            facts.quantization = m.quantization;
-            facts.format = m.format;
-            facts.family = m.family;
-            facts.parameter_size = m.parameter_size;
-            facts.parameter_count = m.parameter_count;
-            facts.n_ctx = m.context_length;
+    if cell.backend.kind == OLLAMA {
+        let v = client.json("/api/version", None).await.map_err(|e| e.0)?;
+        facts.version = v["version"].as_str().map(str::to_string);
+        let show = client
+            .json("/api/show", Some(json!({ "model": cell.served_model })))
+            .await
+            .map_err(|e| format!("model {:?}: {}", cell.served_model, e.0))?;
+        let m = ollama::show_facts(&show);
+        facts.quantization = m.quantization;
+        facts.format = m.format;
+        facts.family = m.family;
+        facts.parameter_size = m.parameter_size;
+        facts.parameter_count = m.parameter_count;
+        facts.n_ctx = m.context_length;
+    } else {
+        let models = client.json("/v1/models", None).await.map_err(|e| e.0)?;
+        facts.listed_models = models["data"]
+            .as_array()
+            .map(|d| {
+                d.iter()
+                    .filter_map(|m| m["id"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !facts.listed_models.is_empty()
+            && !facts.listed_models.iter().any(|m| m == cell.served_model)
+        {
+            return Err(format!(
+                "it does not serve model {:?} (it lists: {})",
+                cell.served_model,
+                facts.listed_models.join(", ")
+            ));
         }
-        _ => {
-            let models = client.json("/v1/models", None).await.map_err(|e| e.0)?;
-            facts.listed_models = models["data"]
-                .as_array()
-                .map(|d| {
-                    d.iter()
-                        .filter_map(|m| m["id"].as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default();
-            if !facts.listed_models.is_empty()
-                && !facts.listed_models.iter().any(|m| m == cell.served_model)
-            {
-                return Err(format!(
-                    "it does not serve model {:?} (it lists: {})",
-                    cell.served_model,
-                    facts.listed_models.join(", ")
-                ));
-            }
-            // llama.cpp only; other servers answer 404.
-            if let Ok(props) = client.json("/props", None).await {
-                facts.version = props["build_info"].as_str().map(str::to_string);
-                facts.slots = props["total_slots"].as_u64();
-                facts.n_ctx = props["default_generation_settings"]["n_ctx"].as_u64();
-            }
+        // llama.cpp only; other servers answer 404.
+        if let Ok(props) = client.json("/props", None).await {
+            facts.version = props["build_info"].as_str().map(str::to_string);
+            facts.slots = props["total_slots"].as_u64();
+            facts.n_ctx = props["default_generation_settings"]["n_ctx"].as_u64();
         }
     }
     Ok(facts)
@@ -454,43 +505,41 @@ async fn probe(client: &Client, cell: &ServerCell<'_>, base: &str) -> Result<Ser
 /// What ran, as far as the server lets anyone see.
 fn attribution(cell: &ServerCell<'_>, mut facts: ServerFacts) -> Attribution {
     let b = cell.backend;
-    let (device, dtype, library) = match b.kind {
-        BackendKind::Ollama => {
-            facts.device_observed = facts.gpu_offload.is_some();
-            let device = match facts.gpu_offload {
-                Some(f) if f <= 0.0 => "cpu".to_string(),
-                // Fully offloaded: the GPU the spec names (Ollama does not
-                // say which).
-                Some(f) if f >= 1.0 => {
-                    if b.device == "cpu" {
-                        "gpu".to_string()
-                    } else {
-                        b.device.clone()
-                    }
+    let (device, dtype, library) = if b.kind == OLLAMA {
+        facts.device_observed = facts.gpu_offload.is_some();
+        let device = match facts.gpu_offload {
+            Some(f) if f <= 0.0 => "cpu".to_string(),
+            // Fully offloaded: the GPU the spec names (Ollama does not
+            // say which).
+            Some(f) if f >= 1.0 => {
+                if b.device == "cpu" {
+                    "gpu".to_string()
+                } else {
+                    b.device.clone()
                 }
-                Some(f) => format!("partial-offload:{:.0}%", f * 100.0),
-                None => b.device.clone(),
-            };
-            let dtype = facts
-                .quantization
-                .as_deref()
-                .map_or_else(|| b.dtype.as_str().to_string(), str::to_ascii_lowercase);
-            (device, dtype, "ollama")
-        }
-        _ if facts.launched => {
-            // assay's llama-server build is CPU-only.
-            facts.device_observed = true;
-            let dtype = cell
-                .served_dtype
-                .clone()
-                .unwrap_or_else(|| b.dtype.as_str().to_string());
-            ("cpu".to_string(), dtype, "llama.cpp")
-        }
-        _ => (
+            }
+            Some(f) => format!("partial-offload:{:.0}%", f * 100.0),
+            None => b.device.clone(),
+        };
+        let dtype = facts
+            .quantization
+            .as_deref()
+            .map_or_else(|| b.dtype.as_str().to_string(), str::to_ascii_lowercase);
+        (device, dtype, "ollama")
+    } else if facts.launched {
+        // assay's llama-server build is CPU-only.
+        facts.device_observed = true;
+        let dtype = cell
+            .served_dtype
+            .clone()
+            .unwrap_or_else(|| b.dtype.as_str().to_string());
+        ("cpu".to_string(), dtype, "llama.cpp")
+    } else {
+        (
             b.device.clone(),
             b.dtype.as_str().to_string(),
             "openai-compatible",
-        ),
+        )
     };
     let version = facts.version.clone().unwrap_or_else(|| "unknown".into());
     let mut a = Attribution::plain(&device, &dtype, b.threads, library, &version);

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::protocol::{FrameFacts, Protocol, RequestSpec};
 use super::stream::{Frame, Framer, Framing};
-use crate::BackendKind;
+use assay_core::config::BackendKind;
 use assay_core::config::server::{ServerApi, ServerOptions};
 
 /// Why a request failed.
@@ -88,7 +88,7 @@ pub struct Unusable(pub String);
 
 impl Client {
     pub fn new(
-        kind: BackendKind,
+        kind: &BackendKind,
         base: &str,
         model: &str,
         opts: &ServerOptions,
@@ -212,7 +212,7 @@ impl Client {
         let sent = Instant::now();
         let deadline = sent + Duration::from_secs_f64(self.opts.request_timeout_s);
         let stall = Duration::from_secs_f64(self.opts.stall_timeout_s);
-        let mut out = Outcome {
+        let out = Outcome {
             sent: Some(sent),
             ..Outcome::default()
         };
@@ -238,12 +238,38 @@ impl Client {
             Ok(Ok(r)) => r,
         };
         let status = resp.status();
-        let mut resp = resp;
+        if let Err((kind, message)) = self
+            .read_stream(resp, &mut reading, path, deadline, stall)
+            .await
+        {
+            return self.failed(
+                reading.finish_times(out, sent),
+                kind,
+                message,
+                &reading.framer,
+            );
+        }
+        let end = Instant::now();
+        self.finish(out, reading, req, status, sent, end)
+    }
+
+    /// Reads the response to its end into `reading`. A stall, the request
+    /// deadline, a broken stream or a malformed frame ends it with the
+    /// failure's kind and message. An error response's bytes are only kept.
+    async fn read_stream(
+        &self,
+        mut resp: reqwest::Response,
+        reading: &mut Reading,
+        path: &str,
+        deadline: Instant,
+        stall: Duration,
+    ) -> Result<(), (&'static str, String)> {
+        let status = resp.status();
         loop {
             let wait = stall.min(deadline.saturating_duration_since(Instant::now()));
             match tokio::time::timeout(wait, resp.chunk()).await {
                 Err(_) => {
-                    let (kind, message) = if Instant::now() >= deadline {
+                    return Err(if Instant::now() >= deadline {
                         (
                             "timeout",
                             format!(
@@ -259,42 +285,40 @@ impl Client {
                                 self.opts.stall_timeout_s
                             ),
                         )
-                    };
-                    return self.failed(
-                        reading.finish_times(out, sent),
-                        kind,
-                        message,
-                        &reading.framer,
-                    );
+                    });
                 }
                 Ok(Err(e)) => {
                     let message = format!("the stream broke: {}", self.describe(path, &e));
-                    return self.failed(
-                        reading.finish_times(out, sent),
-                        "truncated",
-                        message,
-                        &reading.framer,
-                    );
+                    return Err(("truncated", message));
                 }
-                Ok(Ok(None)) => break,
+                Ok(Ok(None)) => return Ok(()),
                 Ok(Ok(Some(bytes))) => {
                     let at = Instant::now();
                     if !status.is_success() {
                         let _ = reading.framer.push(&bytes);
                         continue;
                     }
-                    if let Err(message) = reading.take(&bytes, at) {
-                        return self.failed(
-                            reading.finish_times(out, sent),
-                            "malformed",
-                            message,
-                            &reading.framer,
-                        );
-                    }
+                    reading
+                        .take(&bytes, at)
+                        .map_err(|message| ("malformed", message))?;
                 }
             }
         }
-        let end = Instant::now();
+    }
+
+    /// The outcome of a stream read to its end (at `end`): failed for an
+    /// error status, an error reported in the stream, a missing end marker
+    /// or no generated text at all; otherwise the server's counts and
+    /// timings beside the client's.
+    fn finish(
+        &self,
+        mut out: Outcome,
+        mut reading: Reading,
+        req: &RequestSpec,
+        status: reqwest::StatusCode,
+        sent: Instant,
+        end: Instant,
+    ) -> Outcome {
         if !status.is_success() {
             let message = format!("HTTP {status}");
             return self.failed(out, "http", message, &reading.framer);
@@ -310,7 +334,7 @@ impl Client {
             );
         }
         if !reading.complete || reading.framer.leftover() {
-            let message = format!("the stream ended without {}", protocol.end_marker());
+            let message = format!("the stream ended without {}", self.protocol.end_marker());
             return self.failed(out, "truncated", message, &reading.framer);
         }
         // No event carried text. When the server counted tokens it did
@@ -488,7 +512,7 @@ mod tests {
     #[test]
     fn the_key_is_redacted() {
         let c = Client::new(
-            BackendKind::OpenAi,
+            &crate::server::OPENAI,
             "http://127.0.0.1:1",
             "m",
             &ServerOptions::default(),

@@ -17,12 +17,19 @@ pub use assay_core::config::server::{
 };
 pub use cell::display_url;
 
+use assay_core::config::BackendKind;
+
+/// The server kinds' names (their registry entries are in `kinds::server`).
+pub const OPENAI: BackendKind = BackendKind::new("openai");
+pub const OLLAMA: BackendKind = BackendKind::new("ollama");
+
 /// The protocol of a server backend kind: the one place that maps kinds to
 /// protocols. A new protocol is one module implementing
-/// [`protocol::Protocol`] and one arm here.
-pub fn protocol_for(kind: crate::BackendKind) -> &'static dyn protocol::Protocol {
-    match kind {
-        crate::BackendKind::Ollama => &ollama::Ollama,
-        _ => &openai::OpenAi,
+/// [`protocol::Protocol`], one arm here and one registry entry.
+pub fn protocol_for(kind: &BackendKind) -> &'static dyn protocol::Protocol {
+    if *kind == OLLAMA {
+        &ollama::Ollama
+    } else {
+        &openai::OpenAi
     }
 }

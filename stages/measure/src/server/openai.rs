@@ -9,6 +9,10 @@ use super::protocol::{FrameFacts, Prompt, Protocol, RequestSpec};
 use super::stream::Framing;
 use assay_core::config::server::{LengthKnob, ServerApi, ServerOptions};
 
+/// The length knob sent when the spec names none: OpenAI-compatible
+/// servers are asked to ignore EOS, so runs reach the requested length.
+pub const DEFAULT_KNOBS: &[LengthKnob] = &[LengthKnob::IgnoreEos];
+
 pub fn path(api: ServerApi) -> &'static str {
     match api {
         ServerApi::Completions => "/v1/completions",
@@ -33,7 +37,7 @@ pub fn body(opts: &ServerOptions, model: &str, req: &RequestSpec) -> Value {
             body["messages"] = json!([{ "role": "user", "content": prompt.as_text() }]);
         }
     }
-    for knob in opts.knobs(crate::BackendKind::OpenAi) {
+    for knob in opts.knobs(DEFAULT_KNOBS) {
         match knob {
             LengthKnob::IgnoreEos => body["ignore_eos"] = json!(true),
             LengthKnob::MinTokens => body["min_tokens"] = json!(req.max_tokens),

@@ -192,50 +192,43 @@ pub fn hf_model_info(
 ) -> Result<(ModelInfo, String), String> {
     let text = std::fs::read_to_string(config).map_err(|e| format!("{}: {e}", config.display()))?;
     let c: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", config.display()))?;
-    let field = |keys: &[&str]| -> Option<u64> { keys.iter().find_map(|k| c[*k].as_u64()) };
-    let need = |keys: &[&str]| -> Result<u32, String> {
-        field(keys).map(|v| v as u32).ok_or_else(|| {
-            format!(
-                "{}: field {} is missing or not a number",
-                config.display(),
-                keys[0]
-            )
-        })
+    let hf = HfConfig {
+        c: &c,
+        path: config,
     };
-    // Features the candle models do not implement: refuse rather than
-    // measure a different model.
-    if !c["rope_scaling"].is_null() {
-        return Err(format!(
-            "{}: rope_scaling is not supported",
-            config.display()
-        ));
-    }
-    for flag in ["attention_bias", "mlp_bias"] {
-        if c[flag].as_bool() == Some(true) {
-            return Err(format!("{}: {flag} is not supported", config.display()));
-        }
-    }
-    if let Some(hd) = c["head_dim"].as_u64()
-        && let (Some(h), Some(n)) = (c["hidden_size"].as_u64(), c["num_attention_heads"].as_u64())
-        && n > 0
-        && hd != h / n
-    {
-        return Err(format!(
-            "{}: head_dim {hd} differs from hidden_size / num_attention_heads; not supported",
-            config.display()
-        ));
-    }
-    let model_type = c["model_type"].as_str().unwrap_or("");
-    let arch = match model_type {
-        "llama" | "mistral" => Arch::Llama,
-        "gpt2" => Arch::Gpt2,
-        other => {
-            return Err(format!(
-                "{}: model_type {other:?} is not supported (expected llama, mistral or gpt2)",
-                config.display()
-            ));
-        }
+    let arch = hf.supported_arch()?;
+    let tensors = tensor_totals(shards)?;
+    let info = match arch {
+        Arch::Llama => hf.llama_info(name, &tensors)?,
+        Arch::Gpt2 => hf.gpt2_info(name, &tensors)?,
     };
+    info.check_shape()
+        .map_err(|e| format!("{}: {e}", config.display()))?;
+    let stored = tensors.stored;
+    let stored = match stored.as_str() {
+        "f32" | "f16" | "bf16" => stored,
+        "float32" => "f32".into(),
+        other => other.to_string(),
+    };
+    Ok((info, stored))
+}
+
+/// A parsed `config.json` and where it was read from (for error messages).
+struct HfConfig<'a> {
+    c: &'a Value,
+    path: &'a Path,
+}
+
+/// What the shards' headers say: parameters (buffers excluded), the dtype
+/// most of them are stored in, and whether the output head is its own
+/// tensor.
+struct TensorTotals {
+    parameter_count: u64,
+    stored: String,
+    has_lm_head: bool,
+}
+
+fn tensor_totals(shards: &[PathBuf]) -> Result<TensorTotals, String> {
     let mut parameter_count = 0u64;
     let mut dtypes = std::collections::BTreeMap::<String, u64>::new();
     let mut has_lm_head = false;
@@ -255,61 +248,118 @@ pub fn hf_model_info(
         .max_by_key(|(_, n)| *n)
         .map(|(d, _)| d.to_lowercase())
         .unwrap_or_default();
-    let info = match arch {
-        Arch::Llama => {
-            let hidden = need(&["hidden_size"])?;
-            let heads = need(&["num_attention_heads"])?;
-            let vocab = need(&["vocab_size"])?;
-            ModelInfo {
-                name: name.into(),
-                arch,
-                parameter_count,
-                streamed_parameters: if has_lm_head {
-                    parameter_count.saturating_sub(u64::from(vocab) * u64::from(hidden))
-                } else {
-                    parameter_count
-                },
-                n_layer: need(&["num_hidden_layers"])?,
-                n_embd: hidden,
-                n_head: heads,
-                n_kv_head: field(&["num_key_value_heads"]).map_or(heads, |v| v as u32),
-                intermediate: need(&["intermediate_size"])?,
-                vocab,
-                max_positions: need(&["max_position_embeddings"])?,
-                norm_eps: c["rms_norm_eps"].as_f64().unwrap_or(1e-6),
-                rope_theta: c["rope_theta"].as_f64().unwrap_or(10_000.0),
+    Ok(TensorTotals {
+        parameter_count,
+        stored,
+        has_lm_head,
+    })
+}
+
+impl HfConfig<'_> {
+    /// The first of `keys` the config has as a number.
+    fn field(&self, keys: &[&str]) -> Option<u64> {
+        keys.iter().find_map(|k| self.c[*k].as_u64())
+    }
+
+    fn need(&self, keys: &[&str]) -> Result<u32, String> {
+        self.field(keys).map(|v| v as u32).ok_or_else(|| {
+            format!(
+                "{}: field {} is missing or not a number",
+                self.path.display(),
+                keys[0]
+            )
+        })
+    }
+
+    /// The architecture, once the config asks for nothing the candle
+    /// models lack.
+    fn supported_arch(&self) -> Result<Arch, String> {
+        let (c, config) = (self.c, self.path);
+        // Features the candle models do not implement: refuse rather than
+        // measure a different model.
+        if !c["rope_scaling"].is_null() {
+            return Err(format!(
+                "{}: rope_scaling is not supported",
+                config.display()
+            ));
+        }
+        for flag in ["attention_bias", "mlp_bias"] {
+            if c[flag].as_bool() == Some(true) {
+                return Err(format!("{}: {flag} is not supported", config.display()));
             }
         }
-        Arch::Gpt2 => {
-            let hidden = need(&["n_embd"])?;
-            let heads = need(&["n_head"])?;
-            let positions = need(&["n_positions", "n_ctx"])?;
-            ModelInfo {
-                name: name.into(),
-                arch,
-                parameter_count,
-                streamed_parameters: parameter_count
-                    .saturating_sub(u64::from(positions) * u64::from(hidden)),
-                n_layer: need(&["n_layer"])?,
-                n_embd: hidden,
-                n_head: heads,
-                n_kv_head: field(&["n_head_kv"]).map_or(heads, |v| v as u32),
-                intermediate: field(&["n_inner"]).map_or(4 * hidden, |v| v as u32),
-                vocab: need(&["vocab_size"])?,
-                max_positions: positions,
-                norm_eps: c["layer_norm_epsilon"].as_f64().unwrap_or(1e-5),
-                rope_theta: 10_000.0,
-            }
+        if let Some(hd) = c["head_dim"].as_u64()
+            && let (Some(h), Some(n)) =
+                (c["hidden_size"].as_u64(), c["num_attention_heads"].as_u64())
+            && n > 0
+            && hd != h / n
+        {
+            return Err(format!(
+                "{}: head_dim {hd} differs from hidden_size / num_attention_heads; not supported",
+                config.display()
+            ));
         }
-    };
-    info.check_shape()
-        .map_err(|e| format!("{}: {e}", config.display()))?;
-    let stored = match stored.as_str() {
-        "f32" | "f16" | "bf16" => stored,
-        "float32" => "f32".into(),
-        other => other.to_string(),
-    };
-    Ok((info, stored))
+        let model_type = c["model_type"].as_str().unwrap_or("");
+        match model_type {
+            "llama" | "mistral" => Ok(Arch::Llama),
+            "gpt2" => Ok(Arch::Gpt2),
+            other => Err(format!(
+                "{}: model_type {other:?} is not supported (expected llama, mistral or gpt2)",
+                config.display()
+            )),
+        }
+    }
+
+    fn llama_info(&self, name: &str, tensors: &TensorTotals) -> Result<ModelInfo, String> {
+        let parameter_count = tensors.parameter_count;
+        let hidden = self.need(&["hidden_size"])?;
+        let heads = self.need(&["num_attention_heads"])?;
+        let vocab = self.need(&["vocab_size"])?;
+        Ok(ModelInfo {
+            name: name.into(),
+            arch: Arch::Llama,
+            parameter_count,
+            streamed_parameters: if tensors.has_lm_head {
+                parameter_count.saturating_sub(u64::from(vocab) * u64::from(hidden))
+            } else {
+                parameter_count
+            },
+            n_layer: self.need(&["num_hidden_layers"])?,
+            n_embd: hidden,
+            n_head: heads,
+            n_kv_head: self
+                .field(&["num_key_value_heads"])
+                .map_or(heads, |v| v as u32),
+            intermediate: self.need(&["intermediate_size"])?,
+            vocab,
+            max_positions: self.need(&["max_position_embeddings"])?,
+            norm_eps: self.c["rms_norm_eps"].as_f64().unwrap_or(1e-6),
+            rope_theta: self.c["rope_theta"].as_f64().unwrap_or(10_000.0),
+        })
+    }
+
+    fn gpt2_info(&self, name: &str, tensors: &TensorTotals) -> Result<ModelInfo, String> {
+        let parameter_count = tensors.parameter_count;
+        let hidden = self.need(&["n_embd"])?;
+        let heads = self.need(&["n_head"])?;
+        let positions = self.need(&["n_positions", "n_ctx"])?;
+        Ok(ModelInfo {
+            name: name.into(),
+            arch: Arch::Gpt2,
+            parameter_count,
+            streamed_parameters: parameter_count
+                .saturating_sub(u64::from(positions) * u64::from(hidden)),
+            n_layer: self.need(&["n_layer"])?,
+            n_embd: hidden,
+            n_head: heads,
+            n_kv_head: self.field(&["n_head_kv"]).map_or(heads, |v| v as u32),
+            intermediate: self.field(&["n_inner"]).map_or(4 * hidden, |v| v as u32),
+            vocab: self.need(&["vocab_size"])?,
+            max_positions: positions,
+            norm_eps: self.c["layer_norm_epsilon"].as_f64().unwrap_or(1e-5),
+            rope_theta: 10_000.0,
+        })
+    }
 }
 
 #[cfg(test)]

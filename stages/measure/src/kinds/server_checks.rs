@@ -1,18 +1,19 @@
-//! The server kinds, `openai` and `ollama`: the `server:` section, and for
-//! an `openai` backend without a `url`, the llama-server assay launches.
+//! The server kinds' spec checks: the `server:` section, and for an
+//! `openai` backend without a `url`, the llama-server assay launches.
 
-use assay_measure::server::{LengthKnob, PromptFormat, ServerApi, ServerOptions};
-use assay_measure::{BackendConfig, Dtype};
-
-use super::check_shared;
-use crate::spec::checks::load::{MAX_SECONDS, MAX_SLOTS};
-use crate::spec::checks::{Ctx, Purpose};
-use crate::spec::diagnostic::Diags;
+use crate::server::{LengthKnob, PromptFormat, ServerApi, ServerOptions};
+use crate::stage::registry::{Backend, CheckContext, Findings};
+use assay_core::config::{BackendConfig, Dtype, MAX_SECONDS, MAX_SLOTS};
 
 /// `openai`: a server at `server.url`, or without one, the llama-server
 /// assay launches.
-pub(super) fn check_openai(cx: &Ctx<'_>, diags: &mut Diags<'_>, i: usize, b: &BackendConfig) {
-    check_shared(diags, i, b);
+pub(super) fn check_openai(
+    entry: &dyn Backend,
+    cx: &CheckContext<'_>,
+    b: &BackendConfig,
+    diags: &mut dyn Findings,
+) {
+    let i = cx.index;
     let at = format!("/backends/{i}/server");
     let o = b.server.clone().unwrap_or_default();
     match &o.url {
@@ -20,13 +21,18 @@ pub(super) fn check_openai(cx: &Ctx<'_>, diags: &mut Diags<'_>, i: usize, b: &Ba
         None => check_launched(cx, diags, i, b, &o),
     }
     check_limits(diags, &at, &o);
-    check_token_prompt(cx, diags, &at, b, &o, o.api == ServerApi::Chat);
+    check_token_prompt(entry, cx, diags, &at, b, &o, o.api == ServerApi::Chat);
     check_eos_bias(diags, &at, &o);
 }
 
 /// `ollama`: always at a `server.url`; text prompts and no length knobs.
-pub(super) fn check_ollama(cx: &Ctx<'_>, diags: &mut Diags<'_>, i: usize, b: &BackendConfig) {
-    check_shared(diags, i, b);
+pub(super) fn check_ollama(
+    entry: &dyn Backend,
+    cx: &CheckContext<'_>,
+    b: &BackendConfig,
+    diags: &mut dyn Findings,
+) {
+    let i = cx.index;
     let at = format!("/backends/{i}/server");
     let o = b.server.clone().unwrap_or_default();
     match &o.url {
@@ -37,7 +43,7 @@ pub(super) fn check_ollama(cx: &Ctx<'_>, diags: &mut Diags<'_>, i: usize, b: &Ba
         ),
     }
     check_limits(diags, &at, &o);
-    check_token_prompt(cx, diags, &at, b, &o, true);
+    check_token_prompt(entry, cx, diags, &at, b, &o, true);
     if o.length_knobs.as_ref().is_some_and(|k| !k.is_empty()) {
         diags.at_value(
             &format!("{at}/length_knobs"),
@@ -49,7 +55,7 @@ pub(super) fn check_ollama(cx: &Ctx<'_>, diags: &mut Diags<'_>, i: usize, b: &Ba
 
 /// `server.url` is `http://host:port[/path]`, and `launch` is not given
 /// with it.
-fn check_url(diags: &mut Diags<'_>, at: &str, url: &str, o: &ServerOptions) {
+fn check_url(diags: &mut dyn Findings, at: &str, url: &str, o: &ServerOptions) {
     let rest = url.split_once("://").map_or("", |(_, r)| r);
     if rest.contains('@') || rest.contains('?') || rest.contains('#') {
         // The URL is part of the measure key and of messages:
@@ -82,25 +88,24 @@ fn check_url(diags: &mut Diags<'_>, at: &str, url: &str, o: &ServerOptions) {
 /// this machine (when measuring), a GGUF dtype, the CPU, and sane `launch`
 /// options.
 fn check_launched(
-    cx: &Ctx<'_>,
-    diags: &mut Diags<'_>,
+    cx: &CheckContext<'_>,
+    diags: &mut dyn Findings,
     i: usize,
     b: &BackendConfig,
     o: &ServerOptions,
 ) {
     let at = format!("/backends/{i}/server");
-    if cx.purpose == Purpose::Measure && assay_measure::server::launch::binary().is_none() {
+    if cx.measuring && crate::server::launch::binary().is_none() {
         diags.at_value(
             &format!("/backends/{i}/kind"),
             format!(
                 "backend {:?} has no server.url, so assay launches llama-server, which is not found: set {} to its path or put it on the PATH (scripts/install-llama-cpp.sh builds it)",
                 b.name,
-                assay_measure::server::launch::SERVER_ENV
+                crate::server::launch::SERVER_ENV
             ),
         );
     }
     let all_local_gguf = cx
-        .spec
         .models
         .iter()
         .all(|m| m.path.as_deref().is_some_and(|p| p.ends_with(".gguf")));
@@ -139,7 +144,7 @@ fn check_launched(
 }
 
 /// Timeouts, the error budget, and the API key's variable name.
-fn check_limits(diags: &mut Diags<'_>, at: &str, o: &ServerOptions) {
+fn check_limits(diags: &mut dyn Findings, at: &str, o: &ServerOptions) {
     for (field, v) in [
         ("request_timeout_s", o.request_timeout_s),
         ("stall_timeout_s", o.stall_timeout_s),
@@ -173,8 +178,9 @@ fn check_limits(diags: &mut Diags<'_>, at: &str, o: &ServerOptions) {
 /// `prompt: tokens` needs an endpoint that takes token ids (`text_only`:
 /// this one does not) and the vocabulary of every model the backend runs.
 fn check_token_prompt(
-    cx: &Ctx<'_>,
-    diags: &mut Diags<'_>,
+    entry: &dyn Backend,
+    cx: &CheckContext<'_>,
+    diags: &mut dyn Findings,
     at: &str,
     b: &BackendConfig,
     o: &ServerOptions,
@@ -189,13 +195,11 @@ fn check_token_prompt(
             "token-id prompts go to /v1/completions only; chat and Ollama take text".into(),
         );
     }
-    if let Some(m) = cx.spec.models.iter().find(|m| {
-        m.server_only()
-            && cx
-                .scenarios
-                .iter()
-                .any(|s| assay_measure::cell_runs(b, m, s))
-    }) {
+    if let Some(m) = cx
+        .models
+        .iter()
+        .find(|m| m.server_only() && cx.scenarios.iter().any(|s| entry.runs(b, m, s)))
+    {
         diags.at_value(
             &format!("{at}/prompt"),
             format!(
@@ -207,7 +211,7 @@ fn check_token_prompt(
 }
 
 /// `eos_logit_bias` needs the token it biases.
-fn check_eos_bias(diags: &mut Diags<'_>, at: &str, o: &ServerOptions) {
+fn check_eos_bias(diags: &mut dyn Findings, at: &str, o: &ServerOptions) {
     let knobs = o.length_knobs.as_deref().unwrap_or_default();
     if knobs.contains(&LengthKnob::EosLogitBias) && o.eos_token_id.is_none() {
         diags.at_key(

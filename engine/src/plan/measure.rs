@@ -1,0 +1,56 @@
+//! `bandwidth/cpu` and `measure/<backend>/<model>/<scenario>`: the nodes
+//! that read the machine.
+
+use std::sync::Arc;
+
+use assay_measure::Execution;
+use assay_measure::bandwidth::BandwidthStage;
+use assay_model::prepare;
+
+use super::models::{self, prepare_id};
+use super::{PlanError, Planning, StagePlanner};
+
+/// The id of the bandwidth probe's node.
+pub(super) const BANDWIDTH: &str = "bandwidth/cpu";
+
+pub(super) struct Bandwidth;
+
+impl StagePlanner for Bandwidth {
+    /// Planned when some cell's kind asks for it (candle's roofline).
+    fn plan(&self, p: &mut Planning<'_>) -> Result<(), PlanError> {
+        if p.cells.iter().any(|c| c.kind.wants_bandwidth()) {
+            p.add(BANDWIDTH.into(), Arc::new(BandwidthStage));
+        }
+        Ok(())
+    }
+}
+
+pub(super) struct Measure;
+
+impl StagePlanner for Measure {
+    /// One node per cell, reading the prepared model and the weights its
+    /// kind runs: an export, a synthetic model's generated weights (in
+    /// process), or the model's own files (read where they lie).
+    fn plan(&self, p: &mut Planning<'_>) -> Result<(), PlanError> {
+        for stage in p.cells.clone() {
+            let needs_export = stage.needs_export();
+            let reads_model = stage.reads_prepared_model();
+            let in_process = stage.execution() == Execution::InProcess;
+            let model = stage.model.clone();
+            let node = p.add(format!("measure/{}", stage.cell), Arc::new(stage));
+            p.cell_nodes.push(node);
+            if !reads_model {
+                continue;
+            }
+            let prep = p.require(&prepare_id(&model.name))?;
+            p.connect(prep, node, prepare::output::MODEL)?;
+            if let Some(format) = needs_export {
+                let exp = models::export(p, &model, format)?;
+                p.connect(exp, node, format.output())?;
+            } else if model.synthetic.is_some() && in_process {
+                p.connect(prep, node, prepare::output::WEIGHTS)?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,187 @@
+//! What every in-process kind shares: measuring a cell in a worker process
+//! over the prepared model's weights, and the spec checks of a library that
+//! runs on this machine's cores.
+
+use crate::candle::WeightFiles;
+use crate::harness;
+use crate::stage::registry::{Backend, CheckContext, Findings, Measured};
+use crate::stage::{MeasureStage, ModelIdentity, unix_ms};
+use crate::worker::{self, WorkerRequest};
+use assay_core::config::{BackendConfig, Dtype};
+use assay_core::inputs::find_input;
+use assay_core::stage::{Input, StageContext, StageError};
+use assay_core::tables;
+use assay_model::prepare::{ExportFormat, ModelRecord};
+
+/// Measure one cell of an in-process kind in a worker process: the weight
+/// files it reads are the export its entry asks for (`needs_export`), else
+/// the prepared model's own (a GGUF file, or safetensors shards).
+pub fn measure(
+    kind: &'static dyn Backend,
+    stage: &MeasureStage,
+    ctx: &StageContext<'_>,
+    inputs: &[Input],
+) -> Result<Measured, StageError> {
+    let started = unix_ms();
+    let record_input = find_input(inputs, "model")?;
+    let record: ModelRecord = tables::read_json(ctx, record_input)?;
+    let (files, format, weights_blake3, stored_dtype) = match stage.needs_export() {
+        Some(export) => {
+            let input = find_input(inputs, export.output())?;
+            let path = ctx.store.object_path(&input.digest);
+            let hash = input.digest.to_hex();
+            match export {
+                ExportFormat::Onnx => (
+                    WeightFiles::Onnx(path),
+                    "onnx",
+                    hash,
+                    record.stored_dtype.clone(),
+                ),
+                ExportFormat::Gguf(ty) => (
+                    WeightFiles::Gguf(path),
+                    "gguf",
+                    hash,
+                    ty.as_str().to_string(),
+                ),
+            }
+        }
+        None => prepared_files(ctx, inputs, &record, record_input)?,
+    };
+    let seed = record.declaration.as_ref().map_or(0, |d| d.seed);
+    let request = WorkerRequest {
+        cell: stage.cell.clone(),
+        info: record.info.clone(),
+        backend: stage.backend.clone(),
+        files,
+        scenario: stage.scenario.clone(),
+        boundary: stage.boundary.clone(),
+        prompts: harness::prompt_ids(&stage.scenario, record.info.vocab, seed),
+        energy: stage.energy,
+    };
+    let measurement = worker::measure_isolated(kind, &request, ctx)?;
+    Ok(Measured {
+        measurement,
+        model_info: Some(record.info),
+        weights: Some(ModelIdentity {
+            source: record.source.clone(),
+            model_digest: record.model_digest.clone(),
+            weights_format: format.into(),
+            weights_blake3,
+            stored_dtype,
+        }),
+        started_unix_ms: Some(started),
+        requests: None,
+    })
+}
+
+/// The prepared model's own weights: a local GGUF file, the synthetic
+/// model's generated safetensors, or a local checkpoint's shards.
+fn prepared_files(
+    ctx: &StageContext<'_>,
+    inputs: &[Input],
+    record: &ModelRecord,
+    record_input: &Input,
+) -> Result<(WeightFiles, &'static str, String, String), StageError> {
+    let stored = record.stored_dtype.clone();
+    let weights: Vec<_> = record
+        .files
+        .iter()
+        .filter(|f| f.role == "weights")
+        .collect();
+    let paths: Vec<std::path::PathBuf> = weights
+        .iter()
+        .filter_map(|f| f.path.as_ref().map(Into::into))
+        .collect();
+    // One file is identified by its own hash; shards by the model's.
+    let hash = if weights.len() == 1 {
+        weights[0].blake3.clone()
+    } else {
+        record.model_digest.clone()
+    };
+    if record.format == "gguf" {
+        let path = paths.into_iter().next().ok_or_else(|| {
+            StageError::bad_input(record_input, "GGUF model record without a file")
+        })?;
+        Ok((WeightFiles::Gguf(path), "gguf", hash, stored))
+    } else if record.source == "synthetic" {
+        let input = find_input(inputs, "weights")?;
+        Ok((
+            WeightFiles::Safetensors(vec![ctx.store.object_path(&input.digest)]),
+            "safetensors",
+            input.digest.to_hex(),
+            stored,
+        ))
+    } else {
+        Ok((WeightFiles::Safetensors(paths), "safetensors", hash, stored))
+    }
+}
+
+/// The device is one the kind can be asked for (`choices` lists them for
+/// the message). Returns whether it is.
+pub fn check_device(
+    cx: &CheckContext<'_>,
+    b: &BackendConfig,
+    allowed: &[&str],
+    choices: &str,
+    findings: &mut dyn Findings,
+) -> bool {
+    let ok = allowed.contains(&b.device.as_str());
+    if !ok {
+        findings.at_value(
+            &cx.at("/device"),
+            format!(
+                "{} can be asked for {}; device {:?} is not available",
+                b.kind, choices, b.device
+            ),
+        );
+    }
+    ok
+}
+
+/// Kinds that run the f32 safetensors checkpoint only.
+pub fn check_f32(cx: &CheckContext<'_>, b: &BackendConfig, findings: &mut dyn Findings) {
+    if b.dtype != Dtype::F32 {
+        findings.at_value(
+            &cx.at("/dtype"),
+            format!(
+                "{} runs the f32 checkpoint only; dtype {} is not supported",
+                b.kind,
+                b.dtype.as_str()
+            ),
+        );
+    }
+}
+
+/// Kinds that run safetensors checkpoints: one error per local GGUF model,
+/// at the model.
+pub fn check_safetensors_models(
+    cx: &CheckContext<'_>,
+    b: &BackendConfig,
+    findings: &mut dyn Findings,
+) {
+    for (j, m) in cx.models.iter().enumerate() {
+        if m.path.as_deref().is_some_and(|p| p.ends_with(".gguf")) {
+            findings.at_value(
+                &format!("/models/{j}/path"),
+                format!(
+                    "backend {:?} ({}) runs safetensors checkpoints; model {:?} is a GGUF file",
+                    b.name, b.kind, m.name
+                ),
+            );
+        }
+    }
+}
+
+/// Refuses a device other than the CPU when the worker opens a kind that
+/// runs only there (the spec checks said so first; this guards library
+/// users).
+pub fn cpu_only(b: &BackendConfig) -> Result<(), String> {
+    if b.device == "cpu" {
+        Ok(())
+    } else {
+        Err(format!(
+            "backend {}: {} runs on the CPU only here; device {:?} is not available",
+            b.name, b.kind, b.device
+        ))
+    }
+}
