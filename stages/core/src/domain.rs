@@ -1,5 +1,5 @@
-//! Typed values of the string columns the stages compare: evidence, run and
-//! request status, request window, energy status, fit form and variables,
+//! Typed values of the string columns the stages compare: evidence, clock,
+//! run and request status, request window, energy status, fit form and variables,
 //! validate's check names and the source of token counts. The tables store
 //! the strings (`as_str` gives exactly the stored spelling, so no stored
 //! byte changes); the stages parse a column where they read a row and
@@ -101,6 +101,15 @@ impl Evidence {
         } else {
             Evidence::Simulated
         }
+    }
+}
+
+stored_enum! {
+    /// Which clock timed a measurement (`clock` of manifests): real time,
+    /// or the simulated backend's virtual time.
+    pub enum Clock {
+        Monotonic => "monotonic",
+        Virtual => "virtual",
     }
 }
 
@@ -249,6 +258,7 @@ mod tests {
             RequestWindow::parse,
         );
         round_trips(EnergyStatus::ALL, EnergyStatus::as_str, EnergyStatus::parse);
+        round_trips(Clock::ALL, Clock::as_str, Clock::parse);
         round_trips(FitForm::ALL, FitForm::as_str, FitForm::parse);
         round_trips(TokensSource::ALL, TokensSource::as_str, TokensSource::parse);
         round_trips(FitX::ALL, FitX::as_str, FitX::parse);

@@ -11,6 +11,7 @@ use crate::energy::{EnergySource, Sampling};
 use crate::environment::{self, Environment};
 use crate::harness::Attribution;
 use assay_core::config::{BackendConfig, BackendKind, Boundary, Scenario};
+use assay_core::domain::{Clock, Evidence};
 use assay_core::stage::{Input, MachineUse, Outputs, Stage, StageContext, StageError};
 use assay_core::tables::{self, to_json};
 use assay_model::decl::{ModelDecl, ModelInfo};
@@ -234,16 +235,18 @@ impl Stage for MeasureStage {
             model: self.model.name.clone(),
             scenario: self.scenario.clone(),
             evidence: if self.simulated() {
-                "simulated"
+                Evidence::Simulated
             } else {
-                "measured"
+                Evidence::Measured
             }
+            .as_str()
             .into(),
             clock: if self.simulated() {
-                "virtual"
+                Clock::Virtual
             } else {
-                "monotonic"
+                Clock::Monotonic
             }
+            .as_str()
             .into(),
             boundary: self.boundary.clone(),
             requested: self.requested(),

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use crate::document::{Block, f, header};
 use crate::{Out, Report, source};
 use assay_core::stage::StageError;
+use assay_core::tables::{CostRow, SummaryRow};
 
 pub fn energy(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
     out.doc.push(Block::Heading(2, "Energy".into()));
@@ -24,6 +25,26 @@ pub fn energy(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
          shorter than the polling interval and never get a figure of their own.",
         params.poll_ms, params.idle_ms, params.min_samples
     )));
+    sensors(rep, out);
+    let rows: Vec<(usize, &SummaryRow)> = rep
+        .summary
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.energy_windows > 0)
+        .collect();
+    if rows.is_empty() {
+        out.doc.push(Block::Para(
+            "No energy figures: no power samples were recorded.".into(),
+        ));
+        return Ok(());
+    }
+    energy_per_window(rep, &rows, out);
+    energy_cost(rep, out);
+    Ok(())
+}
+
+/// The sensor each cell sampled, or why it had none.
+fn sensors(rep: &Report<'_>, out: &mut Out) {
     let sensors: BTreeSet<String> = rep
         .manifests
         .iter()
@@ -37,20 +58,13 @@ pub fn energy(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
         "Sensor: {}.",
         sensors.into_iter().collect::<Vec<_>>().join("; ")
     )));
-    let rows: Vec<(usize, &assay_core::tables::SummaryRow)> = rep
-        .summary
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| s.energy_windows > 0)
-        .collect();
-    if rows.is_empty() {
-        out.doc.push(Block::Para(
-            "No energy figures: no power samples were recorded.".into(),
-        ));
-        return Ok(());
-    }
+}
+
+/// Windows, attributable windows and energy per token of each summary row
+/// (numbered `i` in the summary) that has energy windows.
+fn energy_per_window(rep: &Report<'_>, rows: &[(usize, &SummaryRow)], out: &mut Out) {
     let mut table = Vec::new();
-    for (i, s) in &rows {
+    for (i, s) in rows {
         let no_data = || "no_data".to_string();
         table.push(vec![
             s.backend.clone(),
@@ -95,7 +109,12 @@ pub fn energy(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
         ]),
         table,
     ));
-    let priced: Vec<(usize, &assay_core::tables::CostRow)> = rep
+}
+
+/// Electricity and carbon per 1M tokens, from the cost table, where gating
+/// passed.
+fn energy_cost(rep: &Report<'_>, out: &mut Out) {
+    let priced: Vec<(usize, &CostRow)> = rep
         .cost
         .iter()
         .enumerate()
@@ -150,5 +169,4 @@ pub fn energy(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
             table,
         ));
     }
-    Ok(())
 }

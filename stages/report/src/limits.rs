@@ -12,6 +12,17 @@ use assay_core::stage::StageError;
 pub fn limits(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
     out.doc.push(Block::Heading(2, "Risks and limits".into()));
     let mut items: Vec<String> = Vec::new();
+    run_limits(rep, &mut items);
+    machine_limits(rep, &mut items);
+    fit_limits(rep, &mut items);
+    energy_limits(rep, &mut items);
+    roofline_decision_and_cost_limits(rep, &mut items);
+    out.doc.push(Block::List(items));
+    Ok(())
+}
+
+/// Simulated data, and runs excluded or flagged by validation.
+fn run_limits(rep: &Report<'_>, items: &mut Vec<String>) {
     if !Evidence::is_measured(&rep.evidence) {
         items.push(
             "Simulated data: numbers from the simulated backend exercise the pipeline; they are not \
@@ -42,6 +53,10 @@ pub fn limits(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
             }
         ));
     }
+}
+
+/// How many machines the measurements come from.
+fn machine_limits(rep: &Report<'_>, items: &mut Vec<String>) {
     let machines: BTreeSet<String> = rep
         .manifests
         .iter()
@@ -60,6 +75,10 @@ pub fn limits(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
              their manifests."
         )),
     }
+}
+
+/// Fits that back no claim, change regime, or mix families.
+fn fit_limits(rep: &Report<'_>, items: &mut Vec<String>) {
     let unidentifiable = rep.fit.iter().filter(|r| !r.identifiable).count();
     if unidentifiable > 0 {
         items.push(format!(
@@ -81,6 +100,10 @@ pub fn limits(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
                 .into(),
         );
     }
+}
+
+/// Whether energy was sampled, by a sensor, and how much of it counts.
+fn energy_limits(rep: &Report<'_>, items: &mut Vec<String>) {
     if rep.p.energy.is_none() {
         items.push("No energy was sampled: no energy or carbon claim can be made.".into());
     } else if let Some(reason) = rep
@@ -111,6 +134,11 @@ pub fn limits(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
             "Energy: {valid} of {windows} steady windows were attributable; the rest are no_data (TR122)."
         ));
     }
+}
+
+/// Cells above the copy-bandwidth bound, workload classes without a
+/// decision, and what the costs are.
+fn roofline_decision_and_cost_limits(rep: &Report<'_>, items: &mut Vec<String>) {
     let above_bound = rep
         .summary
         .iter()
@@ -151,8 +179,6 @@ pub fn limits(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
                 .into(),
         );
     }
-    out.doc.push(Block::List(items));
-    Ok(())
 }
 
 fn runs(n: usize) -> String {

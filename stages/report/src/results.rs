@@ -7,6 +7,18 @@ use assay_core::stage::StageError;
 use assay_core::tables::{Phase, SummaryRow};
 
 pub fn results(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
+    latency_table(rep, out);
+    roofline(rep, out);
+    phase_split(rep, out);
+    mean_median_paradox(rep, out);
+    warmup_and_cold_start(rep, out);
+    decode_ranking(rep, out);
+    aggregate(rep, out);
+    Ok(())
+}
+
+/// The per-cell latency and throughput table, with its figures.
+fn latency_table(rep: &Report<'_>, out: &mut Out) {
     // Results.
     out.doc.push(Block::Heading(
         2,
@@ -93,7 +105,10 @@ pub fn results(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
         out.doc
             .extend(crate::figures::latency(&rep.summary, phase, title));
     }
+}
 
+/// Decode throughput against the memory-bandwidth bound.
+fn roofline(rep: &Report<'_>, out: &mut Out) {
     // Roofline: decode is memory-bound, so the machine's bandwidth over
     // the bytes a step must read bounds decode throughput from above.
     let roof: Vec<(usize, &SummaryRow)> = rep
@@ -154,9 +169,11 @@ pub fn results(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
             rows,
         ));
     }
+}
 
-    // Phase split (AA.3) and the TR117 paradox: rankings by mean and by
-    // median that disagree mean the distribution, not one number, decides.
+/// The decode fraction of end-to-end time per cell.
+fn phase_split(rep: &Report<'_>, out: &mut Out) {
+    // Phase split (AA.3).
     out.doc.push(Block::Heading(2, "Phase split".into()));
     out.doc.extend(crate::figures::phase_split(&rep.summary));
     out.doc
@@ -203,6 +220,11 @@ pub fn results(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
         header(&["backend", "model", "scenario", "decode fraction", ""]),
         split_rows,
     ));
+}
+
+/// The TR117 paradox check, under the phase split: rankings by mean and by
+/// median that disagree mean the distribution, not one number, decides.
+fn mean_median_paradox(rep: &Report<'_>, out: &mut Out) {
     let mut paradox_rows = Vec::new();
     for scenario in &rep.p.scenarios {
         for kind in [Phase::Decode, Phase::E2e] {
@@ -265,7 +287,10 @@ pub fn results(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
             paradox_rows,
         ));
     }
+}
 
+/// Warmup ratios and cold-start deltas per cell and phase.
+fn warmup_and_cold_start(rep: &Report<'_>, out: &mut Out) {
     // Warmup and cold start (seed AA.4; AM rule 5: above 10x, cold start
     // must be managed explicitly).
     out.doc
@@ -302,43 +327,7 @@ pub fn results(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
             format!("{}x", f(s.warmup_ratio, 2)),
             flag.into(),
         ]);
-        out.claim(
-            format!("warmup/{}/{}/ratio", s.cell, s.phase),
-            format!(
-                "Warmup ratio of {} for {} on {}, scenario {}: {}x (warmup median {} ms over steady median {} ms)",
-                s.phase,
-                s.model,
-                s.backend,
-                s.scenario,
-                f(s.warmup_ratio, 2),
-                f(s.warmup_median_ms, 3),
-                f(s.median_ms, 3)
-            ),
-            s.warmup_ratio,
-            "ratio",
-            &s.evidence,
-            source(rep.summary_in, vec![i as u32]),
-        );
-        let delta = s.cold_median_ms - s.median_ms;
-        if delta.is_finite() {
-            out.claim(
-                format!("warmup/{}/{}/cold_delta_ms", s.cell, s.phase),
-                format!(
-                    "Cold-start delta of {} for {} on {}, scenario {}: {} ms (first run after load {} ms, steady median {} ms)",
-                    s.phase,
-                    s.model,
-                    s.backend,
-                    s.scenario,
-                    f(delta, 3),
-                    f(s.cold_median_ms, 3),
-                    f(s.median_ms, 3)
-                ),
-                delta,
-                "ms",
-                &s.evidence,
-                source(rep.summary_in, vec![i as u32]),
-            );
-        }
+        warmup_claims(rep, i, s, out);
     }
     if warm_rows.is_empty() {
         out.doc.push(Block::Para(
@@ -361,7 +350,51 @@ pub fn results(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
             warm_rows,
         ));
     }
+}
 
+/// The warmup ratio and cold-start delta claims of summary row `i`.
+fn warmup_claims(rep: &Report<'_>, i: usize, s: &SummaryRow, out: &mut Out) {
+    out.claim(
+        format!("warmup/{}/{}/ratio", s.cell, s.phase),
+        format!(
+            "Warmup ratio of {} for {} on {}, scenario {}: {}x (warmup median {} ms over steady median {} ms)",
+            s.phase,
+            s.model,
+            s.backend,
+            s.scenario,
+            f(s.warmup_ratio, 2),
+            f(s.warmup_median_ms, 3),
+            f(s.median_ms, 3)
+        ),
+        s.warmup_ratio,
+        "ratio",
+        &s.evidence,
+        source(rep.summary_in, vec![i as u32]),
+    );
+    let delta = s.cold_median_ms - s.median_ms;
+    if delta.is_finite() {
+        out.claim(
+            format!("warmup/{}/{}/cold_delta_ms", s.cell, s.phase),
+            format!(
+                "Cold-start delta of {} for {} on {}, scenario {}: {} ms (first run after load {} ms, steady median {} ms)",
+                s.phase,
+                s.model,
+                s.backend,
+                s.scenario,
+                f(delta, 3),
+                f(s.cold_median_ms, 3),
+                f(s.median_ms, 3)
+            ),
+            delta,
+            "ms",
+            &s.evidence,
+            source(rep.summary_in, vec![i as u32]),
+        );
+    }
+}
+
+/// The best decode throughput per scenario.
+fn decode_ranking(rep: &Report<'_>, out: &mut Out) {
     // Ranking by decode throughput per scenario.
     out.doc
         .push(Block::Heading(2, "Decode throughput ranking".into()));
@@ -404,8 +437,6 @@ pub fn results(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
         header(&["scenario", "best backend", "model", "decode tokens/s"]),
         ranking_rows,
     ));
-    aggregate(rep, out);
-    Ok(())
 }
 
 /// Scenario aggregation by geometric mean (seed TR117/TR119 practice): one

@@ -6,7 +6,7 @@
 use crate::document::{Block, f, header};
 use crate::{Out, Report, source};
 use assay_core::domain::{FitForm, FitX};
-use assay_core::stage::StageError;
+use assay_core::stage::{Input, StageError};
 use assay_core::tables::FitRow;
 
 pub fn scaling(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
@@ -26,7 +26,14 @@ pub fn scaling(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
          regime; where they do not, the conclusion is boundary-specific."
             .into(),
     ));
+    log_log_fits(rep, fit_in, out);
+    linear_fits(rep, fit_in, out);
+    boundary_shift(rep, out);
+    Ok(())
+}
 
+/// Fits against model size, with their figures and claims.
+fn log_log_fits(rep: &Report<'_>, fit_in: &Input, out: &mut Out) {
     let log_log: Vec<(usize, &FitRow)> = rep
         .fit
         .iter()
@@ -52,6 +59,11 @@ pub fn scaling(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
             claim(fit_in, *i, r, out);
         }
     }
+}
+
+/// Fits against prompt and generation length, with their figures and
+/// claims.
+fn linear_fits(rep: &Report<'_>, fit_in: &Input, out: &mut Out) {
     let linear: Vec<(usize, &FitRow)> = rep
         .fit
         .iter()
@@ -78,6 +90,11 @@ pub fn scaling(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
             claim(fit_in, *i, r, out);
         }
     }
+}
+
+/// The boundary-shift check (AD.4): fits whose regime flips across the
+/// boundaries held fixed.
+fn boundary_shift(rep: &Report<'_>, out: &mut Out) {
     let flips: Vec<Vec<String>> = rep
         .fit
         .iter()
@@ -108,7 +125,6 @@ pub fn scaling(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
             flips,
         ));
     }
-    Ok(())
 }
 
 fn table(rows: &[(usize, &FitRow)], log: bool) -> Block {

@@ -59,6 +59,13 @@ pub fn serving(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
         return Ok(());
     };
     let load: Vec<LoadRow> = tables::read_rows(rep.ctx, load_in)?;
+    serving_intro(&load, out);
+    load_table(&load, load_in, out);
+    rate_sweeps(rep, out)
+}
+
+/// The section's heading, what its numbers mean, and the SLOs in force.
+fn serving_intro(load: &[LoadRow], out: &mut Out) {
     out.doc.push(Block::Heading(2, "Serving under load".into()));
     let chunked: Vec<&str> = load
         .iter()
@@ -85,7 +92,7 @@ pub fn serving(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
          requests per second of the window (vLLM's --goodput)."
     )));
     let mut slos: BTreeMap<String, Vec<&str>> = BTreeMap::new();
-    for r in &load {
+    for r in load {
         let text = slo_text(r);
         if !text.is_empty() {
             let scenarios = slos.entry(text).or_default();
@@ -105,6 +112,11 @@ pub fn serving(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
                 .collect(),
         ));
     }
+}
+
+/// One row per server cell: throughput, latency tails, attainment and
+/// goodput, with a claim for each.
+fn load_table(load: &[LoadRow], load_in: &Input, out: &mut Out) {
     let mut table = Vec::new();
     for (i, r) in load.iter().enumerate() {
         table.push(vec![
@@ -124,89 +136,7 @@ pub fn serving(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
             opt(r.attainment, 3),
             opt_sig(r.goodput_rps),
         ]);
-        let what = format!(
-            "{} on {}, scenario {} ({})",
-            r.model,
-            r.backend,
-            r.scenario,
-            offered(r)
-        );
-        let mut claim = |metric: &str, statement: String, value: Option<f64>, unit: &str| {
-            if let Some(value) = value {
-                out.claim(
-                    format!("goodput/{}/{metric}", r.cell),
-                    statement,
-                    value,
-                    unit,
-                    &r.evidence,
-                    source(load_in, vec![i as u32]),
-                );
-            }
-        };
-        claim(
-            "achieved_rps",
-            format!(
-                "Requests completed per second by {what}: {} over a {} s steady window ({} of {} requests completed)",
-                opt_sig(r.achieved_rps),
-                f(r.window_s, 3),
-                r.completed,
-                r.requests
-            ),
-            r.achieved_rps,
-            "requests/s",
-        );
-        claim(
-            "output_tps",
-            format!(
-                "Output tokens per second of {what}: {} ({} tokens counted from {})",
-                opt(r.output_tps, 1),
-                r.output_tokens,
-                r.tokens_source
-            ),
-            r.output_tps,
-            "tokens/s",
-        );
-        claim(
-            "ttft_p99_ms",
-            format!(
-                "p99 time to first token of {what}: {} ms (p50 {}, client-side from the send)",
-                opt(r.ttft_p99_ms, 1),
-                opt(r.ttft_p50_ms, 1)
-            ),
-            r.ttft_p99_ms,
-            "ms",
-        );
-        claim(
-            "tpot_p99_ms",
-            format!(
-                "p99 time per output token of {what}: {} ms (p50 {})",
-                opt(r.tpot_p99_ms, 2),
-                opt(r.tpot_p50_ms, 2)
-            ),
-            r.tpot_p99_ms,
-            "ms",
-        );
-        let slo = slo_text(r);
-        claim(
-            "attainment",
-            format!(
-                "SLO attainment of {what}: {} of {} steady requests ({}) met {slo}",
-                r.good.unwrap_or(0),
-                r.requests,
-                opt(r.attainment, 3)
-            ),
-            r.attainment,
-            "fraction",
-        );
-        claim(
-            "goodput_rps",
-            format!(
-                "Goodput of {what}: {} requests/s meeting {slo}",
-                opt_sig(r.goodput_rps)
-            ),
-            r.goodput_rps,
-            "requests/s",
-        );
+        load_claims(r, i, load_in, out);
     }
     out.doc.push(Block::Table(
         header(&[
@@ -228,7 +158,99 @@ pub fn serving(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
         ]),
         table,
     ));
+}
 
+/// The claims of one server cell (row `i` of the load table); a metric the
+/// cell has no value for makes no claim.
+fn load_claims(r: &LoadRow, i: usize, load_in: &Input, out: &mut Out) {
+    let what = format!(
+        "{} on {}, scenario {} ({})",
+        r.model,
+        r.backend,
+        r.scenario,
+        offered(r)
+    );
+    let mut claim = |metric: &str, statement: String, value: Option<f64>, unit: &str| {
+        if let Some(value) = value {
+            out.claim(
+                format!("goodput/{}/{metric}", r.cell),
+                statement,
+                value,
+                unit,
+                &r.evidence,
+                source(load_in, vec![i as u32]),
+            );
+        }
+    };
+    claim(
+        "achieved_rps",
+        format!(
+            "Requests completed per second by {what}: {} over a {} s steady window ({} of {} requests completed)",
+            opt_sig(r.achieved_rps),
+            f(r.window_s, 3),
+            r.completed,
+            r.requests
+        ),
+        r.achieved_rps,
+        "requests/s",
+    );
+    claim(
+        "output_tps",
+        format!(
+            "Output tokens per second of {what}: {} ({} tokens counted from {})",
+            opt(r.output_tps, 1),
+            r.output_tokens,
+            r.tokens_source
+        ),
+        r.output_tps,
+        "tokens/s",
+    );
+    claim(
+        "ttft_p99_ms",
+        format!(
+            "p99 time to first token of {what}: {} ms (p50 {}, client-side from the send)",
+            opt(r.ttft_p99_ms, 1),
+            opt(r.ttft_p50_ms, 1)
+        ),
+        r.ttft_p99_ms,
+        "ms",
+    );
+    claim(
+        "tpot_p99_ms",
+        format!(
+            "p99 time per output token of {what}: {} ms (p50 {})",
+            opt(r.tpot_p99_ms, 2),
+            opt(r.tpot_p50_ms, 2)
+        ),
+        r.tpot_p99_ms,
+        "ms",
+    );
+    let slo = slo_text(r);
+    claim(
+        "attainment",
+        format!(
+            "SLO attainment of {what}: {} of {} steady requests ({}) met {slo}",
+            r.good.unwrap_or(0),
+            r.requests,
+            opt(r.attainment, 3)
+        ),
+        r.attainment,
+        "fraction",
+    );
+    claim(
+        "goodput_rps",
+        format!(
+            "Goodput of {what}: {} requests/s meeting {slo}",
+            opt_sig(r.goodput_rps)
+        ),
+        r.goodput_rps,
+        "requests/s",
+    );
+}
+
+/// The knee and saturation rate of each rate sweep, when the report has
+/// the `knees` table and it has rows.
+fn rate_sweeps(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
     let Some(knees_in) = goodput_input(rep, goodput::KNEES) else {
         return Ok(());
     };

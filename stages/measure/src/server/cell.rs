@@ -18,6 +18,7 @@ use crate::harness::{self, Attribution, CellMeasurement};
 use crate::harness::{RunEvents, ServerFacts, load_event};
 use assay_core::config::server::{PromptFormat, ServerOptions};
 use assay_core::config::{BackendConfig, Boundary, Scenario};
+use assay_core::domain::RequestStatus;
 use assay_core::stage::StageContext;
 use assay_core::tables::{EventRow, RequestRow, RunRow};
 
@@ -318,10 +319,10 @@ fn check_error_rate(
     requests: &[RequestRow],
     launched: &mut Option<LaunchedServer>,
 ) -> Result<(), CellFailure> {
-    let failed: Vec<&RequestRow> = requests.iter().filter(|r| r.status != "ok").collect();
+    let failed: Vec<&RequestRow> = requests.iter().filter(|r| !r.is_ok()).collect();
     // The error rate is of the steady window, the requests that count.
-    let steady = requests.iter().filter(|r| r.window == "steady").count();
-    let steady_failed = failed.iter().filter(|r| r.window == "steady").count();
+    let steady = requests.iter().filter(|r| r.is_steady()).count();
+    let steady_failed = failed.iter().filter(|r| r.is_steady()).count();
     let rate = steady_failed as f64 / steady.max(1) as f64;
     let too_many = steady_failed > 0 && rate > opts.max_error_rate;
     if !too_many {
@@ -329,7 +330,7 @@ fn check_error_rate(
     }
     let first = failed
         .iter()
-        .find(|r| r.window == "steady")
+        .find(|r| r.is_steady())
         .copied()
         .unwrap_or(failed[0]);
     let mut message = format!(
@@ -575,7 +576,12 @@ fn request_row(cell: &ServerCell<'_>, r: &Issued<Outcome>, origin: Instant) -> R
         server_decode_ms: o.server_decode_ms,
         server_load_ms: o.server_load_ms,
         server_prompt_tokens: o.server_prompt_tokens,
-        status: o.failure.as_ref().map_or("ok", |f| f.kind).into(),
+        status: o
+            .failure
+            .as_ref()
+            .map_or(RequestStatus::Ok, |f| f.kind)
+            .as_str()
+            .into(),
         error: o.failure.as_ref().map(|f| f.message.clone()),
         raw: o.failure.as_ref().map(|f| f.raw.clone()),
         output_digest: o.output_digest.clone(),
@@ -592,13 +598,13 @@ fn runs_and_events(cell: &ServerCell<'_>, requests: &[RequestRow]) -> (Vec<Event
     let mut events = Vec::new();
     let mut runs = Vec::new();
     for r in requests {
-        if r.window == Window::Cooldown.as_str() || r.status != "ok" {
+        if r.window() == Some(Window::Cooldown) || !r.is_ok() {
             continue;
         }
         let Some(e2e) = r.e2e_ns else {
             continue;
         };
-        let warmup = r.window == Window::Warmup.as_str();
+        let warmup = r.window() == Some(Window::Warmup);
         let cold = r.request == 0;
         let run = RunEvents {
             cell: cell.cell,

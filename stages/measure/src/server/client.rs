@@ -14,12 +14,13 @@ use super::protocol::{FrameFacts, Protocol, RequestSpec};
 use super::stream::{Frame, Framer, Framing};
 use assay_core::config::BackendKind;
 use assay_core::config::server::{ServerApi, ServerOptions};
+use assay_core::domain::RequestStatus;
 
 /// Why a request failed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Failure {
-    /// `connect`, `http`, `timeout`, `stall`, `malformed` or `truncated`.
-    pub kind: &'static str,
+    /// Any status but `ok`: how the request ended.
+    pub kind: RequestStatus,
     pub message: String,
     /// The response bytes received (lossy UTF-8, capped).
     pub raw: String,
@@ -221,16 +222,16 @@ impl Client {
             Err(_) => {
                 return self.failed(
                     out,
-                    "timeout",
+                    RequestStatus::Timeout,
                     "no response headers before the request timeout".into(),
                     &reading.framer,
                 );
             }
             Ok(Err(e)) => {
                 let kind = if e.is_connect() {
-                    "connect"
+                    RequestStatus::Connect
                 } else {
-                    "truncated"
+                    RequestStatus::Truncated
                 };
                 let message = self.describe(path, &e);
                 return self.failed(out, kind, message, &reading.framer);
@@ -263,7 +264,7 @@ impl Client {
         path: &str,
         deadline: Instant,
         stall: Duration,
-    ) -> Result<(), (&'static str, String)> {
+    ) -> Result<(), (RequestStatus, String)> {
         let status = resp.status();
         loop {
             let wait = stall.min(deadline.saturating_duration_since(Instant::now()));
@@ -271,7 +272,7 @@ impl Client {
                 Err(_) => {
                     return Err(if Instant::now() >= deadline {
                         (
-                            "timeout",
+                            RequestStatus::Timeout,
                             format!(
                                 "request not finished within {} s",
                                 self.opts.request_timeout_s
@@ -279,7 +280,7 @@ impl Client {
                         )
                     } else {
                         (
-                            "stall",
+                            RequestStatus::Stall,
                             format!(
                                 "no byte from the server for {} s",
                                 self.opts.stall_timeout_s
@@ -289,7 +290,7 @@ impl Client {
                 }
                 Ok(Err(e)) => {
                     let message = format!("the stream broke: {}", self.describe(path, &e));
-                    return Err(("truncated", message));
+                    return Err((RequestStatus::Truncated, message));
                 }
                 Ok(Ok(None)) => return Ok(()),
                 Ok(Ok(Some(bytes))) => {
@@ -300,7 +301,7 @@ impl Client {
                     }
                     reading
                         .take(&bytes, at)
-                        .map_err(|message| ("malformed", message))?;
+                        .map_err(|message| (RequestStatus::Malformed, message))?;
                 }
             }
         }
@@ -321,21 +322,21 @@ impl Client {
     ) -> Outcome {
         if !status.is_success() {
             let message = format!("HTTP {status}");
-            return self.failed(out, "http", message, &reading.framer);
+            return self.failed(out, RequestStatus::Http, message, &reading.framer);
         }
         out = reading.finish_times(out, sent);
         out.e2e_ns = Some(ns(end - sent));
         if let Some(error) = reading.error.take() {
             return self.failed(
                 out,
-                "http",
+                RequestStatus::Http,
                 format!("the server reported an error in the stream: {error}"),
                 &reading.framer,
             );
         }
         if !reading.complete || reading.framer.leftover() {
             let message = format!("the stream ended without {}", self.protocol.end_marker());
-            return self.failed(out, "truncated", message, &reading.framer);
+            return self.failed(out, RequestStatus::Truncated, message, &reading.framer);
         }
         // No event carried text. When the server counted tokens it did
         // generate them, only nothing was visible (llama.cpp holds back
@@ -350,7 +351,7 @@ impl Client {
         if reading.chunks == 0 && req.max_tokens > 0 && counted == 0 {
             return self.failed(
                 out,
-                "malformed",
+                RequestStatus::Malformed,
                 "the stream carried no generated text and the server counted none".into(),
                 &reading.framer,
             );
@@ -370,7 +371,7 @@ impl Client {
     fn failed(
         &self,
         mut out: Outcome,
-        kind: &'static str,
+        kind: RequestStatus,
         message: String,
         framer: &Framer,
     ) -> Outcome {

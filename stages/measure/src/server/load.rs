@@ -91,23 +91,9 @@ impl Schedule {
     }
 }
 
-/// Which part of the run a request belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Window {
-    Warmup,
-    Steady,
-    Cooldown,
-}
-
-impl Window {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Window::Warmup => "warmup",
-            Window::Steady => "steady",
-            Window::Cooldown => "cooldown",
-        }
-    }
-}
+/// Which part of the run a request belongs to: the stored `window` of
+/// its request row.
+pub use assay_core::domain::RequestWindow as Window;
 
 /// One request as issued.
 #[derive(Debug, Clone)]
