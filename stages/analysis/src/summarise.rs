@@ -8,7 +8,7 @@ use rand_chacha::ChaCha8Rng;
 
 use serde_json::{Value, json};
 
-use assay_core::domain::Evidence;
+use assay_core::domain::{Evidence, WeightsFormat};
 use assay_core::inputs::{cell_inputs, find_input};
 use assay_core::stage::{Input, Outputs, Stage, StageContext, StageError};
 use assay_core::stats;
@@ -386,7 +386,7 @@ pub fn decode_bytes_per_step(manifest: &Manifest) -> Option<f64> {
     let gguf = manifest
         .weights
         .as_ref()
-        .is_some_and(|w| w.weights_format == "gguf");
+        .is_some_and(|w| WeightsFormat::parse(&w.weights_format) == Some(WeightsFormat::Gguf));
     let kv_bytes = match manifest.actual.dtype.as_str() {
         "f16" | "bf16" if !gguf => 2.0,
         _ => 4.0,

@@ -1,5 +1,5 @@
 //! Typed values of the string columns the stages compare: evidence, clock,
-//! run and request status, request window, energy status, fit form and variables,
+//! a model's source, weights format and file roles, run and request status, request window, energy status, fit form and variables,
 //! validate's check names and the source of token counts. The tables store
 //! the strings (`as_str` gives exactly the stored spelling, so no stored
 //! byte changes); the stages parse a column where they read a row and
@@ -110,6 +110,33 @@ stored_enum! {
     pub enum Clock {
         Monotonic => "monotonic",
         Virtual => "virtual",
+    }
+}
+
+stored_enum! {
+    /// Where a prepared model came from (`source` of a model record).
+    pub enum ModelSource {
+        Synthetic => "synthetic",
+        Local => "local",
+    }
+}
+
+stored_enum! {
+    /// The file format of weights (`format` of a model record,
+    /// `weights_format` of a manifest).
+    pub enum WeightsFormat {
+        Safetensors => "safetensors",
+        Gguf => "gguf",
+        Onnx => "onnx",
+    }
+}
+
+stored_enum! {
+    /// What one file of a prepared model is (`role` of a model file).
+    pub enum FileRole {
+        Weights => "weights",
+        Config => "config",
+        Tokenizer => "tokenizer",
     }
 }
 
@@ -259,6 +286,13 @@ mod tests {
         );
         round_trips(EnergyStatus::ALL, EnergyStatus::as_str, EnergyStatus::parse);
         round_trips(Clock::ALL, Clock::as_str, Clock::parse);
+        round_trips(ModelSource::ALL, ModelSource::as_str, ModelSource::parse);
+        round_trips(
+            WeightsFormat::ALL,
+            WeightsFormat::as_str,
+            WeightsFormat::parse,
+        );
+        round_trips(FileRole::ALL, FileRole::as_str, FileRole::parse);
         round_trips(FitForm::ALL, FitForm::as_str, FitForm::parse);
         round_trips(TokensSource::ALL, TokensSource::as_str, TokensSource::parse);
         round_trips(FitX::ALL, FitX::as_str, FitX::parse);

@@ -8,10 +8,11 @@ use crate::stage::registry::{Backend, CheckContext, Findings, Measured};
 use crate::stage::{MeasureStage, ModelIdentity, unix_ms};
 use crate::worker::{self, WorkerRequest};
 use assay_core::config::{BackendConfig, Dtype};
+use assay_core::domain::{ModelSource, WeightsFormat};
 use assay_core::inputs::find_input;
 use assay_core::stage::{Input, StageContext, StageError};
 use assay_core::tables;
-use assay_model::prepare::{ExportFormat, ModelRecord};
+use assay_model::prepare::{self, ExportFormat, ModelRecord};
 
 /// Measure one cell of an in-process kind in a worker process: the weight
 /// files it reads are the export its entry asks for (`needs_export`), else
@@ -23,7 +24,7 @@ pub fn measure(
     inputs: &[Input],
 ) -> Result<Measured, StageError> {
     let started = unix_ms();
-    let record_input = find_input(inputs, "model")?;
+    let record_input = find_input(inputs, prepare::output::MODEL)?;
     let record: ModelRecord = tables::read_json(ctx, record_input)?;
     let (files, format, weights_blake3, stored_dtype) = match stage.needs_export() {
         Some(export) => {
@@ -33,13 +34,13 @@ pub fn measure(
             match export {
                 ExportFormat::Onnx => (
                     WeightFiles::Onnx(path),
-                    "onnx",
+                    WeightsFormat::Onnx,
                     hash,
                     record.stored_dtype.clone(),
                 ),
                 ExportFormat::Gguf(ty) => (
                     WeightFiles::Gguf(path),
-                    "gguf",
+                    WeightsFormat::Gguf,
                     hash,
                     ty.as_str().to_string(),
                 ),
@@ -65,7 +66,7 @@ pub fn measure(
         weights: Some(ModelIdentity {
             source: record.source.clone(),
             model_digest: record.model_digest.clone(),
-            weights_format: format.into(),
+            weights_format: format.as_str().into(),
             weights_blake3,
             stored_dtype,
         }),
@@ -81,13 +82,9 @@ fn prepared_files(
     inputs: &[Input],
     record: &ModelRecord,
     record_input: &Input,
-) -> Result<(WeightFiles, &'static str, String, String), StageError> {
+) -> Result<(WeightFiles, WeightsFormat, String, String), StageError> {
     let stored = record.stored_dtype.clone();
-    let weights: Vec<_> = record
-        .files
-        .iter()
-        .filter(|f| f.role == "weights")
-        .collect();
+    let weights: Vec<_> = record.weight_files().collect();
     let paths: Vec<std::path::PathBuf> = weights
         .iter()
         .filter_map(|f| f.path.as_ref().map(Into::into))
@@ -98,21 +95,26 @@ fn prepared_files(
     } else {
         record.model_digest.clone()
     };
-    if record.format == "gguf" {
+    if record.format() == Some(WeightsFormat::Gguf) {
         let path = paths.into_iter().next().ok_or_else(|| {
             StageError::bad_input(record_input, "GGUF model record without a file")
         })?;
-        Ok((WeightFiles::Gguf(path), "gguf", hash, stored))
-    } else if record.source == "synthetic" {
-        let input = find_input(inputs, "weights")?;
+        Ok((WeightFiles::Gguf(path), WeightsFormat::Gguf, hash, stored))
+    } else if record.source() == Some(ModelSource::Synthetic) {
+        let input = find_input(inputs, prepare::output::WEIGHTS)?;
         Ok((
             WeightFiles::Safetensors(vec![ctx.store.object_path(&input.digest)]),
-            "safetensors",
+            WeightsFormat::Safetensors,
             input.digest.to_hex(),
             stored,
         ))
     } else {
-        Ok((WeightFiles::Safetensors(paths), "safetensors", hash, stored))
+        Ok((
+            WeightFiles::Safetensors(paths),
+            WeightsFormat::Safetensors,
+            hash,
+            stored,
+        ))
     }
 }
 

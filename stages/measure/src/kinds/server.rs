@@ -7,12 +7,13 @@ use crate::server::openai::DEFAULT_KNOBS;
 use crate::stage::registry::{Backend, CheckContext, Execution, Findings, Measured};
 use crate::stage::{MeasureStage, ModelIdentity, unix_ms};
 use assay_core::config::{BackendConfig, Dtype, Scenario};
+use assay_core::domain::WeightsFormat;
 use assay_core::inputs::find_input;
 use assay_core::stage::{Input, StageContext, StageError};
 use assay_core::tables;
 use assay_model::decl::ModelDecl;
 use assay_model::prepare::gguf::GgufType;
-use assay_model::prepare::{ExportFormat, ModelRecord};
+use assay_model::prepare::{self, ExportFormat, ModelRecord};
 
 /// An OpenAI-compatible server: at `server.url`, or llama-server launched
 /// by assay.
@@ -162,7 +163,8 @@ fn measure(
     launch: bool,
 ) -> Result<Measured, StageError> {
     let started = unix_ms();
-    let record: Option<ModelRecord> = match inputs.iter().find(|i| i.name == "model") {
+    let record: Option<ModelRecord> = match inputs.iter().find(|i| i.name == prepare::output::MODEL)
+    {
         Some(input) => Some(tables::read_json(ctx, input)?),
         None => None,
     };
@@ -177,8 +179,8 @@ fn measure(
                 stage.backend.dtype.as_str().to_string(),
             ))
         }
-        (None, Some(r)) if launch && r.format == "gguf" => {
-            r.files.iter().find(|f| f.role == "weights").and_then(|f| {
+        (None, Some(r)) if launch && r.format() == Some(WeightsFormat::Gguf) => {
+            r.weight_files().next().and_then(|f| {
                 let path = f.path.as_ref()?;
                 Some((path.into(), f.blake3.clone(), r.stored_dtype.clone()))
             })
@@ -224,7 +226,7 @@ fn measure(
         (Some(r), Some((_, hash, dtype))) => Some(ModelIdentity {
             source: r.source.clone(),
             model_digest: r.model_digest.clone(),
-            weights_format: "gguf".into(),
+            weights_format: WeightsFormat::Gguf.as_str().into(),
             weights_blake3: hash.clone(),
             stored_dtype: dtype.clone(),
         }),

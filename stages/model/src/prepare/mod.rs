@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 
 use crate::decl::{ModelDecl, ModelInfo, SyntheticArch};
 use crate::weights::SafetensorsSource;
+use assay_core::domain::{FileRole, ModelSource, WeightsFormat};
 use assay_core::stage::{Input, MachineUse, Outputs, Stage, StageContext, StageError};
 use assay_core::tables::{self, to_json};
 use gguf::GgufType;
@@ -57,13 +58,35 @@ pub struct ModelRecord {
     pub declaration: Option<SyntheticArch>,
 }
 
+impl ModelFile {
+    /// `None` for a role this build does not know (a newer record).
+    pub fn role(&self) -> Option<FileRole> {
+        FileRole::parse(&self.role)
+    }
+}
+
 impl ModelRecord {
-    pub fn local_path(&self, role: &str) -> Vec<PathBuf> {
+    pub fn local_path(&self, role: FileRole) -> Vec<PathBuf> {
         self.files
             .iter()
-            .filter(|f| f.role == role)
+            .filter(|f| f.role() == Some(role))
             .filter_map(|f| f.path.as_ref().map(PathBuf::from))
             .collect()
+    }
+
+    /// The weight files (shards, or the one GGUF file).
+    pub fn weight_files(&self) -> impl Iterator<Item = &ModelFile> {
+        self.files
+            .iter()
+            .filter(|f| f.role() == Some(FileRole::Weights))
+    }
+
+    pub fn source(&self) -> Option<ModelSource> {
+        ModelSource::parse(&self.source)
+    }
+
+    pub fn format(&self) -> Option<WeightsFormat> {
+        WeightsFormat::parse(&self.format)
     }
 }
 
@@ -153,22 +176,22 @@ impl Stage for PrepareStage {
             let weights = synthetic::safetensors(arch).map_err(failed)?;
             let config = to_json(&synthetic::config_json(arch))?;
             let tokenizer = to_json(&synthetic::tokenizer_json(arch.vocab))?;
-            let file = |role: &str, file: &str, bytes: &[u8]| ModelFile {
-                role: role.into(),
+            let file = |role: FileRole, file: &str, bytes: &[u8]| ModelFile {
+                role: role.as_str().into(),
                 name: file.into(),
                 bytes: bytes.len() as u64,
                 blake3: Digest::of(bytes).to_hex(),
                 path: None,
             };
             let files = vec![
-                file("config", "config.json", &config),
-                file("weights", "model.safetensors", &weights),
-                file("tokenizer", "tokenizer.json", &tokenizer),
+                file(FileRole::Config, "config.json", &config),
+                file(FileRole::Weights, "model.safetensors", &weights),
+                file(FileRole::Tokenizer, "tokenizer.json", &tokenizer),
             ];
             let record = ModelRecord {
                 info: arch.info(name),
-                source: "synthetic".into(),
-                format: "safetensors".into(),
+                source: ModelSource::Synthetic.as_str().into(),
+                format: WeightsFormat::Safetensors.as_str().into(),
                 stored_dtype: "f32".into(),
                 model_digest: Digest::of(&weights).to_hex(),
                 files,
@@ -202,15 +225,15 @@ fn local_record(name: &str, path: &Path) -> Result<ModelRecord, StageError> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let role = if fname == "config.json" {
-            "config"
+            FileRole::Config
         } else if fname == "tokenizer.json" {
-            "tokenizer"
+            FileRole::Tokenizer
         } else {
             weights_hash.update(hash.as_bytes());
-            "weights"
+            FileRole::Weights
         };
         files.push(ModelFile {
-            role: role.into(),
+            role: role.as_str().into(),
             name: fname,
             bytes,
             blake3: hash,
@@ -220,7 +243,7 @@ fn local_record(name: &str, path: &Path) -> Result<ModelRecord, StageError> {
     let (info, format, stored) = match &layout {
         LocalLayout::HfDir { config, shards, .. } => {
             let (info, stored) = local::hf_model_info(name, config, shards).map_err(failed)?;
-            (info, "safetensors", stored)
+            (info, WeightsFormat::Safetensors, stored)
         }
         LocalLayout::Gguf(p) => {
             let bytes = std::fs::read(p).map_err(|e| failed(format!("{}: {e}", p.display())))?;
@@ -229,13 +252,13 @@ fn local_record(name: &str, path: &Path) -> Result<ModelRecord, StageError> {
             let info = gguf::model_info(name, src.content())
                 .map_err(|e| failed(format!("{}: {e}", p.display())))?;
             use crate::weights::WeightSource;
-            (info, "gguf", src.weight_type())
+            (info, WeightsFormat::Gguf, src.weight_type())
         }
     };
     Ok(ModelRecord {
         info,
-        source: "local".into(),
-        format: format.into(),
+        source: ModelSource::Local.as_str().into(),
+        format: format.as_str().into(),
         stored_dtype: stored,
         model_digest: weights_hash.finalize().to_hex().to_string(),
         files,
@@ -311,7 +334,7 @@ impl Stage for ExportStage {
     fn run(&self, ctx: &StageContext<'_>, inputs: &[Input]) -> Result<Outputs, StageError> {
         let record_input = assay_core::inputs::find_input(inputs, output::MODEL)?;
         let record: ModelRecord = tables::read_json(ctx, record_input)?;
-        if record.format != "safetensors" {
+        if record.format() != Some(WeightsFormat::Safetensors) {
             return Err(failed(format!(
                 "model {} is {}; assay exports GGUF and ONNX from safetensors only",
                 self.model, record.format
@@ -321,7 +344,7 @@ impl Stage for ExportStage {
         let shards: Vec<Vec<u8>> = match inputs.iter().find(|i| i.name == output::WEIGHTS) {
             Some(w) => vec![ctx.read(w)?],
             None => record
-                .local_path("weights")
+                .local_path(FileRole::Weights)
                 .iter()
                 .map(|p| std::fs::read(p).map_err(|e| failed(format!("{}: {e}", p.display()))))
                 .collect::<Result<_, _>>()?,
