@@ -18,7 +18,7 @@ pub(super) struct Bandwidth;
 impl StagePlanner for Bandwidth {
     /// Planned when some cell's kind asks for it (candle's roofline).
     fn plan(&self, p: &mut Planning<'_>) -> Result<(), PlanError> {
-        if p.cells.iter().any(|c| c.kind.wants_bandwidth()) {
+        if p.cells.iter().any(|c| c.entry.wants_bandwidth()) {
             p.add(BANDWIDTH.into(), Arc::new(BandwidthStage));
         }
         Ok(())

@@ -200,16 +200,16 @@ fn measure_cells(loaded: &LoadedSpec, registry: &Registry) -> Result<Vec<Measure
     let spec = &loaded.spec;
     let mut cells = Vec::new();
     for backend in &spec.backends {
-        let kind = registry
+        let entry = registry
             .get(backend.kind.as_str())
             .ok_or_else(|| PlanError::UnknownKind(backend.kind.to_string()))?;
         for model in &spec.models {
             for scenario in &loaded.scenarios {
-                if kind.runs(backend, model, scenario) {
+                if entry.runs(backend, model, scenario) {
                     cells.push(MeasureStage {
                         cell: cell_id(&backend.name, &model.name, &scenario.name),
                         backend: backend.clone(),
-                        kind,
+                        entry,
                         model: model.clone(),
                         // SLOs judge a measurement; they are not part of it
                         // (the goodput stage takes them from the spec).

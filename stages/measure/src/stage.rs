@@ -43,7 +43,7 @@ pub struct MeasureStage {
     pub backend: BackendConfig,
     /// The registry entry of `backend.kind`: everything that differs
     /// between kinds is asked of it.
-    pub kind: &'static dyn Backend,
+    pub entry: &'static dyn Backend,
     pub model: ModelDecl,
     pub scenario: Scenario,
     pub boundary: Boundary,
@@ -131,16 +131,16 @@ impl MeasureStage {
     /// needs one (GGUF for candle's q8_0 and a launched llama-server, ONNX
     /// for ONNX Runtime).
     pub fn needs_export(&self) -> Option<ExportFormat> {
-        self.kind.needs_export(&self.backend, &self.model)
+        self.entry.needs_export(&self.backend, &self.model)
     }
 
     /// The cell reads a prepared model (a registry record).
     pub fn reads_prepared_model(&self) -> bool {
-        self.kind.reads_prepared_model(&self.backend, &self.model)
+        self.entry.reads_prepared_model(&self.backend, &self.model)
     }
 
     pub fn execution(&self) -> Execution {
-        self.kind.execution()
+        self.entry.execution()
     }
 
     fn simulated(&self) -> bool {
@@ -153,7 +153,7 @@ impl MeasureStage {
             device: self.backend.device.clone(),
             dtype: self.backend.dtype.as_str().to_string(),
             threads: self.backend.threads,
-            compiled: self.kind.compiled(&self.backend),
+            compiled: self.entry.compiled(&self.backend),
         }
     }
 
@@ -188,7 +188,7 @@ impl Stage for MeasureStage {
     fn params(&self) -> Result<Value, StageError> {
         let mut params = json!({
             "cell": self.cell,
-            "backend": self.kind.resolve(&self.backend, self),
+            "backend": self.entry.resolve(&self.backend, self),
             "model": self.model_params(),
             "scenario": self.scenario,
             "boundary": self.boundary,
@@ -201,7 +201,7 @@ impl Stage for MeasureStage {
     }
 
     fn environment(&self) -> Option<Value> {
-        self.kind.key_environment(self)
+        self.entry.key_environment(self)
     }
 
     fn outputs(&self) -> Vec<&'static str> {
@@ -227,7 +227,7 @@ impl Stage for MeasureStage {
     }
 
     fn run(&self, ctx: &StageContext<'_>, inputs: &[Input]) -> Result<Outputs, StageError> {
-        let measured = self.kind.measure(self, ctx, inputs)?;
+        let measured = self.entry.measure(self, ctx, inputs)?;
         let m = measured.measurement;
         let manifest = Manifest {
             cell: self.cell.clone(),
@@ -258,7 +258,7 @@ impl Stage for MeasureStage {
                 (Some(p), Some(sampling)) => Some(p.source(sampling)),
                 _ => None,
             },
-            environment: self.kind.manifest_environment(self),
+            environment: self.entry.manifest_environment(self),
             assay_version: env!("CARGO_PKG_VERSION").into(),
         };
         let mut out = Outputs::new();
@@ -292,7 +292,7 @@ impl MeasureStage {
     /// This machine, with the library versions the kind was built for.
     pub fn environment_facts(&self) -> Environment {
         let mut env = environment::detect();
-        env.libraries.extend(self.kind.libraries(self));
+        env.libraries.extend(self.entry.libraries(self));
         env
     }
 
