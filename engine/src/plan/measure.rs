@@ -37,7 +37,7 @@ impl StagePlanner for Measure {
             let reads_model = stage.reads_prepared_model();
             let in_process = stage.execution() == Execution::InProcess;
             let model = stage.model.clone();
-            let node = p.add(format!("measure/{}", stage.cell), Arc::new(stage));
+            let node = p.add(format!("measure/{}", stage.cell), stage);
             p.cell_nodes.push(node);
             if !reads_model {
                 continue;

@@ -145,8 +145,9 @@ struct Planning<'a> {
     loaded: &'a LoadedSpec,
     graph: DiGraph<PlanNode, Edge>,
     ids: BTreeMap<String, NodeIndex>,
-    /// The spec's cells, in spec order (backend, model, scenario).
-    cells: Vec<MeasureStage>,
+    /// The spec's cells, in spec order (backend, model, scenario); shared
+    /// with their nodes, so planning never copies a cell.
+    cells: Vec<Arc<MeasureStage>>,
     /// The measure node of each cell, as `cells` (filled by `Measure`).
     cell_nodes: Vec<NodeIndex>,
 }
@@ -196,7 +197,10 @@ pub fn build_plan(loaded: &LoadedSpec) -> Result<Plan, PlanError> {
 
 /// One measure stage per cell its kind runs (`Backend::runs`). The spec
 /// checks refused unregistered kinds, so every backend has its entry.
-fn measure_cells(loaded: &LoadedSpec, registry: &Registry) -> Result<Vec<MeasureStage>, PlanError> {
+fn measure_cells(
+    loaded: &LoadedSpec,
+    registry: &Registry,
+) -> Result<Vec<Arc<MeasureStage>>, PlanError> {
     let spec = &loaded.spec;
     let mut cells = Vec::new();
     for backend in &spec.backends {
@@ -206,7 +210,7 @@ fn measure_cells(loaded: &LoadedSpec, registry: &Registry) -> Result<Vec<Measure
         for model in &spec.models {
             for scenario in &loaded.scenarios {
                 if entry.runs(backend, model, scenario) {
-                    cells.push(MeasureStage {
+                    cells.push(Arc::new(MeasureStage {
                         cell: cell_id(&backend.name, &model.name, &scenario.name),
                         backend: backend.clone(),
                         entry,
@@ -216,7 +220,7 @@ fn measure_cells(loaded: &LoadedSpec, registry: &Registry) -> Result<Vec<Measure
                         scenario: without_slo(scenario),
                         boundary: spec.boundary.clone(),
                         energy: spec.energy.map(|e| e.sampling()),
-                    });
+                    }));
                 }
             }
         }
