@@ -47,6 +47,10 @@ pub fn all_schemas() -> Vec<(&'static str, Value)> {
             to_value(schemars::schema_for!(RequestRow)),
         ),
         (
+            "tables/texts.schema.json",
+            to_value(schemars::schema_for!(assay_measure::text::TextRow)),
+        ),
+        (
             "tables/power.schema.json",
             to_value(schemars::schema_for!(PowerRow)),
         ),

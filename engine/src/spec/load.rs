@@ -8,7 +8,7 @@ use assay_store::{Digest, canonical};
 use serde_json::{Map, Value};
 
 pub use super::checks::Purpose;
-use super::checks::semantic_checks;
+use super::checks::{read_prompts_file, semantic_checks};
 use super::diagnostic::{Diagnostic, Diags};
 use super::locate::LocationMap;
 use super::types::Spec;
@@ -193,7 +193,7 @@ pub fn load_spec_for(path: &Path, purpose: Purpose) -> Result<LoadedSpec, SpecEr
     }
 
     // 3. Typed decode (the schema mirrors the types, so this rarely fails).
-    let Some(spec) = decode(&value, &mut diags) else {
+    let Some(mut spec): Option<Spec> = decode(&value, &mut diags) else {
         return Err(invalid(diags.out));
     };
 
@@ -204,6 +204,7 @@ pub fn load_spec_for(path: &Path, purpose: Purpose) -> Result<LoadedSpec, SpecEr
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or_else(|| PathBuf::from("."));
     let scenarios = spec.all_scenarios();
+    read_prompts_file(&mut spec.boundary, &dir, &mut diags);
     semantic_checks(&spec, &scenarios, &dir, purpose, &mut diags);
     if !diags.out.is_empty() {
         diags.out.sort_by_key(|d| (d.line, d.col));

@@ -336,6 +336,7 @@ fn manifest(cell: &str) -> Manifest {
             warmup_runs: 1,
             repetitions: 1,
             decode: Default::default(),
+            prompts: None,
         },
         requested: Requested {
             kind: BackendKind::new("simulated"),

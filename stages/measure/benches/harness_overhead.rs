@@ -54,6 +54,7 @@ fn main() {
         warmup_runs: 0,
         repetitions: 1,
         decode: Default::default(),
+        prompts: None,
     };
     let prompts = harness::prompt_ids(&scenario, arch.vocab, 1);
     let capacity = (scenario.prompt_tokens + scenario.gen_tokens) as usize;

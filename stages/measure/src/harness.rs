@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 use assay_core::tables::{EventRow, OutputRow, RunRow};
 
 use crate::energy::PowerOutcome;
+use crate::text::TextRow;
 
-use assay_core::config::{Boundary, Scenario};
+use assay_core::config::{Boundary, ModelLoad, Scenario};
 
 /// A monotonic nanosecond clock. Real backends use [`MonotonicClock`]; the
 /// simulated backend advances a virtual one.
@@ -61,6 +62,30 @@ pub struct Attribution {
     /// What a server backend said about itself and its model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<ServerFacts>,
+    /// The tokenizer that ran inside the boundary
+    /// (`tokenization: included`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokenizer: Option<TokenizerFacts>,
+}
+
+/// Which tokenizer ran inside the timed region, by digest.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TokenizerFacts {
+    /// `tokenizers` (Hugging Face's Rust crate).
+    pub library: String,
+    pub library_version: String,
+    /// blake3 of the `tokenizer.json` text that was loaded.
+    pub blake3: String,
+}
+
+impl TokenizerFacts {
+    pub fn of(tokenizer_json: &str) -> Self {
+        TokenizerFacts {
+            library: "tokenizers".into(),
+            library_version: crate::versions::TOKENIZERS.into(),
+            blake3: blake3::hash(tokenizer_json.as_bytes()).to_hex().to_string(),
+        }
+    }
 }
 
 impl Attribution {
@@ -75,6 +100,7 @@ impl Attribution {
             providers: None,
             compiler: None,
             server: None,
+            tokenizer: None,
         }
     }
 }
@@ -223,6 +249,9 @@ pub struct CellMeasurement {
     pub runs: Vec<RunRow>,
     /// The greedy tokens of every run, for output checks across backends.
     pub outputs: Vec<OutputRow>,
+    /// Each run's outputs as text, when the boundary includes tokenisation
+    /// (else empty).
+    pub texts: Vec<TextRow>,
     pub attribution: Attribution,
     /// Power samples when the spec asks for energy (set by the caller: the
     /// sensor runs beside the harness, not inside it).
@@ -293,6 +322,28 @@ pub fn load_event(cell: &str, start_ns: u64, ns: u64) -> EventRow {
     .event("load", None, 0, start_ns, ns)
 }
 
+/// A tokenizer as the harness times it (`boundary.tokenization:
+/// included`). Like a backend, it only does work; the harness reads the
+/// clock.
+pub trait TextCodec {
+    /// Parse the tokenizer: timed with the model's `load`.
+    fn load(&mut self) -> Result<(), BackendError>;
+    fn encode(&self, text: &str) -> Result<Vec<u32>, BackendError>;
+    fn decode(&self, ids: &[u32]) -> Result<String, BackendError>;
+}
+
+/// What a cell's runs feed the model.
+pub enum CellPrompts<'a> {
+    /// Token ids, one list per sequence: no tokenizer in the timed region.
+    Ids(&'a [Vec<u32>]),
+    /// Text, one per sequence, tokenised inside every run's timed region
+    /// (and the outputs detokenised) by `codec`.
+    Text {
+        texts: &'a [String],
+        codec: &'a mut dyn TextCodec,
+    },
+}
+
 /// Measure one cell: load once (timed apart), then warmup runs and steady
 /// runs, each split into prefill, time to first token, every decode step and
 /// end to end. `should_stop` is polled between runs (Ctrl-C).
@@ -303,10 +354,31 @@ pub fn measure_cell(
     scenario: &Scenario,
     boundary: &Boundary,
     prompts: &[Vec<u32>],
+    on_run: impl FnMut(u32, u32) -> bool,
+) -> Result<Option<CellMeasurement>, BackendError> {
+    let prompts = CellPrompts::Ids(prompts);
+    measure_cell_with(backend, clock, cell, scenario, boundary, prompts, on_run)
+}
+
+/// [`measure_cell`] with ids or text. With text the tokenizer is loaded
+/// inside the `load` event, and each run has a `tokenize` event before its
+/// prefill and a `detokenize` event after its last decode step, both inside
+/// its `ttft` (tokenize) and `e2e` (both). With `model_load: included` the
+/// first run's `ttft` and `e2e` start where the load starts.
+pub fn measure_cell_with(
+    backend: &mut dyn InferenceBackend,
+    clock: &dyn Clock,
+    cell: &str,
+    scenario: &Scenario,
+    boundary: &Boundary,
+    mut prompts: CellPrompts<'_>,
     mut on_run: impl FnMut(u32, u32) -> bool,
 ) -> Result<Option<CellMeasurement>, BackendError> {
     let t0 = clock.now_ns();
     let attribution = backend.load()?;
+    if let CellPrompts::Text { codec, .. } = &mut prompts {
+        codec.load()?;
+    }
     let t1 = clock.now_ns();
     let mut runner = CellRunner {
         backend,
@@ -316,6 +388,7 @@ pub fn measure_cell(
         prompts,
         events: vec![load_event(cell, t0, t1 - t0)],
         outputs: Vec::new(),
+        texts: Vec::new(),
     };
     let mut runs = Vec::new();
 
@@ -330,12 +403,15 @@ pub fn measure_cell(
             warmup: rep < boundary.warmup_runs,
             cold: rep == 0,
         };
-        runs.push(runner.run(&run)?);
+        // A service's first request waits for the model it loads.
+        let load_included = boundary.model_load == ModelLoad::Included && rep == 0;
+        runs.push(runner.run(&run, load_included.then_some(t0))?);
     }
     Ok(Some(CellMeasurement {
         events: runner.events,
         runs,
         outputs: runner.outputs,
+        texts: runner.texts,
         attribution,
         power: None,
     }))
@@ -343,20 +419,23 @@ pub fn measure_cell(
 
 /// The runs of one in-process cell, and the events and greedy tokens they
 /// have recorded so far.
-struct CellRunner<'a> {
+struct CellRunner<'a, 'p> {
     backend: &'a mut dyn InferenceBackend,
     clock: &'a dyn Clock,
     cell: &'a str,
     scenario: &'a Scenario,
-    prompts: &'a [Vec<u32>],
+    prompts: CellPrompts<'p>,
     events: Vec<EventRow>,
     outputs: Vec<OutputRow>,
+    texts: Vec<TextRow>,
 }
 
-impl CellRunner<'_> {
-    /// One run from a reset backend: prefill, the first token, decode steps
-    /// until `gen_tokens` or the backend cannot go on, end to end.
-    fn run(&mut self, run: &RunEvents) -> Result<RunRow, BackendError> {
+impl CellRunner<'_, '_> {
+    /// One run from a reset backend: [tokenize,] prefill, the first token,
+    /// decode steps until `gen_tokens` or the backend cannot go on,
+    /// [detokenize,] end to end. `since` moves the start of `ttft` and
+    /// `e2e` back (to the model load, when the boundary includes it).
+    fn run(&mut self, run: &RunEvents, since: Option<u64>) -> Result<RunRow, BackendError> {
         let scenario = self.scenario;
         let batch = scenario.batch;
         let event = |phase: &str, token_index: Option<u32>, tokens: u32, from: u64, to: u64| {
@@ -366,19 +445,32 @@ impl CellRunner<'_> {
         let mut generated: Vec<Vec<u32>> = vec![Vec::new(); batch as usize];
 
         let start = self.clock.now_ns();
-        self.backend.prefill(self.prompts)?;
+        let encoded = self.tokenize(run, start)?;
+        let start_prefill = match &encoded {
+            Some(_) => self.clock.now_ns(),
+            None => start,
+        };
+        let prompt_len = encoded.as_ref().map_or(scenario.prompt_tokens, |(ids, _)| {
+            ids.first().map_or(0, |s| s.len() as u32)
+        });
+        match (&encoded, &self.prompts) {
+            (Some((ids, _)), _) => self.backend.prefill(ids)?,
+            (None, CellPrompts::Ids(ids)) => self.backend.prefill(ids)?,
+            (None, CellPrompts::Text { .. }) => return Err(BackendError::NotLoaded),
+        }
         let prefilled = self.clock.now_ns();
         let first = self.backend.sample()?;
         let first_token = self.clock.now_ns();
+        let from = since.unwrap_or(start);
         self.events.push(event(
             "prefill",
             None,
-            scenario.prompt_tokens * batch,
-            start,
+            prompt_len * batch,
+            start_prefill,
             prefilled,
         ));
         self.events
-            .push(event("ttft", Some(0), batch, start, first_token));
+            .push(event("ttft", Some(0), batch, from, first_token));
         for (seq, p) in generated.iter_mut().zip(&first) {
             seq.push(p.token);
         }
@@ -402,22 +494,100 @@ impl CellRunner<'_> {
             last = next.iter().map(|p| p.token).collect();
             produced += 1;
         }
+        if let Some((_, encoded_lens)) = &encoded {
+            self.detokenize(run, &generated, prompt_len, encoded_lens)?;
+        }
         let end = self.clock.now_ns();
         self.events
-            .push(event("e2e", None, produced * batch, start, end));
+            .push(event("e2e", None, produced * batch, from, end));
 
         Ok(RunRow {
             cell: self.cell.to_string(),
             repetition: run.repetition,
             warmup: run.warmup,
             cold: run.cold,
-            prompt_tokens: scenario.prompt_tokens,
+            prompt_tokens: prompt_len,
             batch,
             gen_tokens_requested: scenario.gen_tokens,
             gen_tokens_produced: produced,
             short: produced < scenario.gen_tokens,
             output_digest: output_digest(&generated),
         })
+    }
+
+    /// Text prompts to ids, timed as the run's `tokenize` event: every
+    /// sequence's text is encoded, then all are cut to the shortest and to
+    /// the scenario's `prompt_tokens` (a batch runs prompts of one length).
+    /// `None` for id prompts. Also returns each text's encoded length.
+    #[allow(clippy::type_complexity)]
+    fn tokenize(
+        &mut self,
+        run: &RunEvents,
+        start: u64,
+    ) -> Result<Option<(Vec<Vec<u32>>, Vec<u32>)>, BackendError> {
+        let CellPrompts::Text { texts, codec } = &self.prompts else {
+            return Ok(None);
+        };
+        let mut ids = Vec::with_capacity(texts.len());
+        for text in texts.iter() {
+            ids.push(codec.encode(text)?);
+        }
+        let end = self.clock.now_ns();
+        let lens: Vec<u32> = ids.iter().map(|s| s.len() as u32).collect();
+        let total = lens.iter().sum();
+        self.events
+            .push(run.event("tokenize", None, total, start, end - start));
+        let keep = ids
+            .iter()
+            .map(Vec::len)
+            .min()
+            .unwrap_or(0)
+            .min(self.scenario.prompt_tokens as usize);
+        if keep == 0 {
+            return Err(BackendError::BadInput(
+                "a text prompt tokenised to no tokens".into(),
+            ));
+        }
+        for seq in &mut ids {
+            seq.truncate(keep);
+        }
+        Ok(Some((ids, lens)))
+    }
+
+    /// The run's generated ids to text, timed as its `detokenize` event
+    /// (before the end of `e2e`); one `texts` row per sequence.
+    fn detokenize(
+        &mut self,
+        run: &RunEvents,
+        generated: &[Vec<u32>],
+        prompt_len: u32,
+        encoded: &[u32],
+    ) -> Result<(), BackendError> {
+        let CellPrompts::Text { codec, texts } = &self.prompts else {
+            return Ok(());
+        };
+        let start = self.clock.now_ns();
+        let mut outputs = Vec::with_capacity(generated.len());
+        for seq in generated {
+            outputs.push(codec.decode(seq)?);
+        }
+        let end = self.clock.now_ns();
+        let tokens = generated.iter().map(|s| s.len() as u32).sum();
+        self.events
+            .push(run.event("detokenize", None, tokens, start, end - start));
+        for (sequence, output) in outputs.into_iter().enumerate() {
+            let prompt = texts.get(sequence).cloned().unwrap_or_default();
+            self.texts.push(TextRow {
+                cell: self.cell.to_string(),
+                repetition: run.repetition,
+                sequence: sequence as u32,
+                prompt,
+                prompt_tokens: prompt_len,
+                prompt_tokens_encoded: encoded.get(sequence).copied().unwrap_or(0),
+                output,
+            });
+        }
+        Ok(())
     }
 
     /// The picks of one step, one output row per sequence.
@@ -501,167 +671,4 @@ pub struct ServerFacts {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::cell::Cell;
-    use std::rc::Rc;
-
-    /// A backend that costs fixed virtual time and can stop early.
-    struct Fake {
-        clock: Rc<Cell<u64>>,
-        stop_after: u32,
-        steps: u32,
-    }
-
-    struct FakeClock(Rc<Cell<u64>>);
-    impl Clock for FakeClock {
-        fn now_ns(&self) -> u64 {
-            self.0.get()
-        }
-    }
-
-    impl InferenceBackend for Fake {
-        fn load(&mut self) -> Result<Attribution, BackendError> {
-            self.clock.set(self.clock.get() + 1000);
-            Ok(Attribution::plain("cpu", "f32", 1, "fake", "0"))
-        }
-        fn reset(&mut self) {
-            self.steps = 0;
-        }
-        fn prefill(&mut self, _: &[Vec<u32>]) -> Result<(), BackendError> {
-            self.clock.set(self.clock.get() + 100);
-            Ok(())
-        }
-        fn sample(&mut self) -> Result<Vec<Pick>, BackendError> {
-            self.clock.set(self.clock.get() + 1);
-            Ok(vec![greedy(&[0.0, 1.0, 0.5]), greedy(&[2.0, 1.0])])
-        }
-        fn decode_step(&mut self, _: &[u32]) -> Result<bool, BackendError> {
-            self.steps += 1;
-            self.clock.set(self.clock.get() + 10);
-            Ok(self.steps <= self.stop_after)
-        }
-    }
-
-    fn scenario() -> Scenario {
-        Scenario {
-            name: "s".into(),
-            prompt_tokens: 4,
-            batch: 2,
-            gen_tokens: 5,
-            load: None,
-        }
-    }
-
-    fn boundary() -> Boundary {
-        Boundary {
-            tokenization: Default::default(),
-            model_load: Default::default(),
-            warmup_runs: 1,
-            repetitions: 2,
-            decode: Default::default(),
-        }
-    }
-
-    #[test]
-    fn phases_ordered_and_counted() {
-        let t = Rc::new(Cell::new(0));
-        let mut b = Fake {
-            clock: t.clone(),
-            stop_after: 100,
-            steps: 0,
-        };
-        let m = measure_cell(
-            &mut b,
-            &FakeClock(t),
-            "c",
-            &scenario(),
-            &boundary(),
-            &[],
-            |_, _| true,
-        )
-        .unwrap()
-        .unwrap();
-        assert_eq!(m.runs.len(), 3);
-        assert!(m.runs[0].warmup && m.runs[0].cold && !m.runs[1].warmup);
-        assert_eq!(m.events[0].phase, "load");
-        assert_eq!(m.events[0].ns, 1000);
-        let run1: Vec<_> = m.events.iter().filter(|e| e.repetition == 1).collect();
-        let phases: Vec<_> = run1.iter().map(|e| e.phase.as_str()).collect();
-        assert_eq!(
-            phases,
-            [
-                "prefill", "ttft", "decode", "decode", "decode", "decode", "e2e"
-            ]
-        );
-        assert_eq!(run1[0].ns, 100);
-        assert_eq!(run1[1].ns, 101);
-        assert_eq!(run1[2].ns, 11);
-        assert_eq!(run1[6].ns, 101 + 4 * 11);
-        assert_eq!(run1[6].tokens, 10);
-        assert!(
-            m.runs
-                .iter()
-                .all(|r| !r.short && r.gen_tokens_produced == 5)
-        );
-        // Every run's greedy picks are recorded: 3 runs x 5 steps x 2 sequences.
-        assert_eq!(m.outputs.len(), 30);
-        assert_eq!(m.outputs[0].token, 1);
-        assert_eq!(m.outputs[0].margin, Some(0.5));
-        assert_eq!(m.outputs[1].token, 0);
-        assert_eq!(m.outputs[29].step, 4);
-    }
-
-    #[test]
-    fn greedy_prefers_the_lowest_index_and_reports_the_margin() {
-        let p = greedy(&[1.0, 3.0, 3.0, 2.5]);
-        assert_eq!(p.token, 1);
-        assert_eq!(p.margin, Some(0.0));
-        let p = greedy(&[1.0, 3.0, 2.5]);
-        assert_eq!((p.token, p.margin), (1, Some(0.5)));
-        assert_eq!(greedy(&[4.0]).margin, None);
-    }
-
-    #[test]
-    fn short_generation_is_recorded() {
-        let t = Rc::new(Cell::new(0));
-        let mut b = Fake {
-            clock: t.clone(),
-            stop_after: 2,
-            steps: 0,
-        };
-        let m = measure_cell(
-            &mut b,
-            &FakeClock(t),
-            "c",
-            &scenario(),
-            &boundary(),
-            &[],
-            |_, _| true,
-        )
-        .unwrap()
-        .unwrap();
-        assert!(m.runs.iter().all(|r| r.short && r.gen_tokens_produced == 3));
-    }
-
-    #[test]
-    fn stop_request_abandons_the_cell() {
-        let t = Rc::new(Cell::new(0));
-        let mut b = Fake {
-            clock: t.clone(),
-            stop_after: 100,
-            steps: 0,
-        };
-        let m = measure_cell(
-            &mut b,
-            &FakeClock(t),
-            "c",
-            &scenario(),
-            &boundary(),
-            &[],
-            |rep, _| rep < 1,
-        )
-        .unwrap();
-        assert!(m.is_none());
-    }
-}
+mod tests;

@@ -15,6 +15,7 @@ pub mod server;
 pub mod simulated;
 pub mod stage;
 pub mod step;
+pub mod text;
 #[cfg(feature = "tch")]
 pub mod tch_backend;
 pub mod versions;

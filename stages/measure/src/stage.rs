@@ -34,6 +34,9 @@ pub mod output {
     pub const REQUESTS: &str = "requests";
     /// Only when the spec asks for energy: power samples.
     pub const POWER: &str = "power";
+    /// In-process cells whose boundary includes tokenisation: each run's
+    /// prompts and outputs as text (`text::TextRow`).
+    pub const TEXTS: &str = "texts";
 }
 
 /// One (backend, model, scenario) cell.
@@ -147,6 +150,12 @@ impl MeasureStage {
         self.execution() == Execution::Simulated
     }
 
+    /// The cell tokenises in process, so it keeps what the text was
+    /// (only then: other specs keep their outputs and keys).
+    fn writes_texts(&self) -> bool {
+        self.boundary.tokenizes() && self.execution() == Execution::InProcess
+    }
+
     fn requested(&self) -> Requested {
         Requested {
             kind: self.backend.kind.clone(),
@@ -228,6 +237,9 @@ impl Stage for MeasureStage {
 
     fn run(&self, ctx: &StageContext<'_>, inputs: &[Input]) -> Result<Outputs, StageError> {
         let measured = self.entry.measure(self, ctx, inputs)?;
+        if self.writes_texts() {
+            names.push(output::TEXTS);
+        }
         let m = measured.measurement;
         let manifest = Manifest {
             cell: self.cell.clone(),
@@ -288,6 +300,9 @@ pub fn unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+        if self.writes_texts() {
+            out.insert(output::TEXTS.into(), tables::to_parquet(&m.texts)?);
+        }
 impl MeasureStage {
     /// This machine, with the library versions the kind was built for.
     pub fn environment_facts(&self) -> Environment {

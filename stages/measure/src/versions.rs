@@ -6,3 +6,7 @@
 /// (scripts/install-native-libs.sh installs exactly these).
 pub const ORT_EXPECTED: &str = "1.28.0";
 pub const TORCH_EXPECTED: &str = "2.13.0";
+
+/// The `tokenizers` crate this build links (Cargo.lock pins it), recorded
+/// beside the digest of the tokenizer a cell ran.
+pub const TOKENIZERS: &str = "0.23.2";

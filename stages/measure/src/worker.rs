@@ -20,8 +20,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::candle::WeightFiles;
 use crate::energy::{PowerOutcome, Rapl, Sampler, Sampling};
-use crate::harness::{self, Attribution, CellMeasurement, InferenceBackend, MonotonicClock};
+use crate::harness::{
+    self, Attribution, CellMeasurement, CellPrompts, InferenceBackend, MonotonicClock,
+};
 use crate::stage::registry::{Backend, Open, Registry};
+use crate::text::{Codec, TextRow};
 use assay_core::config::{BackendConfig, Boundary, Scenario};
 use assay_core::stage::{StageContext, StageError};
 use assay_core::tables::{EventRow, OutputRow, RunRow};
@@ -39,9 +42,21 @@ pub struct WorkerRequest {
     pub scenario: Scenario,
     pub boundary: Boundary,
     pub prompts: Vec<Vec<u32>>,
+    /// Text prompts and the tokenizer that runs them, when the boundary
+    /// includes tokenisation (then `prompts` is empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<TextPrompts>,
     /// Sample power while measuring (the spec's `energy:`).
     #[serde(default)]
     pub energy: Option<Sampling>,
+}
+
+/// A cell's text prompts (one per sequence) and its model's
+/// `tokenizer.json`, parsed inside the timed load.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TextPrompts {
+    pub texts: Vec<String>,
+    pub tokenizer_json: String,
 }
 
 // One Done per cell against many Progress lines: boxing the big variant
@@ -55,6 +70,8 @@ enum WorkerMessage {
         events: Vec<EventRow>,
         runs: Vec<RunRow>,
         outputs: Vec<OutputRow>,
+        #[serde(default)]
+        texts: Vec<TextRow>,
         attribution: Attribution,
         power: Option<PowerOutcome>,
     },
@@ -96,13 +113,21 @@ pub fn measure_here(
     let clock = MonotonicClock::new();
     progress("load");
     let warmup = req.boundary.warmup_runs;
-    let measured = harness::measure_cell(
+    let mut codec = req.text.as_ref().map(|t| Codec::new(t.tokenizer_json.clone()));
+    let prompts = match (&req.text, codec.as_mut()) {
+        (Some(t), Some(codec)) => CellPrompts::Text {
+            texts: &t.texts,
+            codec,
+        },
+        _ => CellPrompts::Ids(&req.prompts),
+    };
+    let measured = harness::measure_cell_with(
         backend.as_mut(),
         &clock,
         &req.cell,
         &req.scenario,
         &req.boundary,
-        &req.prompts,
+        prompts,
         |rep, total| {
             if rep < warmup {
                 progress(&format!("warmup {}/{}", rep + 1, warmup));
@@ -182,6 +207,7 @@ pub fn worker_main(registry: &Registry) -> i32 {
                 events: m.events,
                 runs: m.runs,
                 outputs: m.outputs,
+                texts: m.texts,
                 attribution: m.attribution,
                 power: m.power,
             });
@@ -321,6 +347,7 @@ fn relay(
                 events,
                 runs,
                 outputs,
+                texts,
                 attribution,
                 power,
             }) => {
@@ -328,6 +355,7 @@ fn relay(
                     events,
                     runs,
                     outputs,
+                    texts,
                     attribution,
                     power,
                 }));

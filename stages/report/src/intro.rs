@@ -2,6 +2,7 @@
 
 use crate::document::{Block, header};
 use crate::{Out, Report};
+use assay_core::config::{Boundary, ModelLoad};
 use assay_core::domain::Evidence;
 use assay_core::stage::StageError;
 
@@ -27,10 +28,7 @@ pub fn intro(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
     out.doc.push(Block::Table(
         header(&["aspect", "setting"]),
         vec![
-            vec![
-                "timed phases".into(),
-                "load (separate), prefill, ttft, decode (per token, KV cache), e2e".into(),
-            ],
+            vec!["timed phases".into(), timed_phases(b)],
             vec![
                 "tokenization".into(),
                 format!("{:?}", b.tokenization).to_lowercase(),
@@ -69,4 +67,40 @@ pub fn intro(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
     ));
 
     Ok(())
+}
+
+/// The phases a run times, in order, as the boundary sets them.
+fn timed_phases(b: &Boundary) -> String {
+    let load = match b.model_load {
+        ModelLoad::Separate => "load (separate)",
+        ModelLoad::Included => "load (also inside the first run's ttft and e2e)",
+    };
+    if b.tokenizes() {
+        format!(
+            "{load}, tokenize, prefill, ttft, decode (per token, KV cache), detokenize, e2e"
+        )
+    } else {
+        format!("{load}, prefill, ttft, decode (per token, KV cache), e2e")
+    }
+}
+
+/// What the ttft and e2e numbers include beyond the model's work, stated
+/// beside every table of them (Appendix AP.2: a number without its
+/// boundary is a claim without context). `None` for the default boundary
+/// (tokenisation excluded, load separate), whose tables say nothing more.
+pub(crate) fn boundary_statement(b: &Boundary) -> Option<String> {
+    let mut parts = Vec::new();
+    if b.tokenizes() {
+        parts.push(
+            "tokenization included: every run's ttft includes tokenising its text prompts and its e2e also detokenising the outputs (each timed on its own as `tokenize` and `detokenize`); prefill and decode are the model's work alone",
+        );
+    }
+    if b.model_load == ModelLoad::Included {
+        parts.push(if b.warmup_runs > 0 {
+            "model load included: the first run's ttft and e2e include the model load (that run is warmup and stays out of steady state; it is the cold start below)"
+        } else {
+            "model load included: the first run's ttft and e2e include the model load, and with no warmup runs that run is a steady-state run"
+        });
+    }
+    (!parts.is_empty()).then(|| format!("Boundary: {}.", parts.join("; ")))
 }

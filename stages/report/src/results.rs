@@ -17,6 +17,14 @@ pub fn results(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
     Ok(())
 }
 
+/// The boundary of the numbers of the next table, when it includes more
+/// than the model's work.
+fn state_boundary(rep: &Report<'_>, out: &mut Out) {
+    if let Some(statement) = crate::intro::boundary_statement(&rep.p.boundary) {
+        out.doc.push(Block::Para(statement));
+    }
+}
+
 /// The per-cell latency and throughput table, with its figures.
 fn latency_table(rep: &Report<'_>, out: &mut Out) {
     // Results.
@@ -25,6 +33,7 @@ fn latency_table(rep: &Report<'_>, out: &mut Out) {
         "Results (steady state, validated runs)".into(),
     ));
     out.doc.push(Block::Para("Medians with tails; milliseconds per event (decode: per step, one token per sequence). Tokens/s divides the tokens of an event by its median time.".into()));
+    state_boundary(rep, out);
     let mut result_rows = Vec::new();
     for (i, s) in rep.summary.iter().enumerate() {
         result_rows.push(vec![
@@ -183,6 +192,7 @@ fn phase_split(rep: &Report<'_>, out: &mut Out) {
          and decode throughput is the metric to optimise (Appendix AM rule 1)."
             .into(),
     ));
+    state_boundary(rep, out);
     let mut split_rows = Vec::new();
     for (i, s) in rep
         .summary
@@ -282,6 +292,7 @@ fn mean_median_paradox(rep: &Report<'_>, out: &mut Out) {
             "TR117 paradox: rankings by mean and by median disagree below; tails, not a single number, decide."
                 .into(),
         ));
+        state_boundary(rep, out);
         out.doc.push(Block::Table(
             header(&["scenario", "phase", "by median (fastest first)", "by mean"]),
             paradox_rows,
@@ -301,6 +312,7 @@ fn warmup_and_cold_start(rep: &Report<'_>, out: &mut Out) {
          managed explicitly (warm pools, pre-routing warmup)."
             .into(),
     ));
+    state_boundary(rep, out);
     let mut warm_rows = Vec::new();
     for (i, s) in rep.summary.iter().enumerate() {
         if !matches!(s.phase(), Phase::Prefill | Phase::Decode | Phase::Ttft)

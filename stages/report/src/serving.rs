@@ -362,6 +362,7 @@ mod tests {
                     warmup_runs: 0,
                     repetitions: 1,
                     decode: Default::default(),
+                    prompts: None,
                 },
                 scenarios: Vec::new(),
                 cost: None,

@@ -5,6 +5,7 @@
 
 mod analysis;
 mod backends;
+mod boundary;
 mod cells;
 mod load;
 mod models;
@@ -17,6 +18,8 @@ use assay_measure::{Execution, Registry, Scenario};
 
 use super::diagnostic::Diags;
 use super::types::Spec;
+
+pub(super) use boundary::read_prompts_file;
 
 /// What a command will do with a spec. Only commands that may measure
 /// (`check`, `run`) need this machine to have the backends' runtimes (the
@@ -155,6 +158,7 @@ pub(super) fn semantic_checks(
     scenarios::check_generated_names(&cx, diags);
     models::check_models(&cx, diags);
     backends::check_backends(&cx, diags);
+    boundary::check_boundary(&cx, diags);
     load::check_load_profiles(&cx, diags);
     cells::check_cells(&cx, diags);
     analysis::check_analysis(&cx, diags);

@@ -49,7 +49,16 @@ fn phase_problems(
     decode_steps: u32,
 ) -> Vec<String> {
     let mut reasons = Vec::new();
-    let phases: Vec<Phase> = rows.iter().map(|i| events.phase(*i)).collect();
+    let all: Vec<Phase> = rows.iter().map(|i| events.phase(*i)).collect();
+    // A boundary that includes tokenisation adds `tokenize` first and
+    // `detokenize` just before `e2e`, once each; the model's phases keep
+    // their order between them.
+    let text_ok = text_phases_in_place(&all);
+    let phases: Vec<Phase> = all
+        .iter()
+        .copied()
+        .filter(|p| !matches!(p, Phase::Tokenize | Phase::Detokenize))
+        .collect();
     for (required, optional) in [
         (Phase::Prefill, !prefill_required),
         (Phase::Ttft, false),
@@ -74,11 +83,53 @@ fn phase_problems(
         .copied()
         .filter(|p| *p != Phase::Prefill)
         .collect();
-    let order_ok = (!prefill_required || phases.first() == Some(&Phase::Prefill))
+    let order_ok = text_ok
+        && (!prefill_required || phases.first() == Some(&Phase::Prefill))
         && body.first() == Some(&Phase::Ttft)
         && body.last() == Some(&Phase::E2e);
     if reasons.is_empty() && !order_ok {
         reasons.push("phase_order".into());
     }
     reasons
+}
+
+/// `tokenize` and `detokenize` each at most once, the first as the run's
+/// first event, the second just before its last (`e2e`).
+fn text_phases_in_place(phases: &[Phase]) -> bool {
+    let at = |phase: Phase| -> Vec<usize> {
+        phases
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| **p == phase)
+            .map(|(i, _)| i)
+            .collect()
+    };
+    let tokenize_ok = matches!(at(Phase::Tokenize)[..], [] | [0]);
+    let detokenize_ok = match at(Phase::Detokenize)[..] {
+        [] => true,
+        [i] => i + 2 == phases.len(),
+        _ => false,
+    };
+    tokenize_ok && detokenize_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Phase::*;
+
+    #[test]
+    fn text_phases_open_and_close_a_run() {
+        assert!(text_phases_in_place(&[Prefill, Ttft, Decode, E2e]));
+        assert!(text_phases_in_place(&[
+            Tokenize, Prefill, Ttft, Decode, Detokenize, E2e
+        ]));
+        assert!(!text_phases_in_place(&[Prefill, Tokenize, Ttft, E2e]));
+        assert!(!text_phases_in_place(&[
+            Tokenize, Prefill, Ttft, E2e, Detokenize
+        ]));
+        assert!(!text_phases_in_place(&[
+            Tokenize, Tokenize, Prefill, Ttft, E2e
+        ]));
+    }
 }

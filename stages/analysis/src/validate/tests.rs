@@ -37,6 +37,7 @@ pub(crate) fn manifest(warmup_runs: u32, repetitions: u32) -> Manifest {
             warmup_runs,
             repetitions,
             decode: Default::default(),
+            prompts: None,
         },
         requested: Requested {
             kind: BackendKind::new("simulated"),
@@ -224,6 +225,7 @@ fn a_cell_measured_under_another_boundary_is_degraded() {
         repetitions: 2,
         decode: Default::default(),
     };
+        prompts: None,
     let row = |cell: &str, status: &str| ValidationRow {
         cell: cell.into(),
         status: status.into(),

@@ -14,19 +14,27 @@ pub enum Phase {
     Ttft = 2,
     Decode = 3,
     E2e = 4,
+    /// Text prompts to ids inside a run (`tokenization: included`); also
+    /// inside the run's `ttft` and `e2e`. After the five older phases, so
+    /// that their codes and summary rows are as they were.
+    Tokenize = 5,
+    /// Generated ids to text at the end of a run; also inside its `e2e`.
+    Detokenize = 6,
     /// A name no stage knows: counted where every event counts, else
     /// ignored, as an unknown string was before.
-    Other = 5,
+    Other = 7,
 }
 
 impl Phase {
     /// The known phases, in report order (`Phase as usize` indexes it).
-    pub const KNOWN: [Phase; 5] = [
+    pub const KNOWN: [Phase; 7] = [
         Phase::Load,
         Phase::Prefill,
         Phase::Ttft,
         Phase::Decode,
         Phase::E2e,
+        Phase::Tokenize,
+        Phase::Detokenize,
     ];
 
     pub fn from_name(name: &str) -> Phase {
@@ -36,6 +44,8 @@ impl Phase {
             "ttft" => Phase::Ttft,
             "decode" => Phase::Decode,
             "e2e" => Phase::E2e,
+            "tokenize" => Phase::Tokenize,
+            "detokenize" => Phase::Detokenize,
             _ => Phase::Other,
         }
     }
@@ -48,6 +58,8 @@ impl Phase {
             Phase::Ttft => "ttft",
             Phase::Decode => "decode",
             Phase::E2e => "e2e",
+            Phase::Tokenize => "tokenize",
+            Phase::Detokenize => "detokenize",
             Phase::Other => "other",
         }
     }

@@ -12,12 +12,16 @@ pub struct EventRow {
     pub warmup: bool,
     /// First run after model load.
     pub cold: bool,
-    /// `load`, `prefill`, `ttft`, `decode` or `e2e`.
+    /// `load`, `prefill`, `ttft`, `decode` or `e2e`; with
+    /// `boundary.tokenization: included` also `tokenize` (before prefill)
+    /// and `detokenize` (before e2e ends).
     pub phase: String,
     /// Index of the generated token this event produced (0 for ttft, 1.. for
-    /// decode steps); null for load, prefill and e2e.
+    /// decode steps); null for the other phases.
     pub token_index: Option<u32>,
-    /// Tokens processed (prefill) or produced (decode, ttft, e2e) by the event.
+    /// Tokens processed (prefill; tokenize: the tokenizer's output) or
+    /// produced (decode, ttft, e2e; detokenize: the ids turned into text)
+    /// by the event.
     pub tokens: u32,
     /// Start of the event on the cell's clock (ns since the clock's zero,
     /// just before model load): places events against power samples.

@@ -3,11 +3,12 @@
 //! runs on this machine's cores.
 
 use crate::candle::WeightFiles;
-use crate::harness;
+use crate::harness::{self, TokenizerFacts};
+use crate::text::{self, ModelTokenizer, prompts};
 use crate::stage::registry::{Backend, CheckContext, Findings, Measured};
 use crate::stage::{MeasureStage, ModelIdentity, unix_ms};
-use crate::worker::{self, WorkerRequest};
-use assay_core::config::{BackendConfig, Dtype};
+use crate::worker::{self, TextPrompts, WorkerRequest};
+use assay_core::config::{BackendConfig, Dtype, PromptSource};
 use assay_core::domain::{ModelSource, WeightsFormat};
 use assay_core::inputs::find_input;
 use assay_core::stage::{Input, StageContext, StageError};
@@ -49,6 +50,11 @@ pub fn measure(
         None => prepared_files(ctx, inputs, &record, record_input)?,
     };
     let seed = record.declaration.as_ref().map_or(0, |d| d.seed);
+    let text = if stage.boundary.tokenizes() {
+        Some(text_prompts(stage, ctx, &record)?)
+    } else {
+        None
+    };
     let request = WorkerRequest {
         cell: stage.cell.clone(),
         info: record.info.clone(),
@@ -56,10 +62,17 @@ pub fn measure(
         files,
         scenario: stage.scenario.clone(),
         boundary: stage.boundary.clone(),
-        prompts: harness::prompt_ids(&stage.scenario, record.info.vocab, seed),
+        prompts: match text {
+            Some(_) => Vec::new(),
+            None => harness::prompt_ids(&stage.scenario, record.info.vocab, seed),
+        },
+        text,
         energy: stage.energy,
     };
-    let measurement = worker::measure_isolated(kind, &request, ctx)?;
+    let mut measurement = worker::measure_isolated(kind, &request, ctx)?;
+    if let Some(t) = &request.text {
+        measurement.attribution.tokenizer = Some(TokenizerFacts::of(&t.tokenizer_json));
+    }
     Ok(Measured {
         measurement,
         model_info: Some(record.info),
@@ -72,6 +85,60 @@ pub fn measure(
         }),
         started_unix_ms: Some(started),
         requests: None,
+    })
+}
+
+/// The cell's text prompts, one per sequence, and the tokenizer that runs
+/// them: generated to the scenario's length with the model's tokenizer,
+/// or the spec's file read at load (sequence `i` takes prompt `i`,
+/// cycling), each of which must reach `prompt_tokens` tokens.
+fn text_prompts(
+    stage: &MeasureStage,
+    ctx: &StageContext<'_>,
+    record: &ModelRecord,
+) -> Result<TextPrompts, StageError> {
+    let json = text::tokenizer_json(ctx, record)?;
+    let tok = ModelTokenizer::from_json(&json).map_err(StageError::Failed)?;
+    let spec = stage.boundary.text_prompts();
+    let scenario = &stage.scenario;
+    let mut texts = Vec::with_capacity(scenario.batch as usize);
+    match spec.source() {
+        PromptSource::Generated => {
+            let words = prompts::word_list(&tok).map_err(StageError::Failed)?;
+            for seq in 0..scenario.batch {
+                let (text, _) =
+                    prompts::generate(&tok, &words, scenario.prompt_tokens, spec.seed.unwrap_or(0), seq)
+                        .map_err(StageError::Failed)?;
+                texts.push(text);
+            }
+        }
+        PromptSource::File => {
+            let file = spec.file.as_deref().unwrap_or("prompts");
+            if spec.texts.is_empty() {
+                return Err(StageError::Failed(format!(
+                    "{file}: the prompts file was not read with the spec"
+                )));
+            }
+            for seq in 0..scenario.batch as usize {
+                let k = seq % spec.texts.len();
+                let text = &spec.texts[k];
+                let n = tok.encode(text).map_err(StageError::Failed)?.len();
+                if n < scenario.prompt_tokens as usize {
+                    return Err(StageError::Failed(format!(
+                        "{file}: prompt {} tokenises to {n} tokens with model {}'s tokenizer; scenario {} needs at least {} (longer prompts are cut to it)",
+                        k + 1,
+                        record.info.name,
+                        scenario.name,
+                        scenario.prompt_tokens
+                    )));
+                }
+                texts.push(text.clone());
+            }
+        }
+    }
+    Ok(TextPrompts {
+        texts,
+        tokenizer_json: json,
     })
 }
 

@@ -284,6 +284,7 @@ impl OrtModel {
                 real,
             }),
             server: None,
+            tokenizer: None,
         }
     }
 }

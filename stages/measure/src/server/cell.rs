@@ -83,7 +83,10 @@ impl ServerCell<'_> {
                 .unwrap_or([0; 8]),
         )
         .wrapping_add(u64::from(index));
+        // A boundary that includes tokenisation sends text, which the
+        // server tokenises inside the client's timed region.
         let tokens = opts.prompt != Some(PromptFormat::Text)
+            && !self.boundary.tokenizes()
             && opts.api == assay_core::config::server::ServerApi::Completions
             && self.backend.kind == OPENAI;
         match (tokens, self.vocab) {
@@ -388,6 +391,7 @@ fn assemble(
             events,
             runs,
             outputs: Vec::new(),
+            texts: Vec::new(),
             attribution,
             power: None,
         },
