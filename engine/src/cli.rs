@@ -1,7 +1,7 @@
 //! Command-line interface. Exit codes (documented in docs/cli.md):
 //! 0 ok, 1 run failed (or an I/O or store error), 2 bad usage or spec,
-//! 3 verification mismatch or corrupt object, 130 interrupted, 141 stdout
-//! closed by its reader (a pipe into `head`).
+//! 3 verification mismatch or corrupt object, 4 regression found (`compare`),
+//! 130 interrupted, 141 stdout closed by its reader (a pipe into `head`).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -12,6 +12,8 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_MISMATCH: u8 = 3;
+/// `assay compare` found at least one regression (a CI gate fails on it).
+pub const EXIT_REGRESSION: u8 = 4;
 pub const EXIT_INTERRUPTED: u8 = 130;
 /// 128 + SIGPIPE: what a shell reports for a process whose reader closed
 /// the pipe (`assay show ... | head`).
@@ -66,8 +68,8 @@ pub type CmdResult = Result<u8, CliError>;
                   (measure, validate, summarise, cost, fit, report), stores every artifact under \
                   its blake3 digest and reruns only what changed.\n\n\
                   Exit codes: 0 ok, 1 run failed, 2 bad usage or spec, 3 verification mismatch \
-                  or corrupt object, 130 interrupted, 141 stdout closed by its reader \
-                  (e.g. piped into head).",
+                  or corrupt object, 4 regression found (compare), 130 interrupted, 141 stdout \
+                  closed by its reader (e.g. piped into head).",
     after_help = "Docs: docs/cli.md, docs/spec.md, docs/store.md. NO_COLOR disables colour."
 )]
 pub struct Cli {
@@ -171,12 +173,48 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Compare two runs cell by cell: deltas of medians, bootstrap CIs of
+    /// their ratios and a verdict per cell. Exit 4 on any regression.
+    Compare(CompareArgs),
     /// Print this machine's environment fingerprint as JSON.
     Env,
     /// Internal: measure one cell in this process (request on stdin, JSON
     /// lines on stdout). `assay run` starts one per real measurement.
     #[command(name = "measure-worker", hide = true)]
     MeasureWorker,
+}
+
+/// `assay compare BASE NEW` (docs/cli.md#assay-compare).
+#[derive(clap::Args, Debug, Clone)]
+pub struct CompareArgs {
+    /// The baseline: a report.json (or its folder), a spec (its lockfile
+    /// beside it) or a lockfile (`*.lock`).
+    #[arg(value_name = "BASE")]
+    pub base: PathBuf,
+    /// The run to judge, in any of the same forms.
+    #[arg(value_name = "NEW")]
+    pub new: PathBuf,
+    /// Store of both sides (default: `.assay/` beside the spec or
+    /// lockfile; for a report.json the nearest `.assay/` above it).
+    #[command(flatten)]
+    pub store: StoreArg,
+    /// Store of BASE (overrides --store).
+    #[arg(long, value_name = "DIR")]
+    pub base_store: Option<PathBuf>,
+    /// Store of NEW (overrides --store).
+    #[arg(long, value_name = "DIR")]
+    pub new_store: Option<PathBuf>,
+    /// Slowdown threshold of a phase in percent (prefill, ttft, decode,
+    /// e2e; decode by throughput, the others by latency). Repeatable;
+    /// default decode=10.
+    #[arg(long = "threshold", value_name = "PHASE=PCT")]
+    pub thresholds: Vec<String>,
+    /// Print one JSON object.
+    #[arg(long, conflicts_with = "markdown")]
+    pub json: bool,
+    /// Print Markdown for a CI comment.
+    #[arg(long)]
+    pub markdown: bool,
 }
 
 pub fn color_enabled() -> bool {

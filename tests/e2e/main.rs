@@ -1,9 +1,9 @@
 //! End-to-end tests: they drive the real `assay` binary on real files.
 
 mod backends;
-mod boundary;
 mod candle;
 mod cli;
+mod compare;
 mod diagnostics;
 mod energy;
 mod interrupt;

@@ -1,5 +1,6 @@
 //! One function per CLI command.
 
+mod compare;
 mod misc;
 mod run;
 mod trace;
@@ -48,6 +49,7 @@ pub fn dispatch(command: Command, cancel: &AtomicBool) -> CmdResult {
             dry_run,
             json,
         } => misc::gc(&specs, &store, dry_run, json),
+        Command::Compare(args) => compare::compare(&args),
         Command::Env => misc::env(),
         Command::MeasureWorker => {
             Ok(assay_measure::worker::worker_main(assay_measure::registry()).clamp(0, 255) as u8)

@@ -1,8 +1,10 @@
 //! assay-analysis: pure stages over stored measurements. validate (with
-//! energy gating and output invariance), summarise, cost, fit, goodput, and
-//! the decision rules (decide). Reads the record types of assay-measure;
+//! energy gating and output invariance), summarise, cost, fit, goodput, the
+//! decision rules (decide) and the BASE-vs-NEW comparison behind `assay
+//! compare` (compare). Reads the record types of assay-measure;
 //! never runs a backend.
 
+pub mod compare;
 pub mod cost;
 pub mod decide;
 pub mod fit;
