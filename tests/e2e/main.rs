@@ -1,6 +1,7 @@
 //! End-to-end tests: they drive the real `assay` binary on real files.
 
 mod backends;
+mod boundary;
 mod candle;
 mod cli;
 mod compare;
