@@ -10,5 +10,6 @@ mod energy;
 mod interrupt;
 mod llama_server;
 mod pipeline;
+mod scaling;
 mod servers;
 mod support;

@@ -561,6 +561,22 @@ fn ollama_records_load_time_quantisation_digest_and_offload() {
     assert_eq!(s["format"], "gguf", "{s}");
     assert_eq!(s["family"], "llama", "{s}");
     assert_eq!(s["n_ctx"], 131_072, "{s}");
+    // Depth, width and heads from `/api/show`'s model info reach the
+    // manifest and the summary, where TR121's structural fits read them.
+    assert_eq!(
+        (&s["n_layer"], &s["n_embd"], &s["n_head"]),
+        (&Value::from(32), &Value::from(4096), &Value::from(32)),
+        "{s}"
+    );
+    let summary = rows_of(&ws, &r, "summarise", "summary");
+    assert!(!summary.is_empty());
+    for row in &summary {
+        assert_eq!(
+            (&row["n_layer"], &row["n_embd"], &row["n_head"]),
+            (&Value::from(32), &Value::from(4096), &Value::from(32)),
+            "{row}"
+        );
+    }
     assert_eq!(s["digest"], OLLAMA_DIGEST, "{s}");
     assert_eq!(s["size"], OLLAMA_MODEL_SIZE, "{s}");
     assert_eq!(s["size_vram"], OLLAMA_MODEL_SIZE, "{s}");

@@ -16,7 +16,7 @@ use assay_core::tables::{self, EnergyRow, EventColumns, Phase, SummaryRow, Valid
 use assay_measure::bandwidth::Bandwidth;
 use assay_measure::{Dtype, Manifest};
 
-pub const SUMMARISE_VERSION: u32 = 3;
+pub const SUMMARISE_VERSION: u32 = 4;
 
 /// Resamples of the bootstrap CI of each median.
 pub const MEDIAN_CI_RESAMPLES: u32 = 1000;
@@ -306,20 +306,24 @@ fn row_template(manifest: &Manifest) -> SummaryRow {
     // A model that exists only on a server has no declared architecture:
     // the server's family and parameter count stand in where it gives them.
     let server = manifest.actual.server.as_ref();
-    let (arch, parameter_count, n_layer, n_embd) = match &manifest.model_info {
+    let (arch, parameter_count, n_layer, n_embd, n_head) = match &manifest.model_info {
         Some(info) => (
             info.arch.name().to_string(),
             info.parameter_count,
             info.n_layer,
             info.n_embd,
+            info.n_head,
         ),
+        // Depth, width and heads from the server's model info (Ollama's
+        // `/api/show`), so a served family can be fitted structurally too.
         None => (
             server
                 .and_then(|s| s.family.clone())
                 .unwrap_or_else(|| "unknown".into()),
             server.and_then(|s| s.parameter_count).unwrap_or(0),
-            0,
-            0,
+            server.and_then(|s| s.n_layer).unwrap_or(0),
+            server.and_then(|s| s.n_embd).unwrap_or(0),
+            server.and_then(|s| s.n_head).unwrap_or(0),
         ),
     };
     SummaryRow {
@@ -334,6 +338,7 @@ fn row_template(manifest: &Manifest) -> SummaryRow {
         parameter_count,
         n_layer,
         n_embd,
+        n_head,
         prompt_tokens: manifest.scenario.prompt_tokens,
         batch: manifest.scenario.batch,
         gen_tokens: manifest.scenario.gen_tokens,
@@ -519,20 +524,22 @@ mod tests {
         // A model that exists only on a server has no declared architecture:
         // the server's family and parameter count stand in where it gives them.
         let server = manifest.actual.server.as_ref();
-        let (arch, parameter_count, n_layer, n_embd) = match &manifest.model_info {
+        let (arch, parameter_count, n_layer, n_embd, n_head) = match &manifest.model_info {
             Some(info) => (
                 info.arch.name().to_string(),
                 info.parameter_count,
                 info.n_layer,
                 info.n_embd,
+                info.n_head,
             ),
             None => (
                 server
                     .and_then(|s| s.family.clone())
                     .unwrap_or_else(|| "unknown".into()),
                 server.and_then(|s| s.parameter_count).unwrap_or(0),
-                0,
-                0,
+                server.and_then(|s| s.n_layer).unwrap_or(0),
+                server.and_then(|s| s.n_embd).unwrap_or(0),
+                server.and_then(|s| s.n_head).unwrap_or(0),
             ),
         };
         PHASES
@@ -578,6 +585,7 @@ mod tests {
                     parameter_count,
                     n_layer,
                     n_embd,
+                    n_head,
                     prompt_tokens: manifest.scenario.prompt_tokens,
                     batch: manifest.scenario.batch,
                     gen_tokens: manifest.scenario.gen_tokens,

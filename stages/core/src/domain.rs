@@ -188,6 +188,9 @@ stored_enum! {
         LogLog => "log-log",
         /// y = a + b x.
         Linear => "linear",
+        /// ln y = a + sum_k b_k ln x_k over several structural predictors
+        /// (Appendix T risk 6); one row per coefficient b_k.
+        Multivariate => "multivariate",
     }
 }
 
@@ -200,6 +203,8 @@ stored_enum! {
         Layers => "layers",
         /// Hidden size (log-log).
         Hidden => "hidden",
+        /// Attention heads (log-log; Appendix AX.2).
+        Heads => "heads",
         /// Prompt length (linear, against prefill).
         PromptTokens => "prompt_tokens",
         /// Decode steps, generation length - 1 (linear, against summed decode).

@@ -654,6 +654,16 @@ pub struct ServerFacts {
     pub parameter_size: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameter_count: Option<u64>,
+    /// Depth, width and attention heads from Ollama's `/api/show` model
+    /// info (`<arch>.block_count`, `.embedding_length`,
+    /// `.attention.head_count`): the structural predictors of TR121's fits
+    /// for a model that exists only on the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n_layer: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n_embd: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n_head: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
     /// Bytes of the loaded model, and of them in GPU memory.

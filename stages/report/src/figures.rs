@@ -123,6 +123,7 @@ fn fit_points(r: &FitRow, summary: &[SummaryRow]) -> Vec<(f64, f64)> {
                 && s.phase() == phase
                 && scenarios.contains(&s.scenario.as_str())
                 && (r.model.is_empty() || s.model == r.model)
+                && (r.family.is_empty() || assay_analysis::fit::family_of(s) == r.family)
                 && (r.form() != Some(FitForm::Linear) || r.boundary == linear_boundary(r, s))
         })
         .map(|s| {
@@ -130,6 +131,7 @@ fn fit_points(r: &FitRow, summary: &[SummaryRow]) -> Vec<(f64, f64)> {
                 Some(FitX::Params) => s.parameter_count as f64,
                 Some(FitX::Layers) => f64::from(s.n_layer),
                 Some(FitX::Hidden) => f64::from(s.n_embd),
+                Some(FitX::Heads) => f64::from(s.n_head),
                 Some(FitX::PromptTokens) => f64::from(s.prompt_tokens),
                 _ => f64::from(s.gen_tokens.saturating_sub(1)),
             };

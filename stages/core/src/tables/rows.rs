@@ -307,6 +307,9 @@ pub struct SummaryRow {
     pub parameter_count: u64,
     pub n_layer: u32,
     pub n_embd: u32,
+    /// Attention heads (Appendix AX.2); 0 where unknown (a server that
+    /// does not say).
+    pub n_head: u32,
     pub prompt_tokens: u32,
     pub batch: u32,
     pub gen_tokens: u32,
@@ -403,6 +406,19 @@ pub struct FitRow {
     pub model: String,
     /// Scenario of a log-log fit; the `+`-joined scenarios of a linear one.
     pub scenario: String,
+    /// For a fit within one architecture family (`llama f32`: arch and
+    /// dtype; Appendix AC.2), that family; empty for a fit over every model
+    /// of its cell (pooled: `heterogeneous` says whether they span several
+    /// families) and for the linear fits, which are per model.
+    pub family: String,
+    /// For a series fit inside a family, what it varies and what it holds
+    /// (`depth at hidden 256, heads 4`); empty for a fit over the whole
+    /// family or across families.
+    pub series: String,
+    /// The predictors of the model the slope belongs to: `x` for a
+    /// one-predictor fit, `+`-joined (`layers+hidden`) for a multivariate
+    /// one, whose other coefficients are the sibling rows.
+    pub terms: String,
     /// What the fit holds fixed (`short`, `batch 1`, `batch 1, prompt 128`):
     /// fits differing only in it are compared by the boundary-shift check.
     pub boundary: String,
@@ -432,5 +448,11 @@ pub struct FitRow {
     pub boundary_flip: bool,
     /// Each boundary's regime when it flips; empty otherwise.
     pub boundary_note: String,
+    /// The falsification test across boundaries (AD.4) of this fit and its
+    /// shifted repeats: `held` (one identifiable regime, slope CIs share a
+    /// point), `magnitude shifted` (one identifiable regime, CIs disjoint),
+    /// `flipped` (regimes differ), `untestable` (no boundary identifiable);
+    /// empty when the fit was measured under one boundary only.
+    pub shift: String,
     pub evidence: String,
 }

@@ -478,6 +478,9 @@ async fn probe(client: &Client, cell: &ServerCell<'_>, base: &str) -> Result<Ser
         facts.parameter_size = m.parameter_size;
         facts.parameter_count = m.parameter_count;
         facts.n_ctx = m.context_length;
+        facts.n_layer = m.n_layer;
+        facts.n_embd = m.n_embd;
+        facts.n_head = m.n_head;
     } else {
         let models = client.json("/v1/models", None).await.map_err(|e| e.0)?;
         facts.listed_models = models["data"]

@@ -96,6 +96,11 @@ pub struct ModelFacts {
     pub quantization: Option<String>,
     pub parameter_count: Option<u64>,
     pub context_length: Option<u64>,
+    /// `<arch>.block_count`, `<arch>.embedding_length` and
+    /// `<arch>.attention.head_count` of the model info.
+    pub n_layer: Option<u32>,
+    pub n_embd: Option<u32>,
+    pub n_head: Option<u32>,
     pub digest: Option<String>,
     pub size: Option<u64>,
     pub size_vram: Option<u64>,
@@ -119,8 +124,24 @@ pub fn show_facts(v: &Value) -> ModelFacts {
         context_length: info
             .get(format!("{arch}.context_length"))
             .and_then(Value::as_u64),
+        n_layer: info_u32(info, arch, "block_count"),
+        n_embd: info_u32(info, arch, "embedding_length"),
+        n_head: info_u32(info, arch, "attention.head_count"),
         ..ModelFacts::default()
     }
+}
+
+/// `<arch>.<key>` of the model info as a positive u32; absent when the
+/// server does not say, or says something that is not a count (a per-layer
+/// array, as some architectures give for heads, is not one number).
+fn info_u32(info: &Value, arch: &str, key: &str) -> Option<u32> {
+    if arch.is_empty() {
+        return None;
+    }
+    info.get(format!("{arch}.{key}"))
+        .and_then(Value::as_u64)
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|n| *n > 0)
 }
 
 /// Adds what `/api/ps` says of `model` (digest, size, size in VRAM), when
@@ -237,6 +258,38 @@ mod tests {
         assert!(parse(r#"{"response":"x"}"#, ServerApi::Completions).is_err());
         let f = parse(r#"{"error":"model not found"}"#, ServerApi::Completions).unwrap();
         assert_eq!(f.error.as_deref(), Some("model not found"));
+    }
+
+    /// A `/api/show` response in the shape Ollama returns (llama3.2:1b,
+    /// not verbose: tokenizer arrays elided as null): depth, width and
+    /// heads come from the `llama.` keys the architecture names.
+    #[test]
+    fn show_facts_read_depth_width_and_heads_from_model_info() {
+        let show: Value =
+            serde_json::from_str(include_str!("testdata/ollama-show-llama3.2-1b.json")).unwrap();
+        let f = show_facts(&show);
+        assert_eq!(
+            (f.n_layer, f.n_embd, f.n_head),
+            (Some(16), Some(2048), Some(32))
+        );
+        assert_eq!(f.parameter_count, Some(1_235_814_432));
+        assert_eq!(f.family.as_deref(), Some("llama"));
+        assert_eq!(f.quantization.as_deref(), Some("Q8_0"));
+        // Keys of another architecture are not read as this one's, and a
+        // per-layer array of head counts is not one number.
+        let other: Value = serde_json::from_str(
+            r#"{"model_info":{"general.architecture":"gemma3","llama.block_count":16,"gemma3.block_count":26,"gemma3.embedding_length":1152,"gemma3.attention.head_count":[4,4]}}"#,
+        )
+        .unwrap();
+        let g = show_facts(&other);
+        assert_eq!(
+            (g.n_layer, g.n_embd, g.n_head),
+            (Some(26), Some(1152), None)
+        );
+        // No architecture named: nothing structural is guessed.
+        let none: Value =
+            serde_json::from_str(r#"{"model_info":{"llama.block_count":16}}"#).unwrap();
+        assert_eq!(show_facts(&none).n_layer, None);
     }
 
     #[test]
