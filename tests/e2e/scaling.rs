@@ -125,4 +125,13 @@ fn scaling_report_fits_within_families_series_and_across_boundary_shifts() {
         .filter(|c| c["id"].as_str().unwrap().starts_with("fit/"))
         .collect();
     assert!(fit_claims.iter().all(|c| c["source"]["node"] == "fit"));
+    // Within-family, series and multivariate fits get ids of their own.
+    let mut ids: Vec<&str> = claims(&json)
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    let all = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), all, "claim ids repeat");
 }

@@ -27,7 +27,7 @@ pub(super) fn check_analysis(cx: &Ctx<'_>, diags: &mut Diags<'_>) {
     {
         diags.at_value(
             "/fit/x",
-            "list at least one predictor (params, layers, hidden)".into(),
+            "list at least one predictor (params, layers, hidden, heads)".into(),
         );
     }
 }
