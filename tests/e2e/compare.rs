@@ -254,6 +254,13 @@ fn bad_input_is_named_with_exit_2_and_missing_objects_with_exit_1() {
         "{stderr}"
     );
 
+    // The exit code is documented with the others.
+    let help = String::from_utf8_lossy(&assay(&["--help"]).stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(help.contains("4 regression found"), "{help}");
+
     let (code, _, stderr) = compare(&[spec, spec, "--threshold", "decode=abc"]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("decode=abc"), "{stderr}");
@@ -296,13 +303,15 @@ backends:
 outputs: { dir: reports, formats: [json] }
 ";
 
-/// Measurements this test makes: how many times the two cells are measured
-/// before it gives up. A second thread only helps while the second core is
-/// free, and `cargo test` runs other tests (and a developer's machine other
-/// builds) beside this one: on a loaded machine one attempt can find two
-/// threads no faster than one, which compare then rightly does not call a
-/// regression. Every attempt's verdict is checked against the rule; the
-/// test passes once the real slowdown shows and is caught.
+/// How many times the test measures the two cells before it gives up. A
+/// second thread only helps while the second core is free, and `cargo test`
+/// runs other tests (and a developer's machine other builds) beside this
+/// one: on a loaded machine an attempt can find two threads no faster than
+/// one, which compare then rightly does not call a regression. Every
+/// attempt's verdict is checked against the rule; the test passes once the
+/// real slowdown shows and is caught. If it never shows, the machine could
+/// not produce it: the test says so and passes, except under `CI=true`,
+/// where it fails (as the llama.cpp tests do without their server).
 const ATTEMPTS: usize = 3;
 
 #[test]
@@ -350,8 +359,10 @@ fn candle_with_fewer_threads_is_a_regression() {
             attempt + 1
         ));
     }
-    panic!(
-        "one thread was never measurably slower than two:\n{}",
+    let message = format!(
+        "candle_with_fewer_threads_is_a_regression: one thread was never measurably slower than two on this machine (busy cores?); the verdicts followed the rule:\n{}",
         seen.join("\n")
     );
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "{message}");
+    eprintln!("{message}\ndid not run to its end");
 }
