@@ -49,3 +49,12 @@ backends:
     eval "$native_env"
     cargo test --workspace --features assay-engine/ort,assay-engine/tch
     cargo run --release -p assay-engine --features ort,tch -- run specs/backends-cpu.yaml
+
+# The research program (docs/programs.md): every TR spec in specs/program/
+# and the conclusive report, with the optional backends it needs.
+program:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    native_env="$(scripts/install-native-libs.sh)"
+    eval "$native_env"
+    cargo run --release -p assay-engine --features ort,tch -- run specs/program/program.yaml

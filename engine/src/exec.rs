@@ -119,7 +119,7 @@ pub fn gather_inputs(
                 .as_ref()
                 .ok_or_else(|| missing("the producer has not run"))?;
             Ok(Input {
-                node: r.node.clone(),
+                node: plan.input_node(idx, src).to_string(),
                 key: r.key.ok_or_else(|| missing("the producer has no key"))?,
                 name: name.to_string(),
                 digest: *r
@@ -210,7 +210,7 @@ fn record_node(
     }
     let record = NodeRecord {
         key,
-        node: node.id.clone(),
+        node: node.key_id().to_string(),
         stage: node.stage.kind().to_string(),
         stage_version: node.stage.version(),
         params: node.stage.params()?,

@@ -19,6 +19,10 @@ pub fn all_schemas() -> Vec<(&'static str, Value)> {
     vec![
         ("spec.schema.json", crate::spec::spec_schema()),
         (
+            "program.schema.json",
+            crate::spec::program::program_schema(),
+        ),
+        (
             "lockfile.schema.json",
             to_value(schemars::schema_for!(Lockfile)),
         ),
@@ -43,12 +47,12 @@ pub fn all_schemas() -> Vec<(&'static str, Value)> {
             to_value(schemars::schema_for!(OutputRow)),
         ),
         (
-            "tables/server-requests.schema.json",
-            to_value(schemars::schema_for!(RequestRow)),
-        ),
-        (
             "tables/texts.schema.json",
             to_value(schemars::schema_for!(assay_measure::text::TextRow)),
+        ),
+        (
+            "tables/server-requests.schema.json",
+            to_value(schemars::schema_for!(RequestRow)),
         ),
         (
             "tables/power.schema.json",

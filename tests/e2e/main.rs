@@ -10,6 +10,7 @@ mod energy;
 mod interrupt;
 mod llama_server;
 mod pipeline;
+mod program;
 mod scaling;
 mod servers;
 mod support;

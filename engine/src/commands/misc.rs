@@ -3,18 +3,18 @@ use std::path::{Path, PathBuf};
 
 use assay_store::{Lockfile, Store, table};
 
-use super::{load_to_read, print_json, store_dir};
+use super::print_json;
 use crate::cli::{CliError, CmdResult, EXIT_OK, EXIT_USAGE, StoreArg};
 use crate::schemas::{all_schemas, schema_bytes};
 use crate::spec::load::SpecError;
-use crate::spec::{load_spec, render_diagnostics};
+use crate::spec::{Purpose, Target, load_target, render_diagnostics};
 
 pub fn check(specs: &[PathBuf], json: bool) -> CmdResult {
     let mut all = Vec::new();
     let mut bad = 0;
     for path in specs {
-        match load_spec(path) {
-            Ok(loaded) => {
+        match load_target(path, Purpose::Measure) {
+            Ok(Target::Spec(loaded)) => {
                 if !json {
                     eprintln!(
                         "{}: ok ({} backends x {} models x {} scenarios)",
@@ -22,6 +22,18 @@ pub fn check(specs: &[PathBuf], json: bool) -> CmdResult {
                         loaded.spec.backends.len(),
                         loaded.spec.models.len(),
                         loaded.scenarios.len()
+                    );
+                }
+            }
+            Ok(Target::Program(program)) => {
+                if !json {
+                    let ids: Vec<&str> =
+                        program.members.iter().map(|m| m.spec.id.as_str()).collect();
+                    eprintln!(
+                        "{}: ok (program of {} specs: {})",
+                        path.display(),
+                        ids.len(),
+                        ids.join(", ")
                     );
                 }
             }
@@ -58,7 +70,9 @@ pub fn check(specs: &[PathBuf], json: bool) -> CmdResult {
 pub fn show(digest: &str, spec: Option<&Path>, store_arg: &StoreArg, json: bool) -> CmdResult {
     let dir = match (&store_arg.store, spec) {
         (Some(d), _) => d.clone(),
-        (None, Some(spec)) => store_dir(&load_to_read(spec)?, store_arg),
+        (None, Some(spec)) => super::load_target_for(spec, Purpose::Read)?
+            .dir()
+            .join(".assay"),
         (None, None) => PathBuf::from(".assay"),
     };
     let store = Store::open_existing(&dir)?;
@@ -128,8 +142,8 @@ pub fn gc(specs: &[PathBuf], store_arg: &StoreArg, dry_run: bool, json: bool) ->
     let mut keep = BTreeSet::new();
     let mut dir = store_arg.store.clone();
     for spec in specs {
-        let loaded = load_to_read(spec)?;
-        let this = store_dir(&loaded, store_arg);
+        let planned = super::target::load_planned(spec, crate::spec::Purpose::Read)?;
+        let this = planned.store_dir(store_arg);
         match &dir {
             None => dir = Some(this),
             Some(d) if *d != this => {
@@ -142,7 +156,7 @@ pub fn gc(specs: &[PathBuf], store_arg: &StoreArg, dry_run: bool, json: bool) ->
             }
             Some(_) => {}
         }
-        let lock_path = Lockfile::path_for(spec);
+        let lock_path = planned.lock_path();
         let lock = Lockfile::read(&lock_path)?.ok_or_else(|| {
             CliError::usage(format!(
                 "{}: no lockfile, so nothing is known to keep; run the spec first",

@@ -3,6 +3,7 @@
 mod compare;
 mod misc;
 mod run;
+pub mod target;
 mod trace;
 mod verify;
 
@@ -11,7 +12,7 @@ use std::sync::atomic::AtomicBool;
 
 use crate::cli::{CliError, CmdResult, Command, EXIT_USAGE, StoreArg};
 use crate::spec::load::SpecError;
-use crate::spec::{LoadedSpec, Purpose, load_spec_for, render_diagnostics};
+use crate::spec::{LoadedSpec, Purpose, Target, load_spec_for, load_target, render_diagnostics};
 
 pub fn dispatch(command: Command, cancel: &AtomicBool) -> CmdResult {
     match command {
@@ -68,19 +69,33 @@ pub fn load_to_read(path: &Path) -> Result<LoadedSpec, CliError> {
 }
 
 fn load_for(path: &Path, purpose: Purpose) -> Result<LoadedSpec, CliError> {
-    match load_spec_for(path, purpose) {
-        Ok(s) => Ok(s),
-        Err(SpecError::Io { path, source }) => {
-            Err(CliError::usage(format!("{}: {source}", path.display())))
-        }
-        Err(SpecError::Invalid {
-            text, diagnostics, ..
-        }) => {
+    load_spec_for(path, purpose).map_err(|e| spec_error(path, e))
+}
+
+/// Load a spec or a program, whichever `path` is; on error print located
+/// diagnostics and exit 2.
+pub fn load_target_for(path: &Path, purpose: Purpose) -> Result<Target, CliError> {
+    load_target(path, purpose).map_err(|e| spec_error(path, e))
+}
+
+fn spec_error(path: &Path, e: SpecError) -> CliError {
+    match e {
+        SpecError::Io { path, source } => CliError::usage(format!("{}: {source}", path.display())),
+        SpecError::Invalid {
+            text,
+            diagnostics,
+            path: invalid,
+        } => {
             eprint!("{}", render_diagnostics(&diagnostics, &text));
-            Err(CliError {
+            let what = if invalid == path {
+                "is not a valid spec".to_string()
+            } else {
+                format!("has an invalid member {}", invalid.display())
+            };
+            CliError {
                 code: EXIT_USAGE,
-                message: format!("{} is not a valid spec", path.display()),
-            })
+                message: format!("{} {what}", path.display()),
+            }
         }
     }
 }

@@ -1,5 +1,5 @@
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
@@ -10,12 +10,13 @@ use petgraph::graph::NodeIndex;
 use serde::Serialize;
 use serde_json::json;
 
-use super::{load, print_json, store_dir};
+use super::print_json;
+use super::target::{Planned, load_planned};
 use crate::cli::{CliError, CmdResult, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, StoreArg};
 use crate::exec::{ExecOptions, ExecOutcome, NodeStatus, execute};
 use crate::keys::{diff_params, node_key};
-use crate::plan::{Plan, build_plan};
-use crate::spec::LoadedSpec;
+use crate::plan::Plan;
+use crate::spec::Purpose;
 
 /// Stage files next to their destination, so the final rename is atomic.
 fn write_beside(path: &Path, bytes: &[u8]) -> Result<(), assay_store::StoreError> {
@@ -32,9 +33,8 @@ pub fn run(
     cancel: &AtomicBool,
 ) -> CmdResult {
     let started = Instant::now();
-    let loaded = load(spec_path)?;
-    let plan = build_plan(&loaded).map_err(|e| CliError::failed(e.to_string()))?;
-    let store = Store::open(store_dir(&loaded, store_arg))?;
+    let planned = load_planned(spec_path, Purpose::Measure)?;
+    let store = Store::open(planned.store_dir(store_arg))?;
     let _lock = store.lock(|| {
         eprintln!(
             "assay: waiting for another assay process to release {}",
@@ -44,7 +44,7 @@ pub fn run(
     let show_progress =
         !json && !no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let outcome = execute(
-        &plan,
+        &planned.plan,
         &store,
         &ExecOptions {
             remeasure,
@@ -53,17 +53,16 @@ pub fn run(
         cancel,
     )?;
 
-    let report_dir = loaded.dir.join(&loaded.spec.outputs.dir);
-    let report_written = if outcome.succeeded() {
-        write_results(&outcome, &loaded, spec_path, &store, &report_dir)?
+    let report_dirs = if outcome.succeeded() {
+        write_results(&outcome, &planned, &store)?
     } else {
-        false
+        Vec::new()
     };
     let summary = RunSummary {
         spec_path,
         store: &store,
         outcome: &outcome,
-        report_dir: report_written.then_some(report_dir.as_path()),
+        report_dirs: &report_dirs,
         started,
     };
     if json {
@@ -80,33 +79,34 @@ pub fn run(
     })
 }
 
-/// After a successful run: the lockfile beside the spec, then the report
-/// files in the spec's output folder. Whether a report was written.
+/// After a successful run: the lockfiles (the target's, and each member's
+/// for a program), then every report's files in its output folder. The
+/// folders written, the target's own report last.
 fn write_results(
     outcome: &ExecOutcome,
-    loaded: &LoadedSpec,
-    spec_path: &Path,
+    planned: &Planned,
     store: &Store,
-    report_dir: &Path,
-) -> Result<bool, CliError> {
-    let spec_name = spec_path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("spec");
-    let lock = outcome.lockfile(spec_name, loaded.digest);
-    write_beside(&Lockfile::path_for(spec_path), &lock.to_bytes())?;
-    let Some(report) = outcome.result("report") else {
-        return Ok(false);
-    };
-    std::fs::create_dir_all(report_dir)
-        .map_err(|e| CliError::failed(format!("{}: {e}", report_dir.display())))?;
-    for format in &loaded.spec.outputs.formats {
-        let name = format.file_name();
-        if let Some(digest) = report.outputs.get(name) {
-            write_beside(&report_dir.join(name), &store.get(digest)?)?;
-        }
+) -> Result<Vec<PathBuf>, CliError> {
+    let nodes = outcome.lockfile("", planned.target.digest()).nodes;
+    for (path, lock) in planned.lockfiles(&nodes) {
+        write_beside(&path, &lock.to_bytes())?;
     }
-    Ok(true)
+    let mut written = Vec::new();
+    for report in planned.reports() {
+        let Some(result) = outcome.result(&report.node) else {
+            continue;
+        };
+        std::fs::create_dir_all(&report.dir)
+            .map_err(|e| CliError::failed(format!("{}: {e}", report.dir.display())))?;
+        for format in &report.formats {
+            let name = format.file_name();
+            if let Some(digest) = result.outputs.get(name) {
+                write_beside(&report.dir.join(name), &store.get(digest)?)?;
+            }
+        }
+        written.push(report.dir);
+    }
+    Ok(written)
 }
 
 /// What `assay run` tells at the end, as JSON on stdout or lines on stderr.
@@ -114,8 +114,8 @@ struct RunSummary<'a> {
     spec_path: &'a Path,
     store: &'a Store,
     outcome: &'a ExecOutcome,
-    /// Where the report was written, if it was.
-    report_dir: Option<&'a Path>,
+    /// Where reports were written (the target's own last).
+    report_dirs: &'a [PathBuf],
     started: Instant,
 }
 
@@ -131,7 +131,8 @@ impl RunSummary<'_> {
             "skipped": outcome.count(NodeStatus::Skipped),
             "cancelled": outcome.count(NodeStatus::Cancelled),
             "interrupted": outcome.interrupted,
-            "report_dir": self.report_dir.map(|d| d.display().to_string()),
+            "report_dir": self.report_dirs.last().map(|d| d.display().to_string()),
+            "report_dirs": self.report_dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>(),
             "nodes": outcome.results,
         }));
     }
@@ -163,7 +164,7 @@ impl RunSummary<'_> {
             "assay: {ran} ran, {cached} cached, {failed} failed, {skipped} skipped in {:.1}s",
             self.started.elapsed().as_secs_f64()
         );
-        if let Some(report_dir) = self.report_dir {
+        if let Some(report_dir) = self.report_dirs.last() {
             line.push_str(&format!("; report: {}", report_dir.display()));
         }
         eprintln!("{line}");
@@ -189,17 +190,16 @@ struct PlanEntry {
 type Known = (Digest, BTreeMap<String, Digest>);
 
 pub fn plan(spec_path: &Path, store_arg: &StoreArg, remeasure: bool, json: bool) -> CmdResult {
-    let loaded = super::load_to_read(spec_path)?;
-    let plan = build_plan(&loaded).map_err(|e| CliError::failed(e.to_string()))?;
-    let dir = store_dir(&loaded, store_arg);
-    let store = Store::open_existing(&dir).ok();
-    let lock = Lockfile::read(&Lockfile::path_for(spec_path))?;
+    let planned = load_planned(spec_path, Purpose::Read)?;
+    let plan = &planned.plan;
+    let store = Store::open_existing(planned.store_dir(store_arg)).ok();
+    let lock = Lockfile::read(&planned.lock_path())?;
 
     let mut known: Vec<Option<Known>> = vec![None; plan.len()];
     let mut entries = Vec::new();
     for &idx in &plan.order {
         let node = plan.node(idx);
-        let (inputs, pending_inputs) = known_inputs(&plan, idx, &known);
+        let (inputs, pending_inputs) = known_inputs(plan, idx, &known);
         let prev = lock.as_ref().and_then(|l| l.nodes.get(&node.id));
         let (key, status, reason) = if !pending_inputs.is_empty() {
             (None, "run", pending_reason(&pending_inputs))
@@ -254,7 +254,7 @@ fn known_inputs(plan: &Plan, idx: NodeIndex, known: &[Option<Known>]) -> (Vec<In
             .and_then(|(k, o)| Some((*k, o.get(name)?)))
         {
             Some((src_key, d)) => inputs.push(Input {
-                node: plan.node(src).id.clone(),
+                node: plan.input_node(idx, src).to_string(),
                 key: src_key,
                 name: name.to_string(),
                 digest: *d,
@@ -280,8 +280,9 @@ fn pending_reason(pending_inputs: &[String]) -> String {
 
 fn print_plan(entries: &[PlanEntry]) {
     let width = entries.iter().map(|e| e.node.len()).max().unwrap_or(4);
+    let stage_width = entries.iter().map(|e| e.stage.len()).max().unwrap_or(5).max(9);
     crate::outln!(
-        "{:<9} {:<width$} {:<12} {:<7} reason",
+        "{:<stage_width$} {:<width$} {:<12} {:<7} reason",
         "stage",
         "node",
         "key",
@@ -293,7 +294,7 @@ fn print_plan(entries: &[PlanEntry]) {
             .as_deref()
             .map_or("?".to_string(), |k| k[..12].to_string());
         crate::outln!(
-            "{:<9} {:<width$} {:<12} {:<7} {}",
+            "{:<stage_width$} {:<width$} {:<12} {:<7} {}",
             e.stage,
             e.node,
             key,

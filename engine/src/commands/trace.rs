@@ -8,8 +8,10 @@ use assay_report::{Claim, ReportJson};
 use assay_store::{Digest, LockEntry, Lockfile, Store, table};
 use serde_json::{Value, json};
 
-use super::{load_to_read, print_json, store_dir};
+use super::print_json;
+use super::target::{Planned, load_planned};
 use crate::cli::{CliError, CmdResult, EXIT_OK, StoreArg};
+use crate::spec::{Purpose, Target};
 
 fn rows_of(store: &Store, digest: &Digest) -> Result<Vec<Value>, CliError> {
     let bytes = store.get(digest)?;
@@ -43,52 +45,107 @@ fn ranges(idx: &[usize]) -> String {
 }
 
 pub fn trace(claim_id: &str, spec_path: &Path, store_arg: &StoreArg, json_out: bool) -> CmdResult {
-    let loaded = load_to_read(spec_path)?;
-    let lock_path = Lockfile::path_for(spec_path);
+    let planned = load_planned(spec_path, Purpose::Read)?;
+    let lock_path = planned.lock_path();
     let lock = Lockfile::read(&lock_path)?.ok_or_else(|| {
         CliError::usage(format!(
             "{}: no lockfile; run the spec first",
             lock_path.display()
         ))
     })?;
-    let store = Store::open_existing(store_dir(&loaded, store_arg))?;
-    let report_entry = lock
-        .nodes
-        .get("report")
-        .ok_or_else(|| CliError::usage("the lockfile has no report node".to_string()))?;
-    let report_digest = *report_entry
-        .outputs
-        .get("report.json")
-        .ok_or_else(|| CliError::usage("the report node has no report.json".to_string()))?;
-    let report: ReportJson = serde_json::from_slice(&store.get(&report_digest)?)
-        .map_err(|e| CliError::failed(format!("report.json {}: {e}", report_digest.short())))?;
+    let store = Store::open_existing(planned.store_dir(store_arg))?;
+    let report_node = planned.report_node();
+    let (report_entry, report_digest, report) = read_report(&store, &lock, report_node)?;
     let claim = find_claim(&report, claim_id, &report_digest, spec_path)?;
 
-    if lock.spec_digest != loaded.digest {
+    if lock.spec_digest != planned.target.digest() {
         eprintln!(
             "assay: warning: {} changed since {} was written; this traces the last run, not the current spec",
             spec_path.display(),
             lock_path.display()
         );
     }
-    let chain = build_chain(claim, &store, &lock)?;
+    let (member, chain) = match &planned.target {
+        Target::Spec(_) => (Value::Null, build_chain(claim, &store, &lock)?),
+        Target::Program(_) => program_chain(&planned, claim, &store, &lock)?,
+    };
     let out = json!({
         "claim": claim,
-        "report": { "node": "report", "key": report_entry.key, "artifact": "report.json", "digest": report_digest },
+        "report": { "node": report_node, "key": report_entry.key, "artifact": "report.json", "digest": report_digest },
+        "member": member,
         "chain": chain,
-        "spec": { "path": spec_path.display().to_string(), "digest": loaded.digest, "lockfile": lock_path.display().to_string() },
+        "spec": { "path": spec_path.display().to_string(), "digest": planned.target.digest(), "lockfile": lock_path.display().to_string() },
     });
     if json_out {
         print_json(&out);
         return Ok(EXIT_OK);
     }
-    print_trace(claim, report_entry, &report_digest, &out["chain"]);
+    print_trace(claim, report_node, report_entry, &report_digest, &out);
     crate::outln!(
         "spec      {}  digest {}",
         spec_path.display(),
-        loaded.digest
+        planned.target.digest()
     );
     Ok(EXIT_OK)
+}
+
+/// The lockfile entry, digest and content of a report node's report.json.
+fn read_report<'l>(
+    store: &Store,
+    lock: &'l Lockfile,
+    node: &str,
+) -> Result<(&'l LockEntry, Digest, ReportJson), CliError> {
+    let entry = lock
+        .nodes
+        .get(node)
+        .ok_or_else(|| CliError::usage(format!("the lockfile has no {node} node")))?;
+    let digest = *entry
+        .outputs
+        .get("report.json")
+        .ok_or_else(|| CliError::usage(format!("the {node} node has no report.json")))?;
+    let report: ReportJson = serde_json::from_slice(&store.get(&digest)?)
+        .map_err(|e| CliError::failed(format!("report.json {}: {e}", digest.short())))?;
+    Ok((entry, digest, report))
+}
+
+/// A conclusive-report claim: the member report claim it quotes, traced
+/// in the member's own lockfile view down to raw rows and manifests; a
+/// count over member artifact rows ends at those rows.
+fn program_chain(
+    planned: &Planned,
+    claim: &Claim,
+    store: &Store,
+    lock: &Lockfile,
+) -> Result<(Value, Vec<Value>), CliError> {
+    let src = &claim.source;
+    let member = planned
+        .members
+        .iter()
+        .find(|m| m.program_id(&planned.plan, "report") == Some(src.node.as_str()));
+    let (Some(member), "report.json") = (member, src.artifact.as_str()) else {
+        let hop = json!({
+            "hop": "source", "node": src.node, "key": src.key,
+            "artifact": src.artifact, "digest": src.digest, "rows": ranges(&src.rows.iter().map(|&r| r as usize).collect::<Vec<_>>()),
+        });
+        return Ok((Value::Null, vec![hop]));
+    };
+    let view = Lockfile {
+        nodes: planned.member_view(member, &lock.nodes),
+        ..lock.clone()
+    };
+    let (_, digest, report) = read_report(store, &view, "report")?;
+    let index = src.rows.first().copied().unwrap_or(0) as usize;
+    let member_claim = report.claims.get(index).ok_or_else(|| {
+        CliError::failed(format!(
+            "{}: report.json {} has no claim {index}",
+            member.id,
+            digest.short()
+        ))
+    })?;
+    let chain = build_chain(member_claim, store, &view)?;
+    let about =
+        json!({ "id": member.id, "report": src.node, "digest": digest, "claim": member_claim });
+    Ok((about, chain))
 }
 
 /// The claim named `claim_id`, or a usage error that suggests its
@@ -139,7 +196,13 @@ fn find_claim<'a>(
 }
 
 /// The human-readable trace: the claim, its report, then one block per hop.
-fn print_trace(claim: &Claim, report_entry: &LockEntry, report_digest: &Digest, chain: &Value) {
+fn print_trace(
+    claim: &Claim,
+    report_node: &str,
+    report_entry: &LockEntry,
+    report_digest: &Digest,
+    out: &Value,
+) {
     crate::outln!("claim     {}", claim.id);
     crate::outln!("          {}", claim.statement);
     crate::outln!(
@@ -149,11 +212,23 @@ fn print_trace(claim: &Claim, report_entry: &LockEntry, report_digest: &Digest, 
         claim.evidence
     );
     crate::outln!(
-        "report    node report  key {}  report.json {}",
+        "report    node {report_node}  key {}  report.json {}",
         report_entry.key.short(),
         report_digest
     );
-    for hop in chain.as_array().into_iter().flatten() {
+    let member = &out["member"];
+    if let Some(id) = member["id"].as_str() {
+        crate::outln!(
+            "member    {id}  node {}  report.json {}",
+            member["report"].as_str().unwrap_or(""),
+            member["digest"].as_str().unwrap_or("")
+        );
+        crate::outln!(
+            "          claim {}",
+            member["claim"]["id"].as_str().unwrap_or("")
+        );
+    }
+    for hop in out["chain"].as_array().into_iter().flatten() {
         let label = hop["hop"].as_str().unwrap_or("");
         crate::outln!(
             "{:<9} node {}  key {}  {} {}",

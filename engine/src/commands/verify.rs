@@ -11,10 +11,12 @@ use assay_store::{Digest, LockEntry, Lockfile, Store};
 use petgraph::graph::NodeIndex;
 use serde::Serialize;
 
-use super::{load_to_read, print_json, store_dir};
+use super::print_json;
+use super::target::load_planned;
 use crate::cli::{CliError, CmdResult, EXIT_MISMATCH, EXIT_OK, StoreArg};
 use crate::keys::node_key;
-use crate::plan::{Plan, build_plan};
+use crate::plan::Plan;
+use crate::spec::Purpose;
 
 #[derive(Serialize)]
 struct Problem {
@@ -23,9 +25,9 @@ struct Problem {
 }
 
 pub fn verify(spec_path: &Path, store_arg: &StoreArg, json: bool) -> CmdResult {
-    let loaded = load_to_read(spec_path)?;
-    let plan = build_plan(&loaded).map_err(|e| CliError::failed(e.to_string()))?;
-    let lock_path = Lockfile::path_for(spec_path);
+    let planned = load_planned(spec_path, Purpose::Read)?;
+    let plan = &planned.plan;
+    let lock_path = planned.lock_path();
     let lock = Lockfile::read(&lock_path)?.ok_or_else(|| {
         CliError::usage(format!(
             "{}: no lockfile; run `assay run {}` first",
@@ -33,17 +35,17 @@ pub fn verify(spec_path: &Path, store_arg: &StoreArg, json: bool) -> CmdResult {
             spec_path.display()
         ))
     })?;
-    let store = Store::open_existing(store_dir(&loaded, store_arg))?;
+    let store = Store::open_existing(planned.store_dir(store_arg))?;
 
     let mut verifier = Verifier {
-        plan: &plan,
+        plan,
         lock: &lock,
         store: &store,
         cancel: AtomicBool::new(false),
         problems: Vec::new(),
         outputs: BTreeMap::new(),
     };
-    if lock.spec_digest != loaded.digest {
+    if lock.spec_digest != planned.target.digest() {
         verifier.problem(
             "(spec)",
             format!(
@@ -168,7 +170,7 @@ impl Verifier<'_> {
                 (self.outputs.get(src_id).and_then(|o| o.get(name)), src_key)
             {
                 inputs.push(Input {
-                    node: src_id.clone(),
+                    node: self.plan.input_node(idx, src).to_string(),
                     key: src_key,
                     name: name.to_string(),
                     digest: *d,

@@ -9,6 +9,7 @@
 mod analysis;
 mod measure;
 mod models;
+pub mod program;
 mod report;
 
 use std::collections::BTreeMap;
@@ -25,7 +26,19 @@ use crate::spec::LoadedSpec;
 pub struct PlanNode {
     /// Stable id, e.g. `measure/cpu/tiny/micro`; the lockfile is keyed by it.
     pub id: String,
+    /// The node's id inside its spec when it differs from `id`: a program
+    /// plans each member under `<member>/` ids but keys every member node
+    /// with the id it has in its own spec, so a member run on its own and
+    /// the program share every store record (see [`Plan::input_node`]).
+    pub local_id: Option<String>,
     pub stage: Arc<dyn Stage>,
+}
+
+impl PlanNode {
+    /// The id this node's key and store record use.
+    pub fn key_id(&self) -> &str {
+        self.local_id.as_deref().unwrap_or(&self.id)
+    }
 }
 
 /// An edge carries one named output of its source node.
@@ -42,16 +55,28 @@ impl Plan {
         &self.graph[idx]
     }
 
-    /// Incoming (source node, output name) pairs, sorted by (node id, name)
-    /// so that keys never depend on insertion order.
+    /// Incoming (source node, output name) pairs, sorted by (the source's
+    /// name in this node's key, output name) so that keys never depend on
+    /// insertion order, nor on whether the spec runs alone or in a program.
     pub fn inputs(&self, idx: NodeIndex) -> Vec<(NodeIndex, &'static str)> {
         let mut v: Vec<(NodeIndex, &'static str)> = self
             .graph
             .edges_directed(idx, Direction::Incoming)
             .map(|e| (e.source(), *e.weight()))
             .collect();
-        v.sort_by(|a, b| (&self.graph[a.0].id, a.1).cmp(&(&self.graph[b.0].id, b.1)));
+        v.sort_by(|a, b| (self.input_node(idx, a.0), a.1).cmp(&(self.input_node(idx, b.0), b.1)));
         v
+    }
+
+    /// The producer's name in the consumer's key: a member node names its
+    /// inputs by their ids inside the member spec (as the spec alone
+    /// would), a program-level node by their program ids.
+    pub fn input_node(&self, consumer: NodeIndex, producer: NodeIndex) -> &str {
+        if self.graph[consumer].local_id.is_some() {
+            self.graph[producer].key_id()
+        } else {
+            &self.graph[producer].id
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -156,6 +181,7 @@ impl Planning<'_> {
     fn add(&mut self, id: String, stage: Arc<dyn Stage>) -> NodeIndex {
         let node = self.graph.add_node(PlanNode {
             id: id.clone(),
+            local_id: None,
             stage,
         });
         self.ids.insert(id, node);
@@ -230,7 +256,7 @@ fn measure_cells(
 
 /// Kahn's algorithm, always taking the ready node with the smallest id, so
 /// the order is a pure function of the spec.
-fn topo_order(g: &DiGraph<PlanNode, Edge>) -> Vec<NodeIndex> {
+pub(crate) fn topo_order(g: &DiGraph<PlanNode, Edge>) -> Vec<NodeIndex> {
     let mut indegree: Vec<usize> = g
         .node_indices()
         .map(|n| {
@@ -271,6 +297,7 @@ mod tests {
     fn add(g: &mut DiGraph<PlanNode, Edge>, id: &str, stage: Arc<dyn Stage>) -> NodeIndex {
         g.add_node(PlanNode {
             id: id.into(),
+            local_id: None,
             stage,
         })
     }

@@ -71,7 +71,7 @@ fn backend_kinds(registry: &assay_measure::Registry) -> Value {
 ///   with the variants' docs folded into the description;
 /// - `anyOf: [X, {type: null}]` (an optional field) becomes X: an optional
 ///   field is omitted, not written as null.
-fn simplify(v: &mut Value) {
+pub(super) fn simplify(v: &mut Value) {
     match v {
         Value::Object(map) => {
             fold_one_of_constants(map);
@@ -184,7 +184,7 @@ pub fn load_spec_for(path: &Path, purpose: Purpose) -> Result<LoadedSpec, SpecEr
     };
 
     // 2. Schema: types, required fields, unknown fields, ranges.
-    if let Err(internal) = check_schema(&value, &mut diags) {
+    if let Err(internal) = check_schema(&spec_schema(), &value, &mut diags) {
         return Err(invalid(vec![internal]));
     }
     if !diags.out.is_empty() {
@@ -223,7 +223,7 @@ pub fn load_spec_for(path: &Path, purpose: Purpose) -> Result<LoadedSpec, SpecEr
 }
 
 /// The YAML document as JSON, or the syntax error, located.
-fn parse_yaml(text: &str, file: &str) -> Result<Value, Diagnostic> {
+pub(super) fn parse_yaml(text: &str, file: &str) -> Result<Value, Diagnostic> {
     let e = match serde_saphyr::from_str::<Value>(text) {
         Ok(v) => return Ok(v),
         Err(e) => e,
@@ -252,11 +252,15 @@ fn parse_yaml(text: &str, file: &str) -> Result<Value, Diagnostic> {
     })
 }
 
-/// Validate against [`spec_schema`], adding one diagnostic per distinct
-/// error; `Err` only when the schema itself does not compile.
-fn check_schema(value: &Value, diags: &mut Diags<'_>) -> Result<(), Diagnostic> {
-    let schema = spec_schema();
-    let validator = jsonschema::validator_for(&schema).map_err(|e| Diagnostic {
+/// Validate against `schema` (a spec's or a program's), adding one
+/// diagnostic per distinct error; `Err` only when the schema itself does
+/// not compile.
+pub(super) fn check_schema(
+    schema: &Value,
+    value: &Value,
+    diags: &mut Diags<'_>,
+) -> Result<(), Diagnostic> {
+    let validator = jsonschema::validator_for(schema).map_err(|e| Diagnostic {
         file: diags.file.clone(),
         line: 1,
         col: 1,
@@ -305,7 +309,10 @@ fn check_schema(value: &Value, diags: &mut Diags<'_>) -> Result<(), Diagnostic> 
 }
 
 /// The typed spec, or `None` with the decode error added to `diags`.
-fn decode(value: &Value, diags: &mut Diags<'_>) -> Option<Spec> {
+pub(super) fn decode<T: serde::de::DeserializeOwned>(
+    value: &Value,
+    diags: &mut Diags<'_>,
+) -> Option<T> {
     match serde_path_to_error::deserialize(value) {
         Ok(s) => Some(s),
         Err(e) => {

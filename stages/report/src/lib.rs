@@ -32,6 +32,7 @@ mod figures;
 mod intro;
 mod limits;
 pub mod plots;
+pub mod program;
 mod results;
 mod scaling;
 mod serving;

@@ -272,7 +272,7 @@ fn check_outputs(cx: &Ctx<'_>, diags: &mut Diags<'_>) {
 }
 
 /// An output directory must be relative and stay inside the spec's folder.
-fn output_dir_within(dir: &Path) -> Result<(), String> {
+pub(crate) fn output_dir_within(dir: &Path) -> Result<(), String> {
     if dir.as_os_str().is_empty() {
         return Err("output dir must not be empty".into());
     }
