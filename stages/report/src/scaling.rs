@@ -361,19 +361,17 @@ fn fit_name(r: &FitRow) -> String {
 }
 
 fn table(rows: &[(usize, &FitRow)], kind: Kind) -> Block {
-    let scope = match kind {
-        Kind::Size | Kind::Multivariate => "family",
-        Kind::Series => "series",
-        Kind::Linear => "model",
+    // A linear fit is per model and holds a boundary; the others run
+    // across models of a scenario, pooled or within a family or series.
+    let (second, third) = match kind {
+        Kind::Size | Kind::Multivariate => ("scenario", "family"),
+        Kind::Series => ("scenario", "series"),
+        Kind::Linear => ("model", "boundary"),
     };
     let header = [
         "backend",
-        if kind == Kind::Linear {
-            "boundary"
-        } else {
-            "scenario"
-        },
-        scope,
+        second,
+        third,
         "fit",
         "n",
         "slope",
@@ -387,20 +385,16 @@ fn table(rows: &[(usize, &FitRow)], kind: Kind) -> Block {
         header.iter().map(|s| s.to_string()).collect(),
         rows.iter()
             .map(|(_, r)| {
-                let scope = match kind {
-                    Kind::Linear => r.model.clone(),
-                    Kind::Series => format!("{}: {}", r.family, r.series),
-                    _ if r.family.is_empty() => "all (pooled)".into(),
-                    _ => r.family.clone(),
+                let (second, third) = match kind {
+                    Kind::Linear => (r.model.clone(), r.boundary.clone()),
+                    Kind::Series => (r.scenario.clone(), format!("{}: {}", r.family, r.series)),
+                    _ if r.family.is_empty() => (r.scenario.clone(), "all (pooled)".into()),
+                    _ => (r.scenario.clone(), r.family.clone()),
                 };
                 vec![
                     r.backend.clone(),
-                    if kind == Kind::Linear {
-                        r.boundary.clone()
-                    } else {
-                        r.scenario.clone()
-                    },
-                    scope,
+                    second,
+                    third,
                     fit_name(r),
                     r.n.to_string(),
                     f(r.slope, 3),
