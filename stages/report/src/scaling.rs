@@ -260,6 +260,11 @@ fn falsification(rep: &Report<'_>, fit_in: &Input, out: &mut Out) {
     for g in &groups {
         shift_claim(fit_in, g, out);
     }
+    shift_summary(fit_in, &groups, out);
+}
+
+/// How many tested fits held and how many flipped, stated and claimed.
+fn shift_summary(fit_in: &Input, groups: &[Tested<'_>], out: &mut Out) {
     let flipped = groups
         .iter()
         .filter(|g| g.rows[0].1.shift == shift::FLIPPED)
