@@ -6,8 +6,9 @@
 //!   detokenise outputs with the model's `tokenizer.json` (so a model
 //!   without one is refused); server kinds send text prompts, which the
 //!   server tokenises inside the client's timed region (so `server.prompt:
-//!   tokens` is refused); the simulated kind has no tokenizer to time and
-//!   is refused.
+//!   tokens` is refused, and so is `prompts`: a server's requests carry
+//!   their own text); the simulated kind has no tokenizer to time and is
+//!   refused.
 //! - `model_load: included`: the harness's first run starts at the load,
 //!   for in-process and simulated kinds; a server loads its model before
 //!   it serves, out of the client's sight, so server kinds are refused.
@@ -49,6 +50,15 @@ pub(super) fn check_boundary(cx: &Ctx<'_>, diags: &mut Diags<'_>) {
                 }
                 _ => {}
             }
+        }
+        if boundary.prompts.is_some() && execution == Execution::Server {
+            diags.at_key(
+                "/boundary/prompts",
+                format!(
+                    "backend {:?} is a server, whose requests carry prompts of their own (a unique first word each, so no request meets another's cached prefix); `prompts` is read by in-process backends",
+                    b.name
+                ),
+            );
         }
         if boundary.model_load == ModelLoad::Included && execution == Execution::Server {
             diags.at_value(
