@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::support::{Workspace, assay};
+use crate::support::{Workspace, assay, assay_cmd};
 
 /// `assay compare` with `args`: (exit code, stdout, stderr).
 fn compare(args: &[&str]) -> (i32, String, String) {
@@ -117,10 +117,15 @@ fn a_slower_simulated_step_is_a_regression_with_exit_4() {
     assert!(md.starts_with("## assay compare: 6 regressions\n"), "{md}");
     assert!(md.contains("| `sim/tiny/micro` | **regression** |"), "{md}");
 
-    // Byte-identical on a rerun: the bootstrap is seeded from the data.
-    let again = compare(&[&args[..], &["--json"]].concat());
+    // Byte-identical on a rerun and at another thread count: the bootstrap
+    // is seeded from the data.
     let once = compare(&[&args[..], &["--json"]].concat());
-    assert_eq!(again.1, once.1);
+    let again = assay_cmd()
+        .env("RAYON_NUM_THREADS", "1")
+        .args([&["compare"], &args[..], &["--json"]].concat())
+        .output()
+        .unwrap();
+    assert_eq!(once.1.as_bytes(), again.stdout.as_slice());
 }
 
 #[test]
