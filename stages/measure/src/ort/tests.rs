@@ -287,3 +287,93 @@ fn the_version_is_read_from_the_library_file() {
     let installed = library_path().unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(library_version(&installed).unwrap(), ORT_VERSION_EXPECTED);
 }
+
+/// Text inside the boundary needs nothing of ONNX Runtime: the shared
+/// harness tokenises around its prefill and decode, and the greedy ids it
+/// produces from text prompts are candle's.
+#[test]
+fn text_prompts_run_through_the_shared_harness() {
+    use crate::harness::{CellPrompts, MonotonicClock, measure_cell_with};
+    use crate::text::{Codec, ModelTokenizer, prompts, synthetic_text_tokenizer};
+    use assay_core::config::{Boundary, ModelLoad, Tokenization};
+
+    let f = fixture(Arch::Llama);
+    let stored = assay_model::prepare::synthetic::tokenizer_json(f.info.vocab).to_string();
+    let json = synthetic_text_tokenizer(&stored).unwrap();
+    let tok = ModelTokenizer::from_json(&json).unwrap();
+    let words = prompts::word_list(&tok).unwrap();
+    let texts: Vec<String> = (0..2)
+        .map(|seq| prompts::generate(&tok, &words, 6, 1, seq).unwrap().0)
+        .collect();
+    let scenario = Scenario {
+        name: "s".into(),
+        prompt_tokens: 6,
+        batch: 2,
+        gen_tokens: 5,
+        load: None,
+    };
+    let boundary = Boundary {
+        tokenization: Tokenization::Included,
+        model_load: ModelLoad::Included,
+        warmup_runs: 0,
+        repetitions: 1,
+        decode: Default::default(),
+        prompts: None,
+    };
+    let run = |backend: &mut dyn InferenceBackend| {
+        let mut codec = Codec::new(json.clone());
+        let prompts = CellPrompts::Text {
+            texts: &texts,
+            codec: &mut codec,
+        };
+        let clock = MonotonicClock::new();
+        measure_cell_with(
+            backend,
+            &clock,
+            "c",
+            &scenario,
+            &boundary,
+            prompts,
+            |_, _| true,
+        )
+        .unwrap()
+        .unwrap()
+    };
+    let mut ort = OrtBackend::new(
+        f.info.clone(),
+        f.onnx.clone(),
+        options(GraphOptimization::All),
+        1,
+        11,
+    );
+    let m = run(&mut ort);
+    let phases: Vec<&str> = m.events.iter().map(|e| e.phase.as_str()).collect();
+    assert_eq!(phases.first(), Some(&"load"));
+    assert_eq!(phases[1], "tokenize");
+    assert_eq!(phases[phases.len() - 2], "detokenize");
+    let ttft = m.events.iter().find(|e| e.phase == "ttft").unwrap();
+    assert_eq!(
+        ttft.start_ns, m.events[0].start_ns,
+        "the load is inside the first ttft"
+    );
+    for t in &m.texts {
+        let ids: Vec<u32> = m
+            .outputs
+            .iter()
+            .filter(|o| o.sequence == t.sequence)
+            .map(|o| o.token)
+            .collect();
+        assert_eq!(tok.encode(&t.output).unwrap(), ids);
+    }
+    let mut candle = CandleBackend::new(
+        f.info.clone(),
+        WeightFiles::Safetensors(vec![f.safetensors.clone()]),
+        Dtype::F32,
+        11,
+    );
+    let c = run(&mut candle);
+    let tokens = |m: &crate::harness::CellMeasurement| -> Vec<u32> {
+        m.outputs.iter().map(|o| o.token).collect()
+    };
+    assert_eq!(tokens(&m), tokens(&c));
+}

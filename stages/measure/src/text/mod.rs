@@ -167,7 +167,7 @@ pub fn tokenizer_json(ctx: &StageContext<'_>, record: &ModelRecord) -> Result<St
 }
 
 /// The synthetic tokenizer with the pre-tokenizer its pieces need.
-fn synthetic_text_tokenizer(stored: &str) -> Result<String, StageError> {
+pub(crate) fn synthetic_text_tokenizer(stored: &str) -> Result<String, StageError> {
     let mut json: Value = serde_json::from_str(stored)
         .map_err(|e| StageError::Failed(format!("synthetic tokenizer.json: {e}")))?;
     json["pre_tokenizer"] = serde_json::json!({ "type": "WhitespaceSplit" });
