@@ -255,9 +255,7 @@ fn bad_programs_are_located_errors() {
     // A nested program's members join (a reached twice counts once).
     std::fs::write(
         dir.join("nested.yaml"),
-        PROGRAM
-            .replace("id: e2e-program", "id: nested")
-            .replace("  - a.yaml\n  - b.yaml\n", "  - a.yaml\n  - b.yaml\n"),
+        PROGRAM.replace("id: e2e-program", "id: nested"),
     )
     .unwrap();
     let ok = assay(&["check", program.to_str().unwrap()]);

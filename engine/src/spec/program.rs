@@ -70,8 +70,9 @@ pub struct LoadedProgram {
 /// What a command was given: one spec, or a program of specs.
 #[derive(Debug, Clone)]
 pub enum Target {
-    Spec(LoadedSpec),
-    Program(LoadedProgram),
+    /// Both boxed: the two differ in size, and a target is made once.
+    Spec(Box<LoadedSpec>),
+    Program(Box<LoadedProgram>),
 }
 
 impl Target {
@@ -117,9 +118,9 @@ pub fn is_program(text: &str) -> bool {
 pub fn load_target(path: &Path, purpose: Purpose) -> Result<Target, SpecError> {
     let text = read(path)?;
     if is_program(&text) {
-        load_program(path, purpose).map(Target::Program)
+        load_program(path, purpose).map(|p| Target::Program(Box::new(p)))
     } else {
-        load_spec_for(path, purpose).map(Target::Spec)
+        load_spec_for(path, purpose).map(|s| Target::Spec(Box::new(s)))
     }
 }
 
