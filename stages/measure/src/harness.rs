@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use assay_core::tables::{EventRow, OutputRow, RunRow};
 
 use crate::energy::PowerOutcome;
-use crate::text::TextRow;
+use assay_core::tables::TextRow;
 
 use assay_core::config::{Boundary, ModelLoad, Scenario};
 

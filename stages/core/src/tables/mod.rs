@@ -20,5 +20,5 @@ pub use codec::{
 pub use events::{EventColumns, Phase, read_event_columns};
 pub use rows::{
     CostRow, EnergyRow, EventRow, FitRow, KneeRow, LoadRow, OutputRow, PowerRow, RequestRow,
-    RunRow, SummaryRow, ValidationRow,
+    RunRow, SummaryRow, TextRow, ValidationRow,
 };

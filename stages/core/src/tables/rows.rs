@@ -456,3 +456,23 @@ pub struct FitRow {
     pub shift: String,
     pub evidence: String,
 }
+
+/// One detokenised output of a run of a cell whose boundary includes
+/// tokenisation (measure output `texts`): what a service would have
+/// returned for sequence `sequence`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TextRow {
+    pub cell: String,
+    pub repetition: u32,
+    pub sequence: u32,
+    /// The prompt text this sequence sent.
+    pub prompt: String,
+    /// Prompt tokens the model ran for this sequence (after the cut to the
+    /// scenario's `prompt_tokens`).
+    pub prompt_tokens: u32,
+    /// Tokens the tokenizer gave for the prompt text, before any cut.
+    pub prompt_tokens_encoded: u32,
+    /// The generated tokens, detokenised (special tokens kept, so that the
+    /// text re-tokenises to the ids in `outputs`).
+    pub output: String,
+}

@@ -11,8 +11,6 @@ mod tests;
 
 use std::path::Path;
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::harness::{BackendError, TextCodec};
@@ -20,25 +18,9 @@ use assay_core::domain::{FileRole, ModelSource};
 use assay_core::stage::{StageContext, StageError};
 use assay_model::prepare::ModelRecord;
 
-/// One detokenised output of a run of a cell whose boundary includes
-/// tokenisation (measure output `texts`): what a service would have
-/// returned for sequence `sequence`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct TextRow {
-    pub cell: String,
-    pub repetition: u32,
-    pub sequence: u32,
-    /// The prompt text this sequence sent.
-    pub prompt: String,
-    /// Prompt tokens the model ran for this sequence (after the cut to the
-    /// scenario's `prompt_tokens`).
-    pub prompt_tokens: u32,
-    /// Tokens the tokenizer gave for the prompt text, before any cut.
-    pub prompt_tokens_encoded: u32,
-    /// The generated tokens, detokenised (special tokens kept, so that the
-    /// text re-tokenises to the ids in `outputs`).
-    pub output: String,
-}
+/// The row type lives in core's tables with every other stored row; its
+/// old path stays for the code and tests that name it here.
+pub use assay_core::tables::TextRow;
 
 /// A model's tokenizer, loaded from its `tokenizer.json`.
 pub struct ModelTokenizer {
