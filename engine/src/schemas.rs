@@ -1,6 +1,7 @@
 //! Every JSON Schema assay checks in under `schemas/`, generated from the
 //! Rust types. A test fails when the checked-in files are stale.
 
+use assay_analysis::cost::sensitivity::SensitivityRow;
 use assay_analysis::cost::{RequestCostRow, RoutingRow};
 use assay_core::tables::{
     CostRow, EnergyRow, EventRow, FitRow, KneeRow, LoadRow, OutputRow, PowerRow, RequestRow,
@@ -85,6 +86,10 @@ pub fn all_schemas() -> Vec<(&'static str, Value)> {
         (
             "tables/routing.schema.json",
             to_value(schemars::schema_for!(RoutingRow)),
+        ),
+        (
+            "tables/sensitivity.schema.json",
+            to_value(schemars::schema_for!(SensitivityRow)),
         ),
         (
             "tables/load.schema.json",

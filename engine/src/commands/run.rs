@@ -280,7 +280,12 @@ fn pending_reason(pending_inputs: &[String]) -> String {
 
 fn print_plan(entries: &[PlanEntry]) {
     let width = entries.iter().map(|e| e.node.len()).max().unwrap_or(4);
-    let stage_width = entries.iter().map(|e| e.stage.len()).max().unwrap_or(5).max(9);
+    let stage_width = entries
+        .iter()
+        .map(|e| e.stage.len())
+        .max()
+        .unwrap_or(5)
+        .max(9);
     crate::outln!(
         "{:<stage_width$} {:<width$} {:<12} {:<7} reason",
         "stage",

@@ -41,8 +41,8 @@ impl StagePlanner for Report {
         let summarise = p.require(SUMMARISE)?;
         p.connect(summarise, report, summarise::OUTPUT)?;
         // The optional analysis nodes, when planned: each of these outputs
-        // that the node declares (cost's requests and routing exist only
-        // when the spec gives a request mix and routing).
+        // that the node declares (cost's requests and sensitivity exist only
+        // with a request mix, routing only with routing).
         let optional: [(&str, &[&'static str]); 3] = [
             (goodput::NODE, &[goodput::LOAD, goodput::KNEES]),
             (
@@ -51,6 +51,7 @@ impl StagePlanner for Report {
                     cost::output::COST,
                     cost::output::REQUESTS,
                     cost::output::ROUTING,
+                    cost::output::SENSITIVITY,
                 ],
             ),
             (FIT, &[fit::OUTPUT]),

@@ -344,6 +344,7 @@ fn manifest(cell: &str) -> Manifest {
             dtype: "f32".into(),
             threads: 1,
             compiled: None,
+            injected: Vec::new(),
         },
         actual: Attribution::plain("cpu", "f32", 1, "bench", "0"),
         model_info: Some(arch.info("m")),

@@ -7,6 +7,12 @@
 //! mean load      = tokens_per_month / (30 * 86400)        (30-day month)
 //! workers        = max(1, ceil(mean_load / tokens_per_s * burst_factor))
 //! ```
+//!
+//! With a request mix, `sensitivity` ranks the cheapest way to serve it
+//! again under varied request lengths, bursts, prices and routing shares
+//! (Appendix AV).
+
+pub mod sensitivity;
 
 use std::collections::BTreeMap;
 
@@ -19,7 +25,8 @@ use assay_core::inputs::find_input;
 use assay_core::stage::{Input, Outputs, Stage, StageContext, StageError};
 use assay_core::tables::{self, CostRow, Phase, SummaryRow};
 
-pub const COST_VERSION: u32 = 2;
+// 3: the `sensitivity` output (Appendix AV).
+pub const COST_VERSION: u32 = 3;
 pub const SECONDS_PER_MONTH: f64 = 30.0 * 86_400.0;
 pub const HOURS_PER_MONTH: f64 = 30.0 * 24.0;
 
@@ -180,6 +187,9 @@ pub mod output {
     pub const REQUESTS: &str = "requests";
     /// With routing shares: the blended cost.
     pub const ROUTING: &str = "routing";
+    /// With a request mix: the decision under varied assumptions
+    /// (`sensitivity::SensitivityRow`, Appendix AV).
+    pub const SENSITIVITY: &str = "sensitivity";
 }
 
 impl Stage for CostStage {
@@ -195,6 +205,7 @@ impl Stage for CostStage {
         let mut names = vec![output::COST];
         if !self.params.request_mix.is_empty() {
             names.push(output::REQUESTS);
+            names.push(output::SENSITIVITY);
             if !self.params.routing.is_empty() {
                 names.push(output::ROUTING);
             }
@@ -253,6 +264,11 @@ impl Stage for CostStage {
         if !p.request_mix.is_empty() {
             let (requests, routing) = request_costs(p, &summary);
             out.insert(output::REQUESTS.into(), tables::to_parquet(&requests)?);
+            let sensitivity = sensitivity::sensitivity(p, &summary);
+            out.insert(
+                output::SENSITIVITY.into(),
+                tables::to_parquet(&sensitivity)?,
+            );
             if !p.routing.is_empty() {
                 out.insert(output::ROUTING.into(), tables::to_parquet(&routing)?);
             }

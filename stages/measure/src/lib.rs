@@ -15,9 +15,9 @@ pub mod server;
 pub mod simulated;
 pub mod stage;
 pub mod step;
-pub mod text;
 #[cfg(feature = "tch")]
 pub mod tch_backend;
+pub mod text;
 pub mod versions;
 pub mod worker;
 

@@ -37,6 +37,8 @@ pub struct SimulatedBackend {
     next_token: u32,
     /// Runs started since load (for fault injection).
     runs_started: u32,
+    /// Tokens the current run has generated (for `inject.short_run`).
+    generated: u32,
 }
 
 impl SimulatedBackend {
@@ -49,11 +51,17 @@ impl SimulatedBackend {
         stream_seed: u64,
     ) -> (Self, VirtualClock) {
         let clock = Rc::new(Cell::new(0));
+        // A drifted dtype is what "ran": the latency model sizes weights
+        // and KV cache at it, as a real fallback would.
+        let drift = opts
+            .inject
+            .as_ref()
+            .and_then(|i| i.attribution_drift.as_ref());
         let backend = SimulatedBackend {
             rng: ChaCha8Rng::seed_from_u64(opts.seed ^ stream_seed),
+            dtype: drift.and_then(|d| d.dtype).unwrap_or(dtype),
             opts,
             arch,
-            dtype,
             device: device.to_string(),
             threads,
             clock: clock.clone(),
@@ -62,8 +70,18 @@ impl SimulatedBackend {
             cold: true,
             next_token: 1,
             runs_started: 0,
+            generated: 0,
         };
         (backend, VirtualClock(clock))
+    }
+
+    /// `inject.short_run`: the current run has generated its tokens and
+    /// stops, the way a backend whose context filled does.
+    fn stops_short(&self) -> bool {
+        let short = self.opts.inject.as_ref().and_then(|i| i.short_run);
+        short.is_some_and(|s| {
+            self.runs_started.checked_sub(1) == Some(s.run) && self.generated >= s.tokens
+        })
     }
 
     fn weight_bytes(&self) -> f64 {
@@ -114,10 +132,19 @@ impl InferenceBackend for SimulatedBackend {
         // Reading weights at a tenth of memory bandwidth, plus setup.
         let seconds = self.weight_bytes() / (self.opts.memory_gbps * 1e8) + 0.02;
         self.advance(seconds);
+        // Injected drift reports what "ran" in place of the request, so the
+        // manifest carries the same evidence a real label drift leaves.
+        let drift = self
+            .opts
+            .inject
+            .as_ref()
+            .and_then(|i| i.attribution_drift.as_ref());
         Ok(Attribution::plain(
-            &self.device,
+            drift
+                .and_then(|d| d.device.as_deref())
+                .unwrap_or(&self.device),
             self.dtype.as_str(),
-            self.threads,
+            drift.and_then(|d| d.threads).unwrap_or(self.threads),
             "assay-simulated",
             &SIM_MODEL_VERSION.to_string(),
         ))
@@ -130,6 +157,7 @@ impl InferenceBackend for SimulatedBackend {
         }
         self.position = 0;
         self.runs_started += 1;
+        self.generated = 0;
     }
 
     fn prefill(&mut self, prompts: &[Vec<u32>]) -> Result<(), BackendError> {
@@ -156,6 +184,7 @@ impl InferenceBackend for SimulatedBackend {
         // token and position only, like a real greedy decode.
         self.next_token = ((u64::from(self.next_token) * 31 + self.position * 17)
             % u64::from(self.arch.vocab.max(1))) as u32;
+        self.generated += 1;
         let pick = Pick {
             token: self.next_token,
             margin: None,
@@ -164,12 +193,99 @@ impl InferenceBackend for SimulatedBackend {
     }
 
     fn decode_step(&mut self, _tokens: &[u32]) -> Result<bool, BackendError> {
-        if self.position >= u64::from(self.arch.max_positions) {
+        if self.position >= u64::from(self.arch.max_positions) || self.stops_short() {
             return Ok(false);
         }
         let s = self.forward_seconds(1);
         self.advance(s);
         self.position += 1;
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use assay_core::config::inject::{AttributionDrift, Inject, ShortRun};
+
+    fn arch() -> SyntheticArch {
+        serde_json::from_value(serde_json::json!({
+            "arch": "llama", "layers": 2, "hidden": 64, "heads": 4, "vocab": 256,
+        }))
+        .unwrap()
+    }
+
+    fn backend(inject: Option<Inject>) -> (SimulatedBackend, VirtualClock) {
+        let opts = SimulatedOptions {
+            inject,
+            ..Default::default()
+        };
+        SimulatedBackend::new(opts, arch(), Dtype::F32, "cpu", 2, 7)
+    }
+
+    /// Tokens each of `runs` runs generates when asked for `wanted` tokens,
+    /// driven the way the harness drives a backend.
+    fn generated(b: &mut SimulatedBackend, runs: u32, wanted: u32) -> Vec<u32> {
+        b.load().unwrap();
+        (0..runs)
+            .map(|_| {
+                b.reset();
+                b.prefill(&[vec![1, 2, 3]]).unwrap();
+                b.sample().unwrap();
+                let mut produced = 1;
+                while produced < wanted && b.decode_step(&[0]).unwrap() {
+                    b.sample().unwrap();
+                    produced += 1;
+                }
+                produced
+            })
+            .collect()
+    }
+
+    #[test]
+    fn without_injection_every_run_generates_what_was_asked() {
+        let (mut b, _) = backend(None);
+        assert_eq!(generated(&mut b, 4, 8), vec![8, 8, 8, 8]);
+    }
+
+    #[test]
+    fn an_injected_short_run_stops_early_and_only_that_run() {
+        let inject = Inject {
+            short_run: Some(ShortRun { run: 2, tokens: 3 }),
+            ..Default::default()
+        };
+        let (mut b, _) = backend(Some(inject));
+        assert_eq!(generated(&mut b, 4, 8), vec![8, 8, 3, 8]);
+    }
+
+    #[test]
+    fn injected_drift_is_what_the_attribution_reports_and_what_ran() {
+        let (mut clean, clean_clock) = backend(None);
+        let plain = clean.load().unwrap();
+        assert_eq!(
+            (plain.device.as_str(), plain.dtype.as_str(), plain.threads),
+            ("cpu", "f32", 2)
+        );
+        let inject = Inject {
+            attribution_drift: Some(AttributionDrift {
+                device: Some("cuda:0".into()),
+                dtype: Some(Dtype::F16),
+                threads: Some(8),
+            }),
+            ..Default::default()
+        };
+        let (mut drifted, drifted_clock) = backend(Some(inject));
+        let actual = drifted.load().unwrap();
+        assert_eq!(
+            (
+                actual.device.as_str(),
+                actual.dtype.as_str(),
+                actual.threads
+            ),
+            ("cuda:0", "f16", 8)
+        );
+        // Half the weight bytes to read: the drifted load is faster, as the
+        // dtype that really ran would make it.
+        assert!(drifted_clock.now_ns() < clean_clock.now_ns());
     }
 }

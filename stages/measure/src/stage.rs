@@ -65,6 +65,10 @@ pub struct Requested {
     /// `torchscript`), whose evidence validate demands.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compiled: Option<String>,
+    /// Faults the spec injected on purpose (simulated `inject`), one line
+    /// each: a degraded cell says that its fault is not a real one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub injected: Vec<String>,
 }
 
 /// The manifest of one measure node: what was measured, how, where, and what
@@ -146,14 +150,14 @@ impl MeasureStage {
         self.entry.execution()
     }
 
-    fn simulated(&self) -> bool {
-        self.execution() == Execution::Simulated
-    }
-
     /// The cell tokenises in process, so it keeps what the text was
     /// (only then: other specs keep their outputs and keys).
     fn writes_texts(&self) -> bool {
         self.boundary.tokenizes() && self.execution() == Execution::InProcess
+    }
+
+    fn simulated(&self) -> bool {
+        self.execution() == Execution::Simulated
     }
 
     fn requested(&self) -> Requested {
@@ -163,6 +167,13 @@ impl MeasureStage {
             dtype: self.backend.dtype.as_str().to_string(),
             threads: self.backend.threads,
             compiled: self.entry.compiled(&self.backend),
+            injected: self
+                .backend
+                .simulated
+                .as_ref()
+                .and_then(|o| o.inject.as_ref())
+                .map(|i| i.describe())
+                .unwrap_or_default(),
         }
     }
 
@@ -226,6 +237,9 @@ impl Stage for MeasureStage {
         if self.energy.is_some() {
             names.push(output::POWER);
         }
+        if self.writes_texts() {
+            names.push(output::TEXTS);
+        }
         names
     }
 
@@ -237,9 +251,6 @@ impl Stage for MeasureStage {
 
     fn run(&self, ctx: &StageContext<'_>, inputs: &[Input]) -> Result<Outputs, StageError> {
         let measured = self.entry.measure(self, ctx, inputs)?;
-        if self.writes_texts() {
-            names.push(output::TEXTS);
-        }
         let m = measured.measurement;
         let manifest = Manifest {
             cell: self.cell.clone(),
@@ -289,6 +300,9 @@ impl Stage for MeasureStage {
                 .map_or_else(Vec::new, |p| p.rows(&self.cell));
             out.insert(output::POWER.into(), tables::to_parquet(&rows)?);
         }
+        if self.writes_texts() {
+            out.insert(output::TEXTS.into(), tables::to_parquet(&m.texts)?);
+        }
         Ok(out)
     }
 }
@@ -300,9 +314,6 @@ pub fn unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-        if self.writes_texts() {
-            out.insert(output::TEXTS.into(), tables::to_parquet(&m.texts)?);
-        }
 impl MeasureStage {
     /// This machine, with the library versions the kind was built for.
     pub fn environment_facts(&self) -> Environment {

@@ -113,7 +113,10 @@ pub fn measure_here(
     let clock = MonotonicClock::new();
     progress("load");
     let warmup = req.boundary.warmup_runs;
-    let mut codec = req.text.as_ref().map(|t| Codec::new(t.tokenizer_json.clone()));
+    let mut codec = req
+        .text
+        .as_ref()
+        .map(|t| Codec::new(t.tokenizer_json.clone()));
     let prompts = match (&req.text, codec.as_mut()) {
         (Some(t), Some(codec)) => CellPrompts::Text {
             texts: &t.texts,

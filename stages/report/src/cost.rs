@@ -1,5 +1,7 @@
 //! Cost and capacity as shadow prices (Appendices AA and V): $ per 1M tokens per tier, workers, request mix and tiered routing.
 
+mod sensitivity;
+
 use crate::document::{Block, f, header};
 use crate::{Out, Report, source};
 use assay_analysis::cost::{self, CostParams};
@@ -16,6 +18,7 @@ pub fn cost(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
         shadow_prices(rep, cost_in, params, out);
         cost_per_request(rep, params, out)?;
         tiered_routing(rep, out)?;
+        sensitivity::sensitivity(rep, out)?;
     } else {
         out.doc.push(Block::Para(
             "No cost parameters in the spec: no cost claims.".into(),

@@ -76,9 +76,7 @@ fn timed_phases(b: &Boundary) -> String {
         ModelLoad::Included => "load (also inside the first run's ttft and e2e)",
     };
     if b.tokenizes() {
-        format!(
-            "{load}, tokenize, prefill, ttft, decode (per token, KV cache), detokenize, e2e"
-        )
+        format!("{load}, tokenize, prefill, ttft, decode (per token, KV cache), detokenize, e2e")
     } else {
         format!("{load}, prefill, ttft, decode (per token, KV cache), e2e")
     }

@@ -18,6 +18,7 @@ mod boundary;
 mod cell;
 mod invariance;
 mod phases;
+mod sensor;
 #[cfg(test)]
 pub(crate) mod tests;
 
@@ -25,6 +26,9 @@ pub use boundary::mark_boundary_mismatch;
 pub use cell::validate_cell;
 
 pub const VALIDATE_VERSION: u32 = 5;
+
+/// See `ValidateStage::params`.
+const ENERGY_GATE_REVISION: u32 = 2;
 
 /// Validation thresholds (spec `validate:`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -139,6 +143,11 @@ impl Stage for ValidateStage {
         // Only when asked for, so specs without energy keep their keys.
         if let Some(min) = self.energy_min_samples {
             params["energy_min_samples"] = json!(min);
+            // Revision of energy validation (2: a sensor that went silent
+            // while the cell ran fails the coverage check). In the params,
+            // not the stage version, so that specs without energy, whose
+            // outputs it cannot change, keep their keys.
+            params["energy_gate_revision"] = json!(ENERGY_GATE_REVISION);
         }
         Ok(params)
     }
@@ -176,7 +185,8 @@ impl Stage for ValidateStage {
                 // included: only specs that ask for energy decode them.
                 let events: Vec<EventRow> = tables::read_events(ctx, cell.events)?;
                 let mut cell_energy = energy::gate(&events, &power, min, poll_ms);
-                checks.push(energy_check(&manifest, &cell_energy, min));
+                let dead = sensor::sensor_dead(&events, &power, poll_ms);
+                checks.push(energy_check(&manifest, &cell_energy, min, dead));
                 energy_rows.append(&mut cell_energy);
             }
         }
@@ -201,8 +211,14 @@ impl Stage for ValidateStage {
     }
 }
 
-/// TR122: how many of the cell's energy windows are attributable.
-fn energy_check(manifest: &Manifest, rows: &[EnergyRow], min: u32) -> CheckResult {
+/// TR122: how many of the cell's energy windows are attributable, and
+/// whether a sensor that was there died (`dead`, from `sensor_dead`).
+fn energy_check(
+    manifest: &Manifest,
+    rows: &[EnergyRow],
+    min: u32,
+    dead: Option<String>,
+) -> CheckResult {
     // Steady windows only: warmup windows never feed an aggregate.
     let steady: Vec<&EnergyRow> = rows.iter().filter(|r| !r.warmup).collect();
     let valid = steady
@@ -213,7 +229,9 @@ fn energy_check(manifest: &Manifest, rows: &[EnergyRow], min: u32) -> CheckResul
     let detail = match source.and_then(|s| s.no_sensor.as_deref()) {
         Some(reason) => format!("no energy: {reason}"),
         None => format!(
-            "{valid} of {} steady windows attributable (>= {min} samples at {} ms polling, sensor {})",
+            "{}{valid} of {} steady windows attributable (>= {min} samples at {} ms polling, sensor {})",
+            dead.as_ref()
+                .map_or(String::new(), |why| format!("{why}; ")),
             steady.len(),
             source.map_or(0, |s| s.poll_ms),
             source.map_or("none", |s| s.sensor.as_str())
@@ -222,7 +240,9 @@ fn energy_check(manifest: &Manifest, rows: &[EnergyRow], min: u32) -> CheckResul
     CheckResult {
         cell: manifest.cell.clone(),
         check: ValidationCheck::EnergyCoverage.as_str().into(),
-        passed: valid > 0,
+        // A sensor that died mid-cell may leave a few early windows
+        // attributable; the cell's energy still is not.
+        passed: valid > 0 && dead.is_none(),
         detail,
     }
 }

@@ -45,6 +45,7 @@ pub(crate) fn manifest(warmup_runs: u32, repetitions: u32) -> Manifest {
             dtype: "f32".into(),
             threads: 1,
             compiled: None,
+            injected: Vec::new(),
         },
         actual: Attribution::plain("cpu", "f32", 1, "test", "0"),
         model_info: Some(arch.info("m")),
@@ -224,8 +225,8 @@ fn a_cell_measured_under_another_boundary_is_degraded() {
         warmup_runs,
         repetitions: 2,
         decode: Default::default(),
-    };
         prompts: None,
+    };
     let row = |cell: &str, status: &str| ValidationRow {
         cell: cell.into(),
         status: status.into(),
@@ -263,4 +264,36 @@ fn a_cell_measured_under_another_boundary_is_degraded() {
     let mut rows = vec![row("a", "ok")];
     mark_boundary_mismatch(&boundaries[..1], &mut rows, &mut checks);
     assert_eq!(rows[0].status, "ok");
+}
+
+#[test]
+fn a_dead_sensor_fails_energy_coverage_even_with_attributable_windows() {
+    let mut m = manifest(0, 1);
+    m.energy = Some(assay_measure::energy::EnergySource {
+        sensor: "simulated".into(),
+        no_sensor: None,
+        poll_ms: 1,
+        idle_ms: 20,
+        idle_samples: 20,
+        samples: 3,
+    });
+    let row = EnergyRow {
+        cell: "c".into(),
+        phase: "e2e".into(),
+        status: "valid".into(),
+        ..Default::default()
+    };
+    let live = super::energy_check(&m, std::slice::from_ref(&row), 2, None);
+    assert!(live.passed, "{live:?}");
+    let why = "sensor_dead: no power reading after 3.0 ms of a 40.0 ms cell (1 ms polling)";
+    let dead = super::energy_check(&m, &[row], 2, Some(why.into()));
+    assert!(!dead.passed);
+    assert!(dead.detail.starts_with(why), "{}", dead.detail);
+    assert!(
+        dead.detail.ends_with(
+            "1 of 1 steady windows attributable (>= 2 samples at 1 ms polling, sensor simulated)"
+        ),
+        "{}",
+        dead.detail
+    );
 }

@@ -4,9 +4,9 @@
 
 use crate::candle::WeightFiles;
 use crate::harness::{self, TokenizerFacts};
-use crate::text::{self, ModelTokenizer, prompts};
 use crate::stage::registry::{Backend, CheckContext, Findings, Measured};
 use crate::stage::{MeasureStage, ModelIdentity, unix_ms};
+use crate::text::{self, ModelTokenizer, prompts};
 use crate::worker::{self, TextPrompts, WorkerRequest};
 use assay_core::config::{BackendConfig, Dtype, PromptSource};
 use assay_core::domain::{ModelSource, WeightsFormat};
@@ -106,9 +106,14 @@ fn text_prompts(
         PromptSource::Generated => {
             let words = prompts::word_list(&tok).map_err(StageError::Failed)?;
             for seq in 0..scenario.batch {
-                let (text, _) =
-                    prompts::generate(&tok, &words, scenario.prompt_tokens, spec.seed.unwrap_or(0), seq)
-                        .map_err(StageError::Failed)?;
+                let (text, _) = prompts::generate(
+                    &tok,
+                    &words,
+                    scenario.prompt_tokens,
+                    spec.seed.unwrap_or(0),
+                    seq,
+                )
+                .map_err(StageError::Failed)?;
                 texts.push(text);
             }
         }
