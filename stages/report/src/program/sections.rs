@@ -11,12 +11,19 @@ use assay_core::domain::Evidence;
 
 pub(super) fn intro(p: &ProgramData<'_>, out: &mut ProgramOut) {
     out.doc.push(Block::Heading(1, p.p.title.clone()));
-    if p.evidence() != Evidence::Measured.as_str() {
-        out.doc.push(Block::Warning(
-            "SIMULATED DATA: some member reports rest on the `simulated` backend. Their \
-             numbers exercise the pipeline; they are not evidence and must not feed a decision."
-                .into(),
-        ));
+    let simulated: Vec<&str> = p
+        .members
+        .iter()
+        .filter(|m| !measured(m))
+        .map(|m| m.p.id.as_str())
+        .collect();
+    if !simulated.is_empty() {
+        out.doc.push(Block::Warning(format!(
+            "SIMULATED DATA in {}: those reports rest (wholly or partly) on the `simulated` \
+             backend. Their numbers exercise the pipeline; they are not evidence and must not \
+             feed a decision.",
+            simulated.join(", ")
+        )));
     }
     out.doc.push(Block::Heading(2, "Program question".into()));
     out.doc.push(Block::Para(p.p.question.clone()));
@@ -76,6 +83,20 @@ fn validity_line(m: &Member<'_>, out: &mut ProgramOut, items: &mut Vec<String>) 
     }
 }
 
+/// Whether every number of member `m` is measured (not simulated).
+fn measured(m: &Member<'_>) -> bool {
+    m.report.evidence == Evidence::Measured.as_str()
+}
+
+/// A member's column name: its id, marked when its evidence is simulated.
+fn column(m: &Member<'_>) -> String {
+    if measured(m) {
+        m.p.id.clone()
+    } else {
+        format!("{} ({})", m.p.id, m.report.evidence)
+    }
+}
+
 /// Claims of member `m` informing `area`, by index.
 fn informing(m: &Member<'_>, area: Area) -> Vec<u32> {
     m.report
@@ -101,7 +122,7 @@ pub(super) fn impact_matrix(p: &ProgramData<'_>, out: &mut ProgramOut) {
             .into(),
     ));
     let mut head = vec!["decision".to_string()];
-    head.extend(p.members.iter().map(|m| m.p.id.clone()));
+    head.extend(p.members.iter().map(column));
     let mut rows = Vec::new();
     let mut informers: BTreeMap<Area, Vec<&str>> = BTreeMap::new();
     for area in Area::ALL {
@@ -161,9 +182,14 @@ fn without_each(p: &ProgramData<'_>, informers: &BTreeMap<Area, Vec<&str>>) -> V
                 m.p.id
             ));
         }
+        let caveat = if measured(m) {
+            ""
+        } else {
+            "; its evidence is not measured, so it exercises the pipeline there but decides nothing"
+        };
         for a in only {
             items.push(format!(
-                "Without {}: {} would be unknown ({}).",
+                "Without {}: {} would be unknown ({}){caveat}.",
                 m.p.id,
                 a.title().to_lowercase(),
                 a.without()
