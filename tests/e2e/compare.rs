@@ -319,7 +319,11 @@ outputs: { dir: reports, formats: [json] }
 /// where it fails (as the llama.cpp tests do without their server).
 const ATTEMPTS: usize = 3;
 
+/// Ignored in the parallel suite: beside the other e2e tests the second
+/// core is rarely free, so one thread is not measurably slower than two.
+/// `.ci/run` runs it alone (`--ignored --test-threads=1`), under `CI=true`.
 #[test]
+#[ignore = "timing: needs both cores free; .ci/run runs it alone"]
 fn candle_with_fewer_threads_is_a_regression() {
     if std::thread::available_parallelism().map_or(1, usize::from) < 2 {
         eprintln!("candle_with_fewer_threads_is_a_regression: needs 2 cores, did not run");
