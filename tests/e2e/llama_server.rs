@@ -281,7 +281,12 @@ pub const PREFILL_TOLERANCE: f64 = 0.5;
 pub const SERVER_DECODE_TOLERANCE: f64 = 0.35;
 pub const CLIENT_DECODE_TOLERANCE: f64 = 0.5;
 
+/// Ignored in the parallel suite: a throughput comparison with llama-bench
+/// only holds while nothing else runs (beside the ort and tch tests server
+/// decode came out at 0.61x and 0.63x). `.ci/run` runs it alone, under
+/// `CI=true`.
 #[test]
+#[ignore = "timing: needs the machine to itself; .ci/run runs it alone"]
 fn agrees_with_llama_bench() {
     let (Some(server), Some(bench)) = (tool("ASSAY_LLAMA_SERVER"), tool("ASSAY_LLAMA_BENCH"))
     else {
