@@ -10,7 +10,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::support::{Workspace, assay_cmd};
+use crate::support::{assay_cmd, Workspace};
 
 /// The binary an env var names, or `None` (a failure under CI).
 fn tool(var: &str) -> Option<PathBuf> {
@@ -196,16 +196,23 @@ fn llama_server_serves_the_gguf_export_and_is_attributed() {
         .collect();
     assert_eq!(ours.len(), 6);
     for v in &ours {
-        let expected = if silent.contains(&v["repetition"].as_u64().unwrap()) {
-            ("degraded", "no_visible_text")
+        // `high_cv` is cell-wide and depends on how loaded the machine was
+        // while the server ran: only the per-run reasons are asserted.
+        let reasons: Vec<&str> = v["reasons"]
+            .as_str()
+            .unwrap()
+            .split(';')
+            .filter(|r| !r.is_empty() && *r != "high_cv")
+            .collect();
+        if silent.contains(&v["repetition"].as_u64().unwrap()) {
+            assert_eq!(
+                (v["status"].as_str(), reasons),
+                (Some("degraded"), vec!["no_visible_text"]),
+                "{v}"
+            );
         } else {
-            ("ok", "")
-        };
-        assert_eq!(
-            (v["status"].as_str(), v["reasons"].as_str()),
-            (Some(expected.0), Some(expected.1)),
-            "{v}"
-        );
+            assert!(reasons.is_empty(), "{v}");
+        }
     }
     let events = rows(&ws, output(&result, cell, "events"));
     assert_eq!(events.iter().filter(|e| e["phase"] == "load").count(), 1);

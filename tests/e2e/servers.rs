@@ -11,7 +11,7 @@ use std::time::Duration;
 use assay_testkit::{Behavior, FakeServer, Fault, Flavor, OLLAMA_DIGEST, OLLAMA_MODEL_SIZE};
 use serde_json::Value;
 
-use crate::support::{Workspace, assay_cmd};
+use crate::support::{assay_cmd, Workspace};
 
 /// A scenario without a load profile: the boundary's 1 warmup and 3
 /// repetitions, one request at a time.
@@ -794,11 +794,9 @@ fn a_fault_fails_only_its_cell(fault: Fault, server_extra: &str, kind: &str, raw
 
     // The healthy cell ran and is kept; what depends on both did not run.
     assert_eq!(r.status("measure/good/fake/one"), "ran");
-    assert!(
-        stored_nodes(&ws)
-            .iter()
-            .any(|n| n == "measure/good/fake/one")
-    );
+    assert!(stored_nodes(&ws)
+        .iter()
+        .any(|n| n == "measure/good/fake/one"));
     assert_eq!(r.status("report"), "skipped");
     assert_eq!(good.requests_seen(), 4);
 }
@@ -942,15 +940,22 @@ fn tokens_without_visible_text_degrade_their_run_and_keep_the_cell() {
             .find(|v| v["cell"] == "srv/fake/one" && v["repetition"] == rep)
             .unwrap_or_else(|| panic!("no validation row {rep}"))
     };
+    // `high_cv` is a cell-wide reason that depends on how the machine
+    // timed the fake server's replies (it failed CI under load), so only
+    // the per-run reason is asserted: run 1 alone lacks visible text.
+    let run_reasons = |rep: u64| -> Vec<String> {
+        status_of(rep)["reasons"]
+            .as_str()
+            .unwrap()
+            .split(';')
+            .filter(|r| !r.is_empty() && *r != "high_cv")
+            .map(str::to_string)
+            .collect()
+    };
     assert_eq!(status_of(1)["status"], "degraded", "{}", status_of(1));
-    assert_eq!(
-        status_of(1)["reasons"],
-        "no_visible_text",
-        "{}",
-        status_of(1)
-    );
+    assert_eq!(run_reasons(1), ["no_visible_text"], "{}", status_of(1));
     for rep in [2, 3] {
-        assert_eq!(status_of(rep)["status"], "ok", "{}", status_of(rep));
+        assert!(run_reasons(rep).is_empty(), "{}", status_of(rep));
     }
 }
 
