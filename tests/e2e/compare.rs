@@ -128,6 +128,69 @@ fn a_slower_simulated_step_is_a_regression_with_exit_4() {
     assert_eq!(once.1.as_bytes(), again.stdout.as_slice());
 }
 
+/// A spec declares its regression policy (`compare.thresholds`): it
+/// applies when a side is that spec, NEW's spec over BASE's, the command
+/// line over both, and the output names where each threshold came from.
+#[test]
+fn a_spec_declares_its_thresholds_and_the_command_line_overrides_them() {
+    let (base, new) = slowdown();
+    new.edit(
+        "outputs:",
+        "compare: { thresholds: { decode: 60, e2e: 500 } }\noutputs:",
+    );
+    // No node key holds the policy: declaring it reruns nothing.
+    assert!(Workspace::nodes_with(&new.run(&[]), "ran").is_empty());
+    let (code, loose) = compare_json(&base.spec, &new.spec, &[]);
+    assert_eq!(code, 0, "{loose}");
+    assert_eq!(loose["thresholds"]["decode"], 60.0);
+    assert_eq!(loose["thresholds"]["e2e"], 500.0);
+    let from_new = format!("spec {}", new.spec.display());
+    assert_eq!(loose["threshold_sources"]["decode"], from_new.as_str());
+    assert_eq!(loose["summary"]["regression"], 0);
+
+    // BASE's spec applies where NEW's says nothing; NEW's wins where both do.
+    base.edit(
+        "outputs:",
+        "compare: { thresholds: { decode: 5, ttft: 5 } }\noutputs:",
+    );
+    let (_, both) = compare_json(&base.spec, &new.spec, &[]);
+    assert_eq!(both["thresholds"]["decode"], 60.0);
+    assert_eq!(both["thresholds"]["ttft"], 5.0);
+    let from_base = format!("spec {}", base.spec.display());
+    assert_eq!(both["threshold_sources"]["ttft"], from_base.as_str());
+
+    // The command line overrides the spec: the slowdown is a regression again.
+    let (code, strict) = compare_json(&base.spec, &new.spec, &["--threshold", "decode=10"]);
+    assert_eq!(code, 4, "{strict}");
+    assert_eq!(strict["threshold_sources"]["decode"], "--threshold");
+    let (_, table, _) = compare(&[
+        base.spec.to_str().unwrap(),
+        new.spec.to_str().unwrap(),
+        "--threshold",
+        "decode=10",
+    ]);
+    assert!(
+        table.contains("decode throughput down >10% (--threshold)"),
+        "{table}"
+    );
+
+    // A lockfile carries no policy: the default applies.
+    let (code, default) = compare_json(&base.lock_path(), &new.lock_path(), &[]);
+    assert_eq!(code, 4, "{default}");
+    assert_eq!(default["threshold_sources"]["decode"], "default");
+
+    // A threshold the command line would refuse is a located spec error.
+    new.edit("decode: 60", "decode: 120");
+    let (code, _, stderr) = compare(&[base.spec.to_str().unwrap(), new.spec.to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("spec.yaml:28:")
+            && stderr.contains("compare.thresholds.decode")
+            && stderr.contains("below 100"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn noise_between_two_runs_of_one_spec_is_not_a_regression() {
     // Same spec, another noise seed: the medians move by a few percent.

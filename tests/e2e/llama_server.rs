@@ -10,7 +10,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::support::{assay_cmd, Workspace};
+use crate::support::{Workspace, assay_cmd};
 
 /// The binary an env var names, or `None` (a failure under CI).
 fn tool(var: &str) -> Option<PathBuf> {

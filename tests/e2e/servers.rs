@@ -11,7 +11,7 @@ use std::time::Duration;
 use assay_testkit::{Behavior, FakeServer, Fault, Flavor, OLLAMA_DIGEST, OLLAMA_MODEL_SIZE};
 use serde_json::Value;
 
-use crate::support::{assay_cmd, Workspace};
+use crate::support::{Workspace, assay_cmd};
 
 /// A scenario without a load profile: the boundary's 1 warmup and 3
 /// repetitions, one request at a time.
@@ -794,9 +794,11 @@ fn a_fault_fails_only_its_cell(fault: Fault, server_extra: &str, kind: &str, raw
 
     // The healthy cell ran and is kept; what depends on both did not run.
     assert_eq!(r.status("measure/good/fake/one"), "ran");
-    assert!(stored_nodes(&ws)
-        .iter()
-        .any(|n| n == "measure/good/fake/one"));
+    assert!(
+        stored_nodes(&ws)
+            .iter()
+            .any(|n| n == "measure/good/fake/one")
+    );
     assert_eq!(r.status("report"), "skipped");
     assert_eq!(good.requests_seen(), 4);
 }

@@ -10,17 +10,19 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use assay_analysis::compare::{
-    self as rule, CellComparison, CellInput, Comparison, PhaseDelta, ReasonKind, Thresholds,
-    Verdict,
+    self as rule, CellComparison, CellInput, Comparison, PhaseDelta, PhaseThresholds, ReasonKind,
+    Thresholds, Verdict,
 };
 use assay_core::tables::EventColumns;
+use assay_core::tables::Phase;
 use assay_report::ReportJson;
 use assay_store::{Digest, Lockfile, NodeRecord, Store, StoreError};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{out, print_json};
+use super::{load_target_for, out, print_json};
 use crate::cli::{CliError, CmdResult, CompareArgs, EXIT_OK, EXIT_REGRESSION};
+use crate::spec::{Purpose, Target};
 
 /// The measure stage's outputs compare reads (`MeasureStage` names them).
 const EVENTS: &str = "events";
@@ -50,6 +52,9 @@ struct SideInfo {
 struct Side {
     info: SideInfo,
     cells: Vec<CellInput>,
+    /// The spec's `compare.thresholds`, where the side is a spec that
+    /// declares them.
+    declared: Option<PhaseThresholds>,
 }
 
 /// A measure node of a side and where its two artifacts are.
@@ -66,38 +71,79 @@ struct Output<'a> {
     assay_compare: u32,
     base: &'a SideInfo,
     new: &'a SideInfo,
+    /// Where each phase's threshold came from: `default`, `spec <path>`
+    /// or `--threshold`.
+    threshold_sources: &'a BTreeMap<String, String>,
     #[serde(flatten)]
     comparison: &'a Comparison,
 }
 
 pub fn compare(args: &CompareArgs) -> CmdResult {
-    let mut overrides = Vec::new();
+    let mut cli = Vec::new();
     for text in &args.thresholds {
-        overrides.push(Thresholds::parse_one(text).map_err(CliError::usage)?);
+        cli.push(Thresholds::parse_one(text).map_err(CliError::usage)?);
     }
-    let thresholds = Thresholds::with(overrides);
     let base_store = args.base_store.as_deref().or(args.store.store.as_deref());
     let new_store = args.new_store.as_deref().or(args.store.store.as_deref());
     let base = resolve("BASE", &args.base, base_store)?;
     let new = resolve("NEW", &args.new, new_store)?;
+    let (thresholds, sources) = thresholds(&cli, &base, &new);
     let comparison = rule::compare(&base.cells, &new.cells, &thresholds);
     if args.json {
         print_json(&Output {
             assay_compare: rule::COMPARE_VERSION,
             base: &base.info,
             new: &new.info,
+            threshold_sources: &sources,
             comparison: &comparison,
         });
     } else if args.markdown {
-        out(&markdown(&base.info, &new.info, &comparison));
+        out(&markdown(&base.info, &new.info, &comparison, &sources));
     } else {
-        out(&table(&base.info, &new.info, &comparison, stdout_color()));
+        out(&table(
+            &base.info,
+            &new.info,
+            &comparison,
+            &sources,
+            stdout_color(),
+        ));
     }
     Ok(if comparison.has_regression() {
         EXIT_REGRESSION
     } else {
         EXIT_OK
     })
+}
+
+/// The thresholds in force and where each came from. Later sources win
+/// phase by phase: the default (decode 10%, Appendix Y.3), BASE's spec,
+/// NEW's spec (the run being judged declares its policy), the command line.
+fn thresholds(
+    cli: &[(Phase, f64)],
+    base: &Side,
+    new: &Side,
+) -> (Thresholds, BTreeMap<String, String>) {
+    let mut given: Vec<(Phase, f64)> = Vec::new();
+    let mut sources: BTreeMap<String, String> = Thresholds::default()
+        .iter()
+        .map(|(phase, _)| (phase.to_string(), "default".to_string()))
+        .collect();
+    for side in [base, new] {
+        if let Some(declared) = &side.declared {
+            for (phase, pct) in declared.given() {
+                given.push((phase, pct));
+                sources.insert(
+                    phase.name().to_string(),
+                    format!("spec {}", side.info.input),
+                );
+            }
+        }
+    }
+    for (phase, pct) in cli {
+        given.push((*phase, *pct));
+        sources.insert(phase.name().to_string(), "--threshold".to_string());
+    }
+    (Thresholds::with(given), sources)
 }
 
 /// Colour on stdout only for a terminal, and never under `NO_COLOR`.
@@ -138,6 +184,15 @@ fn resolve(label: &str, path: &Path, store_arg: Option<&Path>) -> Result<Side, C
         InputKind::Spec => (Lockfile::path_for(&file), None, Some(beside(&file))),
         InputKind::Report => (file.clone(), Some(read_report(label, &file)?), None),
     };
+    // A spec's own regression policy; a program declares none (its
+    // members' specs are compared through their lockfiles).
+    let declared = match kind {
+        InputKind::Spec => match load_target_for(&file, Purpose::Read)? {
+            Target::Spec(spec) => spec.spec.compare.map(|c| c.thresholds),
+            Target::Program(_) => None,
+        },
+        _ => None,
+    };
     let lock_refs = match kind {
         InputKind::Report => None,
         _ => Some(lockfile_refs(label, path, &lock_or_report)?),
@@ -167,6 +222,7 @@ fn resolve(label: &str, path: &Path, store_arg: Option<&Path>) -> Result<Side, C
     }
     let cells = read_cells(label, path, &store, &refs)?;
     Ok(Side {
+        declared,
         info: SideInfo {
             input: path.display().to_string(),
             kind,
@@ -399,7 +455,7 @@ fn judged(p: &PhaseDelta) -> String {
     format!("{}: {what} (threshold {t}%)", v.as_str())
 }
 
-fn thresholds_line(c: &Comparison) -> String {
+fn thresholds_line(c: &Comparison, sources: &BTreeMap<String, String>) -> String {
     c.thresholds
         .iter()
         .map(|(phase, t)| {
@@ -408,7 +464,8 @@ fn thresholds_line(c: &Comparison) -> String {
             } else {
                 "latency up"
             };
-            format!("{phase} {by} >{t}%")
+            let from = sources.get(phase).map_or("default", String::as_str);
+            format!("{phase} {by} >{t}% ({from})")
         })
         .collect::<Vec<_>>()
         .join(", ")
@@ -457,7 +514,13 @@ fn cell_heading(c: &CellComparison, color: bool) -> String {
 }
 
 /// The readable form: one block per cell, one line per phase.
-fn table(base: &SideInfo, new: &SideInfo, c: &Comparison, color: bool) -> String {
+fn table(
+    base: &SideInfo,
+    new: &SideInfo,
+    c: &Comparison,
+    sources: &BTreeMap<String, String>,
+    color: bool,
+) -> String {
     let mut s = String::new();
     s.push_str(&side_line("BASE", base));
     s.push('\n');
@@ -466,7 +529,7 @@ fn table(base: &SideInfo, new: &SideInfo, c: &Comparison, color: bool) -> String
     s.push_str(&format!(
         "rule: a regression is a slowdown above the threshold with the 95% CI of the ratio (bootstrap over runs, {} resamples) wholly on the slow side of 1; thresholds: {}\n",
         c.resamples,
-        thresholds_line(c)
+        thresholds_line(c, sources)
     ));
     for cell in &c.cells {
         s.push('\n');
@@ -518,7 +581,12 @@ fn md_escape(s: &str) -> String {
 
 /// Markdown for a CI comment: a headline, one table row per phase of a
 /// comparable cell, the reasons of the cells that are not.
-fn markdown(base: &SideInfo, new: &SideInfo, c: &Comparison) -> String {
+fn markdown(
+    base: &SideInfo,
+    new: &SideInfo,
+    c: &Comparison,
+    sources: &BTreeMap<String, String>,
+) -> String {
     let s = &c.summary;
     let headline = if s.regression > 0 {
         format!(
@@ -536,7 +604,7 @@ fn markdown(base: &SideInfo, new: &SideInfo, c: &Comparison) -> String {
         base.nodes,
         md_escape(&new.input),
         new.nodes,
-        thresholds_line(c)
+        thresholds_line(c, sources)
     ));
     m.push_str(
         "| cell | verdict | phase | base ms | new ms | change | ratio [95% CI] | judged |\n",

@@ -57,6 +57,11 @@ pub struct Spec {
     /// Scaling-fit parameters (optional).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fit: Option<FitParams>,
+    /// Regression thresholds `assay compare` applies when a side is this
+    /// spec (optional; Appendix Y.3's default: decode throughput down by
+    /// more than 10%).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compare: Option<assay_analysis::compare::CompareParams>,
     /// Where the report goes (X.4).
     pub outputs: OutputsSpec,
 }

@@ -1,5 +1,5 @@
 //! The analysis sections: `validate`, `cost` (with `cost.energy`),
-//! `energy`, `workloads` and `fit`.
+//! `energy`, `workloads`, `fit` and `compare`.
 
 use assay_analysis::cost::CostParams;
 
@@ -21,6 +21,7 @@ pub(super) fn check_analysis(cx: &Ctx<'_>, diags: &mut Diags<'_>) {
     }
     check_energy(cx, diags);
     check_workloads(cx, diags);
+    check_compare(cx, diags);
     if let Some(fit) = &cx.spec.fit
         && let assay_analysis::fit::Predictors::Many(list) = &fit.x
         && list.is_empty()
@@ -29,6 +30,22 @@ pub(super) fn check_analysis(cx: &Ctx<'_>, diags: &mut Diags<'_>) {
             "/fit/x",
             "list at least one predictor (params, layers, hidden, heads)".into(),
         );
+    }
+}
+
+/// `compare.thresholds`: the same ranges as `--threshold` on the command
+/// line, so that a spec cannot declare a threshold the CLI would refuse.
+fn check_compare(cx: &Ctx<'_>, diags: &mut Diags<'_>) {
+    let Some(c) = &cx.spec.compare else {
+        return;
+    };
+    for (phase, pct) in c.thresholds.given() {
+        if let Err(e) = assay_analysis::compare::Thresholds::check_pct(phase, pct) {
+            diags.at_value(
+                &format!("/compare/thresholds/{}", phase.name()),
+                format!("{} threshold {pct}: {e}", phase.name()),
+            );
+        }
     }
 }
 

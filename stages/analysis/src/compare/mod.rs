@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use assay_core::tables::{EventColumns, Phase};
@@ -77,23 +77,30 @@ impl Thresholds {
             .trim()
             .parse()
             .map_err(|_| format!("threshold {text:?}: {:?} is not a number", pct.trim()))?;
-        // A throughput cannot fall by 100% or more; any latency can grow.
+        Self::check_pct(phase, pct).map_err(|e| format!("threshold {text:?}: {e}"))?;
+        Ok((phase, pct))
+    }
+
+    /// A slowdown threshold in percent is above 0; decode's, a fall of
+    /// throughput, is also below 100 (any latency can grow).
+    pub fn check_pct(phase: Phase, pct: f64) -> Result<(), String> {
         let max = if phase == Phase::Decode {
             100.0
         } else {
             f64::MAX
         };
-        if !(pct.is_finite() && pct > 0.0 && pct < max) {
-            return Err(format!(
-                "threshold {text:?}: the percentage must be above 0{}",
+        if pct.is_finite() && pct > 0.0 && pct < max {
+            Ok(())
+        } else {
+            Err(format!(
+                "the percentage must be above 0{}",
                 if phase == Phase::Decode {
                     " and below 100"
                 } else {
                     ""
                 }
-            ));
+            ))
         }
-        Ok((phase, pct))
     }
 
     /// The default thresholds with `overrides` applied in order (a later
@@ -112,6 +119,45 @@ impl Thresholds {
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, f64)> {
         self.0.iter().map(|(k, v)| (k.as_str(), *v))
+    }
+}
+
+/// The regression policy a spec declares (spec `compare:`), applied by
+/// `assay compare` when a side is that spec; `--threshold` on the command
+/// line overrides it phase by phase.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompareParams {
+    /// Slowdown thresholds in percent per phase (decode by throughput, the
+    /// others by latency). Phases left out keep the defaults: decode 10
+    /// (Appendix Y.3), the others unjudged.
+    #[serde(default)]
+    pub thresholds: PhaseThresholds,
+}
+
+/// A threshold per compared phase, in percent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PhaseThresholds {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefill: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttft: Option<f64>,
+    /// Decode throughput down by more than this is a regression (0-100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decode: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e2e: Option<f64>,
+}
+
+impl PhaseThresholds {
+    /// The thresholds given, in [`PHASES`] order.
+    pub fn given(&self) -> Vec<(Phase, f64)> {
+        PHASES
+            .iter()
+            .zip([self.prefill, self.ttft, self.decode, self.e2e])
+            .filter_map(|(phase, pct)| pct.map(|pct| (*phase, pct)))
+            .collect()
     }
 }
 
