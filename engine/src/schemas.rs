@@ -3,6 +3,8 @@
 
 use assay_analysis::cost::sensitivity::SensitivityRow;
 use assay_analysis::cost::{RequestCostRow, RoutingRow};
+use assay_analysis::quality::{QualityRow, RoutedRow, TierRow};
+use assay_analysis::validate::slo::SloRow;
 use assay_core::tables::{
     CostRow, EnergyRow, EventRow, FitRow, KneeRow, LoadRow, OutputRow, PowerRow, RequestRow,
     RunRow, SummaryRow, ValidationRow,
@@ -68,6 +70,10 @@ pub fn all_schemas() -> Vec<(&'static str, Value)> {
             to_value(schemars::schema_for!(ValidationRow)),
         ),
         (
+            "tables/slo.schema.json",
+            to_value(schemars::schema_for!(SloRow)),
+        ),
+        (
             "tables/summary.schema.json",
             to_value(schemars::schema_for!(SummaryRow)),
         ),
@@ -98,6 +104,18 @@ pub fn all_schemas() -> Vec<(&'static str, Value)> {
         (
             "tables/knees.schema.json",
             to_value(schemars::schema_for!(KneeRow)),
+        ),
+        (
+            "tables/quality.schema.json",
+            to_value(schemars::schema_for!(QualityRow)),
+        ),
+        (
+            "tables/tiers.schema.json",
+            to_value(schemars::schema_for!(TierRow)),
+        ),
+        (
+            "tables/routed.schema.json",
+            to_value(schemars::schema_for!(RoutedRow)),
         ),
     ]
 }

@@ -4,14 +4,14 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use assay_report::{Claim, ReportJson};
+use assay_report::{Claim, ReportJson, SPEC_SOURCE};
 use assay_store::{Digest, LockEntry, Lockfile, Store, table};
 use serde_json::{Value, json};
 
 use super::print_json;
 use super::target::{Planned, load_planned};
 use crate::cli::{CliError, CmdResult, EXIT_OK, StoreArg};
-use crate::spec::{Purpose, Target};
+use crate::spec::{LoadedSpec, Purpose, Target};
 
 fn rows_of(store: &Store, digest: &Digest) -> Result<Vec<Value>, CliError> {
     let bytes = store.get(digest)?;
@@ -66,7 +66,7 @@ pub fn trace(claim_id: &str, spec_path: &Path, store_arg: &StoreArg, json_out: b
         );
     }
     let (member, chain) = match &planned.target {
-        Target::Spec(_) => (Value::Null, build_chain(claim, &store, &lock)?),
+        Target::Spec(s) => (Value::Null, chain_for(claim, &store, &lock, &[s.as_ref()])?),
         Target::Program(_) => program_chain(&planned, claim, &store, &lock)?,
     };
     let out = json!({
@@ -142,7 +142,11 @@ fn program_chain(
             digest.short()
         ))
     })?;
-    let chain = build_chain(member_claim, store, &view)?;
+    let specs: Vec<&LoadedSpec> = match &planned.target {
+        Target::Program(p) => p.members.iter().collect(),
+        Target::Spec(s) => vec![s.as_ref()],
+    };
+    let chain = chain_for(member_claim, store, &view, &specs)?;
     let about =
         json!({ "id": member.id, "report": src.node, "digest": digest, "claim": member_claim });
     Ok((about, chain))
@@ -267,6 +271,72 @@ impl ChainCtx<'_> {
     }
 }
 
+/// The hops of a claim: the spec field it states, or the artifact rows
+/// down to raw events and manifests.
+fn chain_for(
+    claim: &Claim,
+    store: &Store,
+    lock: &Lockfile,
+    specs: &[&LoadedSpec],
+) -> Result<Vec<Value>, CliError> {
+    if claim.source.node == SPEC_SOURCE {
+        return Ok(vec![spec_hop(claim, specs)]);
+    }
+    build_chain(claim, store, lock)
+}
+
+/// A number the spec states (or derives from one field): the field and
+/// its value in the spec now. The claim cites the digest of the value the
+/// report read (`assay_report::spec_field_digest`); a spec that states
+/// another value now has changed since the report was written.
+fn spec_hop(claim: &Claim, specs: &[&LoadedSpec]) -> Value {
+    let src = &claim.source;
+    let path = src.field.as_deref().unwrap_or("");
+    let stated: Vec<(&LoadedSpec, Value)> = specs
+        .iter()
+        .filter_map(|s| Some((*s, spec_field(&s.text, path)?)))
+        .collect();
+    // The spec whose value matches the cited digest, else the first that
+    // states the field at all.
+    let found = stated
+        .iter()
+        .find(|(_, v)| assay_report::spec_field_digest(v) == src.digest)
+        .map(|(s, v)| (s, v, true))
+        .or_else(|| stated.first().map(|(s, v)| (s, v, false)));
+    let detail = match found {
+        Some((s, v, true)) => format!("{}: {path} = {v}", s.path.display()),
+        Some((s, v, false)) => format!(
+            "{}: {path} = {v} now, not the value the claim cites (digest {}): the spec changed since the report was written",
+            s.path.display(),
+            &src.digest[..12.min(src.digest.len())]
+        ),
+        None => format!("{path} is not set in the spec: its default applies"),
+    };
+    json!({
+        "hop": "field",
+        "node": src.node,
+        "key": src.key,
+        "artifact": src.artifact,
+        "digest": src.digest,
+        "field": path,
+        "value": found.map(|(_, v, _)| v.clone()),
+        "detail": detail,
+    })
+}
+
+/// The value at a dotted path (`cost.request_mix.0.share`) of a spec's
+/// YAML text; None where the path does not lead to a value.
+fn spec_field(text: &str, path: &str) -> Option<Value> {
+    let mut v: Value = serde_saphyr::from_str(text).ok()?;
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        v = match part.parse::<usize>() {
+            Ok(i) if v.is_array() => v.get(i)?.clone(),
+            _ => v.get(part)?.clone(),
+        };
+    }
+    Some(v)
+}
+
 fn build_chain(claim: &Claim, store: &Store, lock: &Lockfile) -> Result<Vec<Value>, CliError> {
     let cx = ChainCtx { claim, store, lock };
     let (source, picked) = source_hop(&cx)?;
@@ -291,7 +361,9 @@ fn build_chain(claim: &Claim, store: &Store, lock: &Lockfile) -> Result<Vec<Valu
     // A fit of summed decode time rests on the e2e summary rows (where that
     // sum lives) but on the decode steps among the raw events.
     let summed_decode = claim.id.contains("decode_total_ms");
-    let energy_claim = claim.id.starts_with("energy/");
+    // `energy/` figures, and the `energy_idle/` and `energy_interval/`
+    // claims beside them.
+    let energy_claim = claim.id.starts_with("energy");
     let energy_rows = match lock
         .nodes
         .get("validate")
@@ -352,7 +424,12 @@ fn build_chain(claim: &Claim, store: &Store, lock: &Lockfile) -> Result<Vec<Valu
 fn source_hop(cx: &ChainCtx) -> Result<(Value, Vec<Value>), CliError> {
     let src = &cx.claim.source;
     let src_digest: Digest = src.digest.parse().map_err(CliError::from)?;
-    let src_rows = rows_of(cx.store, &src_digest)?;
+    // A claim on a whole JSON artifact (a manifest) cites no rows.
+    let src_rows = if src.rows.is_empty() {
+        Vec::new()
+    } else {
+        rows_of(cx.store, &src_digest)?
+    };
     let picked: Vec<Value> = src
         .rows
         .iter()
@@ -466,6 +543,9 @@ fn validated_ok_runs(cx: &ChainCtx) -> Result<BTreeSet<(String, u64)>, CliError>
     )
 }
 
+/// The phase of a cell's macro energy window (`assay_measure::energy`).
+const MACRO_WINDOW: &str = assay_measure::energy::CELL_WINDOW;
+
 /// The validate node's energy windows, read once for every cell.
 struct EnergyRows {
     validate_key: Digest,
@@ -504,7 +584,11 @@ fn energy_hops(
         .iter()
         .enumerate()
         .filter(|(_, r)| {
-            field(r, "cell") == Some(run.cell) && field(r, "phase") == Some(p) && run.steady_ok(r)
+            // A cell's macro window spans every steady run, whatever its
+            // verdict.
+            field(r, "cell") == Some(run.cell)
+                && field(r, "phase") == Some(p)
+                && (run.steady_ok(r) || p == MACRO_WINDOW)
         })
         .map(|(i, _)| i)
         .collect();
@@ -543,6 +627,10 @@ fn raw_hop(cx: &ChainCtx, run: &CellRun, events: &Digest) -> Result<Value, CliEr
         .enumerate()
         .filter(|(_, r)| match run.phase {
             Some("load") => field(r, "phase") == Some("load"),
+            // The macro window: every steady run's e2e event.
+            Some(MACRO_WINDOW) => {
+                field(r, "phase") == Some("e2e") && r["warmup"] == Value::Bool(false)
+            }
             Some(p) => field(r, "phase") == Some(p) && run.steady_ok(r),
             None => true,
         })
@@ -557,6 +645,7 @@ fn raw_hop(cx: &ChainCtx, run: &CellRun, events: &Digest) -> Result<Value, CliEr
         "rows": ranges(&idx),
         "detail": match run.phase {
             Some("load") => "the model-load event (timed once per cell, before any run)".to_string(),
+            Some(MACRO_WINDOW) => format!("{} raw e2e events of the steady runs the cell's macro window spans", idx.len()),
             Some(p) => format!("{} raw events of phase {p}, steady-state runs that validated ok", idx.len()),
             None => format!("{} raw events", idx.len()),
         },

@@ -1,11 +1,12 @@
-//! `validate`, `summarise`, `goodput`, `cost` and `fit`: pure functions of
-//! stored measurements.
+//! `validate`, `summarise`, `goodput`, `cost`, `quality` and `fit`: pure
+//! functions of stored measurements.
 
 use std::sync::Arc;
 
 use assay_analysis::cost::CostStage;
 use assay_analysis::fit::FitStage;
 use assay_analysis::goodput::{self, GoodputParams, GoodputStage};
+use assay_analysis::quality::{self, QualityParams, QualityStage};
 use assay_analysis::summarise::{self, SummariseStage};
 use assay_analysis::validate::{self, ValidateStage};
 use assay_measure::Execution;
@@ -32,7 +33,8 @@ impl StagePlanner for Validate {
             VALIDATE.into(),
             Arc::new(ValidateStage {
                 params: spec.validate.clone().unwrap_or_default(),
-                energy_min_samples: spec.energy.map(|e| e.min_samples),
+                energy: spec.energy.map(|e| e.gate()),
+                slo: spec.slo.clone(),
             }),
         );
         for m in p.cell_nodes.clone() {
@@ -143,5 +145,35 @@ impl StagePlanner for Fit {
         let fit = p.add(FIT.into(), Arc::new(FitStage { params }));
         let summarise = p.require(SUMMARISE)?;
         p.connect(summarise, fit, summarise::OUTPUT)
+    }
+}
+
+pub(super) struct Quality;
+
+impl StagePlanner for Quality {
+    /// With the spec's `quality:` (and `cost.request_mix`, which the spec
+    /// checks require), over the summary. Its params carry the counts and
+    /// their file's digest, so an edited counts file reruns this node and
+    /// the report, never a measurement.
+    fn plan(&self, p: &mut Planning<'_>) -> Result<(), PlanError> {
+        let spec = &p.loaded.spec;
+        let (Some(q), Some(mut cost)) = (spec.quality.clone(), spec.cost.clone()) else {
+            return Ok(());
+        };
+        // The energy price does not enter a request's compute price.
+        cost.energy = None;
+        let node = p.add(
+            quality::NODE.into(),
+            Arc::new(QualityStage {
+                params: QualityParams {
+                    counts_file: q.file,
+                    counts_blake3: q.file_blake3.unwrap_or_default(),
+                    counts: q.counts,
+                    cost,
+                },
+            }),
+        );
+        let summarise = p.require(SUMMARISE)?;
+        p.connect(summarise, node, summarise::OUTPUT)
     }
 }

@@ -161,6 +161,7 @@ const PLANNERS: &[&dyn StagePlanner] = &[
     &analysis::Summarise,
     &analysis::Goodput,
     &analysis::Cost,
+    &analysis::Quality,
     &analysis::Fit,
     &report::Report,
 ];

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use assay_analysis::{cost, fit, goodput, summarise, validate};
+use assay_analysis::{cost, fit, goodput, quality, summarise, validate};
 use assay_measure::stage::output as measured;
 use assay_report::{ReportParams, ReportStage};
 
@@ -29,6 +29,7 @@ impl StagePlanner for Report {
                     cost: spec.cost.clone(),
                     energy: spec.energy,
                     workloads: spec.workloads.clone(),
+                    slo: spec.slo.clone(),
                 },
             }),
         );
@@ -38,12 +39,29 @@ impl StagePlanner for Report {
         let validate = p.require(VALIDATE)?;
         p.connect(validate, report, validate::output::VALIDATION)?;
         p.connect(validate, report, validate::output::CHECKS)?;
+        // The SLO table exists only with the spec's `slo`.
+        if p.graph[validate]
+            .stage
+            .outputs()
+            .contains(&validate::output::SLO)
+        {
+            p.connect(validate, report, validate::output::SLO)?;
+        }
+        // The gated energy windows (with `energy`): the report prints each
+        // cell's macro window and idle baseline from them.
+        if p.graph[validate]
+            .stage
+            .outputs()
+            .contains(&validate::output::ENERGY)
+        {
+            p.connect(validate, report, validate::output::ENERGY)?;
+        }
         let summarise = p.require(SUMMARISE)?;
         p.connect(summarise, report, summarise::OUTPUT)?;
         // The optional analysis nodes, when planned: each of these outputs
         // that the node declares (cost's requests and sensitivity exist only
         // with a request mix, routing only with routing).
-        let optional: [(&str, &[&'static str]); 3] = [
+        let optional: [(&str, &[&'static str]); 4] = [
             (goodput::NODE, &[goodput::LOAD, goodput::KNEES]),
             (
                 COST,
@@ -52,9 +70,18 @@ impl StagePlanner for Report {
                     cost::output::REQUESTS,
                     cost::output::ROUTING,
                     cost::output::SENSITIVITY,
+                    cost::output::CHECKS,
                 ],
             ),
             (FIT, &[fit::OUTPUT]),
+            (
+                quality::NODE,
+                &[
+                    quality::output::QUALITY,
+                    quality::output::TIERS,
+                    quality::output::ROUTED,
+                ],
+            ),
         ];
         for (id, names) in optional {
             if let Some(node) = p.node(id) {

@@ -8,7 +8,7 @@ use assay_store::{Digest, canonical};
 use serde_json::{Map, Value};
 
 pub use super::checks::Purpose;
-use super::checks::{read_prompts_file, semantic_checks};
+use super::checks::{read_prompts_file, read_quality_file, semantic_checks};
 use super::diagnostic::{Diagnostic, Diags};
 use super::locate::LocationMap;
 use super::types::Spec;
@@ -205,6 +205,7 @@ pub fn load_spec_for(path: &Path, purpose: Purpose) -> Result<LoadedSpec, SpecEr
         .unwrap_or_else(|| PathBuf::from("."));
     let scenarios = spec.all_scenarios();
     read_prompts_file(&mut spec.boundary, &dir, &mut diags);
+    read_quality_file(&mut spec, &dir, &mut diags);
     semantic_checks(&spec, &scenarios, &dir, purpose, &mut diags);
     if !diags.out.is_empty() {
         diags.out.sort_by_key(|d| (d.line, d.col));

@@ -42,6 +42,13 @@ pub struct Spec {
     /// Validation thresholds (optional; defaults: max_cv 0.25, outlier_k 5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validate: Option<ValidateParams>,
+    /// In-process service-level objectives (optional; Appendix Q.1): TTFT,
+    /// TPOT and end-to-end limits every steady ok run is judged against,
+    /// with per-scenario overrides. Validate's parameters only: no
+    /// measurement depends on them. Scenarios with a load profile use their
+    /// own `load.slo`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo: Option<assay_analysis::validate::slo::SloParams>,
     /// Shadow-price cost and capacity parameters (optional).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<CostParams>,
@@ -57,6 +64,12 @@ pub struct Spec {
     /// Scaling-fit parameters (optional).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fit: Option<FitParams>,
+    /// Success counts per model from an external evaluation (optional;
+    /// Appendices Z.2, BE): success rates, cost per successful outcome and
+    /// the model tier decision. Needs `cost.request_mix`. Without it the
+    /// report does not choose between models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<assay_analysis::quality::QualitySpec>,
     /// Regression thresholds `assay compare` applies when a side is this
     /// spec (optional; Appendix Y.3's default: decode throughput down by
     /// more than 10%).

@@ -12,6 +12,7 @@
 //! again under varied request lengths, bursts, prices and routing shares
 //! (Appendix AV).
 
+pub mod checks;
 pub mod sensitivity;
 
 use std::collections::BTreeMap;
@@ -25,8 +26,9 @@ use assay_core::inputs::find_input;
 use assay_core::stage::{Input, Outputs, Stage, StageContext, StageError};
 use assay_core::tables::{self, CostRow, Phase, SummaryRow};
 
-// 3: the `sensitivity` output (Appendix AV).
-pub const COST_VERSION: u32 = 3;
+// 3: the `sensitivity` output (Appendix AV). 4: the `cost_checks` output
+// (Appendix AI.4).
+pub const COST_VERSION: u32 = 4;
 pub const SECONDS_PER_MONTH: f64 = 30.0 * 86_400.0;
 pub const HOURS_PER_MONTH: f64 = 30.0 * 24.0;
 
@@ -190,6 +192,9 @@ pub mod output {
     /// With a request mix: the decision under varied assumptions
     /// (`sensitivity::SensitivityRow`, Appendix AV).
     pub const SENSITIVITY: &str = "sensitivity";
+    /// Cost monotonicity and pricing tier validation per cell
+    /// (`validate::Checks`, Appendix AI.4; see `checks`).
+    pub const CHECKS: &str = "cost_checks";
 }
 
 impl Stage for CostStage {
@@ -202,7 +207,7 @@ impl Stage for CostStage {
     }
 
     fn outputs(&self) -> Vec<&'static str> {
-        let mut names = vec![output::COST];
+        let mut names = vec![output::COST, output::CHECKS];
         if !self.params.request_mix.is_empty() {
             names.push(output::REQUESTS);
             names.push(output::SENSITIVITY);
@@ -260,6 +265,10 @@ impl Stage for CostStage {
             }
         }
         let mut out = Outputs::new();
+        let checks = crate::validate::Checks {
+            checks: checks::cost_checks(&rows, &summary),
+        };
+        out.insert(output::CHECKS.into(), tables::to_json(&checks)?);
         out.insert(output::COST.into(), tables::to_parquet(&rows)?);
         if !p.request_mix.is_empty() {
             let (requests, routing) = request_costs(p, &summary);

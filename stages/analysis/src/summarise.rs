@@ -18,8 +18,10 @@ use assay_measure::{Dtype, Manifest};
 
 pub const SUMMARISE_VERSION: u32 = 4;
 
-/// Resamples of the bootstrap CI of each median.
-pub const MEDIAN_CI_RESAMPLES: u32 = 1000;
+/// Resamples of the bootstrap CI of each median (in core's stats, so that
+/// validate's monotonicity check uses the same count without importing
+/// summarise).
+pub use assay_core::stats::MEDIAN_CI_RESAMPLES;
 
 /// Phases summarised, in report order (they enter the key).
 pub const PHASES: [&str; 5] = ["load", "prefill", "ttft", "decode", "e2e"];

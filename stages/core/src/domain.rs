@@ -245,6 +245,24 @@ stored_enum! {
         OutputStable => "output_stable",
         OutputInvariance => "output_invariance",
         OutputReference => "output_reference",
+        /// Appendix AH.3: prefill and TTFT do not fall as the prompt grows
+        /// (same backend, model, batch and generation length); a failure's
+        /// detail starts with `non_monotonic:prompt`.
+        MonotonicPrompt => "monotonic_prompt",
+        /// Appendix AH.3: end-to-end latency and summed decode do not fall
+        /// as the generation grows (same backend, model, batch and prompt
+        /// length); a failure's detail starts with `non_monotonic:gen`.
+        MonotonicGen => "monotonic_gen",
+        /// Appendix Q.1: the share of a cell's steady ok runs meeting every
+        /// in-process SLO limit (spec `slo`) reaches the required attainment.
+        Slo => "slo",
+        /// Appendix AI.4 (cost stage, `cost_checks`): cost per token does
+        /// not fall as throughput falls, nor as the context grows on decode;
+        /// a failure's detail starts with `non_monotonic_cost:`.
+        CostMonotonic => "cost_monotonic",
+        /// Appendix AI.4 pricing tier validation (cost stage): a dearer tier
+        /// never gives a cheaper token for the same cell and phase.
+        PricingTier => "pricing_tier",
     }
 }
 

@@ -175,6 +175,11 @@ pub fn mad(xs: &[f64]) -> f64 {
     median(&dev)
 }
 
+/// Resamples of the bootstrap CI of a median wherever the pipeline
+/// computes one (summarise's medians, validate's monotonicity intervals):
+/// one count, so the two agree on the same data.
+pub const MEDIAN_CI_RESAMPLES: u32 = 1000;
+
 /// Percentile bootstrap (2.5%, 97.5%) of the median. Fewer than two
 /// samples give NaN: no interval can be claimed.
 ///

@@ -39,6 +39,9 @@ pub struct SimulatedBackend {
     runs_started: u32,
     /// Tokens the current run has generated (for `inject.short_run`).
     generated: u32,
+    /// Multiplier of every forward pass (`inject.slow_scenario` in the
+    /// scenario it names; 1 elsewhere).
+    slowdown: f64,
 }
 
 impl SimulatedBackend {
@@ -71,8 +74,16 @@ impl SimulatedBackend {
             next_token: 1,
             runs_started: 0,
             generated: 0,
+            slowdown: 1.0,
         };
         (backend, VirtualClock(clock))
+    }
+
+    /// `inject.slow_scenario`: every forward pass takes `factor` times as
+    /// long (the noise draws are unchanged, so only the slowed cell moves).
+    pub fn slow_forward_passes(mut self, factor: f64) -> Self {
+        self.slowdown = factor;
+        self
     }
 
     /// `inject.short_run`: the current run has generated its tokens and
@@ -123,7 +134,7 @@ impl SimulatedBackend {
         let bytes = self.weight_bytes() + kv;
         let compute = flops / (self.opts.peak_gflops * 1e9);
         let memory = bytes / (self.opts.memory_gbps * 1e9);
-        compute.max(memory) + self.opts.overhead_us * 1e-6
+        (compute.max(memory) + self.opts.overhead_us * 1e-6) * self.slowdown
     }
 }
 

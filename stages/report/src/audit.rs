@@ -219,6 +219,17 @@ fn output_invariance(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> 
         &rep.evidence,
         source(checks_in, if diverged.is_empty() { indices.clone() } else { diverged.clone() }),
     );
+    out.claim(
+        "validation/output_compared_cells".into(),
+        format!(
+            "{} cells compared across backends with the reference's greedy tokens",
+            indices.len()
+        ),
+        indices.len() as f64,
+        "cells",
+        &rep.evidence,
+        source(checks_in, indices.clone()),
+    );
     out.doc.push(Block::Para(format!(
         "The same model and prompts must give the same greedy tokens on every backend before their \
          timings are compared (MLPerf TEST06's spirit). Each cell's first steady run is compared with \

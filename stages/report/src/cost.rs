@@ -3,7 +3,7 @@
 mod sensitivity;
 
 use crate::document::{Block, f, header};
-use crate::{Out, Report, source};
+use crate::{Out, Report, source, spec_source};
 use assay_analysis::cost::{self, CostParams};
 use assay_core::stage::{Input, StageError};
 use assay_core::tables;
@@ -29,12 +29,49 @@ pub fn cost(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
 }
 
 /// $ per 1M tokens and workers per cell, phase and tier, with the figure.
+/// The planned volume, its mean load and the burst factor are the spec's
+/// inputs: claims whose source is the spec's digest and field.
 fn shadow_prices(rep: &Report<'_>, cost_in: &Input, params: &CostParams, out: &mut Out) {
+    let mean_load = cost::mean_load_tokens_per_s(params.tokens_per_month);
+    let evidence = &rep.evidence;
+    out.claim(
+        "spec/cost/tokens_per_month".into(),
+        format!(
+            "Planned volume: {} tokens per 30-day month (the spec's cost.tokens_per_month)",
+            params.tokens_per_month
+        ),
+        params.tokens_per_month,
+        "tokens/month",
+        evidence,
+        spec_source("cost.tokens_per_month", &params.tokens_per_month),
+    );
+    out.claim(
+        "capacity/mean_load_tokens_per_s".into(),
+        format!(
+            "Mean load of the planned volume: {} tokens/s (cost.tokens_per_month / 2592000 s, a 30-day month)",
+            f(mean_load, 1)
+        ),
+        mean_load,
+        "tokens/s",
+        evidence,
+        spec_source("cost.tokens_per_month", &params.tokens_per_month),
+    );
+    out.claim(
+        "spec/cost/burst_factor".into(),
+        format!(
+            "Burst factor (peak / mean load) for capacity: {} (the spec's cost.burst_factor)",
+            params.burst_factor
+        ),
+        params.burst_factor,
+        "ratio",
+        evidence,
+        spec_source("cost.burst_factor", &params.burst_factor),
+    );
     out.doc.push(Block::Para(format!(
-        "Shadow prices: compute time priced per worker-hour (usd_per_1M = 1e6 / tokens_per_s / 3600 * usd_per_hour), \
+        "Shadow prices: compute time priced per worker-hour (`usd_per_1M = 1e6 / tokens_per_s / 3600 * usd_per_hour`), \
          not total cost of ownership. Capacity for {} tokens/month (30-day month, mean load {} tokens/s) at burst factor {}.",
         params.tokens_per_month,
-        f(assay_analysis::cost::mean_load_tokens_per_s(params.tokens_per_month), 1),
+        f(mean_load, 1),
         params.burst_factor
     )));
     let mut rows = Vec::new();
@@ -107,23 +144,29 @@ fn cost_per_request(
     };
     let requests: Vec<assay_analysis::cost::RequestCostRow> =
         tables::read_rows(rep.ctx, requests_in)?;
-    let classes: Vec<String> = params
-        .request_mix
-        .iter()
-        .map(|c| {
-            format!(
-                "{} {} ({}+{} tokens)",
-                c.share, c.name, c.prompt_tokens, c.gen_tokens
-            )
-        })
-        .collect();
     out.doc
         .push(Block::Heading(3, "Cost per request (request mix)".into()));
-    out.doc.push(Block::Para(format!(
-        "Request mix: {}. A request takes prompt / prefill tokens/s + generation / decode tokens/s \
-         seconds of one worker; the mix is the share-weighted expectation (Appendix V.4).",
-        classes.join(", ")
-    )));
+    out.doc.push(Block::Para(
+        "A request takes `prompt / prefill tokens/s + generation / decode tokens/s` seconds of one \
+         worker; the mix is the share-weighted expectation (Appendix V.4). The request mix, as the \
+         spec's cost.request_mix states it:"
+            .into(),
+    ));
+    out.doc.push(Block::Table(
+        header(&["class", "share", "prompt tokens", "generated tokens"]),
+        params
+            .request_mix
+            .iter()
+            .map(|c| {
+                vec![
+                    c.name.clone(),
+                    c.share.to_string(),
+                    c.prompt_tokens.to_string(),
+                    c.gen_tokens.to_string(),
+                ]
+            })
+            .collect(),
+    ));
     let mut rows = Vec::new();
     for (i, r) in requests.iter().enumerate() {
         rows.push(vec![

@@ -1,4 +1,6 @@
-//! Title, question, decision, boundary and scenarios: what the report answers and under which measurement boundary.
+//! Title, boundary and scenarios: what the report is about and under which
+//! measurement boundary. The question and the decision it feeds open the
+//! summary (`summary.rs`), right under the title.
 
 use crate::document::{Block, header};
 use crate::{Out, Report};
@@ -6,7 +8,9 @@ use assay_core::config::{Boundary, ModelLoad};
 use assay_core::domain::Evidence;
 use assay_core::stage::StageError;
 
-pub fn intro(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
+/// The title, and the simulated-data warning where it applies: the only
+/// blocks above the summary.
+pub fn title(rep: &Report<'_>, out: &mut Out) {
     out.doc.push(Block::Heading(1, rep.p.title.clone()));
     if !Evidence::is_measured(&rep.evidence) {
         out.doc.push(Block::Warning(
@@ -16,12 +20,10 @@ pub fn intro(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
                 .into(),
         ));
     }
-    out.doc.push(Block::Heading(2, "Decision question".into()));
-    out.doc.push(Block::Para(rep.p.question.clone()));
-    out.doc
-        .push(Block::Heading(2, "Decision this feeds".into()));
-    out.doc.push(Block::Para(rep.p.decision.clone()));
+}
 
+/// The measurement boundary and the scenarios (seed X.2, X.3).
+pub fn intro(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
     out.doc
         .push(Block::Heading(2, "Measurement boundary".into()));
     let b = &rep.p.boundary;

@@ -24,6 +24,7 @@ use assay_measure::energy::EnergyParams;
 use assay_measure::{Boundary, Manifest, Scenario};
 
 mod audit;
+pub mod backing;
 mod cost;
 mod decisions;
 mod document;
@@ -33,14 +34,20 @@ mod intro;
 mod limits;
 pub mod plots;
 pub mod program;
+mod quality;
 mod results;
 mod scaling;
 mod serving;
+mod summary;
 mod validation;
 
 use document::{Block, render_html, render_markdown};
 
-pub const REPORT_VERSION: u32 = 4;
+// 5 (issue 15): the quality section (cost per successful outcome); the
+// summary first; spec-derived claims; the HTML's sidebar, sortable tables
+// and hover values; decisions per model (AN.1 with AL.2's TTFT, the models
+// side by side), AN.2 from eager-vs-compiled pairs, AN.3 against SLOs.
+pub const REPORT_VERSION: u32 = 5;
 
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
@@ -78,6 +85,10 @@ pub struct ReportParams {
     /// default class shapes for the classes listed.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub workloads: BTreeMap<WorkloadClass, Vec<String>>,
+    /// The spec's in-process SLOs: AN.3 compares a cold-start delta with
+    /// each scenario's budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo: Option<assay_analysis::validate::slo::SloParams>,
 }
 
 #[derive(Debug, Clone)]
@@ -85,19 +96,30 @@ pub struct ReportStage {
     pub params: ReportParams,
 }
 
-/// Where a claim's number came from.
+/// Where a claim's number came from: an artifact's rows, or a field of the
+/// spec (node and artifact `spec`, `field` the field's path, e.g.
+/// `cost.tokens_per_month`, and key and digest the digest of that field's
+/// value, see `spec_source`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ClaimSource {
-    /// Plan node that produced the artifact.
+    /// Plan node that produced the artifact (`spec` for a spec input).
     pub node: String,
-    /// That node's key (blake3 of its stage, version, params and inputs).
+    /// That node's key (blake3 of its stage, version, params and inputs);
+    /// for a spec input, the digest of the field's value.
     pub key: String,
     /// Output name of the artifact at that node.
     pub artifact: String,
     pub digest: String,
     /// 0-based row indices in the artifact table.
     pub rows: Vec<u32>,
+    /// The spec field the number is (or is derived from), for a spec
+    /// input; absent for artifact rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
+
+/// `ClaimSource::node` and `artifact` of a number taken from the spec.
+pub const SPEC_SOURCE: &str = "spec";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Claim {
@@ -176,6 +198,15 @@ impl Stage for ReportStage {
             Some(i) => tables::read_rows(ctx, i)?,
             None => Vec::new(),
         };
+        // The quality stage's tier decisions choose between models in the
+        // decision trees (cost per success, AM rule 8).
+        let tiers_in = inputs
+            .iter()
+            .find(|i| i.name == assay_analysis::quality::output::TIERS);
+        let tiers: Vec<assay_analysis::quality::TierRow> = match tiers_in {
+            Some(i) => tables::read_rows(ctx, i)?,
+            None => Vec::new(),
+        };
         let mut manifests = Vec::new();
         for i in inputs.iter().filter(|i| i.name == "manifest") {
             manifests.push(tables::read_json::<Manifest>(ctx, i)?);
@@ -195,10 +226,16 @@ impl Stage for ReportStage {
             checks,
             cost,
             fit,
+            tiers_in,
+            tiers,
             manifests,
         };
         let mut out = Out::default();
-        // The template's order (seed Appendix X): question to limits.
+        // The answer first (issue 15): title, then the summary, built last
+        // from the sections' decisions, claims and risks and put here; then
+        // the template's order (seed Appendix X), boundary to limits.
+        intro::title(&rep, &mut out);
+        let summary_at = out.doc.len();
         intro::intro(&rep, &mut out)?;
         audit::artifact_chain(&rep, &mut out)?;
         validation::validation(&rep, &mut out)?;
@@ -208,9 +245,14 @@ impl Stage for ReportStage {
         audit::attribution(&rep, &mut out)?;
         energy::energy(&rep, &mut out)?;
         cost::cost(&rep, &mut out)?;
+        quality::quality(&rep, &mut out)?;
         scaling::scaling(&rep, &mut out)?;
         decisions::decisions(&rep, &mut out)?;
         limits::limits(&rep, &mut out)?;
+        let summary_blocks = summary::summary(&rep, &mut out);
+        let evidence_blocks = out.doc.split_off(summary_at);
+        out.doc.extend(summary_blocks);
+        out.doc.extend(evidence_blocks);
 
         let p = rep.p;
         let report = ReportJson {
@@ -254,6 +296,9 @@ pub struct Report<'a> {
     pub checks: Checks,
     pub cost: Vec<CostRow>,
     pub fit: Vec<FitRow>,
+    /// The quality stage's `tiers` table, where the spec has `quality`.
+    pub tiers_in: Option<&'a Input>,
+    pub tiers: Vec<assay_analysis::quality::TierRow>,
     pub manifests: Vec<Manifest>,
 }
 
@@ -276,6 +321,9 @@ impl Report<'_> {
 pub struct Out {
     pub doc: Vec<Block>,
     pub claims: Vec<Claim>,
+    /// The risks and limits, most severe first (set by `limits`, read by
+    /// the summary).
+    pub risks: Vec<String>,
 }
 
 impl Out {
@@ -309,6 +357,34 @@ fn source(input: &Input, rows: Vec<u32>) -> ClaimSource {
         artifact: input.name.clone(),
         digest: input.digest.to_hex(),
         rows,
+        field: None,
+    }
+}
+
+/// The digest a spec-input claim cites: blake3 of the field's value in the
+/// canonical encoding node keys use (`1.0e9` and `1000000000` alike),
+/// under its own domain. `assay trace` recomputes it from the spec to show
+/// the spec still states the value.
+pub fn spec_field_digest(value: &Value) -> String {
+    assay_store::canonical::keyed_hash(SPEC_FIELD_DOMAIN, value).to_hex()
+}
+
+/// The domain of `spec_field_digest`.
+const SPEC_FIELD_DOMAIN: &str = "assay/spec-field";
+
+/// The source of a number the spec states (or derives from one field):
+/// the field's path, e.g. `cost.burst_factor`, and the digest of its value.
+/// Not the whole spec's digest: that would make the report's key move with
+/// every edit of the spec, related or not.
+fn spec_source(field: &str, value: &impl Serialize) -> ClaimSource {
+    let digest = spec_field_digest(&serde_json::to_value(value).unwrap_or(Value::Null));
+    ClaimSource {
+        node: SPEC_SOURCE.into(),
+        key: digest.clone(),
+        artifact: SPEC_SOURCE.into(),
+        digest,
+        rows: Vec::new(),
+        field: Some(field.into()),
     }
 }
 

@@ -188,7 +188,7 @@ fn phase_split(rep: &Report<'_>, out: &mut Out) {
     out.doc
         .extend(crate::figures::decode_fraction(&rep.summary));
     out.doc.push(Block::Para(
-        "Decode fraction = decode time / end-to-end time per run (median over runs). Near 1, decode dominates \
+        "Decode fraction = decode time / end-to-end time per run (median over runs). Close to one, decode dominates \
          and decode throughput is the metric to optimise (Appendix AM rule 1)."
             .into(),
     ));
@@ -308,7 +308,7 @@ fn warmup_and_cold_start(rep: &Report<'_>, out: &mut Out) {
         .push(Block::Heading(2, "Warmup and cold start".into()));
     out.doc.push(Block::Para(
         "Warmup ratio = warmup median / steady median (warmup runs are measured and kept, never averaged into \
-         steady state). Cold = the first run after model load; cold delta = cold median - steady median. A ratio above 10x means cold start must be \
+         steady state). Cold = the first run after model load; cold delta = cold median - steady median. A ratio > 10x means cold start must be \
          managed explicitly (warm pools, pre-routing warmup)."
             .into(),
     ));

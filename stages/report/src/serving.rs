@@ -368,6 +368,7 @@ mod tests {
                 cost: None,
                 energy: None,
                 workloads: Default::default(),
+                slo: None,
             },
         };
         let cancel = AtomicBool::new(false);
@@ -502,7 +503,7 @@ mod tests {
             assert!(serving < attribution);
         }
         let html = String::from_utf8(out["report.html"].clone()).unwrap();
-        assert!(html.contains("<h2>Serving under load</h2>"));
+        assert!(html.contains("<h2 id=\"s-serving-under-load\">Serving under load</h2>"));
 
         let json: ReportJson = serde_json::from_slice(&out["report.json"]).unwrap();
         let claim = |id: &str| {

@@ -189,7 +189,9 @@ fn check_shares(diags: &mut Diags<'_>, pointer: &str, shares: impl Iterator<Item
     }
 }
 
-/// Energy sampling has baseline samples; electricity and carbon prices are
+/// Energy sampling has baseline samples (the gate's thresholds,
+/// `min_samples` and `min_intervals` >= 1, are schema ranges: a 0 is a
+/// located error before these checks); electricity and carbon prices are
 /// finite and not negative.
 fn check_energy(cx: &Ctx<'_>, diags: &mut Diags<'_>) {
     let spec = cx.spec;

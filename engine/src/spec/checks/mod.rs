@@ -9,7 +9,9 @@ mod boundary;
 mod cells;
 mod load;
 mod models;
+mod quality;
 mod scenarios;
+mod slo;
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path};
@@ -20,6 +22,7 @@ use super::diagnostic::Diags;
 use super::types::Spec;
 
 pub(super) use boundary::read_prompts_file;
+pub(super) use quality::read_quality_file;
 
 /// What a command will do with a spec. Only commands that may measure
 /// (`check`, `run`) need this machine to have the backends' runtimes (the
@@ -162,6 +165,8 @@ pub(super) fn semantic_checks(
     load::check_load_profiles(&cx, diags);
     cells::check_cells(&cx, diags);
     analysis::check_analysis(&cx, diags);
+    slo::check_slo(&cx, diags);
+    quality::check_quality(&cx, diags);
     check_outputs(&cx, diags);
 }
 

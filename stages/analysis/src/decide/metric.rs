@@ -6,15 +6,20 @@ use assay_core::tables::{CostRow, Phase, SummaryRow};
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Metric {
     DecodeRate,
-    PrefillCost { tier: String },
+    PrefillCost {
+        tier: String,
+    },
     PrefillRate,
     PrefillLatency,
+    /// AL.2: TTFT is the primary metric of micro and short scenarios.
+    Ttft,
 }
 
 impl Metric {
     pub(super) fn phase(&self) -> Phase {
         match self {
             Metric::DecodeRate => Phase::Decode,
+            Metric::Ttft => Phase::Ttft,
             _ => Phase::Prefill,
         }
     }
@@ -25,6 +30,7 @@ impl Metric {
             Metric::PrefillCost { tier } => format!("prefill usd_per_1m (tier {tier})"),
             Metric::PrefillRate => "prefill tokens/s".into(),
             Metric::PrefillLatency => "prefill median latency".into(),
+            Metric::Ttft => "TTFT median latency".into(),
         }
     }
 
@@ -32,7 +38,7 @@ impl Metric {
         match self {
             Metric::DecodeRate | Metric::PrefillRate => "tokens/s",
             Metric::PrefillCost { .. } => "USD per 1M prefill tokens",
-            Metric::PrefillLatency => "ms",
+            Metric::PrefillLatency | Metric::Ttft => "ms",
         }
     }
 
@@ -54,7 +60,7 @@ impl Metric {
                 let v = c.map_or(f64::NAN, |c| c.usd_per_1m);
                 (v, v * lo / m, v * hi / m)
             }
-            Metric::PrefillLatency => (m, lo, hi),
+            Metric::PrefillLatency | Metric::Ttft => (m, lo, hi),
         }
     }
 }

@@ -1,13 +1,14 @@
-//! The AN.1 outcome of a ranked class: a recommendation only with disjoint
-//! 95% intervals against the runner-up in every scenario, never on
-//! simulated data.
+//! The AN.1 outcome for one model configuration of a class: a backend
+//! recommendation only with disjoint 95% intervals against the runner-up
+//! backend in every scenario, never on simulated data.
 
 use super::metric::Metric;
 use super::types::{CandidateScore, Outcome};
 use super::{MIN_N, num};
 
-/// The outcome of a class whose candidates are `all`, `ranked` best first.
-/// `simulated`: some summary or cost row the decision used is not measured.
+/// The outcome for one model configuration whose backend candidates are
+/// `all`, `ranked` best first. `simulated`: some summary or cost row the
+/// decision used is not measured.
 pub(super) fn outcome(
     ranked: &[&CandidateScore],
     all: &[CandidateScore],
@@ -22,8 +23,8 @@ pub(super) fn outcome(
             leading: None,
         };
     };
-    let leading = Some((winner.backend.clone(), winner.model.clone()));
-    let wname = format!("{}/{}", winner.backend, winner.model);
+    let leading = Some(winner.backend.clone());
+    let wname = winner.backend.as_str();
     let (value, ci_low, ci_high) = (
         winner.geomean.unwrap_or(f64::NAN),
         winner.ci_low.unwrap_or(f64::NAN),
@@ -43,26 +44,24 @@ pub(super) fn outcome(
     let Some(&runner) = ranked.get(1) else {
         return Outcome::Recommend {
             backend: winner.backend.clone(),
-            model: winner.model.clone(),
             value,
             ci_low,
             ci_high,
             runner_up: None,
-            note: format!("no alternative was measured{excluded_note}"),
+            note: format!("no other backend was measured for the model{excluded_note}"),
         };
     };
     if let Some(reason) = not_disjoint(winner, runner, metric) {
         return Outcome::NoDecision { reason, leading };
     }
-    let rname = format!("{}/{}", runner.backend, runner.model);
+    let rname = runner.backend.as_str();
     let rvalue = runner.geomean.unwrap_or(f64::NAN);
     Outcome::Recommend {
         backend: winner.backend.clone(),
-        model: winner.model.clone(),
         value,
         ci_low,
         ci_high,
-        runner_up: Some((runner.backend.clone(), runner.model.clone(), rvalue)),
+        runner_up: Some((runner.backend.clone(), rvalue)),
         note: format!(
             "better than the runner-up {rname} ({} {unit}) with disjoint 95% CIs in every \
              scenario ({}); {}x its {}{excluded_note}",
@@ -88,12 +87,7 @@ fn no_candidate_reason(all: &[CandidateScore], names: &[String], metric: &Metric
             metric.name(),
             all.len(),
             all.iter()
-                .map(|c| format!(
-                    "{}/{}: {}",
-                    c.backend,
-                    c.model,
-                    c.excluded.as_deref().unwrap_or("")
-                ))
+                .map(|c| format!("{}: {}", c.backend, c.excluded.as_deref().unwrap_or("")))
                 .collect::<Vec<_>>()
                 .join("; ")
         )
@@ -104,11 +98,7 @@ fn no_candidate_reason(all: &[CandidateScore], names: &[String], metric: &Metric
 fn excluded_note(all: &[CandidateScore]) -> String {
     let excluded: Vec<String> = all
         .iter()
-        .filter_map(|c| {
-            c.excluded
-                .as_ref()
-                .map(|e| format!("{}/{} ({e})", c.backend, c.model))
-        })
+        .filter_map(|c| c.excluded.as_ref().map(|e| format!("{} ({e})", c.backend)))
         .collect();
     if excluded.is_empty() {
         String::new()
@@ -126,8 +116,8 @@ fn not_disjoint(
     metric: &Metric,
 ) -> Option<String> {
     let unit = metric.unit();
-    let wname = format!("{}/{}", winner.backend, winner.model);
-    let rname = format!("{}/{}", runner.backend, runner.model);
+    let wname = winner.backend.as_str();
+    let rname = runner.backend.as_str();
     let hib = metric.higher_is_better();
     for (w, r) in winner.per_scenario.iter().zip(&runner.per_scenario) {
         // Ranked candidates have finite values in every scenario, in

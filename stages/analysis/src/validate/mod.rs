@@ -2,33 +2,40 @@
 //!
 //! Layout: `cell` (the verdicts and checks of one cell), `phases` (the
 //! phase sequence of one run), `boundary` (the boundary shared by every
-//! cell) and `invariance` (greedy outputs compared across backends).
+//! cell), `invariance` (greedy outputs compared across backends),
+//! `monotonic` (latency along prompt and generation length, AH.3) and `slo`
+//! (in-process service levels, Q.1).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use assay_core::domain::{EnergyStatus, ValidationCheck};
+use assay_core::domain::ValidationCheck;
 use assay_core::inputs::cell_inputs;
 use assay_core::stage::{Input, Outputs, Stage, StageContext, StageError};
-use assay_core::tables::{self, EnergyRow, EventRow, OutputRow, PowerRow, RunRow};
+use assay_core::tables::{self, OutputRow, RunRow};
 use assay_measure::Manifest;
-use assay_measure::energy;
 
 mod boundary;
 mod cell;
+mod energy;
 mod invariance;
+pub mod monotonic;
 mod phases;
 mod sensor;
+pub mod slo;
 #[cfg(test)]
 pub(crate) mod tests;
 
 pub use boundary::mark_boundary_mismatch;
+// The tests (tests.rs) see these through `super::*`.
+#[cfg(test)]
+use assay_core::tables::{EnergyRow, EventRow};
 pub use cell::validate_cell;
+#[cfg(test)]
+use energy::energy_check;
 
-pub const VALIDATE_VERSION: u32 = 5;
-
-/// See `ValidateStage::params`.
-const ENERGY_GATE_REVISION: u32 = 2;
+// 6: monotonicity checks (Appendix AH.3) in `checks`.
+pub const VALIDATE_VERSION: u32 = 6;
 
 /// Validation thresholds (spec `validate:`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -84,9 +91,13 @@ impl Default for ValidateParams {
 #[derive(Debug, Clone, Default)]
 pub struct ValidateStage {
     pub params: ValidateParams,
-    /// The spec's `energy.min_samples`: gate each cell's power samples into
-    /// an `energy` table. None when the spec asks for no energy.
-    pub energy_min_samples: Option<u32>,
+    /// The spec's energy gate (`energy.min_samples`, `energy.min_intervals`):
+    /// gate each cell's power samples into an `energy` table
+    /// (`validate/energy.rs`). None when the spec asks for no energy.
+    pub energy: Option<assay_measure::energy::Gate>,
+    /// The spec's `slo` (Appendix Q.1): judge every steady ok run into an
+    /// `slo` table. None when the spec sets no in-process SLO.
+    pub slo: Option<slo::SloParams>,
 }
 
 /// One check of one cell, for the report's validation section.
@@ -118,6 +129,9 @@ pub mod output {
     pub const CHECKS: &str = "checks";
     /// Only when the spec asks for energy: gated energy per run.
     pub const ENERGY: &str = "energy";
+    /// Only when the spec has `slo`: one row per judged cell
+    /// (`slo::SloRow`).
+    pub const SLO: &str = "slo";
 }
 
 impl Stage for ValidateStage {
@@ -131,8 +145,11 @@ impl Stage for ValidateStage {
 
     fn outputs(&self) -> Vec<&'static str> {
         let mut names = vec![output::CHECKS, output::VALIDATION];
-        if self.energy_min_samples.is_some() {
+        if self.energy.is_some() {
             names.push(output::ENERGY);
+        }
+        if self.slo.is_some() {
+            names.push(output::SLO);
         }
         names
     }
@@ -141,13 +158,15 @@ impl Stage for ValidateStage {
         let mut params =
             serde_json::to_value(&self.params).map_err(|e| StageError::params("validate", e))?;
         // Only when asked for, so specs without energy keep their keys.
-        if let Some(min) = self.energy_min_samples {
-            params["energy_min_samples"] = json!(min);
-            // Revision of energy validation (2: a sensor that went silent
-            // while the cell ran fails the coverage check). In the params,
-            // not the stage version, so that specs without energy, whose
-            // outputs it cannot change, keep their keys.
-            params["energy_gate_revision"] = json!(ENERGY_GATE_REVISION);
+        if let Some(gate) = self.energy {
+            params["energy_min_samples"] = json!(gate.min_samples);
+            params["energy_min_intervals"] = json!(gate.min_intervals);
+            params["energy_gate_revision"] = json!(energy::ENERGY_GATE_REVISION);
+        }
+        // Only when given, so specs without one keep their keys.
+        if let Some(slo) = &self.slo {
+            params["slo"] =
+                serde_json::to_value(slo).map_err(|e| StageError::params("validate", e))?;
         }
         Ok(params)
     }
@@ -158,6 +177,8 @@ impl Stage for ValidateStage {
         let mut energy_rows = Vec::new();
         let mut boundaries = Vec::new();
         let mut generated = Vec::new();
+        let mut shapes = Vec::new();
+        let mut latencies = Vec::new();
         for cell in cell_inputs(inputs)? {
             ctx.check_cancel()?;
             let events = tables::read_event_columns(ctx, cell.events)?;
@@ -167,6 +188,10 @@ impl Stage for ValidateStage {
             let runs: Vec<RunRow> = tables::read_rows(ctx, runs_input)?;
             let manifest: Manifest = tables::read_json(ctx, cell.manifest)?;
             boundaries.push((manifest.cell.clone(), manifest.boundary.clone()));
+            shapes.push(monotonic::CellRuns::new(&manifest, &events));
+            if self.slo.is_some() {
+                latencies.push(slo::CellLatency::new(&manifest, &events, &runs));
+            }
             let (mut cell_rows, mut cell_checks) =
                 validate_cell(&manifest, &events, &runs, &self.params);
             if let Some(outputs) = cell.outputs {
@@ -175,18 +200,9 @@ impl Stage for ValidateStage {
             }
             rows.append(&mut cell_rows);
             checks.append(&mut cell_checks);
-            if let Some(min) = self.energy_min_samples {
-                let power: Vec<PowerRow> = match cell.power {
-                    Some(p) => tables::read_rows(ctx, p)?,
-                    None => Vec::new(),
-                };
-                let poll_ms = manifest.energy.as_ref().map_or(1, |e| e.poll_ms);
-                // Gating (assay-measure) takes whole rows, start times
-                // included: only specs that ask for energy decode them.
-                let events: Vec<EventRow> = tables::read_events(ctx, cell.events)?;
-                let mut cell_energy = energy::gate(&events, &power, min, poll_ms);
-                let dead = sensor::sensor_dead(&events, &power, poll_ms);
-                checks.push(energy_check(&manifest, &cell_energy, min, dead));
+            if let Some(gate) = self.energy {
+                let (mut cell_energy, check) = energy::gate_cell(ctx, &cell, &manifest, gate)?;
+                checks.push(check);
                 energy_rows.append(&mut cell_energy);
             }
         }
@@ -201,48 +217,18 @@ impl Stage for ValidateStage {
             &mut checks,
         );
         rows.sort_by(|a, b| (&a.cell, a.repetition).cmp(&(&b.cell, b.repetition)));
+        // Both read the final verdicts: only steady ok runs count.
+        monotonic::check_monotonicity(&shapes, &rows, ctx.seed(), &mut checks);
         let mut out = Outputs::new();
-        if self.energy_min_samples.is_some() {
+        if let Some(params) = &self.slo {
+            let judged = slo::judge(params, &latencies, &rows, &mut checks);
+            out.insert(output::SLO.into(), tables::to_parquet(&judged)?);
+        }
+        if self.energy.is_some() {
             out.insert(output::ENERGY.into(), tables::to_parquet(&energy_rows)?);
         }
         out.insert(output::VALIDATION.into(), tables::to_parquet(&rows)?);
         out.insert(output::CHECKS.into(), tables::to_json(&Checks { checks })?);
         Ok(out)
-    }
-}
-
-/// TR122: how many of the cell's energy windows are attributable, and
-/// whether a sensor that was there died (`dead`, from `sensor_dead`).
-fn energy_check(
-    manifest: &Manifest,
-    rows: &[EnergyRow],
-    min: u32,
-    dead: Option<String>,
-) -> CheckResult {
-    // Steady windows only: warmup windows never feed an aggregate.
-    let steady: Vec<&EnergyRow> = rows.iter().filter(|r| !r.warmup).collect();
-    let valid = steady
-        .iter()
-        .filter(|r| r.status() == Some(EnergyStatus::Valid))
-        .count();
-    let source = manifest.energy.as_ref();
-    let detail = match source.and_then(|s| s.no_sensor.as_deref()) {
-        Some(reason) => format!("no energy: {reason}"),
-        None => format!(
-            "{}{valid} of {} steady windows attributable (>= {min} samples at {} ms polling, sensor {})",
-            dead.as_ref()
-                .map_or(String::new(), |why| format!("{why}; ")),
-            steady.len(),
-            source.map_or(0, |s| s.poll_ms),
-            source.map_or("none", |s| s.sensor.as_str())
-        ),
-    };
-    CheckResult {
-        cell: manifest.cell.clone(),
-        check: ValidationCheck::EnergyCoverage.as_str().into(),
-        // A sensor that died mid-cell may leave a few early windows
-        // attributable; the cell's energy still is not.
-        passed: valid > 0 && dead.is_none(),
-        detail,
     }
 }

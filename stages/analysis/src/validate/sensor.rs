@@ -6,10 +6,11 @@
 
 use assay_core::tables::{EventRow, PowerRow};
 
-/// Polling intervals a sensor may stay quiet before the cell's end: a
-/// loaded machine delays reads, and a poller stops at the cell's end, so a
-/// gap of one or two intervals is ordinary.
-const QUIET_INTERVALS: i64 = 3;
+// Polling intervals a sensor may stay quiet before the cell's end: a
+// loaded machine delays reads, and a poller stops at the cell's end, so a
+// gap of one or two intervals is ordinary. Gating uses the same tolerance
+// for a window's unread end (`uncovered`).
+use assay_measure::energy::QUIET_INTERVALS;
 
 /// Why the sensor's evidence for this cell is dead, or None: no sample for
 /// more than `QUIET_INTERVALS` polling intervals before the cell's last

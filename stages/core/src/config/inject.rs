@@ -28,6 +28,23 @@ pub struct Inject {
     /// sensor to fail).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub dead_sensor: bool,
+    /// Every forward pass (prefill and decode step) of one scenario's
+    /// cells takes `factor` times as long, as a shape-specific slow path
+    /// would: latency then falls where a longer prompt or generation of
+    /// the same configuration should take longer (Appendix AH.3's
+    /// monotonicity checks catch it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slow_scenario: Option<SlowScenario>,
+}
+
+/// The scenario whose forward passes are slowed, and by how much.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SlowScenario {
+    /// A scenario of the spec, by name.
+    pub scenario: String,
+    /// Latency multiplier of each forward pass (a whole number >= 2).
+    pub factor: u32,
 }
 
 /// Which run stops early, and after how many generated tokens.
@@ -84,6 +101,12 @@ impl Inject {
         if self.dead_sensor {
             out.push("dead_sensor: no power samples from model load on".into());
         }
+        if let Some(s) = &self.slow_scenario {
+            out.push(format!(
+                "slow_scenario: every forward pass of scenario {} takes {}x as long",
+                s.scenario, s.factor
+            ));
+        }
         out
     }
 }
@@ -105,6 +128,7 @@ mod tests {
             "short_run": { "run": 2, "tokens": 3 },
             "attribution_drift": { "device": "cuda:0", "dtype": "f16" },
             "dead_sensor": true,
+            "slow_scenario": { "scenario": "p16", "factor": 4 },
         }))
         .unwrap();
         assert_eq!(
@@ -113,6 +137,7 @@ mod tests {
                 "short_run: run 2 stops after 3 generated tokens",
                 "attribution_drift: reports device cuda:0, dtype f16",
                 "dead_sensor: no power samples from model load on",
+                "slow_scenario: every forward pass of scenario p16 takes 4x as long",
             ]
         );
         let unknown = serde_json::from_value::<Inject>(serde_json::json!({ "slow": true }));

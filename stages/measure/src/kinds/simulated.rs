@@ -78,10 +78,16 @@ impl Backend for Simulated {
         let prompts = harness::prompt_ids(&stage.scenario, arch.vocab, arch.seed);
         let opts = stage.backend.simulated.clone().unwrap_or_default();
         let dead_sensor = opts.inject.as_ref().is_some_and(|i| i.dead_sensor);
+        let slowdown = opts
+            .inject
+            .as_ref()
+            .and_then(|i| i.slow_scenario.as_ref())
+            .filter(|s| s.scenario == stage.scenario.name)
+            .map_or(1.0, |s| f64::from(s.factor));
         // Each cell gets its own noise stream, independent of the order
         // cells run in.
         let stream = stage.stream_seed();
-        let (mut backend, clock) = SimulatedBackend::new(
+        let (backend, clock) = SimulatedBackend::new(
             opts,
             arch.clone(),
             stage.backend.dtype,
@@ -89,6 +95,7 @@ impl Backend for Simulated {
             stage.backend.threads,
             stream,
         );
+        let mut backend = backend.slow_forward_passes(slowdown);
         let on_run = |rep: u32, total: u32| {
             ctx.progress(&format!("run {}/{}", rep + 1, total));
             !ctx.cancelled()
@@ -202,6 +209,25 @@ fn check_inject(
             findings.at_value(
                 &format!("{at}/attribution_drift/{field}"),
                 format!("attribution_drift.{field} is the requested {field}: nothing would drift"),
+            );
+        }
+    }
+    if let Some(slow) = &inject.slow_scenario {
+        if slow.factor < 2 {
+            findings.at_value(
+                &format!("{at}/slow_scenario/factor"),
+                "slow_scenario.factor must be >= 2".into(),
+            );
+        }
+        if !cx.scenarios.iter().any(|s| s.name == slow.scenario) {
+            let names: Vec<&str> = cx.scenarios.iter().map(|s| s.name.as_str()).collect();
+            findings.at_value(
+                &format!("{at}/slow_scenario/scenario"),
+                format!(
+                    "no scenario named {:?} in this spec (scenarios: {}): nothing would be slowed",
+                    slow.scenario,
+                    names.join(", ")
+                ),
             );
         }
     }

@@ -25,13 +25,13 @@ pub fn sensitivity(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
         .push(Block::Heading(3, "Sensitivity (Appendix AV)".into()));
     out.doc.push(Block::Para(format!(
         "The decision: the cheapest way to serve the planned traffic, that is the candidate with the smallest \
-         fleet cost (workers at burst x $/hour x 720), ties broken by $ per 1,000 requests. `configuration` \
+         fleet cost (`workers at burst x $/hour x 720`), ties broken by $ per 1,000 requests. `configuration` \
          ranks every cell at every tier serving the whole mix; `routing` ranks the routing policy on every \
          backend that measured all its routes (one pool of workers per route), the models being the policy's. \
          Each factor moves alone, the traffic held at the spec's requests per second: every class's generated \
-         tokens x{} and x{}, the longest class's share {} (the other classes in proportion), burst factors {}, \
-         each tier's price x{} and x{}, and the share of the routing policy's costliest route {}. \
-         Formulas: docs/formulas.md, Sensitivity.",
+         tokens `x{}` and `x{}`, the longest class's share `{}` (the other classes in proportion), burst factors \
+         `{}`, each tier's price `x{}` and `x{}`, and the share of the routing policy's costliest route `{}` \
+         (the method's fixed variations, Appendix AV). Formulas: docs/formulas.md, Sensitivity.",
         av::GEN_SCALES[0],
         av::GEN_SCALES[1],
         shifts(),

@@ -6,6 +6,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use super::axis::{Axis, linear_axis};
 use super::canvas::{Chart, RowSpec, render_rows, row_center};
 use super::header::{Header, Swatch};
+use super::hover::{Hotspot, attach, value, with_unit};
 use super::style::{ALERT, INK, PALETTE, SMALL_PX, axis_desc, clean_label, fmt_sig, min_max, text};
 use super::{Area, Bar, BarSeries, DrawResult, Stack};
 
@@ -56,7 +57,8 @@ pub fn stacked_bars(title: &str, unit: &str, rows: &[Stack]) -> Option<String> {
         labels: rows.iter().map(|r| clean_label(&r.label)).collect(),
         row_px: 26,
     };
-    render_rows(&spec, |chart, root| {
+    let mut spots = Vec::new();
+    let svg = render_rows(&spec, |chart, root| {
         let n = rows.len();
         let area = chart.plotting_area();
         for (i, (r, total)) in rows.iter().zip(&totals).enumerate() {
@@ -72,6 +74,16 @@ pub fn stacked_bars(title: &str, unit: &str, rows: &[Stack]) -> Option<String> {
                         [(left, yc - 0.32), (right, yc + 0.32)],
                         colour(name).filled(),
                     ))?;
+                    spots.push(Hotspot::new(
+                        chart.backend_coord(&(left, yc + 0.32)),
+                        chart.backend_coord(&(right, yc - 0.32)),
+                        format!(
+                            "{}: {name} {} of {}",
+                            clean_label(&r.label),
+                            with_unit(*v, unit),
+                            with_unit(*total, unit)
+                        ),
+                    ));
                 }
                 left = right;
             }
@@ -85,7 +97,8 @@ pub fn stacked_bars(title: &str, unit: &str, rows: &[Stack]) -> Option<String> {
             }
         }
         Ok(())
-    })
+    })?;
+    Some(attach(svg, &spots))
 }
 
 /// Horizontal bars from zero, one row per bar, with optional error bars
@@ -175,7 +188,8 @@ fn bars_impl(
             .saturating_mul(13)
             .clamp(24, 120),
     };
-    render_rows(&spec, |chart, root| {
+    let mut spots = Vec::new();
+    let svg = render_rows(&spec, |chart, root| {
         let n = rows.len();
         let h = 0.8 / n_series as f64;
         for (i, (_, per_series)) in rows.iter().enumerate() {
@@ -184,13 +198,39 @@ fn bars_impl(
                 let Some(b) = bar else { continue };
                 let (y0, y1) = (top - (j as f64 + 1.0) * h, top - j as f64 * h);
                 draw_bar(chart, root, b, (y0, y1), h, series_colour(n_series, j))?;
+                let series = series_names
+                    .get(j)
+                    .map_or_else(String::new, |s| format!(" ({s})"));
+                spots.push(Hotspot::new(
+                    chart.backend_coord(&(0.0_f64.min(b.value), y1)),
+                    chart.backend_coord(&(0.0_f64.max(b.value), y0)),
+                    bar_text(b, &series, unit),
+                ));
             }
         }
         if let Some((v, _)) = reference {
             draw_reference(chart, root, v, n)?;
         }
         Ok(())
-    })
+    })?;
+    Some(attach(svg, &spots))
+}
+
+/// What a bar's hover says: its value, and its interval when it has one.
+fn bar_text(b: &Bar, series: &str, unit: &str) -> String {
+    let interval = match (b.low, b.high) {
+        (None, None) => String::new(),
+        (low, high) => format!(
+            " [{}, {}]",
+            low.map_or_else(|| "n/a".to_string(), value),
+            high.map_or_else(|| "n/a".to_string(), value)
+        ),
+    };
+    format!(
+        "{}{series}: {}{interval}",
+        clean_label(&b.label),
+        with_unit(b.value, unit)
+    )
 }
 
 /// The x axis: zero, every bar's value and finite error-bar ends, and the

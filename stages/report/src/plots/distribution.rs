@@ -5,6 +5,7 @@ use plotters::prelude::*;
 use super::axis::{Axis, linear_axis, log_axis};
 use super::canvas::{PlotArea, RowSpec, render_rows, row_center};
 use super::header::{Header, Swatch};
+use super::hover::{Hotspot, attach, value, with_unit};
 use super::style::{ALERT, INK, MUTED, PALETTE, axis_desc, clean_label, min_max};
 use super::{Distribution, DrawResult};
 
@@ -55,15 +56,40 @@ pub fn latency_distributions(title: &str, unit: &str, rows: &[Distribution]) -> 
         labels,
         row_px: 28,
     };
-    render_rows(&spec, |chart, _root| {
+    let mut spots = Vec::new();
+    let svg = render_rows(&spec, |chart, _root| {
         let n = rows.len();
         let x = &spec.axis;
         let area = chart.plotting_area();
         for (i, r) in rows.iter().enumerate() {
-            draw_row(area, x, row_center(n, i), r)?;
+            let yc = row_center(n, i);
+            draw_row(area, x, yc, r)?;
+            // The whole row points at its numbers.
+            spots.push(Hotspot::new(
+                chart.backend_coord(&(x.lo, yc + 0.5)),
+                chart.backend_coord(&(x.hi, yc - 0.5)),
+                hover_text(r, unit),
+            ));
         }
         Ok(())
-    })
+    })?;
+    Some(attach(svg, &spots))
+}
+
+/// What a row's hover says: the median with its CI, then the tails.
+fn hover_text(r: &Distribution, unit: &str) -> String {
+    format!(
+        "{}: median {} (95% CI {} to {}); p90 {}, p95 {}, p99 {}; min {}, max {}",
+        clean_label(&r.label),
+        with_unit(r.p50, unit),
+        value(r.ci_low),
+        value(r.ci_high),
+        value(r.p90),
+        value(r.p95),
+        value(r.p99),
+        value(r.min),
+        value(r.max)
+    )
 }
 
 fn dist_values(r: &Distribution) -> [f64; 8] {

@@ -20,10 +20,15 @@
 //!   clipped here (the SVG backend does not clip).
 //! - No hash maps, clocks or randomness; series colours follow first appearance.
 //!
+//! - Every drawn value gets a hover target (`hover`): an invisible
+//!   rectangle with an SVG `<title>` naming the value, appended after
+//!   drawing with integer pixels and fixed number formats.
+//!
 //! Layout: `style` (colours, text and number formats), `axis` (ticked
 //! axes), `header` (title, legend and notes), `clip` (clipping to the plot
-//! area), `canvas` (the SVG canvas and the one-row-per-label chart), and
-//! one module per kind of plot: `distribution`, `bars`, `scaling`.
+//! area), `canvas` (the SVG canvas and the one-row-per-label chart),
+//! `hover` (the hover targets), and one module per kind of plot:
+//! `distribution`, `bars`, `scaling`.
 
 use std::error::Error;
 
@@ -36,6 +41,7 @@ mod canvas;
 mod clip;
 mod distribution;
 mod header;
+mod hover;
 mod scaling;
 mod style;
 #[cfg(test)]

@@ -6,6 +6,7 @@ use super::axis::{Axis, linear_axis, log_axis};
 use super::canvas::{Chart, PlotArea, render};
 use super::clip::{Rect, clip_polygon, clip_segment};
 use super::header::{Header, Swatch};
+use super::hover::{Hotspot, attach, value};
 use super::style::{
     ALERT, GRID, INK, LABEL_PX, MUTED, PALETTE, SCALING_PLOT_PX, axis_desc, fmt_sig, min_max, text,
     text_width,
@@ -21,7 +22,7 @@ use super::{DrawResult, Pt, Scaling};
 /// cannot be drawn (non-finite; non-positive in log-log) are counted in a note.
 pub fn scaling(s: &Scaling) -> Option<String> {
     let log = s.log_log;
-    let pts = plot_points(s);
+    let (pts, raw_pts): (Vec<Pt>, Vec<Pt>) = plot_points(s).into_iter().unzip();
     let skipped = s.points.len() - pts.len();
     let xs: Vec<f64> = pts.iter().map(|p| p.0).collect();
     let ys: Vec<f64> = pts.iter().map(|p| p.1).collect();
@@ -56,7 +57,8 @@ pub fn scaling(s: &Scaling) -> Option<String> {
     let y_desc = axis_desc(&s.y_label, log);
     let header_h = header.height();
     let height = header_h + SCALING_PLOT_PX + 44 + 14;
-    render(height, |root| {
+    let mut spots = Vec::new();
+    let svg = render(height, |root| {
         header.draw(root)?;
         let (_, body) = root.split_vertically(header_h);
         let mut chart = ChartBuilder::on(&body)
@@ -72,15 +74,27 @@ pub fn scaling(s: &Scaling) -> Option<String> {
         if let Some(fit) = fit {
             draw_fit(area, (&x_axis, &y_axis), fit, mean_x, s.slope_ci)?;
         }
-        for p in &pts {
+        for (p, raw) in pts.iter().zip(&raw_pts) {
             area.draw(&Circle::new(*p, 3, PALETTE[0].filled()))?;
+            spots.push(Hotspot::point(
+                chart.backend_coord(p),
+                format!(
+                    "{} {}, {} {}",
+                    s.x_label,
+                    value(raw.0),
+                    s.y_label,
+                    value(raw.1)
+                ),
+            ));
         }
         Ok(())
-    })
+    })?;
+    Some(attach(svg, &spots))
 }
 
-/// The points that can be drawn, in plot space (log10 in log-log).
-fn plot_points(s: &Scaling) -> Vec<Pt> {
+/// The points that can be drawn, in plot space (log10 in log-log), each
+/// with the data point it came from.
+fn plot_points(s: &Scaling) -> Vec<(Pt, Pt)> {
     let log = s.log_log;
     let to_plot = |v: f64| {
         if !v.is_finite() {
@@ -93,7 +107,7 @@ fn plot_points(s: &Scaling) -> Vec<Pt> {
     };
     s.points
         .iter()
-        .filter_map(|&(x, y)| Some((to_plot(x)?, to_plot(y)?)))
+        .filter_map(|&(x, y)| Some(((to_plot(x)?, to_plot(y)?), (x, y))))
         .collect()
 }
 

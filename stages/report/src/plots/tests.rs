@@ -643,3 +643,93 @@ proptest::proptest! {
         if let Some(svg) = scaling(&sc) { assert_svg_shape(&svg); }
     }
 }
+
+/// The `<title>`s of the hover targets, in order.
+fn hover_titles(svg: &str) -> Vec<&str> {
+    svg.split("<rect class=\"hot\" ")
+        .skip(1)
+        .map(|r| {
+            let start = r.find("<title>").unwrap() + "<title>".len();
+            &r[start..r.find("</title>").unwrap()]
+        })
+        .collect()
+}
+
+#[test]
+fn every_drawn_value_has_a_hover_title() {
+    let rows = sample_distributions();
+    let svg = latency_distributions("d", "ms", &rows).unwrap();
+    let titles = hover_titles(&svg);
+    assert_eq!(titles.len(), rows.len());
+    // 2.0 x 10 with four significant digits.
+    assert_eq!(
+        titles[0],
+        "tiny-llama f32 batch=1: median 20.00 ms (95% CI 19.00 to 21.00); p90 30.00, p95 35.00, p99 45.00; min 10.00, max 60.00"
+    );
+    // Drawn last, on top of everything plotters drew.
+    assert!(svg.ends_with("</title></rect>\n</g>\n</svg>"));
+
+    let bars_svg = bars("b", "fraction", &sample_bars(), Some((0.9, "ref"))).unwrap();
+    assert_eq!(
+        hover_titles(&bars_svg),
+        [
+            "cell a: 0.9500 fraction [0.9300, 0.9700]",
+            "cell b: 0.7200 fraction"
+        ]
+    );
+
+    let stacks = sample_stacks();
+    let stacked = stacked_bars("s", "ms", &stacks).unwrap();
+    let titles = hover_titles(&stacked);
+    assert_eq!(titles.len(), 2 * stacks.len());
+    assert_eq!(titles[0], "batch=1: prefill 12.00 ms of 97.00 ms");
+
+    let grouped = grouped_bars(
+        "g",
+        "$",
+        &[
+            BarSeries {
+                name: "on_demand".into(),
+                bars: sample_bars(),
+            },
+            BarSeries {
+                name: "spot".into(),
+                bars: sample_bars()[..1].to_vec(),
+            },
+        ],
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        hover_titles(&grouped),
+        [
+            "cell a (on_demand): 0.9500 $ [0.9300, 0.9700]",
+            "cell a (spot): 0.9500 $ [0.9300, 0.9700]",
+            "cell b (on_demand): 0.7200 $"
+        ]
+    );
+
+    for log_log in [false, true] {
+        let s = sample_scaling(log_log, true);
+        let svg = scaling(&s).unwrap();
+        let titles = hover_titles(&svg);
+        assert_eq!(titles.len(), s.points.len());
+        assert!(
+            titles[0].starts_with("batch 1.000, tokens/s "),
+            "{}",
+            titles[0]
+        );
+        assert_svg(&svg);
+    }
+    // Hover targets are at least 8 px, whole pixels, and deterministic.
+    for svg in [&svg, &bars_svg, &stacked, &grouped] {
+        for r in svg.split("<rect class=\"hot\" ").skip(1) {
+            let attr = |name: &str| -> i32 {
+                let at = r.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+                r[at..at + r[at..].find('"').unwrap()].parse().unwrap()
+            };
+            assert!(attr("width") >= 8 && attr("height") >= 8, "{r}");
+        }
+    }
+    assert_eq!(svg, latency_distributions("d", "ms", &rows).unwrap());
+}

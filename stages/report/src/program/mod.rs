@@ -24,7 +24,8 @@ use assay_measure::{Boundary, Scenario};
 use crate::document::{Block, render_html, render_markdown};
 use crate::{ArtifactRef, Claim, ClaimSource, Format, ReportJson};
 
-pub const PROGRAM_REPORT_VERSION: u32 = 1;
+// 2: the HTML's sidebar, sortable tables and hover values (issue 15).
+pub const PROGRAM_REPORT_VERSION: u32 = 2;
 
 /// What the conclusive report needs from the program file and its members.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -230,6 +231,7 @@ fn source(input: &Input, rows: Vec<u32>) -> ClaimSource {
         artifact: input.name.clone(),
         digest: input.digest.to_hex(),
         rows,
+        field: None,
     }
 }
 
