@@ -84,19 +84,7 @@ pub(super) fn attach(svg: String, spots: &[Hotspot]) -> String {
 /// Four significant digits, plain for 1e-3 <= |v| < 1e6, else scientific:
 /// one more digit than the axis labels, since the hover is for reading.
 pub(super) fn value(v: f64) -> String {
-    if !v.is_finite() {
-        return "n/a".into();
-    }
-    if v == 0.0 {
-        return "0".into();
-    }
-    let mag = libm::floor(libm::log10(v.abs()));
-    if (-3.0..6.0).contains(&mag) {
-        let decimals = (3.0 - mag).max(0.0) as usize;
-        format!("{v:.decimals$}")
-    } else {
-        super::style::trim_sci(&format!("{v:.3e}"))
-    }
+    super::style::sig_digits(v, 4)
 }
 
 /// `value` with its unit, when there is one.

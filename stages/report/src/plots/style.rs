@@ -82,6 +82,12 @@ pub(super) fn min_max(values: &[f64]) -> Option<(f64, f64)> {
 
 /// Three significant digits, plain for 1e-3 ≤ |v| < 1e6, else scientific.
 pub(super) fn fmt_sig(v: f64) -> String {
+    sig_digits(v, 3)
+}
+
+/// `digits` significant digits, plain for 1e-3 ≤ |v| < 1e6, else
+/// scientific with trailing zeros trimmed.
+pub(super) fn sig_digits(v: f64, digits: usize) -> String {
     if !v.is_finite() {
         return "n/a".into();
     }
@@ -90,10 +96,11 @@ pub(super) fn fmt_sig(v: f64) -> String {
     }
     let mag = libm::floor(libm::log10(v.abs()));
     if (-3.0..6.0).contains(&mag) {
-        let decimals = (2.0 - mag).max(0.0) as usize;
+        let decimals = ((digits as f64 - 1.0) - mag).max(0.0) as usize;
         format!("{v:.decimals$}")
     } else {
-        trim_sci(&format!("{v:.2e}"))
+        let mantissa = digits - 1;
+        trim_sci(&format!("{v:.mantissa$e}"))
     }
 }
 
