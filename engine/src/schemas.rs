@@ -54,6 +54,12 @@ pub fn all_schemas() -> Vec<(&'static str, Value)> {
             to_value(schemars::schema_for!(assay_measure::text::TextRow)),
         ),
         (
+            "tables/evaluation.schema.json",
+            to_value(schemars::schema_for!(
+                assay_measure::evaluate::EvaluationRow
+            )),
+        ),
+        (
             "tables/server-requests.schema.json",
             to_value(schemars::schema_for!(RequestRow)),
         ),

@@ -8,6 +8,7 @@ mod compare;
 mod diagnostics;
 mod economics;
 mod energy;
+mod evaluate;
 mod interrupt;
 mod llama_server;
 mod pipeline;

@@ -161,7 +161,7 @@ fn the_summary_comes_first_and_its_figures_are_the_decision_claims() {
             .unwrap_or_else(|| panic!("no claim {id}"))
     };
     for line in &decided {
-        // `... (95% CI lo to hi); the only backend measured. Claim `ID`.`
+        // `... (95% CI lo to hi); no other backend was measured in every scenario of the class. Claim `ID`.`
         let id = line.split('`').nth(1).unwrap();
         assert!(id.starts_with("decision/") && id.ends_with("/recommendation"));
         let value = claim(id).value;

@@ -11,8 +11,10 @@ use assay_analysis::summarise::{self, SummariseStage};
 use assay_analysis::validate::{self, ValidateStage};
 use assay_measure::Execution;
 use assay_measure::bandwidth;
+use assay_measure::evaluate;
 use assay_measure::stage::output as measured;
 
+use super::evaluate::evaluate_nodes;
 use super::measure::BANDWIDTH;
 use super::{PlanError, Planning, StagePlanner};
 
@@ -154,7 +156,8 @@ impl StagePlanner for Quality {
     /// With the spec's `quality:` (and `cost.request_mix`, which the spec
     /// checks require), over the summary. Its params carry the counts and
     /// their file's digest, so an edited counts file reruns this node and
-    /// the report, never a measurement.
+    /// the report, never a measurement; a built-in evaluation's counts are
+    /// its evaluate nodes' outputs.
     fn plan(&self, p: &mut Planning<'_>) -> Result<(), PlanError> {
         let spec = &p.loaded.spec;
         let (Some(q), Some(mut cost)) = (spec.quality.clone(), spec.cost.clone()) else {
@@ -166,14 +169,19 @@ impl StagePlanner for Quality {
             quality::NODE.into(),
             Arc::new(QualityStage {
                 params: QualityParams {
-                    counts_file: q.file,
-                    counts_blake3: q.file_blake3.unwrap_or_default(),
+                    counts_file: q.source_file().to_string(),
+                    counts_blake3: q.file_blake3.clone().unwrap_or_default(),
                     counts: q.counts,
                     cost,
+                    evaluated: q.evaluate.map(|e| e.backends).unwrap_or_default(),
                 },
             }),
         );
         let summarise = p.require(SUMMARISE)?;
-        p.connect(summarise, node, summarise::OUTPUT)
+        p.connect(summarise, node, summarise::OUTPUT)?;
+        for e in evaluate_nodes(p) {
+            p.connect(e, node, evaluate::output::COUNTS)?;
+        }
+        Ok(())
     }
 }

@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
-use assay_measure::Execution;
 use assay_measure::bandwidth::BandwidthStage;
+use assay_measure::{Execution, MeasureStage};
 use assay_model::prepare;
+use petgraph::graph::NodeIndex;
 
 use super::models::{self, prepare_id};
 use super::{PlanError, Planning, StagePlanner};
@@ -33,24 +34,34 @@ impl StagePlanner for Measure {
     /// process), or the model's own files (read where they lie).
     fn plan(&self, p: &mut Planning<'_>) -> Result<(), PlanError> {
         for stage in p.cells.clone() {
-            let needs_export = stage.needs_export();
-            let reads_model = stage.reads_prepared_model();
-            let in_process = stage.execution() == Execution::InProcess;
-            let model = stage.model.clone();
-            let node = p.add(format!("measure/{}", stage.cell), stage);
+            let node = p.add(format!("measure/{}", stage.cell), stage.clone());
             p.cell_nodes.push(node);
-            if !reads_model {
-                continue;
-            }
-            let prep = p.require(&prepare_id(&model.name))?;
-            p.connect(prep, node, prepare::output::MODEL)?;
-            if let Some(format) = needs_export {
-                let exp = models::export(p, &model, format)?;
-                p.connect(exp, node, format.output())?;
-            } else if model.synthetic.is_some() && in_process {
-                p.connect(prep, node, prepare::output::WEIGHTS)?;
-            }
+            wire_weights(p, &stage, node)?;
         }
         Ok(())
     }
+}
+
+/// The edges into `node` of what `cell`'s kind reads: the prepared model
+/// and the weights it runs (an export, or a synthetic model's generated
+/// weights in process); nothing for a kind that reads no prepared model.
+/// An evaluation of the cell's backend and model reads the same.
+pub(super) fn wire_weights(
+    p: &mut Planning<'_>,
+    cell: &MeasureStage,
+    node: NodeIndex,
+) -> Result<(), PlanError> {
+    if !cell.reads_prepared_model() {
+        return Ok(());
+    }
+    let model = &cell.model;
+    let prep = p.require(&prepare_id(&model.name))?;
+    p.connect(prep, node, prepare::output::MODEL)?;
+    if let Some(format) = cell.needs_export() {
+        let exp = models::export(p, model, format)?;
+        p.connect(exp, node, format.output())?;
+    } else if model.synthetic.is_some() && cell.execution() == Execution::InProcess {
+        p.connect(prep, node, prepare::output::WEIGHTS)?;
+    }
+    Ok(())
 }

@@ -7,6 +7,7 @@
 //! (`Stage::outputs`).
 
 mod analysis;
+mod evaluate;
 mod measure;
 mod models;
 pub mod program;
@@ -157,6 +158,7 @@ const PLANNERS: &[&dyn StagePlanner] = &[
     &models::Models,
     &measure::Bandwidth,
     &measure::Measure,
+    &evaluate::Evaluate,
     &analysis::Validate,
     &analysis::Summarise,
     &analysis::Goodput,

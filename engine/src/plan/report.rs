@@ -4,10 +4,12 @@
 use std::sync::Arc;
 
 use assay_analysis::{cost, fit, goodput, quality, summarise, validate};
+use assay_measure::evaluate;
 use assay_measure::stage::output as measured;
 use assay_report::{ReportParams, ReportStage};
 
 use super::analysis::{COST, FIT, SUMMARISE, VALIDATE};
+use super::evaluate::evaluate_nodes;
 use super::{PlanError, Planning, StagePlanner};
 
 pub(super) struct Report;
@@ -83,6 +85,12 @@ impl StagePlanner for Report {
                 ],
             ),
         ];
+        // A built-in evaluation's items and counts: the report lists what
+        // each backend got right and cites the rows.
+        for e in evaluate_nodes(p) {
+            p.connect(e, report, evaluate::output::COUNTS)?;
+            p.connect(e, report, evaluate::output::EVALUATION)?;
+        }
         for (id, names) in optional {
             if let Some(node) = p.node(id) {
                 let declared = p.graph[node].stage.outputs();

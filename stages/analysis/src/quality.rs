@@ -34,9 +34,10 @@ use assay_core::stage::{Input, Outputs, Stage, StageContext, StageError};
 use assay_core::tables::{self, Phase, SummaryRow};
 
 use crate::cost::{self, CostParams};
+use assay_measure::evaluate::{self, EvaluationCounts};
 pub use counts::{CountsError, ModelCounts, parse_counts, parse_counts_lines};
 
-pub const QUALITY_VERSION: u32 = 1;
+pub const QUALITY_VERSION: u32 = 2;
 
 /// The node id.
 pub const NODE: &str = "quality";
@@ -57,7 +58,8 @@ pub mod output {
     pub const ROUTED: &str = "routed";
 }
 
-/// The spec's `quality:` section.
+/// The spec's `quality:` section: success counts from an external
+/// evaluation (`file`) or from assay's own (`evaluate`), one of the two.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QualitySpec {
@@ -66,29 +68,115 @@ pub struct QualitySpec {
     /// "evaluator_version": "..."}` per line (evaluator fields optional),
     /// relative to the spec's folder. Read when the spec is loaded; its
     /// blake3 enters the quality node's key and the report's claims.
-    pub file: String,
-    /// blake3 of the file's bytes, filled in when the spec is loaded (never
-    /// written by hand).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// The built-in evaluation: an acceptance set run through backends of
+    /// this spec, its successes counted per model (and per backend).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluate: Option<EvaluateSpec>,
+    /// blake3 of the counts file's or the acceptance set's bytes, filled
+    /// in when the spec is loaded (never written by hand).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(skip)]
     pub file_blake3: Option<String>,
-    /// The file's counts, read when the spec is loaded.
+    /// The counts file's counts, read when the spec is loaded.
     #[serde(skip)]
     #[schemars(skip)]
     pub counts: Vec<ModelCounts>,
+}
+
+impl QualitySpec {
+    /// The file whose digest the quality rows cite: the counts file, or
+    /// the acceptance set.
+    pub fn source_file(&self) -> &str {
+        match (&self.file, &self.evaluate) {
+            (Some(f), _) => f,
+            (None, Some(e)) => &e.set,
+            (None, None) => "",
+        }
+    }
+}
+
+/// `quality.evaluate`: the built-in evaluation (the `evaluate` nodes).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EvaluateSpec {
+    /// The acceptance set: a JSONL file of prompts with their criteria,
+    /// one `{"id": "...", "prompt": "...", "accept": {"exact" | "contains"
+    /// | "regex": "..."}, "max_tokens": N, "model": "..."}` per line (`id`,
+    /// `max_tokens` and `model` optional), relative to the spec's folder.
+    pub set: String,
+    /// Backends of this spec (their names) that run the set, each on every
+    /// model it has cells of. The first is the reference: a cell whose own
+    /// backend is not listed takes the reference's success rate for its
+    /// model.
+    #[schemars(length(min = 1))]
+    pub backends: Vec<String>,
+    /// Tokens generated per item without its own `max_tokens`; default 16.
+    #[serde(default = "default_max_tokens")]
+    #[schemars(range(min = 1, max = 65536))]
+    pub max_tokens: u32,
+    /// The set's items, read when the spec is loaded.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub items: Vec<assay_measure::evaluate::AcceptanceItem>,
+}
+
+fn default_max_tokens() -> u32 {
+    16
 }
 
 /// What the quality node computes from: the counts (with the file's name
 /// and digest) and the cost parameters that price a request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QualityParams {
+    /// The counts file, or the acceptance set of a built-in evaluation.
     pub counts_file: String,
     pub counts_blake3: String,
+    /// The counts file's counts (empty with `evaluated`).
     pub counts: Vec<ModelCounts>,
     /// `usd_per_hour`, `tokens_per_month`, `burst_factor` and
     /// `request_mix` price one request (the spec checks that the mix is
     /// there).
     pub cost: CostParams,
+    /// A built-in evaluation's backends, reference first: the counts are
+    /// the `counts` inputs of their evaluate nodes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evaluated: Vec<String>,
+}
+
+/// Success counts per model (a counts file) or per (backend, model) (a
+/// built-in evaluation), and the rule that picks a cell's.
+#[derive(Debug, Clone, Default)]
+pub struct CountsTable {
+    /// (the backend whose evaluation counted, or none for a counts file
+    /// line, which holds for every backend; the counts), in reference order.
+    entries: Vec<(Option<String>, ModelCounts)>,
+}
+
+impl CountsTable {
+    pub fn from_file(counts: &[ModelCounts]) -> Self {
+        CountsTable {
+            entries: counts.iter().map(|c| (None, c.clone())).collect(),
+        }
+    }
+
+    /// Add a backend's evaluation of a model; the first backend added for
+    /// a model is its reference.
+    pub fn push_evaluated(&mut self, backend: &str, counts: ModelCounts) {
+        self.entries.push((Some(backend.to_string()), counts));
+    }
+
+    /// A cell's counts and the backend whose evaluation counted them: its
+    /// own backend's evaluation of the model, else the model's first
+    /// (reference) entry.
+    pub fn get(&self, backend: &str, model: &str) -> Option<(Option<&str>, &ModelCounts)> {
+        let of_model = || self.entries.iter().filter(|(_, c)| c.model == model);
+        of_model()
+            .find(|(b, _)| b.as_deref() == Some(backend))
+            .or_else(|| of_model().next())
+            .map(|(b, c)| (b.as_deref(), c))
+    }
 }
 
 /// Success rate and cost per success of one cell at one pricing tier.
@@ -106,6 +194,9 @@ pub struct QualityRow {
     /// What counted the successes (empty where the file does not say).
     pub evaluator: String,
     pub evaluator_version: String,
+    /// The backend whose built-in evaluation gave these counts (the cell's
+    /// own, or the reference); empty for a counts file.
+    pub evaluated_by: String,
     pub successes: u64,
     pub trials: u64,
     pub success_rate: f64,
@@ -376,7 +467,8 @@ impl Stage for QualityStage {
     fn run(&self, ctx: &StageContext<'_>, inputs: &[Input]) -> Result<Outputs, StageError> {
         let summary: Vec<SummaryRow> =
             tables::read_rows(ctx, find_input(inputs, crate::summarise::OUTPUT)?)?;
-        let rows = quality_rows(&self.params, &summary);
+        let counts = self.counts(ctx, inputs)?;
+        let rows = quality_rows(&self.params, &counts, &summary);
         let tiers = tier_rows(&rows);
         let mut out = Outputs::new();
         out.insert(output::QUALITY.into(), tables::to_parquet(&rows)?);
@@ -386,6 +478,41 @@ impl Stage for QualityStage {
             out.insert(output::ROUTED.into(), tables::to_parquet(&routed)?);
         }
         Ok(out)
+    }
+}
+
+impl QualityStage {
+    /// The counts file's, or the evaluate nodes' `counts` in the order of
+    /// `evaluated` (reference first), then of the node ids.
+    fn counts(&self, ctx: &StageContext<'_>, inputs: &[Input]) -> Result<CountsTable, StageError> {
+        let mut table = CountsTable::from_file(&self.params.counts);
+        let mut evaluated = Vec::new();
+        for input in inputs.iter().filter(|i| i.name == evaluate::output::COUNTS) {
+            let c: EvaluationCounts = tables::read_json(ctx, input)?;
+            let rank = self
+                .params
+                .evaluated
+                .iter()
+                .position(|b| *b == c.backend)
+                .ok_or_else(|| {
+                    StageError::bad_input(input, format!("backend {} was not evaluated", c.backend))
+                })?;
+            evaluated.push((rank, input.node.clone(), c));
+        }
+        evaluated.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        for (_, _, c) in evaluated {
+            table.push_evaluated(
+                &c.backend,
+                ModelCounts {
+                    model: c.model,
+                    successes: c.successes,
+                    trials: c.trials,
+                    evaluator: Some(c.evaluator),
+                    evaluator_version: Some(c.evaluator_version),
+                },
+            );
+        }
+        Ok(table)
     }
 }
 
@@ -412,9 +539,11 @@ fn mix_seconds(params: &CostParams, p: f64, d: f64) -> f64 {
 
 /// One row per (cell whose model has counts, pricing tier), in cell then
 /// tier order.
-pub fn quality_rows(p: &QualityParams, summary: &[SummaryRow]) -> Vec<QualityRow> {
-    let counts: BTreeMap<&str, &ModelCounts> =
-        p.counts.iter().map(|c| (c.model.as_str(), c)).collect();
+pub fn quality_rows(
+    p: &QualityParams,
+    counts: &CountsTable,
+    summary: &[SummaryRow],
+) -> Vec<QualityRow> {
     let mut cells: BTreeMap<&str, (Option<&SummaryRow>, Option<&SummaryRow>)> = BTreeMap::new();
     for s in summary {
         let entry = cells.entry(s.cell.as_str()).or_default();
@@ -444,7 +573,7 @@ pub fn quality_rows(p: &QualityParams, summary: &[SummaryRow]) -> Vec<QualityRow
         if prefill.tokens_per_s <= 0.0 || decode.tokens_per_s <= 0.0 {
             continue;
         }
-        let Some(c) = counts.get(decode.model.as_str()) else {
+        let Some((evaluated_by, c)) = counts.get(&decode.backend, &decode.model) else {
             continue;
         };
         let seconds = mix_seconds(&p.cost, prefill.tokens_per_s, decode.tokens_per_s);
@@ -483,6 +612,7 @@ pub fn quality_rows(p: &QualityParams, summary: &[SummaryRow]) -> Vec<QualityRow
                 counts_blake3: p.counts_blake3.clone(),
                 evaluator: c.evaluator.clone().unwrap_or_default(),
                 evaluator_version: c.evaluator_version.clone().unwrap_or_default(),
+                evaluated_by: evaluated_by.unwrap_or_default().to_string(),
                 successes: c.successes,
                 trials: c.trials,
                 success_rate: rate,
@@ -511,9 +641,18 @@ pub fn tier_rows(rows: &[QualityRow]) -> Vec<TierRow> {
         let models = groups
             .entry((r.scenario.as_str(), r.tier.as_str()))
             .or_default();
+        // Cheapest per success (none: no success, dearest), then per
+        // request: with one success rate per model the two orders agree;
+        // with one per backend (a built-in evaluation) a cheap backend that
+        // fails more is not the cheaper one.
+        let per_success = |r: &QualityRow| r.usd_per_1k_successes.unwrap_or(f64::INFINITY);
         let cheaper = |j: usize| {
-            r.usd_per_1k_requests
-                .total_cmp(&rows[j].usd_per_1k_requests)
+            per_success(r)
+                .total_cmp(&per_success(&rows[j]))
+                .then_with(|| {
+                    r.usd_per_1k_requests
+                        .total_cmp(&rows[j].usd_per_1k_requests)
+                })
                 .then_with(|| r.backend.cmp(&rows[j].backend))
                 .is_lt()
         };

@@ -38,6 +38,20 @@ pub struct Boundary {
 }
 
 impl Boundary {
+    /// One run, no warmup, every other setting its default (tokenisation
+    /// and the model load excluded, fixed-length decode): what a tool that
+    /// drives the harness once (an evaluation, a benchmark) runs under.
+    pub fn once() -> Self {
+        Boundary {
+            tokenization: Default::default(),
+            model_load: Default::default(),
+            warmup_runs: 0,
+            repetitions: 1,
+            decode: Default::default(),
+            prompts: None,
+        }
+    }
+
     /// Text prompts are tokenised inside the timed region.
     pub fn tokenizes(&self) -> bool {
         self.tokenization == Tokenization::Included

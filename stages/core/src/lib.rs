@@ -6,6 +6,7 @@
 pub mod config;
 pub mod domain;
 pub mod inputs;
+pub mod jsonl;
 pub mod stage;
 pub mod stats;
 pub mod tables;

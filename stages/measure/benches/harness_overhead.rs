@@ -48,14 +48,7 @@ fn main() {
         gen_tokens: steps + 1,
         load: None,
     };
-    let boundary = Boundary {
-        tokenization: Default::default(),
-        model_load: Default::default(),
-        warmup_runs: 0,
-        repetitions: 1,
-        decode: Default::default(),
-        prompts: None,
-    };
+    let boundary = Boundary::once();
     let prompts = harness::prompt_ids(&scenario, arch.vocab, 1);
     let capacity = (scenario.prompt_tokens + scenario.gen_tokens) as usize;
     let mut backend = CandleBackend::new(

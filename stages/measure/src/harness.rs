@@ -417,6 +417,47 @@ pub fn measure_cell_with(
     }))
 }
 
+/// Greedy generation for an evaluation (no clock: nothing is timed): the
+/// loaded backend runs each prompt alone from a reset cache for up to its
+/// own number of tokens, stopping early only where the backend cannot go
+/// on (context full). `keep_going` is polled between prompts (Ctrl-C);
+/// `None` when it said stop.
+pub fn generate(
+    backend: &mut dyn InferenceBackend,
+    prompts: &[Vec<u32>],
+    max_tokens: &[u32],
+    mut keep_going: impl FnMut(usize, usize) -> bool,
+) -> Result<Option<Vec<Vec<u32>>>, BackendError> {
+    let mut outputs = Vec::with_capacity(prompts.len());
+    for (i, (prompt, &max)) in prompts.iter().zip(max_tokens).enumerate() {
+        if !keep_going(i, prompts.len()) {
+            return Ok(None);
+        }
+        backend.reset();
+        backend.prefill(std::slice::from_ref(prompt))?;
+        let mut tokens = Vec::with_capacity(max as usize);
+        let mut next = first_pick(backend.sample()?)?;
+        tokens.push(next);
+        while tokens.len() < max as usize {
+            if !backend.decode_step(&[next])? {
+                break;
+            }
+            next = first_pick(backend.sample()?)?;
+            tokens.push(next);
+        }
+        outputs.push(tokens);
+    }
+    Ok(Some(outputs))
+}
+
+/// The token of a batch of one.
+fn first_pick(picks: Vec<Pick>) -> Result<u32, BackendError> {
+    picks
+        .first()
+        .map(|p| p.token)
+        .ok_or_else(|| BackendError::Library("the backend sampled no token".into()))
+}
+
 /// The runs of one in-process cell, and the events and greedy tokens they
 /// have recorded so far.
 struct CellRunner<'a, 'p> {

@@ -7,6 +7,7 @@ pub mod bandwidth;
 pub mod candle;
 pub mod energy;
 pub mod environment;
+pub mod evaluate;
 pub mod harness;
 pub mod kinds;
 #[cfg(feature = "ort")]
@@ -28,7 +29,10 @@ pub use assay_core::config::{
     Slo,
 };
 pub use assay_model::decl::{ModelDecl, SyntheticArch};
-pub use stage::registry::{Backend, CheckContext, Execution, Findings, Measured, Open, Registry};
+pub use stage::registry::{
+    Backend, CheckContext, Evaluation, Execution, Findings, Generated, GeneratedText, Measured,
+    Open, Registry,
+};
 pub use stage::{MEASURE_VERSION, Manifest, MeasureStage, cell_runs};
 
 impl Registry {

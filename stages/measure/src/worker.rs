@@ -49,6 +49,19 @@ pub struct WorkerRequest {
     /// Sample power while measuring (the spec's `energy:`).
     #[serde(default)]
     pub energy: Option<Sampling>,
+    /// Generate instead of measuring (an evaluation): each of `prompts`
+    /// runs alone, greedily, for the number of tokens at its index here;
+    /// nothing is timed and the answer is [`Generation`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generate: Option<Vec<u32>>,
+}
+
+/// What a worker asked to generate answers: the greedy tokens of each
+/// prompt, and what actually ran them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Generation {
+    pub tokens: Vec<Vec<u32>>,
+    pub attribution: Attribution,
 }
 
 /// A cell's text prompts (one per sequence) and its model's
@@ -75,7 +88,14 @@ enum WorkerMessage {
         attribution: Attribution,
         power: Option<PowerOutcome>,
     },
+    Generated(Generation),
     Failed(String),
+}
+
+/// A worker's answer: a measured cell, or an evaluation's generations.
+enum Answer {
+    Measured(CellMeasurement),
+    Generated(Generation),
 }
 
 /// How often the parent checks for Ctrl-C while a worker is busy.
@@ -148,6 +168,36 @@ pub fn measure_here(
     measured.map(|m| m.map(|m| CellMeasurement { power, ..m }))
 }
 
+/// Generate in-process with the kind's backend: the worker's body for a
+/// request with `generate`, and what library users call directly.
+pub fn generate_here(
+    kind: &dyn Backend,
+    req: &WorkerRequest,
+    mut progress: impl FnMut(&str),
+    mut keep_going: impl FnMut() -> bool,
+) -> Result<Option<Generation>, String> {
+    let max_tokens = req.generate.as_deref().unwrap_or_default();
+    if max_tokens.len() != req.prompts.len() {
+        return Err(format!(
+            "bad worker request: {} prompts and {} generation lengths",
+            req.prompts.len(),
+            max_tokens.len()
+        ));
+    }
+    let mut backend = open(kind, req)?;
+    progress("load");
+    let attribution = backend.load().map_err(|e| e.to_string())?;
+    let tokens = harness::generate(backend.as_mut(), &req.prompts, max_tokens, |i, n| {
+        progress(&format!("item {}/{n}", i + 1));
+        keep_going()
+    })
+    .map_err(|e| e.to_string())?;
+    Ok(tokens.map(|tokens| Generation {
+        tokens,
+        attribution,
+    }))
+}
+
 /// The kind's backend over the cell's weight files (an unbuilt optional
 /// kind says which cargo feature it needs).
 fn open(kind: &dyn Backend, req: &WorkerRequest) -> Result<Box<dyn InferenceBackend>, String> {
@@ -198,22 +248,25 @@ pub fn worker_main(registry: &Registry) -> i32 {
     exit_when_the_parent_goes();
     // The parent closing our stdout (it was cancelled) ends the cell.
     let alive = std::cell::Cell::new(true);
-    let result = measure_here(
-        kind,
-        &req,
-        |p| alive.set(alive.get() && emit(&WorkerMessage::Progress(p.to_string()))),
-        || alive.get(),
-    );
-    match result {
-        Ok(Some(m)) => {
-            emit(&WorkerMessage::Done {
+    let progress =
+        |p: &str| alive.set(alive.get() && emit(&WorkerMessage::Progress(p.to_string())));
+    let result = if req.generate.is_some() {
+        generate_here(kind, &req, progress, || alive.get()).map(|g| g.map(WorkerMessage::Generated))
+    } else {
+        measure_here(kind, &req, progress, || alive.get()).map(|m| {
+            m.map(|m| WorkerMessage::Done {
                 events: m.events,
                 runs: m.runs,
                 outputs: m.outputs,
                 texts: m.texts,
                 attribution: m.attribution,
                 power: m.power,
-            });
+            })
+        })
+    };
+    match result {
+        Ok(Some(message)) => {
+            emit(&message);
             0
         }
         Ok(None) => 130,
@@ -244,11 +297,46 @@ pub fn measure_isolated(
     req: &WorkerRequest,
     ctx: &StageContext<'_>,
 ) -> Result<CellMeasurement, StageError> {
-    let Some((program, args)) = WORKER.get() else {
+    let Some(worker) = WORKER.get() else {
         return measure_here(kind, req, |p| ctx.progress(p), || !ctx.cancelled())
             .map_err(StageError::Failed)?
             .ok_or(StageError::Cancelled);
     };
+    match isolated(worker, req, ctx)? {
+        Answer::Measured(m) => Ok(m),
+        Answer::Generated(_) => Err(StageError::Failed(
+            "the measure worker generated text when asked to measure".into(),
+        )),
+    }
+}
+
+/// [`generate_here`] in a worker process with the request's thread count,
+/// as [`measure_isolated`] measures: an evaluation runs the backend exactly
+/// as its cells do.
+pub fn generate_isolated(
+    kind: &dyn Backend,
+    req: &WorkerRequest,
+    ctx: &StageContext<'_>,
+) -> Result<Generation, StageError> {
+    let Some(worker) = WORKER.get() else {
+        return generate_here(kind, req, |p| ctx.progress(p), || !ctx.cancelled())
+            .map_err(StageError::Failed)?
+            .ok_or(StageError::Cancelled);
+    };
+    match isolated(worker, req, ctx)? {
+        Answer::Generated(g) => Ok(g),
+        Answer::Measured(_) => Err(StageError::Failed(
+            "the measure worker measured when asked to generate".into(),
+        )),
+    }
+}
+
+/// Send one request to a fresh worker and relay its lines until it exits.
+fn isolated(
+    (program, args): &(PathBuf, Vec<String>),
+    req: &WorkerRequest,
+    ctx: &StageContext<'_>,
+) -> Result<Answer, StageError> {
     let mut child = spawn_worker(program, args, req.backend.threads)?;
     let mut request = serde_json::to_vec(req).map_err(|e| StageError::Failed(e.to_string()))?;
     request.push(b'\n');
@@ -331,8 +419,8 @@ fn relay(
     child: &mut Child,
     lines: &Receiver<String>,
     ctx: &StageContext<'_>,
-) -> Option<Result<CellMeasurement, StageError>> {
-    let mut outcome: Option<Result<CellMeasurement, StageError>> = None;
+) -> Option<Result<Answer, StageError>> {
+    let mut outcome: Option<Result<Answer, StageError>> = None;
     loop {
         if ctx.cancelled() {
             let _ = child.kill();
@@ -354,15 +442,16 @@ fn relay(
                 attribution,
                 power,
             }) => {
-                outcome = Some(Ok(CellMeasurement {
+                outcome = Some(Ok(Answer::Measured(CellMeasurement {
                     events,
                     runs,
                     outputs,
                     texts,
                     attribution,
                     power,
-                }));
+                })));
             }
+            Ok(WorkerMessage::Generated(g)) => outcome = Some(Ok(Answer::Generated(g))),
             Ok(WorkerMessage::Failed(e)) => outcome = Some(Err(StageError::Failed(e))),
             Err(e) => {
                 outcome = Some(Err(StageError::Failed(format!(

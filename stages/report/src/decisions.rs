@@ -209,7 +209,10 @@ fn backend_table(rep: &Report<'_>, d: &Decisions, out: &mut Out) {
                     note,
                 } => {
                     let vs = runner_up.as_ref().map_or_else(
-                        || "; the only backend measured for it".to_string(),
+                        || {
+                            "; no other backend was measured for it in every scenario of the class"
+                                .to_string()
+                        },
                         |(rb, rv)| format!("; runner-up {rb}: {}", sig(*rv, 4)),
                     );
                     out.claim(

@@ -9,6 +9,7 @@ use crate::{Out, Report, source};
 use assay_analysis::quality::{self as quality_stage, QualityRow, RoutedRow, TierRow};
 use assay_core::stage::{Input, StageError};
 use assay_core::tables;
+use assay_measure::evaluate::{self, EvaluationCounts, EvaluationRow};
 
 pub fn quality(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
     out.doc.push(Block::Heading(
@@ -39,19 +40,36 @@ pub fn quality(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
         ));
         return Ok(());
     };
-    let counts = format!(
-        "counts file {} (blake3 {})",
-        first.counts_file, first.counts_blake3
-    );
+    let evaluations = evaluations(rep)?;
+    let (counts, origin) = if evaluations.is_empty() {
+        (
+            format!(
+                "counts file {} (blake3 {})",
+                first.counts_file, first.counts_blake3
+            ),
+            "an external evaluation",
+        )
+    } else {
+        (
+            format!(
+                "acceptance set {} (blake3 {})",
+                first.counts_file, first.counts_blake3
+            ),
+            "assay's own evaluation (each backend's greedy outputs judged by the items' criteria; a cell whose backend was not evaluated takes the reference backend's rate)",
+        )
+    };
     out.doc.push(Block::Para(format!(
-        "Success counts from an external evaluation: {counts}. Success rate with a Wilson 95% interval; cost \
+        "Success counts from {origin}: {counts}. Success rate with a Wilson 95% interval; cost \
          per successful outcome = cost per request of the request mix (Appendix V.4) / success rate, its \
          interval [cost low / rate high, cost high / rate low], where the cost bounds price the prefill and \
          decode medians at their 95% interval bounds (docs/formulas.md). A model is chosen only where its \
          cost per success interval lies wholly below every other model's; each model is priced at its \
          cheapest backend in the scenario."
     )));
-    success_rates(&rows, quality_in, &counts, out);
+    success_rates(&rows, quality_in, &evaluations, &counts, out);
+    if !evaluations.is_empty() {
+        acceptance_results(&evaluations, out);
+    }
     cost_per_success(&rows, quality_in, &counts, out);
     tier_decisions(&rows, &tiers, quality_in, tiers_in, &counts, out);
     if let Some(routed_in) = find(quality_stage::output::ROUTED) {
@@ -70,37 +88,92 @@ fn interval(low: f64, high: Option<f64>, digits: usize) -> String {
     )
 }
 
-/// One row per model: its counts and success rate.
-fn success_rates(rows: &[QualityRow], input: &Input, counts: &str, out: &mut Out) {
-    // The first row of each model carries its counts (every row of a model
-    // repeats them).
-    let mut first: BTreeMap<&str, usize> = BTreeMap::new();
+/// A built-in evaluation's node: its counts, its item rows and the input
+/// that holds them (what the success claims cite).
+struct Evaluated<'a> {
+    counts: EvaluationCounts,
+    rows: Vec<EvaluationRow>,
+    input: &'a Input,
+}
+
+/// The evaluate nodes' outputs among the report's inputs, by node id.
+fn evaluations<'a>(rep: &Report<'a>) -> Result<Vec<Evaluated<'a>>, StageError> {
+    let mut found = Vec::new();
+    for input in rep
+        .inputs
+        .iter()
+        .filter(|i| i.name == evaluate::output::EVALUATION)
+    {
+        let counts = rep
+            .inputs
+            .iter()
+            .find(|i| i.node == input.node && i.name == evaluate::output::COUNTS)
+            .ok_or_else(|| StageError::bad_input(input, "evaluation without its counts"))?;
+        found.push(Evaluated {
+            counts: tables::read_json(rep.ctx, counts)?,
+            rows: tables::read_rows(rep.ctx, input)?,
+            input,
+        });
+    }
+    Ok(found)
+}
+
+/// One row per model (per model and evaluated backend with a built-in
+/// evaluation): its counts and success rate.
+fn success_rates(
+    rows: &[QualityRow],
+    input: &Input,
+    evaluations: &[Evaluated<'_>],
+    counts: &str,
+    out: &mut Out,
+) {
+    // The first row of each (model, evaluated backend) carries its counts
+    // (every row of it repeats them).
+    let mut first: BTreeMap<(&str, &str), usize> = BTreeMap::new();
     for (i, r) in rows.iter().enumerate() {
-        first.entry(r.model.as_str()).or_insert(i);
+        first
+            .entry((r.model.as_str(), r.evaluated_by.as_str()))
+            .or_insert(i);
     }
     out.doc
         .push(Block::Heading(3, "Success rates (Appendix BE.1)".into()));
     let mut table = Vec::new();
-    for (model, &i) in &first {
+    for (&(model, by), &i) in &first {
         let r = &rows[i];
         let evaluator = match (r.evaluator.as_str(), r.evaluator_version.as_str()) {
             ("", _) => "not named".to_string(),
             (e, "") => e.to_string(),
             (e, v) => format!("{e} {v}"),
         };
-        table.push(vec![
-            model.to_string(),
+        let mut line = vec![model.to_string()];
+        if !evaluations.is_empty() {
+            line.push(by.to_string());
+        }
+        line.extend([
             evaluator,
             r.successes.to_string(),
             r.trials.to_string(),
             f(r.success_rate, 3),
             interval(r.success_low, Some(r.success_high), 3),
         ]);
-        let src = || source(input, vec![i as u32]);
-        let id = |what: &str| format!("quality/{model}/{what}");
+        table.push(line);
+        // A built-in evaluation's counts are its item rows; a counts
+        // file's, the quality row that carries them.
+        let evaluated = evaluations
+            .iter()
+            .find(|e| e.counts.model == model && e.counts.backend == by);
+        let src = || match evaluated {
+            Some(e) => source(e.input, (0..e.rows.len() as u32).collect()),
+            None => source(input, vec![i as u32]),
+        };
+        let (id, on) = match by {
+            "" => (format!("quality/{model}"), String::new()),
+            by => (format!("quality/{model}/{by}"), format!(" on {by}")),
+        };
+        let id = |what: &str| format!("{id}/{what}");
         out.claim(
             id("successes"),
-            format!("{model}: {} successes in the {counts}", r.successes),
+            format!("{model}{on}: {} successes in the {counts}", r.successes),
             r.successes as f64,
             "successes",
             &r.evidence,
@@ -108,7 +181,7 @@ fn success_rates(rows: &[QualityRow], input: &Input, counts: &str, out: &mut Out
         );
         out.claim(
             id("trials"),
-            format!("{model}: {} trials in the {counts}", r.trials),
+            format!("{model}{on}: {} trials in the {counts}", r.trials),
             r.trials as f64,
             "trials",
             &r.evidence,
@@ -122,27 +195,120 @@ fn success_rates(rows: &[QualityRow], input: &Input, counts: &str, out: &mut Out
             out.claim(
                 id(what),
                 format!(
-                    "{model}: {what} {} (Wilson 95%) from the {counts}",
+                    "{model}{on}: {what} {} (Wilson 95%) from the {counts}",
                     f(value, 3)
                 ),
                 value,
                 "fraction",
                 &r.evidence,
-                src(),
+                source(input, vec![i as u32]),
             );
         }
     }
+    let mut head = vec!["model"];
+    if !evaluations.is_empty() {
+        head.push("evaluated on");
+    }
+    head.extend([
+        "evaluator",
+        "successes",
+        "trials",
+        "success rate",
+        "95% interval (Wilson)",
+    ]);
+    out.doc.push(Block::Table(header(&head), table));
+}
+
+/// The longest output or pattern a table cell shows.
+const SHOWN_CHARS: usize = 48;
+
+/// Text for a table cell: one line, at most [`SHOWN_CHARS`] characters.
+fn shown(text: &str) -> String {
+    let one_line = text.replace(['\n', '\r', '|'], " ");
+    if one_line.chars().count() <= SHOWN_CHARS {
+        format!("`{one_line}`")
+    } else {
+        let cut: String = one_line.chars().take(SHOWN_CHARS).collect();
+        format!("`{cut}`...")
+    }
+}
+
+/// One row per (model, item): its criterion and each evaluated backend's
+/// verdict, with the output where it failed.
+fn acceptance_results(evaluations: &[Evaluated<'_>], out: &mut Out) {
+    out.doc.push(Block::Heading(
+        3,
+        "Acceptance set results (built-in evaluation)".into(),
+    ));
+    let backends: Vec<&str> = {
+        let mut seen: Vec<&str> = Vec::new();
+        for e in evaluations {
+            if !seen.contains(&e.counts.backend.as_str()) {
+                seen.push(&e.counts.backend);
+            }
+        }
+        seen
+    };
+    out.doc.push(Block::Para(
+        "Each item's prompt ran greedily through each backend with the model's own tokenizer; an output \
+         passes when its criterion holds (`exact`: equal after trimming white space; `contains`; `regex`: \
+         matches somewhere). What ran, as each evaluation recorded it:"
+            .into(),
+    ));
+    let ran = evaluations
+        .iter()
+        .map(|e| {
+            let a = &e.counts.actual;
+            vec![
+                e.counts.model.clone(),
+                e.counts.backend.clone(),
+                format!("{} {}", a.library, a.library_version),
+                a.device.clone(),
+                a.dtype.clone(),
+                a.threads.to_string(),
+                e.counts.weights.weights_format.clone(),
+            ]
+        })
+        .collect();
     out.doc.push(Block::Table(
         header(&[
-            "model",
-            "evaluator",
-            "successes",
-            "trials",
-            "success rate",
-            "95% interval (Wilson)",
+            "model", "backend", "library", "device", "dtype", "threads", "weights",
         ]),
-        table,
+        ran,
     ));
+    // (model, item line) -> (id, criterion, per backend verdict)
+    let mut items: BTreeMap<(&str, u32), (String, String, Vec<String>)> = BTreeMap::new();
+    for e in evaluations {
+        let column = backends
+            .iter()
+            .position(|b| *b == e.counts.backend)
+            .unwrap_or(0);
+        for r in &e.rows {
+            let entry = items.entry((r.model.as_str(), r.line)).or_insert_with(|| {
+                (
+                    r.id.clone(),
+                    format!("{} {}", r.criterion, shown(&r.pattern)),
+                    vec!["-".to_string(); backends.len()],
+                )
+            });
+            entry.2[column] = if r.passed {
+                "pass".into()
+            } else {
+                format!("fail: {}", shown(&r.output))
+            };
+        }
+    }
+    let mut head = vec!["model", "item", "line", "criterion"];
+    head.extend(backends.iter().copied());
+    let table = items
+        .into_iter()
+        .map(|((model, line), (id, criterion, verdicts))| {
+            let mut row = vec![model.to_string(), id, line.to_string(), criterion];
+            row.extend(verdicts);
+            row
+        })
+        .collect();
+    out.doc.push(Block::Table(header(&head), table));
 }
 
 /// One row per cell and pricing tier: cost per request and per success.

@@ -358,7 +358,7 @@ fn decided_line(rep: &Report<'_>, out: &mut Out, a: &Answer, d: &Decided) -> Str
             );
             format!("; runner-up {backend} {}", sig(*value, 4))
         }
-        None => "; the only backend measured".to_string(),
+        None => "; no other backend was measured in every scenario of the class".to_string(),
     };
     if cited != d.decision_claim {
         claim(

@@ -48,7 +48,9 @@ pub(super) fn outcome(
             ci_low,
             ci_high,
             runner_up: None,
-            note: format!("no other backend was measured for the model{excluded_note}"),
+            note: format!(
+                "no other backend was measured for the model in every scenario of the class{excluded_note}"
+            ),
         };
     };
     if let Some(reason) = not_disjoint(winner, runner, metric) {

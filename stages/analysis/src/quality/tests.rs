@@ -160,6 +160,7 @@ fn params(counts: Vec<ModelCounts>) -> QualityParams {
             ],
             energy: None,
         },
+        evaluated: Vec::new(),
     }
 }
 
@@ -188,7 +189,7 @@ fn rows_price_the_mix_as_the_cost_stage_does_and_divide_by_the_rate() {
         summary_row("other", "b", "decode", 5.0, 200.0),
     ];
     let p = params(vec![counts("small", 5, 10), counts("big", 9, 10)]);
-    let rows = quality_rows(&p, &summary);
+    let rows = quality_rows(&p, &CountsTable::from_file(&p.counts), &summary);
     assert_eq!(rows.len(), 2);
     let small = rows.iter().find(|r| r.model == "small").unwrap();
     assert!(close(small.usd_per_1k_requests, 1.1, 1e-12));
@@ -231,7 +232,7 @@ fn rows_price_the_mix_as_the_cost_stage_does_and_divide_by_the_rate() {
         s.median_ci_low_ms = s.median_ms * 0.99;
         s.median_ci_high_ms = s.median_ms * 1.01;
     }
-    let rows = quality_rows(&p, &summary_tight);
+    let rows = quality_rows(&p, &CountsTable::from_file(&p.counts), &summary_tight);
     let t = &tier_rows(&rows)[0];
     assert_eq!(t.verdict, "choose", "{}", t.reason);
     assert_eq!(t.model.as_deref(), Some("small"));
@@ -244,7 +245,14 @@ fn rows_price_the_mix_as_the_cost_stage_does_and_divide_by_the_rate() {
     for s in &mut summary_tight {
         s.evidence = "measured".into();
     }
-    assert!(tier_rows(&quality_rows(&p, &summary_tight))[0].decides);
+    assert!(
+        tier_rows(&quality_rows(
+            &p,
+            &CountsTable::from_file(&p.counts),
+            &summary_tight
+        ))[0]
+            .decides
+    );
 
     // V.5: 0.8 small + 0.2 big.
     let routed = routed_rows(&p.cost, &rows);
@@ -269,7 +277,7 @@ fn a_routed_model_without_counts_leaves_the_policy_out() {
         summary_row("big", "b", "decode", 2.5, 400.0),
     ];
     let p = params(vec![counts("small", 50, 100)]);
-    let rows = quality_rows(&p, &summary);
+    let rows = quality_rows(&p, &CountsTable::from_file(&p.counts), &summary);
     assert!(routed_rows(&p.cost, &rows).is_empty());
     assert_eq!(tier_rows(&rows)[0].verdict, "single_model");
 }
@@ -283,9 +291,17 @@ fn tier_rows_price_a_model_at_its_cheapest_backend_whatever_the_order() {
         summary_row("small", "fast", "decode", 10.0, 100.0),
     ];
     let p = params(vec![counts("small", 50, 100)]);
-    let a = tier_rows(&quality_rows(&p, &summary));
+    let a = tier_rows(&quality_rows(
+        &p,
+        &CountsTable::from_file(&p.counts),
+        &summary,
+    ));
     summary.reverse();
-    let b = tier_rows(&quality_rows(&p, &summary));
+    let b = tier_rows(&quality_rows(
+        &p,
+        &CountsTable::from_file(&p.counts),
+        &summary,
+    ));
     assert_eq!(a[0].backend.as_deref(), Some("fast"));
     assert_eq!(a[0].candidates, b[0].candidates);
     assert_eq!(a[0].backend, b[0].backend);
@@ -323,4 +339,42 @@ fn counts_files_are_parsed_and_located() {
     assert_eq!(err("").line, 1);
     assert_eq!(err("[1]").line, 1);
     assert_eq!(e.to_string(), format!("2: field `model`: {}", e.message));
+}
+
+#[test]
+fn a_cell_takes_its_own_backends_evaluation_else_the_reference() {
+    // Evaluated on "fast" (the reference, pushed first) and "exact";
+    // "other" was not evaluated and takes the reference's counts.
+    let mut table = CountsTable::default();
+    table.push_evaluated("fast", counts("small", 3, 10));
+    table.push_evaluated("exact", counts("small", 9, 10));
+    let (by, c) = table.get("exact", "small").unwrap();
+    assert_eq!((by, c.successes), (Some("exact"), 9));
+    let (by, c) = table.get("other", "small").unwrap();
+    assert_eq!((by, c.successes), (Some("fast"), 3));
+    assert!(table.get("fast", "big").is_none());
+    // A counts file's line holds for every backend.
+    let file = CountsTable::from_file(&[counts("big", 4, 8)]);
+    assert_eq!(file.get("any", "big").unwrap().0, None);
+}
+
+#[test]
+fn a_model_is_priced_at_its_cheapest_backend_per_success_not_per_request() {
+    // "cheap" serves small at 1.1 s a request but succeeds 2 in 10; "dear"
+    // at 2.1 s with 9 in 10: per success, dear is cheaper (2.33 vs 5.5).
+    let summary = vec![
+        summary_row("small", "cheap", "prefill", 1000.0, 100.0),
+        summary_row("small", "cheap", "decode", 10.0, 100.0),
+        summary_row("small", "dear", "prefill", 500.0, 200.0),
+        summary_row("small", "dear", "decode", 5.0, 200.0),
+    ];
+    let p = params(Vec::new());
+    let mut table = CountsTable::default();
+    table.push_evaluated("cheap", counts("small", 2, 10));
+    table.push_evaluated("dear", counts("small", 9, 10));
+    let rows = quality_rows(&p, &table, &summary);
+    let tiers = tier_rows(&rows);
+    assert_eq!(tiers[0].candidates, "small@dear", "{tiers:?}");
+    let dear = rows.iter().find(|r| r.backend == "dear").unwrap();
+    assert_eq!((dear.successes, dear.evaluated_by.as_str()), (9, "dear"));
 }

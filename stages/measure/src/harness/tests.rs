@@ -310,3 +310,29 @@ fn an_included_load_is_inside_the_first_runs_ttft_and_e2e_only() {
         assert_eq!(phase(2, "e2e").ns, 101 + 4 * 11);
     }
 }
+
+#[test]
+fn generate_runs_each_prompt_from_a_reset_cache_for_its_own_length() {
+    // The fake samples token 1 for the first sequence; it stops after 2
+    // decode steps since its last reset, so a 5-token item gets 3 tokens.
+    let clock = Rc::new(Cell::new(0));
+    let mut fake = Fake {
+        clock,
+        stop_after: 2,
+        steps: 0,
+    };
+    let prompts = vec![vec![1, 2], vec![3], vec![4, 5, 6]];
+    let out = generate(&mut fake, &prompts, &[1, 5, 2], |_, _| true)
+        .unwrap()
+        .unwrap();
+    assert_eq!(out, vec![vec![1], vec![1, 1, 1], vec![1, 1]]);
+    // Ctrl-C between prompts: no answer at all, never a partial one.
+    let mut asked = 0;
+    let stopped = generate(&mut fake, &prompts, &[1, 1, 1], |i, n| {
+        asked += 1;
+        assert_eq!(n, 3);
+        i < 2
+    })
+    .unwrap();
+    assert!(stopped.is_none() && asked == 3);
+}

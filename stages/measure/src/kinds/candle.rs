@@ -4,7 +4,9 @@ use super::in_process;
 use crate::candle::{CANDLE_VERSION, CandleBackend, LIBRARY};
 use crate::harness::InferenceBackend;
 use crate::stage::MeasureStage;
-use crate::stage::registry::{Backend, CheckContext, Execution, Findings, Measured, Open};
+use crate::stage::registry::{
+    Backend, CheckContext, Evaluation, Execution, Findings, Generated, Measured, Open,
+};
 use assay_core::config::{BackendConfig, Dtype};
 use assay_core::stage::{Input, StageContext, StageError};
 use assay_model::decl::ModelDecl;
@@ -64,6 +66,19 @@ impl Backend for Candle {
         inputs: &[Input],
     ) -> Result<Measured, StageError> {
         in_process::measure(&Candle, stage, ctx, inputs)
+    }
+
+    fn evaluates(&self) -> bool {
+        true
+    }
+
+    fn generate(
+        &self,
+        job: &Evaluation<'_>,
+        ctx: &StageContext<'_>,
+        inputs: &[Input],
+    ) -> Result<Generated, StageError> {
+        in_process::generate(&Candle, job, ctx, inputs)
     }
 
     fn open(&self, open: &Open<'_>) -> Result<Box<dyn InferenceBackend>, String> {

@@ -4,11 +4,13 @@
 
 use crate::candle::WeightFiles;
 use crate::harness::{self, TokenizerFacts};
-use crate::stage::registry::{Backend, CheckContext, Findings, Measured};
+use crate::stage::registry::{
+    Backend, CheckContext, Evaluation, Findings, Generated, GeneratedText, Measured,
+};
 use crate::stage::{MeasureStage, ModelIdentity, unix_ms};
 use crate::text::{self, ModelTokenizer, prompts};
 use crate::worker::{self, TextPrompts, WorkerRequest};
-use assay_core::config::{BackendConfig, Dtype, PromptSource};
+use assay_core::config::{BackendConfig, Boundary, Dtype, PromptSource, Scenario};
 use assay_core::domain::{ModelSource, WeightsFormat};
 use assay_core::inputs::find_input;
 use assay_core::stage::{Input, StageContext, StageError};
@@ -25,9 +27,52 @@ pub fn measure(
     inputs: &[Input],
 ) -> Result<Measured, StageError> {
     let started = unix_ms();
+    let (record, files, weights) = weights(stage.needs_export(), ctx, inputs)?;
+    let seed = record.declaration.as_ref().map_or(0, |d| d.seed);
+    let text = if stage.boundary.tokenizes() {
+        Some(text_prompts(stage, ctx, &record)?)
+    } else {
+        None
+    };
+    let request = WorkerRequest {
+        cell: stage.cell.clone(),
+        info: record.info.clone(),
+        backend: stage.backend.clone(),
+        files,
+        scenario: stage.scenario.clone(),
+        boundary: stage.boundary.clone(),
+        prompts: match text {
+            Some(_) => Vec::new(),
+            None => harness::prompt_ids(&stage.scenario, record.info.vocab, seed),
+        },
+        text,
+        energy: stage.energy,
+        generate: None,
+    };
+    let mut measurement = worker::measure_isolated(kind, &request, ctx)?;
+    if let Some(t) = &request.text {
+        measurement.attribution.tokenizer = Some(TokenizerFacts::of(&t.tokenizer_json));
+    }
+    Ok(Measured {
+        measurement,
+        model_info: Some(record.info),
+        weights: Some(weights),
+        started_unix_ms: Some(started),
+        requests: None,
+    })
+}
+
+/// The prepared model's record, the weight files a cell reads (the export
+/// its entry asks for, else the prepared model's own: a GGUF file, or
+/// safetensors shards) and their identity for the manifest.
+fn weights(
+    export: Option<ExportFormat>,
+    ctx: &StageContext<'_>,
+    inputs: &[Input],
+) -> Result<(ModelRecord, WeightFiles, ModelIdentity), StageError> {
     let record_input = find_input(inputs, prepare::output::MODEL)?;
     let record: ModelRecord = tables::read_json(ctx, record_input)?;
-    let (files, format, weights_blake3, stored_dtype) = match stage.needs_export() {
+    let (files, format, weights_blake3, stored_dtype) = match export {
         Some(export) => {
             let input = find_input(inputs, export.output())?;
             let path = ctx.store.object_path(&input.digest);
@@ -49,42 +94,77 @@ pub fn measure(
         }
         None => prepared_files(ctx, inputs, &record, record_input)?,
     };
-    let seed = record.declaration.as_ref().map_or(0, |d| d.seed);
-    let text = if stage.boundary.tokenizes() {
-        Some(text_prompts(stage, ctx, &record)?)
-    } else {
-        None
+    let identity = ModelIdentity {
+        source: record.source.clone(),
+        model_digest: record.model_digest.clone(),
+        weights_format: format.as_str().into(),
+        weights_blake3,
+        stored_dtype,
     };
-    let request = WorkerRequest {
-        cell: stage.cell.clone(),
-        info: record.info.clone(),
-        backend: stage.backend.clone(),
-        files,
-        scenario: stage.scenario.clone(),
-        boundary: stage.boundary.clone(),
-        prompts: match text {
-            Some(_) => Vec::new(),
-            None => harness::prompt_ids(&stage.scenario, record.info.vocab, seed),
-        },
-        text,
-        energy: stage.energy,
-    };
-    let mut measurement = worker::measure_isolated(kind, &request, ctx)?;
-    if let Some(t) = &request.text {
-        measurement.attribution.tokenizer = Some(TokenizerFacts::of(&t.tokenizer_json));
+    Ok((record, files, identity))
+}
+
+/// An evaluation's prompts through an in-process kind: tokenised here with
+/// the model's own tokenizer, generated greedily in a worker process over
+/// the weights this backend's cells read, detokenised here.
+pub fn generate(
+    kind: &'static dyn Backend,
+    job: &Evaluation<'_>,
+    ctx: &StageContext<'_>,
+    inputs: &[Input],
+) -> Result<Generated, StageError> {
+    let (record, files, weights) = weights(kind.needs_export(job.backend, job.model), ctx, inputs)?;
+    let tok = ModelTokenizer::from_json(&text::tokenizer_json(ctx, &record)?)
+        .map_err(StageError::Failed)?;
+    let mut ids = Vec::with_capacity(job.prompts.len());
+    for (i, prompt) in job.prompts.iter().enumerate() {
+        let encoded = tok.encode(prompt).map_err(StageError::Failed)?;
+        let limit = record.info.max_positions as usize;
+        let needed = encoded.len() + job.max_tokens.get(i).copied().unwrap_or(1) as usize;
+        if encoded.is_empty() || needed > limit {
+            return Err(StageError::Failed(format!(
+                "prompt {} of the evaluation tokenises to {} tokens with model {}'s tokenizer; with its {} generated tokens that must fit the model's {limit} positions",
+                i + 1,
+                encoded.len(),
+                record.info.name,
+                job.max_tokens.get(i).copied().unwrap_or(1),
+            )));
+        }
+        ids.push(encoded);
     }
-    Ok(Measured {
-        measurement,
-        model_info: Some(record.info),
-        weights: Some(ModelIdentity {
-            source: record.source.clone(),
-            model_digest: record.model_digest.clone(),
-            weights_format: format.as_str().into(),
-            weights_blake3,
-            stored_dtype,
-        }),
-        started_unix_ms: Some(started),
-        requests: None,
+    let longest = ids.iter().map(Vec::len).max().unwrap_or(1) as u32;
+    let request = WorkerRequest {
+        cell: format!("evaluate/{}/{}", job.backend.name, job.model.name),
+        info: record.info.clone(),
+        backend: job.backend.clone(),
+        files,
+        // Only its lengths are read: the KV cache the longest item needs.
+        scenario: Scenario {
+            name: "evaluate".into(),
+            prompt_tokens: longest,
+            batch: 1,
+            gen_tokens: job.max_tokens.iter().copied().max().unwrap_or(1),
+            load: None,
+        },
+        boundary: Boundary::once(),
+        prompts: ids,
+        text: None,
+        energy: None,
+        generate: Some(job.max_tokens.to_vec()),
+    };
+    let generation = worker::generate_isolated(kind, &request, ctx)?;
+    let mut outputs = Vec::with_capacity(generation.tokens.len());
+    for (prompt, tokens) in request.prompts.iter().zip(&generation.tokens) {
+        outputs.push(GeneratedText {
+            prompt_tokens: prompt.len() as u32,
+            output_tokens: tokens.len() as u32,
+            output: tok.decode(tokens).map_err(StageError::Failed)?,
+        });
+    }
+    Ok(Generated {
+        outputs,
+        attribution: generation.attribution,
+        weights,
     })
 }
 

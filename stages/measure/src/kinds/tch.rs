@@ -4,7 +4,9 @@
 use super::in_process;
 use crate::harness::InferenceBackend;
 use crate::stage::MeasureStage;
-use crate::stage::registry::{Backend, CheckContext, Execution, Findings, Measured, Open};
+use crate::stage::registry::{
+    Backend, CheckContext, Evaluation, Execution, Findings, Generated, Measured, Open,
+};
 use assay_core::config::{BackendConfig, TchMode};
 use assay_core::stage::{Input, StageContext, StageError};
 
@@ -61,6 +63,19 @@ impl Backend for Tch {
         inputs: &[Input],
     ) -> Result<Measured, StageError> {
         in_process::measure(&Tch, stage, ctx, inputs)
+    }
+
+    fn evaluates(&self) -> bool {
+        true
+    }
+
+    fn generate(
+        &self,
+        job: &Evaluation<'_>,
+        ctx: &StageContext<'_>,
+        inputs: &[Input],
+    ) -> Result<Generated, StageError> {
+        in_process::generate(&Tch, job, ctx, inputs)
     }
 
     #[cfg(feature = "tch")]

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::{MeasureStage, ModelIdentity};
 use crate::environment::Environment;
-use crate::harness::{CellMeasurement, InferenceBackend};
+use crate::harness::{Attribution, CellMeasurement, InferenceBackend};
 use assay_core::config::{BackendConfig, Scenario};
 use assay_core::stage::{Input, StageContext, StageError};
 use assay_core::tables::RequestRow;
@@ -77,6 +77,34 @@ pub struct Open<'a> {
     pub files: &'a crate::candle::WeightFiles,
     /// Prompt plus generated tokens: the KV cache a run needs.
     pub capacity: usize,
+}
+
+/// What an evaluation asks of a kind (`evaluate/<backend>/<model>`): the
+/// backend and model, the prompts as text and each one's generation
+/// length.
+pub struct Evaluation<'a> {
+    pub backend: &'a BackendConfig,
+    pub model: &'a ModelDecl,
+    pub prompts: &'a [String],
+    pub max_tokens: &'a [u32],
+}
+
+/// What a kind's generation produced: per prompt, in order, the tokens
+/// the model's tokenizer gave it and the greedy output; what ran.
+pub struct Generated {
+    pub outputs: Vec<GeneratedText>,
+    pub attribution: Attribution,
+    /// The weights that ran.
+    pub weights: ModelIdentity,
+}
+
+/// One prompt's greedy output.
+pub struct GeneratedText {
+    pub prompt_tokens: u32,
+    pub output_tokens: u32,
+    /// The output ids, detokenised by the model's tokenizer (special
+    /// tokens kept, as in a measure node's `texts`).
+    pub output: String,
 }
 
 /// What one measured cell produced, for the manifest and the outputs.
@@ -194,6 +222,27 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// worker process.
     fn open(&self, _open: &Open<'_>) -> Result<Box<dyn InferenceBackend>, String> {
         Err(format!("{} does not run in a worker process", self.name()))
+    }
+
+    /// The kind can run an evaluation's prompts (`generate`): the spec
+    /// checks refuse `quality.evaluate.backends` naming one that cannot.
+    fn evaluates(&self) -> bool {
+        false
+    }
+
+    /// Greedy outputs of an evaluation's prompts, with real tokenisation,
+    /// on the weights a cell of this backend and model reads (the same
+    /// inputs: `needs_export`, `reads_prepared_model`).
+    fn generate(
+        &self,
+        _job: &Evaluation<'_>,
+        _ctx: &StageContext<'_>,
+        _inputs: &[Input],
+    ) -> Result<Generated, StageError> {
+        Err(StageError::Failed(format!(
+            "backend kind {} cannot run an evaluation",
+            self.name()
+        )))
     }
 }
 
