@@ -1,7 +1,10 @@
 //! Command-line interface. Exit codes (documented in docs/cli.md):
 //! 0 ok, 1 run failed (or an I/O or store error), 2 bad usage or spec,
-//! 3 verification mismatch or corrupt object, 4 regression found (`compare`),
-//! 130 interrupted, 141 stdout closed by its reader (a pipe into `head`).
+//! 3 verification mismatch or corrupt object (a corrupt remote object
+//! too), 4 regression found (`compare`), 5 remote cache unreachable or
+//! refusing the credentials (`push`, `pull`, `--remote`),
+//! 6 executor unavailable (`run --executor slurm` without `sbatch` or a
+//! controller that answers; nothing was submitted), 130 interrupted, 141 stdout closed by its reader (a pipe into `head`).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -14,6 +17,12 @@ pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_MISMATCH: u8 = 3;
 /// `assay compare` found at least one regression (a CI gate fails on it).
 pub const EXIT_REGRESSION: u8 = 4;
+/// The remote cache did not answer, answered with an error, or refused
+/// the credentials (`push`, `pull`, `run --remote`, `verify --remote`).
+pub const EXIT_REMOTE: u8 = 5;
+/// `run --executor slurm`: Slurm's commands are missing or its controller
+/// does not answer; checked before anything is submitted.
+pub const EXIT_EXECUTOR_UNAVAILABLE: u8 = 6;
 pub const EXIT_INTERRUPTED: u8 = 130;
 /// 128 + SIGPIPE: what a shell reports for a process whose reader closed
 /// the pipe (`assay show ... | head`).
@@ -37,6 +46,28 @@ impl CliError {
         CliError {
             code: EXIT_FAILED,
             message: message.into(),
+        }
+    }
+}
+
+impl From<crate::remote::RemoteError> for CliError {
+    fn from(e: crate::remote::RemoteError) -> Self {
+        use crate::remote::RemoteError;
+        let code = match &e {
+            RemoteError::Config(_) => EXIT_USAGE,
+            RemoteError::Corrupt { .. } => EXIT_MISMATCH,
+            RemoteError::Store(_) => EXIT_FAILED,
+            RemoteError::Unreachable { .. }
+            | RemoteError::Credentials { .. }
+            | RemoteError::Incomplete { .. } => EXIT_REMOTE,
+        };
+        match e {
+            // A local store error keeps the store's own exit code.
+            RemoteError::Store(s) => CliError::from(s),
+            e => CliError {
+                code,
+                message: e.to_string(),
+            },
         }
     }
 }
@@ -68,13 +99,30 @@ pub type CmdResult = Result<u8, CliError>;
                   (measure, validate, summarise, cost, fit, report), stores every artifact under \
                   its blake3 digest and reruns only what changed.\n\n\
                   Exit codes: 0 ok, 1 run failed, 2 bad usage or spec, 3 verification mismatch \
-                  or corrupt object, 4 regression found (compare), 130 interrupted, 141 stdout \
-                  closed by its reader (e.g. piped into head).",
+                  or corrupt object, 4 regression found (compare), 5 remote cache unreachable \
+                  or refusing the credentials (push, pull, --remote), 6 executor unavailable (run \
+                  --executor slurm without sbatch or an answering controller; nothing \
+                  submitted), 130 interrupted, 141 stdout closed by its reader (e.g. piped \
+                  into head).",
     after_help = "Docs: docs/cli.md, docs/spec.md, docs/store.md. NO_COLOR disables colour."
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// What `push` and `pull` act on.
+#[derive(clap::Args, Debug, Clone)]
+pub struct TransferArgs {
+    /// A spec, a program, or a lockfile (`*.lock`).
+    pub target: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArg,
+    #[command(flatten)]
+    pub remote: crate::remote::RemoteArgs,
+    /// End with one JSON object of counts.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -120,6 +168,14 @@ pub enum Command {
         /// Never draw progress bars.
         #[arg(long)]
         no_progress: bool,
+        /// Where measure cells run: `local` (here, one at a time) or `slurm`
+        /// (one Slurm job per cell, resources from the spec's `execution:`;
+        /// the store must be on a filesystem the compute nodes share).
+        /// Exit 6 when Slurm cannot be reached. docs/cluster.md.
+        #[arg(long, value_enum, default_value = "local", value_name = "EXECUTOR")]
+        executor: ExecutorKind,
+        #[command(flatten)]
+        remote: crate::remote::RemoteArgs,
     },
     /// Recompute every derived node from stored inputs and compare with the
     /// store and the lockfile. Exit 3 on any mismatch or corrupt object.
@@ -129,7 +185,18 @@ pub enum Command {
         store: StoreArg,
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        remote: crate::remote::RemoteArgs,
     },
+    /// Push the nodes a lockfile names (a spec's, a program's, or the
+    /// lockfile given) to the remote cache: each node's objects, then its
+    /// record, create-only; what the remote holds is skipped, so an
+    /// interrupted push resumes. Exit 5 when the remote fails.
+    Push(TransferArgs),
+    /// Pull the nodes a lockfile names that the local store lacks from the
+    /// remote cache, each object hashed before it is stored (a wrong one is
+    /// refused: exit 3). Exit 1 when the remote lacks a node.
+    Pull(TransferArgs),
     /// Trace a report claim to artifact digests, rows and the measuring manifest.
     Trace {
         /// Claim id from report.json (e.g. `latency/sim/tiny/micro/decode/median_ms`).
@@ -182,6 +249,28 @@ pub enum Command {
     /// lines on stdout). `assay run` starts one per real measurement.
     #[command(name = "measure-worker", hide = true)]
     MeasureWorker,
+    /// Internal: run one node of a spec and record it in the store (what a
+    /// Slurm job of `run --executor slurm` runs). Refuses when the node's
+    /// key, recomputed here, is not KEY.
+    #[command(name = "run-node", hide = true)]
+    RunNode {
+        #[arg(long, value_name = "SPEC")]
+        spec: PathBuf,
+        #[arg(long, value_name = "DIR")]
+        store: PathBuf,
+        #[arg(long, value_name = "ID")]
+        node: String,
+        #[arg(long, value_name = "HEX")]
+        key: String,
+    },
+}
+
+/// `run --executor`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExecutorKind {
+    #[default]
+    Local,
+    Slurm,
 }
 
 /// `assay compare BASE NEW` (docs/cli.md#assay-compare).

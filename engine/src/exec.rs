@@ -26,6 +26,8 @@ use crate::plan::{Plan, PlanNode};
 #[serde(rename_all = "snake_case")]
 pub enum NodeStatus {
     Cached,
+    /// Fetched from the remote cache (`--remote`) instead of run.
+    Pulled,
     Ran,
     Failed,
     Skipped,
@@ -46,12 +48,31 @@ pub struct NodeResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure_record: Option<Digest>,
     pub duration_ms: f64,
+    /// The Slurm job and node that ran it (`--executor slurm` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slurm: Option<crate::slurm::Placement>,
 }
 
 pub struct ExecOptions {
     /// Rerun measure nodes even when cached.
     pub remeasure: bool,
     pub show_progress: bool,
+    /// Where the measure nodes run.
+    pub executor: Executor,
+    /// A remote cache to fetch a node's outputs from, where the local store
+    /// lacks them, instead of running it (`run --remote`).
+    pub remote: Option<std::sync::Arc<crate::remote::Remote>>,
+}
+
+/// Where the nodes that measure (`MachineUse::Measures`) run; every other
+/// node runs here either way.
+#[derive(Debug, Clone, Default)]
+pub enum Executor {
+    /// In this process, one at a time (the default).
+    #[default]
+    Local,
+    /// As Slurm jobs, one job array per wave (`crate::slurm`).
+    Slurm(crate::slurm::SlurmOptions),
 }
 
 pub struct ExecOutcome {
@@ -66,11 +87,7 @@ impl ExecOutcome {
     }
 
     pub fn succeeded(&self) -> bool {
-        !self.interrupted
-            && self
-                .results
-                .iter()
-                .all(|r| matches!(r.status, NodeStatus::Cached | NodeStatus::Ran))
+        !self.interrupted && self.results.iter().all(|r| r.status.succeeded())
     }
 
     pub fn result(&self, node: &str) -> Option<&NodeResult> {
@@ -142,12 +159,29 @@ fn run_node(
     cancel: &AtomicBool,
     bar: &ProgressBar,
 ) -> NodeResult {
+    let id = plan.node(idx).id.clone();
+    let progress = |msg: &str| bar.set_message(format!("{id}: {msg}"));
+    bar.set_message(id.clone());
+    let result = run_and_record(plan, idx, inputs, key, store, cancel, &progress);
+    bar.inc(1);
+    result
+}
+
+/// Run one node's stage with these inputs and key, then record its
+/// outputs and node record in the store: what `run` does for each node it
+/// runs, and `assay run-node` for one cell on a Slurm compute node.
+pub fn run_and_record(
+    plan: &Plan,
+    idx: NodeIndex,
+    inputs: Vec<Input>,
+    key: Digest,
+    store: &Store,
+    cancel: &AtomicBool,
+    progress: &(dyn Fn(&str) + Sync),
+) -> NodeResult {
     let node = plan.node(idx);
     let start = Instant::now();
-    let id = node.id.clone();
-    let progress = |msg: &str| bar.set_message(format!("{id}: {msg}"));
-    bar.set_message(node.id.clone());
-    let ctx = StageContext::new(store, key, cancel, &progress);
+    let ctx = StageContext::new(store, key, cancel, progress);
     let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| node.stage.run(&ctx, &inputs)))
         .unwrap_or_else(|panic| {
             let msg = panic
@@ -166,6 +200,7 @@ fn run_node(
         error: None,
         failure_record: None,
         duration_ms: 0.0,
+        slurm: None,
     };
     let record = outcome.and_then(|outputs| {
         record_node(
@@ -182,12 +217,11 @@ fn run_node(
     if let Err(e) = record {
         settle_failure(&mut result, e, store);
     }
-    bar.inc(1);
     result
 }
 
 /// Store a node's outputs (into `stored`), then its record.
-fn record_node(
+pub(crate) fn record_node(
     node: &PlanNode,
     inputs: &[Input],
     key: Digest,
@@ -305,7 +339,7 @@ pub fn execute(
         if to_run.is_empty() {
             continue;
         }
-        run_wave(plan, to_run, &mut results, store, cancel, &bar);
+        run_wave(plan, to_run, &mut results, store, opts, cancel, &bar);
     }
     bar.finish_and_clear();
     let results: Vec<NodeResult> = plan
@@ -352,8 +386,7 @@ fn triage(
     let node = plan.node(idx);
     let blocked = plan.inputs(idx).into_iter().find_map(|(src, _)| {
         let r = results[src.index()].as_ref()?;
-        (!matches!(r.status, NodeStatus::Cached | NodeStatus::Ran))
-            .then(|| (r.node.clone(), r.status))
+        (!r.status.succeeded()).then(|| (r.node.clone(), r.status))
     });
     if let Some((dep, status)) = blocked {
         let status_out = if status == NodeStatus::Cancelled || cancel.load(Ordering::Relaxed) {
@@ -386,14 +419,31 @@ fn triage(
     } else {
         store.cached_node(&key)?
     };
-    Ok(match cached {
-        Some(record) => {
-            let mut r = NodeResult::unrun(plan, idx, Some(key), NodeStatus::Cached);
-            r.outputs = record.outputs;
-            Triage::Done(r)
+    if let Some(record) = cached {
+        let mut r = NodeResult::unrun(plan, idx, Some(key), NodeStatus::Cached);
+        r.outputs = record.outputs;
+        return Ok(Triage::Done(r));
+    }
+    // The remote's copy, where it holds one, is as good as a local one:
+    // the same key, every object hashed on its way in. Not when forced.
+    if let (Some(remote), false) = (&opts.remote, force) {
+        match remote.pull_node(store, &key) {
+            Ok(Some(record)) => {
+                let mut r = NodeResult::unrun(plan, idx, Some(key), NodeStatus::Pulled);
+                r.outputs = record.outputs;
+                return Ok(Triage::Done(r));
+            }
+            Ok(None) => {}
+            // A remote that fails fails the node, never silently reruns
+            // it: the user asked for the remote's copy.
+            Err(e) => {
+                let mut r = NodeResult::unrun(plan, idx, Some(key), NodeStatus::Failed);
+                r.error = Some(e.to_string());
+                return Ok(Triage::Done(r));
+            }
         }
-        None => Triage::Run((idx, inputs, key)),
-    })
+    }
+    Ok(Triage::Run((idx, inputs, key)))
 }
 
 /// Run one wave of nodes: measurements one at a time, then the analysis
@@ -403,6 +453,7 @@ fn run_wave(
     to_run: Vec<Job>,
     results: &mut [Option<NodeResult>],
     store: &Store,
+    opts: &ExecOptions,
     cancel: &AtomicBool,
     bar: &ProgressBar,
 ) {
@@ -415,6 +466,18 @@ fn run_wave(
     let (measure, analysis): (Vec<_>, Vec<_>) = to_run
         .into_iter()
         .partition(|(idx, _, _)| plan.node(*idx).stage.machine().device().is_some());
+    // With Slurm, the nodes that measure go to the cluster as one job array;
+    // the rest of the wave runs here as without it.
+    let measure = match &opts.executor {
+        Executor::Local => measure,
+        Executor::Slurm(slurm) => {
+            let (cells, local): (Vec<_>, Vec<_>) = measure
+                .into_iter()
+                .partition(|(idx, _, _)| plan.node(*idx).stage.machine().measures());
+            run_on_slurm(plan, slurm, cells, results, store, cancel, bar);
+            local
+        }
+    };
     // Measurements first, one at a time, nothing beside them.
     for (idx, inputs, key) in measure {
         let r = if cancel.load(Ordering::Relaxed) {
@@ -440,8 +503,105 @@ fn run_wave(
     }
 }
 
+/// Submit these measure nodes as one Slurm job array and settle each as
+/// its job ends: ran (its record is read back from the store), failed with
+/// Slurm's state and reason, or cancelled.
+fn run_on_slurm(
+    plan: &Plan,
+    slurm: &crate::slurm::SlurmOptions,
+    cells: Vec<Job>,
+    results: &mut [Option<NodeResult>],
+    store: &Store,
+    cancel: &AtomicBool,
+    bar: &ProgressBar,
+) {
+    use crate::slurm::{Cell, CellOutcome, failure_message, run_cells};
+    if cells.is_empty() {
+        return;
+    }
+    let start = Instant::now();
+    bar.set_message(format!("{} cells submitted to Slurm", cells.len()));
+    let submitted: Vec<Cell> = cells
+        .iter()
+        .map(|(idx, _, key)| Cell {
+            node: plan.node(*idx).id.clone(),
+            key: *key,
+        })
+        .collect();
+    let settle = |i: usize, outcome: CellOutcome| -> (NodeIndex, NodeResult) {
+        let (idx, _, key) = &cells[i];
+        let mut r = NodeResult::unrun(plan, *idx, Some(*key), NodeStatus::Failed);
+        r.slurm = Some(outcome.placement().clone());
+        r.duration_ms = start.elapsed().as_secs_f64() * 1e3;
+        match outcome {
+            CellOutcome::Completed(_) => match store.cached_node(key) {
+                Ok(Some(record)) => {
+                    r.status = NodeStatus::Ran;
+                    r.outputs = record.outputs;
+                    r.duration_ms = record.duration_ms;
+                }
+                Ok(None) => {
+                    r.error = Some(format!(
+                        "slurm job {} completed but the node's record is not in the store {} \
+                         (is the store on a filesystem the compute nodes share?)",
+                        r.slurm.as_ref().map_or("", |p| p.job_id.as_str()),
+                        store.root().display()
+                    ));
+                }
+                Err(e) => r.error = Some(e.to_string()),
+            },
+            CellOutcome::Failed {
+                placement,
+                state,
+                reason,
+                message,
+            } => {
+                r.error = Some(failure_message(
+                    &placement,
+                    &state,
+                    &reason,
+                    message.as_deref(),
+                ));
+            }
+            CellOutcome::Cancelled(_) => r.status = NodeStatus::Cancelled,
+        }
+        (*idx, r)
+    };
+    let mut settled: Vec<(NodeIndex, NodeResult)> = Vec::new();
+    let submitted_ok = run_cells(slurm, &submitted, cancel, |i, outcome| {
+        let (idx, r) = settle(i, outcome);
+        bar.inc(1);
+        bar.set_message(format!("{}: {:?}", r.node, r.status).to_lowercase());
+        settled.push((idx, r));
+    });
+    for (idx, r) in settled {
+        results[idx.index()] = Some(r);
+    }
+    if let Err(e) = submitted_ok {
+        // What was never reported fails with the reason.
+        for (idx, _, key) in &cells {
+            if results[idx.index()].is_none() {
+                let mut r = NodeResult::unrun(plan, *idx, Some(*key), NodeStatus::Failed);
+                r.error = Some(format!("not run on Slurm: {e}"));
+                bar.inc(1);
+                results[idx.index()] = Some(r);
+            }
+        }
+    }
+}
+
 fn cancelled(plan: &Plan, idx: NodeIndex, key: Digest) -> NodeResult {
     NodeResult::unrun(plan, idx, Some(key), NodeStatus::Cancelled)
+}
+
+impl NodeStatus {
+    /// Its outputs exist: it ran, or was cached or pulled.
+    pub fn succeeded(self) -> bool {
+        matches!(
+            self,
+            NodeStatus::Cached | NodeStatus::Pulled | NodeStatus::Ran
+        )
+    }
 }
 
 impl NodeResult {
@@ -458,6 +618,7 @@ impl NodeResult {
             error: None,
             failure_record: None,
             duration_ms: 0.0,
+            slurm: None,
         }
     }
 }

@@ -6,7 +6,9 @@ pub mod commands;
 pub mod exec;
 pub mod keys;
 pub mod plan;
+pub mod remote;
 pub mod schemas;
+pub mod slurm;
 pub mod spec;
 
 use std::process::ExitCode;

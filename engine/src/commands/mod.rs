@@ -2,7 +2,9 @@
 
 mod compare;
 mod misc;
+mod remote;
 mod run;
+mod run_node;
 pub mod target;
 mod trace;
 mod verify;
@@ -29,8 +31,28 @@ pub fn dispatch(command: Command, cancel: &AtomicBool) -> CmdResult {
             remeasure,
             json,
             no_progress,
-        } => run::run(&spec, &store, remeasure, json, no_progress, cancel),
-        Command::Verify { spec, store, json } => verify::verify(&spec, &store, json),
+            executor,
+            remote,
+        } => run::run(
+            &spec,
+            &store,
+            run::RunOptions {
+                remeasure,
+                json,
+                no_progress,
+                executor,
+                remote: &remote,
+            },
+            cancel,
+        ),
+        Command::Verify {
+            spec,
+            store,
+            json,
+            remote,
+        } => verify::verify(&spec, &store, json, &remote, cancel),
+        Command::Push(args) => remote::push(&args, cancel),
+        Command::Pull(args) => remote::pull(&args, cancel),
         Command::Trace {
             claim,
             spec,
@@ -52,6 +74,12 @@ pub fn dispatch(command: Command, cancel: &AtomicBool) -> CmdResult {
         } => misc::gc(&specs, &store, dry_run, json),
         Command::Compare(args) => compare::compare(&args),
         Command::Env => misc::env(),
+        Command::RunNode {
+            spec,
+            store,
+            node,
+            key,
+        } => run_node::run_node(&spec, &store, &node, &key, cancel),
         Command::MeasureWorker => {
             Ok(assay_measure::worker::worker_main(assay_measure::registry()).clamp(0, 255) as u8)
         }

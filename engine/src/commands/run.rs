@@ -12,10 +12,13 @@ use serde_json::json;
 
 use super::print_json;
 use super::target::{Planned, load_planned};
-use crate::cli::{CliError, CmdResult, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, StoreArg};
+use crate::cli::{
+    CliError, CmdResult, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ExecutorKind, StoreArg,
+};
 use crate::exec::{ExecOptions, ExecOutcome, NodeStatus, execute};
 use crate::keys::{diff_params, node_key};
 use crate::plan::Plan;
+use crate::remote::RemoteArgs;
 use crate::spec::Purpose;
 
 /// Stage files next to their destination, so the final rename is atomic.
@@ -24,16 +27,37 @@ fn write_beside(path: &Path, bytes: &[u8]) -> Result<(), assay_store::StoreError
     write_atomic(path, bytes, dir)
 }
 
+/// What `assay run` was asked besides its spec and store.
+pub struct RunOptions<'a> {
+    pub remeasure: bool,
+    pub json: bool,
+    pub no_progress: bool,
+    pub executor: ExecutorKind,
+    pub remote: &'a RemoteArgs,
+}
+
 pub fn run(
     spec_path: &Path,
     store_arg: &StoreArg,
-    remeasure: bool,
-    json: bool,
-    no_progress: bool,
+    opts: RunOptions<'_>,
     cancel: &AtomicBool,
 ) -> CmdResult {
+    let RunOptions {
+        remeasure,
+        json,
+        no_progress,
+        executor,
+        remote,
+    } = opts;
     let started = Instant::now();
     let planned = load_planned(spec_path, Purpose::Measure)?;
+    // Opened before anything runs, so a wrong remote fails at once.
+    let remote = match crate::remote::resolve(remote, planned.target.dir(), false)? {
+        Some(cfg) => Some(std::sync::Arc::new(crate::remote::Remote::open(&cfg)?)),
+        None => None,
+    };
+    let executor =
+        super::run_node::executor_for(executor, &planned, &planned.store_dir(store_arg))?;
     let store = Store::open(planned.store_dir(store_arg))?;
     let _lock = store.lock(|| {
         eprintln!(
@@ -49,6 +73,8 @@ pub fn run(
         &ExecOptions {
             remeasure,
             show_progress,
+            executor,
+            remote,
         },
         cancel,
     )?;
@@ -127,6 +153,7 @@ impl RunSummary<'_> {
             "store": self.store.root().display().to_string(),
             "ran": outcome.count(NodeStatus::Ran),
             "cached": outcome.count(NodeStatus::Cached),
+            "pulled": outcome.count(NodeStatus::Pulled),
             "failed": outcome.count(NodeStatus::Failed),
             "skipped": outcome.count(NodeStatus::Skipped),
             "cancelled": outcome.count(NodeStatus::Cancelled),
@@ -141,6 +168,7 @@ impl RunSummary<'_> {
         let outcome = self.outcome;
         let ran = outcome.count(NodeStatus::Ran);
         let cached = outcome.count(NodeStatus::Cached);
+        let pulled = outcome.count(NodeStatus::Pulled);
         let failed = outcome.count(NodeStatus::Failed);
         let skipped = outcome.count(NodeStatus::Skipped);
         let cancelled = outcome.count(NodeStatus::Cancelled);
@@ -157,11 +185,16 @@ impl RunSummary<'_> {
                     r.node,
                     r.error.as_deref().unwrap_or("")
                 ),
-                NodeStatus::Cached | NodeStatus::Cancelled => {}
+                NodeStatus::Cached | NodeStatus::Pulled | NodeStatus::Cancelled => {}
             }
         }
+        let pulled = if pulled > 0 {
+            format!(", {pulled} pulled from the remote")
+        } else {
+            String::new()
+        };
         let mut line = format!(
-            "assay: {ran} ran, {cached} cached, {failed} failed, {skipped} skipped in {:.1}s",
+            "assay: {ran} ran, {cached} cached{pulled}, {failed} failed, {skipped} skipped in {:.1}s",
             self.started.elapsed().as_secs_f64()
         );
         if let Some(report_dir) = self.report_dirs.last() {

@@ -12,10 +12,13 @@ use petgraph::graph::NodeIndex;
 use serde::Serialize;
 
 use super::print_json;
+use super::remote::pull_lockfile;
 use super::target::load_planned;
-use crate::cli::{CliError, CmdResult, EXIT_MISMATCH, EXIT_OK, StoreArg};
+use crate::cli::{CliError, CmdResult, EXIT_INTERRUPTED, EXIT_MISMATCH, EXIT_OK, StoreArg};
+use crate::exec::record_node;
 use crate::keys::node_key;
 use crate::plan::Plan;
+use crate::remote::{self, Remote, RemoteArgs};
 use crate::spec::Purpose;
 
 #[derive(Serialize)]
@@ -24,7 +27,13 @@ struct Problem {
     problem: String,
 }
 
-pub fn verify(spec_path: &Path, store_arg: &StoreArg, json: bool) -> CmdResult {
+pub fn verify(
+    spec_path: &Path,
+    store_arg: &StoreArg,
+    json: bool,
+    remote_args: &RemoteArgs,
+    cancel: &AtomicBool,
+) -> CmdResult {
     let planned = load_planned(spec_path, Purpose::Read)?;
     let plan = &planned.plan;
     let lock_path = planned.lock_path();
@@ -35,7 +44,48 @@ pub fn verify(spec_path: &Path, store_arg: &StoreArg, json: bool) -> CmdResult {
             spec_path.display()
         ))
     })?;
-    let store = Store::open_existing(planned.store_dir(store_arg))?;
+    let remote = match remote::resolve(remote_args, planned.target.dir(), false)? {
+        Some(cfg) => Some(Remote::open(&cfg)?),
+        None => None,
+    };
+    let store = match &remote {
+        // A fresh machine verifies into a new store.
+        Some(_) => Store::open(planned.store_dir(store_arg))?,
+        None => Store::open_existing(planned.store_dir(store_arg))?,
+    };
+    let _lock = store.lock(|| {
+        eprintln!(
+            "assay: waiting for another assay process to release {}",
+            store.root().join("lock").display()
+        )
+    })?;
+    if let Some(remote) = &remote {
+        // Only what cannot be recomputed (measurements, model preparation)
+        // comes from the remote; every derived node is recomputed here.
+        let raw = Lockfile {
+            nodes: lock
+                .nodes
+                .iter()
+                .filter(|(id, _)| {
+                    plan.order.iter().any(|&i| {
+                        plan.node(i).id == **id && plan.node(i).stage.machine().device().is_some()
+                    })
+                })
+                .map(|(id, e)| (id.clone(), e.clone()))
+                .collect(),
+            ..lock.clone()
+        };
+        let pulled = pull_lockfile(remote, &store, &raw, json, cancel)?;
+        if cancel.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(EXIT_INTERRUPTED);
+        }
+        if !json {
+            eprintln!(
+                "assay: pulled {} measured and prepared nodes ({} bytes) from {}; {} were here already",
+                pulled.pulled, pulled.bytes, remote.shown, pulled.present
+            );
+        }
+    }
 
     let mut verifier = Verifier {
         plan,
@@ -44,6 +94,7 @@ pub fn verify(spec_path: &Path, store_arg: &StoreArg, json: bool) -> CmdResult {
         cancel: AtomicBool::new(false),
         problems: Vec::new(),
         outputs: BTreeMap::new(),
+        fill: remote.is_some(),
     };
     if lock.spec_digest != planned.target.digest() {
         verifier.problem(
@@ -96,6 +147,10 @@ struct Verifier<'a> {
     /// The lockfile's outputs of the nodes seen so far: the inputs of the
     /// nodes after them.
     outputs: BTreeMap<String, BTreeMap<String, Digest>>,
+    /// Store a derived node this store lacks once it recomputes to the
+    /// lockfile's bytes (`verify --remote` on a fresh store): a later
+    /// `run` then finds everything cached and writes the same report.
+    fill: bool,
 }
 
 impl Verifier<'_> {
@@ -116,9 +171,14 @@ impl Verifier<'_> {
             return false;
         };
         self.outputs.insert(node.id.clone(), entry.outputs.clone());
-        // Every object the lockfile names must be intact.
+        // Every object the lockfile names must be intact; a derived object a
+        // fresh store lacks (`verify --remote`) is recomputed below instead.
+        let derived = node.stage.machine().device().is_none();
         let mut intact = true;
         for (name, digest) in &entry.outputs {
+            if self.fill && derived && !self.store.has_object(digest) {
+                continue;
+            }
             if let Err(e) = self.store.check_object(digest) {
                 self.problem(&node.id, format!("output {name}: {e}"));
                 intact = false;
@@ -148,7 +208,10 @@ impl Verifier<'_> {
             );
             return false;
         }
-        self.check_record(&node.id, &key, entry);
+        let missing = self.fill && matches!(self.store.get_node(&key), Ok(None));
+        if !missing {
+            self.check_record(&node.id, &key, entry);
+        }
         let quiet = |_: &str| {};
         let ctx = StageContext::new(self.store, key, &self.cancel, &quiet);
         match node.stage.run(&ctx, &inputs) {
@@ -156,7 +219,38 @@ impl Verifier<'_> {
                 self.problem(&node.id, format!("cannot recompute: {e}"));
                 false
             }
-            Ok(recomputed) => self.compare_outputs(&node.id, entry, &recomputed) && intact,
+            Ok(recomputed) => {
+                let same = self.compare_outputs(&node.id, entry, &recomputed);
+                if same && missing {
+                    self.store_recomputed(idx, key, &inputs, &recomputed);
+                }
+                same && intact
+            }
+        }
+    }
+
+    /// Store a recomputed node that matched the lockfile: its objects, then
+    /// its record, as `run` records a node.
+    fn store_recomputed(
+        &mut self,
+        idx: NodeIndex,
+        key: Digest,
+        inputs: &[Input],
+        outputs: &Outputs,
+    ) {
+        let node = self.plan.node(idx);
+        let mut stored = BTreeMap::new();
+        let start = std::time::Instant::now();
+        if let Err(e) = record_node(
+            node,
+            inputs,
+            key,
+            self.store,
+            start,
+            outputs.clone(),
+            &mut stored,
+        ) {
+            self.problem(&node.id, format!("recomputed but not stored: {e}"));
         }
     }
 

@@ -75,8 +75,74 @@ pub struct Spec {
     /// more than 10%).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compare: Option<assay_analysis::compare::CompareParams>,
+    /// Where measure cells run with `assay run --executor slurm`: the Slurm
+    /// resources of each cell's job (docs/cluster.md). Optional; it enters
+    /// no node key and the local executor ignores it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution: Option<ExecutionSpec>,
     /// Where the report goes (X.4).
     pub outputs: OutputsSpec,
+}
+
+/// The Slurm resources of each measure cell's job (`sbatch` options). Every
+/// field is optional: what is absent is left to the cluster's defaults.
+/// None of it enters a node key: where a cell runs is not what it measures
+/// (the manifest of a real cell records the job and node that measured).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutionSpec {
+    /// Slurm partition (`--partition`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
+    /// Slurm account to charge (`--account`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// Time limit of each cell's job in minutes (`--time`); a job over it
+    /// becomes a failed cell with Slurm's state `TIMEOUT`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub time_limit_min: Option<u32>,
+    /// CPUs per cell (`--cpus-per-task`; default 1; with `exclusive` the
+    /// job has the whole node anyway).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub cpus: Option<u32>,
+    /// Memory per cell in MiB (`--mem`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub memory_mb: Option<u64>,
+    /// GPUs per cell as a generic resource (`--gres=gpu:<n>`, or
+    /// `gpu:<type>:<n>` with `gpu_type`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpus: Option<u32>,
+    /// GPU type in the gres request (e.g. `a100`); needs `gpus`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_type: Option<String>,
+    /// Each cell has its node to itself (`--exclusive`), so no other job
+    /// disturbs its timings. Default true.
+    #[serde(default = "default_true")]
+    pub exclusive: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl Default for ExecutionSpec {
+    /// What a spec without `execution:` gets: one CPU, the node to itself,
+    /// everything else the cluster's defaults.
+    fn default() -> Self {
+        ExecutionSpec {
+            partition: None,
+            account: None,
+            time_limit_min: None,
+            cpus: None,
+            memory_mb: None,
+            gpus: None,
+            gpu_type: None,
+            exclusive: true,
+        }
+    }
 }
 
 /// A cartesian product of scenario dimensions.

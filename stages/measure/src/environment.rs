@@ -23,6 +23,33 @@ pub struct Environment {
     pub assay_git_revision: String,
     /// Backend library name -> version.
     pub libraries: BTreeMap<String, String>,
+    /// The Slurm job and node that measured, when the cell ran as a Slurm
+    /// job (`assay run --executor slurm`). In the manifest only, never in a
+    /// key: which job measured is not what was measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm: Option<SlurmJob>,
+}
+
+/// A Slurm job as its environment names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct SlurmJob {
+    /// `<array job>_<task>` for a task of a job array, else the job id.
+    pub job_id: String,
+    /// The node it ran on (`SLURMD_NODENAME`).
+    pub node: String,
+}
+
+/// The Slurm job this process runs in, from the variables Slurm sets.
+pub fn slurm_job() -> Option<SlurmJob> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let job_id = match (var("SLURM_ARRAY_JOB_ID"), var("SLURM_ARRAY_TASK_ID")) {
+        (Some(array), Some(task)) => format!("{array}_{task}"),
+        _ => var("SLURM_JOB_ID")?,
+    };
+    Some(SlurmJob {
+        job_id,
+        node: var("SLURMD_NODENAME").unwrap_or_default(),
+    })
 }
 
 /// The CPU feature flags that matter for inference kernels.
@@ -85,17 +112,19 @@ pub fn detect() -> Environment {
         assay_version: env!("CARGO_PKG_VERSION").to_string(),
         assay_git_revision: env!("ASSAY_GIT_REVISION").to_string(),
         libraries: BTreeMap::new(),
+        slurm: slurm_job(),
     }
 }
 
 /// The environment as it enters node keys: everything but the assay build
 /// itself, so a new commit of assay does not invalidate measurements while
-/// a new machine or library does.
+/// a new machine or library does, and but the Slurm job that measured.
 pub fn key_facts(env: &Environment) -> Option<serde_json::Value> {
     let mut v = serde_json::to_value(env).ok()?;
     if let Some(map) = v.as_object_mut() {
         map.remove("assay_version");
         map.remove("assay_git_revision");
+        map.remove("slurm");
     }
     Some(v)
 }
@@ -117,4 +146,23 @@ fn cpu_flags() -> Vec<String> {
         .filter(|f| present.contains(**f))
         .map(|f| f.to_string())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_slurm_job_is_in_the_manifest_but_not_in_the_key() {
+        let mut env = detect();
+        let key = key_facts(&env);
+        env.slurm = Some(SlurmJob {
+            job_id: "41_3".into(),
+            node: "node7".into(),
+        });
+        assert_eq!(key_facts(&env), key, "the job entered the key");
+        let manifest = serde_json::to_value(&env).unwrap();
+        assert_eq!(manifest["slurm"]["job_id"], "41_3");
+        assert_eq!(manifest["slurm"]["node"], "node7");
+    }
 }

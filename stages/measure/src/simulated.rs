@@ -143,6 +143,10 @@ impl InferenceBackend for SimulatedBackend {
         // Reading weights at a tenth of memory bandwidth, plus setup.
         let seconds = self.weight_bytes() / (self.opts.memory_gbps * 1e8) + 0.02;
         self.advance(seconds);
+        // `inject.stall_s`: real time, outside the simulated clock.
+        if let Some(stall) = self.opts.inject.as_ref().and_then(|i| i.stall_s) {
+            std::thread::sleep(std::time::Duration::from_secs(u64::from(stall)));
+        }
         // Injected drift reports what "ran" in place of the request, so the
         // manifest carries the same evidence a real label drift leaves.
         let drift = self

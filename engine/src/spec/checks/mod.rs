@@ -7,6 +7,7 @@ mod analysis;
 mod backends;
 mod boundary;
 mod cells;
+mod execution;
 mod load;
 mod models;
 mod quality;
@@ -167,6 +168,7 @@ pub(super) fn semantic_checks(
     analysis::check_analysis(&cx, diags);
     slo::check_slo(&cx, diags);
     quality::check_quality(&cx, diags);
+    execution::check_execution(&cx, diags);
     check_outputs(&cx, diags);
 }
 

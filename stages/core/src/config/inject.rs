@@ -35,6 +35,13 @@ pub struct Inject {
     /// monotonicity checks catch it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slow_scenario: Option<SlowScenario>,
+    /// Each cell's model load also waits this many seconds of real
+    /// (wall-clock) time, as a backend stuck loading would; the simulated
+    /// timings do not include it. For exercising an executor's time limit
+    /// and cancellation (`--executor slurm`, docs/cluster.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub stall_s: Option<u32>,
 }
 
 /// The scenario whose forward passes are slowed, and by how much.
@@ -107,6 +114,9 @@ impl Inject {
                 s.scenario, s.factor
             ));
         }
+        if let Some(s) = self.stall_s {
+            out.push(format!("stall_s: each model load waits {s} s of real time"));
+        }
         out
     }
 }
@@ -129,6 +139,7 @@ mod tests {
             "attribution_drift": { "device": "cuda:0", "dtype": "f16" },
             "dead_sensor": true,
             "slow_scenario": { "scenario": "p16", "factor": 4 },
+            "stall_s": 90,
         }))
         .unwrap();
         assert_eq!(
@@ -138,6 +149,7 @@ mod tests {
                 "attribution_drift: reports device cuda:0, dtype f16",
                 "dead_sensor: no power samples from model load on",
                 "slow_scenario: every forward pass of scenario p16 takes 4x as long",
+                "stall_s: each model load waits 90 s of real time",
             ]
         );
         let unknown = serde_json::from_value::<Inject>(serde_json::json!({ "slow": true }));
