@@ -62,15 +62,18 @@ pub fn verify(
     if let Some(remote) = &remote {
         // Only what cannot be recomputed (measurements, model preparation)
         // comes from the remote; every derived node is recomputed here.
+        let raw_ids: std::collections::BTreeSet<&str> = plan
+            .order
+            .iter()
+            .map(|&i| plan.node(i))
+            .filter(|n| n.stage.machine().device().is_some())
+            .map(|n| n.id.as_str())
+            .collect();
         let raw = Lockfile {
             nodes: lock
                 .nodes
                 .iter()
-                .filter(|(id, _)| {
-                    plan.order.iter().any(|&i| {
-                        plan.node(i).id == **id && plan.node(i).stage.machine().device().is_some()
-                    })
-                })
+                .filter(|(id, _)| raw_ids.contains(id.as_str()))
                 .map(|(id, e)| (id.clone(), e.clone()))
                 .collect(),
             ..lock.clone()

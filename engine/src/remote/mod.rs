@@ -241,15 +241,6 @@ impl Remote {
             .join(format!("{}.json", key.to_hex()))
     }
 
-    fn exists(&self, path: &RemotePath) -> Result<bool, RemoteError> {
-        self.runtime.block_on(self.exists_async(path))
-    }
-
-    /// Whether the remote holds a record for `key`.
-    pub fn has_node(&self, key: &Digest) -> Result<bool, RemoteError> {
-        self.exists(&self.node_path(key))
-    }
-
     /// Push local records and their objects: every object first (those the
     /// remote holds are left alone), then the records, each write
     /// create-only, [`TRANSFERS`] at a time. None when `cancelled` said
