@@ -262,6 +262,15 @@ pub enum Command {
         node: String,
         #[arg(long, value_name = "HEX")]
         key: String,
+        /// `execution.store: remote`: pull the node's producers from this
+        /// remote into STORE (a store on the compute node), then push the
+        /// recorded node to it.
+        #[arg(long, value_name = "URL")]
+        remote_url: Option<String>,
+        #[arg(long, value_name = "URL", requires = "remote_url")]
+        remote_endpoint: Option<String>,
+        #[arg(long, value_name = "REGION", requires = "remote_url")]
+        remote_region: Option<String>,
     },
 }
 

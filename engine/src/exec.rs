@@ -72,7 +72,7 @@ pub enum Executor {
     #[default]
     Local,
     /// As Slurm jobs, one job array per wave (`crate::slurm`).
-    Slurm(crate::slurm::SlurmOptions),
+    Slurm(Box<crate::slurm::SlurmOptions>),
 }
 
 pub struct ExecOutcome {
@@ -474,7 +474,8 @@ fn run_wave(
             let (cells, local): (Vec<_>, Vec<_>) = measure
                 .into_iter()
                 .partition(|(idx, _, _)| plan.node(*idx).stage.machine().measures());
-            run_on_slurm(plan, slurm, cells, results, store, cancel, bar);
+            let remote = opts.remote.as_deref();
+            run_on_slurm(plan, slurm, cells, results, store, remote, cancel, bar);
             local
         }
     };
@@ -504,19 +505,36 @@ fn run_wave(
 }
 
 /// Submit these measure nodes as one Slurm job array and settle each as
-/// its job ends: ran (its record is read back from the store), failed with
+/// its job ends: ran (its record is read back from the store, or pulled
+/// from the remote cache with `execution.store: remote`), failed with
 /// Slurm's state and reason, or cancelled.
+#[allow(clippy::too_many_arguments)]
 fn run_on_slurm(
     plan: &Plan,
     slurm: &crate::slurm::SlurmOptions,
     cells: Vec<Job>,
     results: &mut [Option<NodeResult>],
     store: &Store,
+    remote: Option<&crate::remote::Remote>,
     cancel: &AtomicBool,
     bar: &ProgressBar,
 ) {
     use crate::slurm::{Cell, CellOutcome, failure_message, run_cells};
     if cells.is_empty() {
+        return;
+    }
+    // Without a shared filesystem the jobs find their producers (the
+    // prepared models) on the remote: pushed before anything is submitted.
+    let remote = slurm.via_remote.as_ref().and(remote);
+    if let Some(remote) = remote
+        && let Err(e) = push_producers(plan, &cells, results, store, remote, cancel)
+    {
+        for (idx, _, key) in &cells {
+            let mut r = NodeResult::unrun(plan, *idx, Some(*key), NodeStatus::Failed);
+            r.error = Some(format!("not submitted to Slurm: {e}"));
+            bar.inc(1);
+            results[idx.index()] = Some(r);
+        }
         return;
     }
     let start = Instant::now();
@@ -534,22 +552,38 @@ fn run_on_slurm(
         r.slurm = Some(outcome.placement().clone());
         r.duration_ms = start.elapsed().as_secs_f64() * 1e3;
         match outcome {
-            CellOutcome::Completed(_) => match store.cached_node(key) {
-                Ok(Some(record)) => {
-                    r.status = NodeStatus::Ran;
-                    r.outputs = record.outputs;
-                    r.duration_ms = record.duration_ms;
+            CellOutcome::Completed(_) => {
+                let record = match (store.cached_node(key), remote) {
+                    (Ok(None), Some(remote)) => {
+                        remote.pull_node(store, key).map_err(|e| e.to_string())
+                    }
+                    (found, _) => found.map_err(|e| e.to_string()),
+                };
+                let job = r.slurm.as_ref().map_or("", |p| p.job_id.as_str());
+                match record {
+                    Ok(Some(record)) => {
+                        r.status = NodeStatus::Ran;
+                        r.outputs = record.outputs;
+                        r.duration_ms = record.duration_ms;
+                    }
+                    Ok(None) => {
+                        r.error = Some(match remote {
+                            Some(remote) => format!(
+                                "slurm job {job} completed but the remote {} holds no record of \
+                                 the node (its log on the node says why)",
+                                remote.shown
+                            ),
+                            None => format!(
+                                "slurm job {job} completed but the node's record is not in the \
+                                 store {} (is the store on a filesystem the compute nodes share? \
+                                 If not, use execution.store: remote)",
+                                store.root().display()
+                            ),
+                        });
+                    }
+                    Err(e) => r.error = Some(e),
                 }
-                Ok(None) => {
-                    r.error = Some(format!(
-                        "slurm job {} completed but the node's record is not in the store {} \
-                         (is the store on a filesystem the compute nodes share?)",
-                        r.slurm.as_ref().map_or("", |p| p.job_id.as_str()),
-                        store.root().display()
-                    ));
-                }
-                Err(e) => r.error = Some(e.to_string()),
-            },
+            }
             CellOutcome::Failed {
                 placement,
                 state,
@@ -587,6 +621,44 @@ fn run_on_slurm(
                 results[idx.index()] = Some(r);
             }
         }
+    }
+}
+
+/// Push every recorded ancestor of `cells` (a job recomputes the cell's key
+/// from them all) to the remote, objects before records.
+fn push_producers(
+    plan: &Plan,
+    cells: &[Job],
+    results: &[Option<NodeResult>],
+    store: &Store,
+    remote: &crate::remote::Remote,
+    cancel: &AtomicBool,
+) -> Result<(), String> {
+    let mut seen = vec![false; plan.len()];
+    let mut stack: Vec<NodeIndex> = cells.iter().map(|(idx, _, _)| *idx).collect();
+    let mut records = Vec::new();
+    while let Some(i) = stack.pop() {
+        for (src, _) in plan.inputs(i) {
+            if std::mem::replace(&mut seen[src.index()], true) {
+                continue;
+            }
+            stack.push(src);
+            let key = results[src.index()]
+                .as_ref()
+                .and_then(|r| r.key)
+                .ok_or_else(|| format!("{} has no result yet", plan.node(src).id))?;
+            let record = store
+                .cached_node(&key)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("{} is not in the store", plan.node(src).id))?;
+            records.push(record);
+        }
+    }
+    let stop = || cancel.load(Ordering::Relaxed);
+    match remote.push_nodes(store, &records, &stop, &|| {}) {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err("cancelled".into()),
+        Err(e) => Err(e.to_string()),
     }
 }
 

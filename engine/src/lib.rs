@@ -55,9 +55,11 @@ pub fn main_with(registry: assay_measure::Registry) -> ExitCode {
     {
         let cancel = cancel.clone();
         // Ctrl-C: ask every stage to stop at its next check; finished nodes
-        // are already recorded atomically. A second Ctrl-C exits at once.
+        // are already recorded atomically. A second Ctrl-C exits at once,
+        // cancelling first what it submitted to Slurm (jobs outlive us).
         let _ = ctrlc::set_handler(move || {
             if cancel.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                slurm::cancel_submitted();
                 std::process::exit(i32::from(cli::EXIT_INTERRUPTED));
             }
             eprintln!(

@@ -31,7 +31,12 @@ mod generation;
 mod http;
 mod ollama;
 mod openai;
+mod proxy;
 mod server;
+mod tls;
+
+pub use proxy::CutProxy;
+pub use tls::{TEST_CA_PEM, TlsFront};
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;

@@ -8,8 +8,8 @@
 //! fresh store with only the spec and its lockfile, verifies from the
 //! remote and then writes a byte-identical report and lockfile without
 //! measuring anything. Faults: a corrupt remote object, a push cut off
-//! before its records, two pushers at once, a stopped server, refused
-//! credentials.
+//! before its records, two pushers at once, a server stopped before and
+//! in the middle of a push, refused credentials.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -575,4 +575,100 @@ fn an_s3_remote_that_refuses_the_credentials_is_a_clear_error() {
         "{}",
         stderr(&none)
     );
+}
+
+/// The S3 server stops mid-push: a proxy in front of moto cuts every
+/// connection and stops listening once the push has sent a set number of
+/// bytes, once half-way (among the objects) and once near the end (among
+/// the records). Each time: exit 5 naming the remote; a reader on a fresh
+/// store finds only whole nodes (a record whose objects are missing would
+/// fail its pull with exit 5); and pushing again resumes, sending only what
+/// is missing, after which the reader gets every node.
+#[test]
+fn an_s3_server_that_stops_mid_push_leaves_no_partial_node_and_the_push_resumes() {
+    let Some(server) = S3Server::start(false) else {
+        return;
+    };
+    assert_eq!(server.raw("PUT", "/cache", b""), 200);
+    let upstream: std::net::SocketAddr = ([127, 0, 0, 1], server.port).into();
+    let env = creds();
+    let a = machine_a();
+    let push = |url: &str, endpoint: &str| {
+        assay_in(
+            &a,
+            &[
+                "push",
+                "spec.yaml",
+                "--json",
+                "--remote-url",
+                url,
+                "--remote-endpoint",
+                endpoint,
+            ],
+            &env,
+        )
+    };
+
+    // How many bytes a whole push sends, through a proxy that never cuts.
+    let counting = assay_testkit::CutProxy::start(upstream, None).unwrap();
+    let whole = push("s3://cache/whole", &counting.url());
+    assert!(whole.status.success(), "{}", stderr(&whole));
+    let total = counting.forwarded();
+    let records_bytes: u64 = std::fs::read_dir(a.store().join("nodes"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    assert!(records_bytes < total / 2, "{records_bytes} of {total}");
+
+    for (prefix, cut) in [("half", total / 2), ("late", total - records_bytes / 2)] {
+        let url = format!("s3://cache/{prefix}");
+        let proxy = assay_testkit::CutProxy::start(upstream, Some(cut)).unwrap();
+        let cut_push = push(&url, &proxy.url());
+        assert_eq!(cut_push.status.code(), Some(5), "{}", stderr(&cut_push));
+        assert!(proxy.is_cut());
+        assert!(
+            stderr(&cut_push).contains(&format!("remote {url}")),
+            "{}",
+            stderr(&cut_push)
+        );
+
+        let b = machine_b(&a);
+        let endpoint = server.endpoint();
+        let remote = ["--remote-url", url.as_str(), "--remote-endpoint", &endpoint];
+        let pull = |b: &Workspace| {
+            assay_in(
+                b,
+                &[&["pull", "spec.yaml", "--json"][..], &remote].concat(),
+                &env,
+            )
+        };
+        let partial = pull(&b);
+        assert_eq!(partial.status.code(), Some(1), "{}", stderr(&partial));
+        let seen = json_of(&partial);
+        let (pulled, missing) = (
+            seen["pulled"].as_u64().unwrap(),
+            seen["missing"].as_array().unwrap().len() as u64,
+        );
+        assert_eq!(pulled + missing, 11, "{seen}");
+        assert!(missing > 0, "{prefix}: the cut push landed whole: {seen}");
+        // Half-way is among the objects: no record can have been written.
+        // Near the end, some records were: each is whole.
+        match prefix {
+            "half" => assert_eq!(pulled, 0, "{seen}"),
+            _ => assert!(pulled > 0, "the late cut fell before the records: {seen}"),
+        }
+
+        let resumed = push(&url, &endpoint);
+        assert!(resumed.status.success(), "{}", stderr(&resumed));
+        let resumed = json_of(&resumed);
+        assert_eq!(resumed["records_present"], pulled, "{prefix}: {resumed}");
+        assert_eq!(resumed["records_sent"], missing, "{prefix}: {resumed}");
+        assert!(
+            resumed["objects_present"].as_u64().unwrap() > 0,
+            "{prefix}: nothing landed before the cut: {resumed}"
+        );
+        let all = pull(&b);
+        assert!(all.status.success(), "{}", stderr(&all));
+        assert_eq!(json_of(&all)["pulled"], 11 - pulled, "{prefix}");
+    }
 }

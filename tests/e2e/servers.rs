@@ -709,6 +709,49 @@ fn an_unset_api_key_variable_fails_the_cell_naming_it() {
     assert_eq!(server.requests_seen(), 0);
 }
 
+/// An `https://` server (a TLS front on 127.0.0.1 before the fake
+/// llama-server, with a certificate of a test CA): trusted through
+/// SSL_CERT_FILE, the cell is measured over TLS, every request received
+/// and streamed; without that CA, the certificate does not verify and the
+/// cell fails saying so, with nothing sent past the handshake and nothing
+/// stored.
+#[test]
+fn an_https_server_is_measured_when_its_certificate_verifies() {
+    let server = fake(Flavor::LlamaCpp, Behavior::default());
+    let front = assay_testkit::TlsFront::start(server.addr()).unwrap();
+    let ca = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(ca.path(), assay_testkit::TEST_CA_PEM).unwrap();
+    let ws = spec(ONE, &openai("tls", &front.url(), ""));
+    let node = "measure/tls/fake/one";
+
+    // A bundle without the test CA (only the server's own certificate,
+    // which is no root): the certificate does not verify.
+    let other = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        other.path(),
+        include_str!("../../testkit/src/tls/server.pem"),
+    )
+    .unwrap();
+    let r = run_env(&ws, &[("SSL_CERT_FILE", other.path().to_str())]);
+    assert_eq!(r.code, Some(1), "{}", r.json);
+    assert_eq!(r.status(node), "failed");
+    let error = r.error(node);
+    assert!(
+        error.contains(&front.url()) && error.contains("invalid peer certificate"),
+        "{error}"
+    );
+    assert_eq!(server.requests_seen(), 0);
+    assert!(!stored_nodes(&ws).iter().any(|n| n == node));
+
+    let r = run_env(&ws, &[("SSL_CERT_FILE", ca.path().to_str())]);
+    r.assert_ok();
+    assert_eq!(server.requests_seen(), 4);
+    let rows = requests(&ws, &r, node);
+    assert_ok_requests(&rows, 6);
+    let manifest = object(&ws, &r.output(node, "manifest"));
+    assert!(manifest.to_string().contains(&front.url()), "{manifest}");
+}
+
 /// A server that is not there: the run fails naming the backend and the
 /// URL, and no measurement is stored.
 #[test]
@@ -1088,10 +1131,10 @@ fn impossible_server_specs_are_refused_at_check() {
             "give `requests` or `duration_s`, not both",
         ),
         (
-            "https",
+            "not http",
             ONE.into(),
-            "  - { name: b, kind: openai, server: { url: \"https://127.0.0.1:9\", prompt: text } }\n".into(),
-            "https is not supported",
+            "  - { name: b, kind: openai, server: { url: \"ftp://127.0.0.1:9\", prompt: text } }\n".into(),
+            "must be http://host:port or https://host[:port]",
         ),
         (
             "length knobs on ollama",

@@ -125,6 +125,25 @@ fn a_slurm_run_gives_a_local_runs_keys_and_report_and_names_its_jobs() {
         1,
         "a rerun with nothing missing submitted"
     );
+
+    // gc deletes the job scripts and logs (nothing reads them once the
+    // run has ended) and keeps every node the lockfile names.
+    let out = assay_cmd()
+        .args(["gc", cluster.spec.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let gc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(gc["slurm_submissions_removed"], 1, "{gc}");
+    assert_eq!(gc["report"]["nodes_removed"], 0, "{gc}");
+    assert!(submissions(&cluster).is_empty());
+    let (code, again, err) = run_json(&cluster, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(again["ran"], 0);
 }
 
 /// A one-cell candle spec: a real measurement, whose manifest names the
@@ -483,6 +502,28 @@ fn the_execution_section_changes_no_key() {
         err.contains("is not a Slurm name") && err.contains("gpu_type needs `gpus`"),
         "{err}"
     );
+    // A node store belongs to `store: remote`, and is an absolute path.
+    for (execution, message) in [
+        (
+            "{ node_store: /scratch/s }",
+            "node_store is the store on each compute node of `store: remote`",
+        ),
+        (
+            "{ store: remote, node_store: scratch/s }",
+            "is not an absolute path on the compute nodes",
+        ),
+        ("{ store: elsewhere }", "store"),
+    ] {
+        let bad = Workspace::new();
+        bad.edit("outputs:", &format!("execution: {execution}\noutputs:"));
+        let out = assay_cmd()
+            .args(["check", bad.spec.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{execution}: {err}");
+        assert!(err.contains(message) && err.contains(":"), "{err}");
+    }
 }
 
 /// A cell whose measurement fails on the compute node: FAILED, with the
@@ -548,4 +589,119 @@ fn an_unreachable_controller_is_refused_before_anything_is_submitted() {
         "{err}"
     );
     assert!(!ws.store().join("slurm").exists());
+}
+
+/// No shared filesystem (`execution.store: remote`): each job keeps a store
+/// of its own on its node, pulls the prepared model from the remote cache,
+/// measures, and pushes its cell; the submitting run pulls it back. The
+/// node's store here is a folder the submitting run never names, and the
+/// remote a directory (the same transfers as S3, through object_store).
+#[test]
+fn without_a_shared_filesystem_cells_travel_through_the_remote_cache() {
+    let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    if !slurm_up() {
+        return;
+    }
+    let node_store = tempfile::tempdir().unwrap();
+    let remote = tempfile::tempdir().unwrap();
+    let ws = Workspace::with_spec(&format!(
+        "assay: 1
+id: slurm-remote
+title: candle through Slurm without a shared filesystem
+question: q
+decision: d
+boundary: {{ warmup_runs: 1, repetitions: 2 }}
+scenarios:
+  - {{ name: s, prompt_tokens: 8, batch: 1, gen_tokens: 4 }}
+models:
+  - {{ name: m, synthetic: {{ arch: llama, layers: 2, hidden: 64, heads: 4, kv_heads: 2, vocab: 300, max_positions: 128, seed: 1 }} }}
+backends:
+  - {{ name: c, kind: candle, device: cpu, dtype: f32, threads: 1 }}
+validate: {{ max_cv: 10 }}
+execution: {{ time_limit_min: 10, cpus: 1, store: remote, node_store: {} }}
+outputs: {{ dir: reports/e2e, formats: [md, json] }}
+",
+        node_store.path().display()
+    ));
+    let url = remote.path().to_str().unwrap();
+
+    // Without a remote the jobs would have nowhere to put their cells.
+    let (code, _, err) = run_json(&ws, &["--executor", "slurm"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("execution.store is remote"), "{err}");
+    assert!(!ws.store().join("slurm").exists(), "submitted: {err}");
+
+    let (code, result, err) = run_json(&ws, &["--executor", "slurm", "--remote-url", url]);
+    assert_eq!(code, Some(0), "{err}");
+    let cell = node(&result, "measure/c/m/s");
+    assert_eq!(cell["status"], "ran", "{cell}");
+    let cell_key = cell["key"].as_str().unwrap();
+    let prepare_key = node(&result, "prepare/m")["key"].as_str().unwrap();
+    let record = |root: &Path, key: &str| root.join("nodes").join(format!("{key}.json"));
+    // The job pulled the prepared model into its node's store, recorded the
+    // cell there, and pushed it; this side pulled it back.
+    assert!(record(node_store.path(), prepare_key).exists());
+    assert!(record(node_store.path(), cell_key).exists());
+    assert!(record(remote.path(), cell_key).exists());
+    assert!(record(remote.path(), prepare_key).exists());
+    assert!(record(&ws.store(), cell_key).exists());
+    // The same bytes on both sides: the manifest names the job and node.
+    let manifest = cell["outputs"]["manifest"].as_str().unwrap();
+    let object = |root: &Path| {
+        std::fs::read(root.join("objects").join(&manifest[..2]).join(manifest)).unwrap()
+    };
+    assert_eq!(object(node_store.path()), object(&ws.store()));
+    let manifest: Value = serde_json::from_slice(&object(&ws.store())).unwrap();
+    assert_eq!(
+        manifest["environment"]["slurm"], cell["slurm"],
+        "{manifest}"
+    );
+    // The job logged on its node, not into this side's store.
+    let job = cell["slurm"]["job_id"].as_str().unwrap();
+    let log = node_store.path().join("slurm").join(format!("{job}.out"));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("pushed to"), "{text}");
+    assert!(!submissions(&ws)[0].join(format!("{job}.out")).exists());
+    // The report was written here from the pulled cell.
+    assert!(!ws.report("report.md").is_empty());
+
+    // A fresh store on this side: the remote serves the cell, nothing is
+    // submitted (run --remote's cache check comes before Slurm).
+    let again = Workspace::with_spec(&std::fs::read_to_string(&ws.spec).unwrap());
+    let (code, result, err) = run_json(&again, &["--executor", "slurm", "--remote-url", url]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(node(&result, "measure/c/m/s")["status"], "pulled");
+    assert!(!again.store().join("slurm").exists());
+}
+
+/// The simulated fixture through the remote cache gives a local run's
+/// keys, lockfile and report byte for byte.
+#[test]
+fn cells_through_the_remote_cache_give_a_local_runs_report() {
+    let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    if !slurm_up() {
+        return;
+    }
+    let node_store = tempfile::tempdir().unwrap();
+    let remote = tempfile::tempdir().unwrap();
+    let execution = format!(
+        "execution: {{ store: remote, node_store: {} }}\noutputs:",
+        node_store.path().display()
+    );
+    // The same spec text on both sides (the local executor ignores it).
+    let local = Workspace::new();
+    local.edit("outputs:", &execution);
+    let (code, here, err) = run_json(&local, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    let cluster = Workspace::new();
+    cluster.edit("outputs:", &execution);
+    let url = remote.path().to_str().unwrap();
+    let (code, there, err) = run_json(&cluster, &["--executor", "slurm", "--remote-url", url]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(keys_and_statuses(&here), keys_and_statuses(&there));
+    assert_eq!(cluster.report("report.md"), local.report("report.md"));
+    assert_eq!(
+        std::fs::read(cluster.lock_path()).unwrap(),
+        std::fs::read(local.lock_path()).unwrap()
+    );
 }

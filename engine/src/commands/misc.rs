@@ -170,8 +170,15 @@ pub fn gc(specs: &[PathBuf], store_arg: &StoreArg, dry_run: bool, json: bool) ->
     let _lock = store
         .lock(|| eprintln!("assay: waiting for another assay process to release the store"))?;
     let report = store.gc(&keep, dry_run)?;
+    let (slurm_folders, slurm_bytes) = crate::slurm::remove_submissions(&dir, dry_run)
+        .map_err(|e| CliError::failed(format!("{}: {e}", dir.join("slurm").display())))?;
     if json {
-        print_json(&serde_json::json!({ "dry_run": dry_run, "report": report }));
+        print_json(&serde_json::json!({
+            "dry_run": dry_run,
+            "report": report,
+            "slurm_submissions_removed": slurm_folders,
+            "slurm_bytes_freed": slurm_bytes,
+        }));
     } else {
         eprintln!(
             "assay: {}{} node records and {} objects ({} bytes) removed; {} nodes and {} objects kept",
@@ -182,6 +189,12 @@ pub fn gc(specs: &[PathBuf], store_arg: &StoreArg, dry_run: bool, json: bool) ->
             report.nodes_kept,
             report.objects_kept
         );
+        if slurm_folders > 0 {
+            eprintln!(
+                "assay: {}{slurm_folders} Slurm job folders ({slurm_bytes} bytes) removed",
+                if dry_run { "dry run: would have " } else { "" },
+            );
+        }
     }
     Ok(EXIT_OK)
 }

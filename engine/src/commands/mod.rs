@@ -79,7 +79,17 @@ pub fn dispatch(command: Command, cancel: &AtomicBool) -> CmdResult {
             store,
             node,
             key,
-        } => run_node::run_node(&spec, &store, &node, &key, cancel),
+            remote_url,
+            remote_endpoint,
+            remote_region,
+        } => {
+            let remote = remote_url.map(|url| run_node::JobRemote {
+                url,
+                endpoint: remote_endpoint,
+                region: remote_region,
+            });
+            run_node::run_node(&spec, &store, &node, &key, remote.as_ref(), cancel)
+        }
         Command::MeasureWorker => {
             Ok(assay_measure::worker::worker_main(assay_measure::registry()).clamp(0, 255) as u8)
         }

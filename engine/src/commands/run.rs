@@ -52,12 +52,17 @@ pub fn run(
     let started = Instant::now();
     let planned = load_planned(spec_path, Purpose::Measure)?;
     // Opened before anything runs, so a wrong remote fails at once.
-    let remote = match crate::remote::resolve(remote, planned.target.dir(), false)? {
-        Some(cfg) => Some(std::sync::Arc::new(crate::remote::Remote::open(&cfg)?)),
+    let remote_cfg = crate::remote::resolve(remote, planned.target.dir(), false)?;
+    let remote = match &remote_cfg {
+        Some(cfg) => Some(std::sync::Arc::new(crate::remote::Remote::open(cfg)?)),
         None => None,
     };
-    let executor =
-        super::run_node::executor_for(executor, &planned, &planned.store_dir(store_arg))?;
+    let executor = super::run_node::executor_for(
+        executor,
+        &planned,
+        &planned.store_dir(store_arg),
+        remote_cfg.as_ref(),
+    )?;
     let store = Store::open(planned.store_dir(store_arg))?;
     let _lock = store.lock(|| {
         eprintln!(

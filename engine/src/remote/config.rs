@@ -103,6 +103,27 @@ pub fn resolve(
     }))
 }
 
+impl RemoteConfig {
+    /// The `assay run-node` options that name this remote to a Slurm job
+    /// (`execution.store: remote`): the location with its folder made
+    /// absolute, the endpoint and the region. Never credentials: a job
+    /// reads them from its own environment, which `sbatch` passes on.
+    pub fn job_args(&self) -> Vec<String> {
+        let url = match &self.location {
+            Location::S3 { bucket, prefix } => format!("s3://{bucket}/{prefix}"),
+            Location::Dir(dir) => dir.display().to_string(),
+        };
+        let mut args = vec!["--remote-url".to_string(), url];
+        if let Some(e) = &self.endpoint {
+            args.extend(["--remote-endpoint".to_string(), e.clone()]);
+        }
+        if let Some(r) = &self.region {
+            args.extend(["--remote-region".to_string(), r.clone()]);
+        }
+        args
+    }
+}
+
 fn read_folder_config(dir: &Path) -> Result<Option<FolderRemote>, RemoteError> {
     let path = dir.join(FOLDER_CONFIG);
     let text = match std::fs::read_to_string(&path) {
@@ -181,6 +202,43 @@ mod tests {
         // Not asked for: none, even with a folder config.
         let off = RemoteArgs::default();
         assert!(resolve(&off, dir.path(), false).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_jobs_arguments_name_the_same_remote_without_credentials() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = args(Some("s3://cache/team/"));
+        a.remote_endpoint = Some("http://127.0.0.1:9000".into());
+        let cfg = resolve(&a, dir.path(), true).unwrap().unwrap();
+        assert_eq!(
+            cfg.job_args(),
+            [
+                "--remote-url",
+                "s3://cache/team",
+                "--remote-endpoint",
+                "http://127.0.0.1:9000"
+            ]
+        );
+        // What the job resolves from them is the same remote.
+        let job = RemoteArgs {
+            remote: true,
+            remote_url: Some(cfg.job_args()[1].clone()),
+            remote_endpoint: cfg.endpoint.clone(),
+        };
+        let again = resolve(&job, dir.path(), true).unwrap().unwrap();
+        assert_eq!(
+            (again.location, again.endpoint, again.region),
+            (cfg.location, cfg.endpoint, cfg.region)
+        );
+        // A relative folder becomes absolute: the job starts elsewhere.
+        let rel = resolve(&args(Some("cache")), dir.path(), true)
+            .unwrap()
+            .unwrap();
+        assert!(
+            Path::new(&rel.job_args()[1]).is_absolute(),
+            "{:?}",
+            rel.job_args()
+        );
     }
 
     #[test]

@@ -399,6 +399,14 @@ impl Remote {
             .and_then(|p| p.records.into_iter().next()))
     }
 
+    /// Whether the remote holds a record of `key` (which vouches for its
+    /// objects): a Slurm job of `execution.store: remote` finds its cell
+    /// already there on a resubmission.
+    pub fn holds_node(&self, key: &Digest) -> Result<bool, RemoteError> {
+        self.runtime
+            .block_on(self.exists_async(&self.node_path(key)))
+    }
+
     /// Run `jobs`, [`TRANSFERS`] at a time, their answers in order: the
     /// first error stops them all; a cancel gives none.
     fn all<T>(

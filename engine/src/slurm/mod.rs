@@ -25,6 +25,57 @@ use serde::Serialize;
 
 use crate::spec::ExecutionSpec;
 
+/// The arrays this process has submitted and not yet seen end: a second
+/// Ctrl-C, which exits at once, still cancels them ([`cancel_submitted`]).
+static SUBMITTED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// `scancel` every array this process submitted that is still being
+/// watched; what the exit on a second Ctrl-C runs first.
+pub fn cancel_submitted() {
+    let arrays = std::mem::take(&mut *SUBMITTED.lock().unwrap_or_else(|e| e.into_inner()));
+    for id in arrays {
+        let _ = Command::new("scancel").arg(&id).output();
+    }
+}
+
+/// Remember (or forget) a submitted array for [`cancel_submitted`].
+fn watch(array: &str, on: bool) {
+    let mut list = SUBMITTED.lock().unwrap_or_else(|e| e.into_inner());
+    list.retain(|a| a != array);
+    if on {
+        list.push(array.to_string());
+    }
+}
+
+/// Delete the job scripts and logs of past submissions
+/// (`STORE/slurm/<time>-<pid>/`), which nothing reads once their run has
+/// ended: `assay gc` runs under the store lock, which a running
+/// `assay run` holds, so none of them belongs to a live run. The folders
+/// and bytes removed (or that would be, on a dry run).
+pub fn remove_submissions(store: &Path, dry_run: bool) -> std::io::Result<(usize, u64)> {
+    let root = store.join("slurm");
+    let entries = match std::fs::read_dir(&root) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, 0)),
+        Err(e) => return Err(e),
+    };
+    let (mut folders, mut bytes) = (0, 0);
+    for entry in entries {
+        let path = entry?.path();
+        if !path.is_dir() {
+            continue;
+        }
+        for file in std::fs::read_dir(&path)? {
+            bytes += file?.metadata().map_or(0, |m| m.len());
+        }
+        if !dry_run {
+            std::fs::remove_dir_all(&path)?;
+        }
+        folders += 1;
+    }
+    Ok((folders, bytes))
+}
+
 /// How often the state of a submitted array is read.
 pub const POLL: Duration = Duration::from_millis(1000);
 
@@ -39,6 +90,20 @@ pub struct SlurmOptions {
     pub exe: PathBuf,
     /// The spec's `execution:` section (defaults when absent).
     pub execution: ExecutionSpec,
+    /// `execution.store: remote`: the jobs use a store on their node and
+    /// the remote cache, not `store`.
+    pub via_remote: Option<ViaRemote>,
+}
+
+/// How a job of `execution.store: remote` reaches the remote cache, and
+/// where its node keeps its store.
+#[derive(Debug, Clone)]
+pub struct ViaRemote {
+    /// The `run-node` options that name the remote (never credentials).
+    pub remote_args: Vec<String>,
+    /// The store's folder on the compute node; `None`:
+    /// `${TMPDIR:-/tmp}/assay-store`.
+    pub node_store: Option<String>,
 }
 
 /// One cell to submit: its node id and the key it must have.
@@ -148,20 +213,54 @@ fn sh_quote(s: &str) -> String {
 }
 
 /// The batch script of an array: task `i` runs the cell on line `i + 1` of
-/// `cells` (`<key> <node id>`).
-pub fn batch_script(opts: &SlurmOptions, cells: &Path) -> String {
-    format!(
+/// `cells_file` (`<key> <node id>`), read from the shared store. With
+/// `execution.store: remote` nothing on this machine is readable there:
+/// the cells are written into the script itself (which `sbatch` hands to
+/// the controller), the store is the node's own, and the task's output
+/// goes to a log beside that store.
+pub fn batch_script(opts: &SlurmOptions, cells_file: &Path, cells: &[Cell]) -> String {
+    let exe = sh_quote(&opts.exe.display().to_string());
+    let spec = sh_quote(&opts.spec.display().to_string());
+    let Some(via) = &opts.via_remote else {
+        return format!(
+            "#!/bin/sh\n\
+             # Written by assay run --executor slurm: one measure cell per array task.\n\
+             line=\"$(sed -n \"$((SLURM_ARRAY_TASK_ID + 1))p\" {cells})\"\n\
+             key=\"${{line%% *}}\"\n\
+             node=\"${{line#* }}\"\n\
+             exec {exe} run-node --spec {spec} --store {store} --node \"$node\" --key \"$key\"\n",
+            cells = sh_quote(&cells_file.display().to_string()),
+            store = sh_quote(&opts.store.display().to_string()),
+        );
+    };
+    let store = via
+        .node_store
+        .as_deref()
+        .map_or_else(|| "\"${TMPDIR:-/tmp}/assay-store\"".to_string(), sh_quote);
+    let mut script = format!(
         "#!/bin/sh\n\
-         # Written by assay run --executor slurm: one measure cell per array task.\n\
-         line=\"$(sed -n \"$((SLURM_ARRAY_TASK_ID + 1))p\" {cells})\"\n\
-         key=\"${{line%% *}}\"\n\
-         node=\"${{line#* }}\"\n\
-         exec {exe} run-node --spec {spec} --store {store} --node \"$node\" --key \"$key\"\n",
-        cells = sh_quote(&cells.display().to_string()),
-        exe = sh_quote(&opts.exe.display().to_string()),
-        spec = sh_quote(&opts.spec.display().to_string()),
-        store = sh_quote(&opts.store.display().to_string()),
-    )
+         # Written by assay run --executor slurm (execution.store: remote): one measure\n\
+         # cell per array task, in a store on this node, through the remote cache.\n\
+         store={store}\n\
+         mkdir -p \"$store/slurm\" || exit 1\n\
+         exec >\"$store/slurm/${{SLURM_ARRAY_JOB_ID}}_${{SLURM_ARRAY_TASK_ID}}.out\" 2>&1\n\
+         case \"$SLURM_ARRAY_TASK_ID\" in\n"
+    );
+    for (i, cell) in cells.iter().enumerate() {
+        script.push_str(&format!(
+            "{i}) key={} node={} ;;\n",
+            cell.key.to_hex(),
+            sh_quote(&cell.node)
+        ));
+    }
+    let remote: Vec<String> = via.remote_args.iter().map(|a| sh_quote(a)).collect();
+    script.push_str(&format!(
+        "*) echo \"error: no cell for array task $SLURM_ARRAY_TASK_ID\"; exit 1 ;;\n\
+         esac\n\
+         exec {exe} run-node --spec {spec} --store \"$store\" --node \"$node\" --key \"$key\" {}\n",
+        remote.join(" ")
+    ));
+    script
 }
 
 /// Submit `cells` as job arrays (one, unless the cluster's `MaxArraySize`
@@ -192,15 +291,22 @@ pub fn run_cells(
     let mut arrays: Vec<(String, usize)> = Vec::new();
     for (n, chunk) in cells.chunks(max_array_tasks()).enumerate() {
         match submit_array(opts, &dir, n, chunk) {
-            Ok(id) => arrays.push((id, n * max_array_tasks())),
+            Ok(id) => {
+                watch(&id, true);
+                arrays.push((id, n * max_array_tasks()));
+            }
             Err(e) => {
                 for (id, _) in &arrays {
                     let _ = Command::new("scancel").arg(id).output();
+                    watch(id, false);
                 }
                 return Err(e);
             }
         }
     }
+    // However the wait below ends, these arrays are no longer this
+    // process's to cancel on exit.
+    let _forget = Forget(arrays.iter().map(|(id, _)| id.clone()).collect());
     let placement = |cell: usize, node: &str| {
         let (array, first) = arrays
             .iter()
@@ -253,7 +359,7 @@ pub fn run_cells(
                     CellOutcome::Completed(place)
                 } else {
                     CellOutcome::Failed {
-                        message: last_error(&dir.join(format!("{}.out", place.job_id))),
+                        message: job_error(opts, &dir, &place),
                         placement: place,
                         state: t.state,
                         reason: t.reason,
@@ -289,6 +395,17 @@ pub fn run_cells(
         }
     }
     Ok(())
+}
+
+/// Forgets its arrays for [`cancel_submitted`] when dropped.
+struct Forget(Vec<String>);
+
+impl Drop for Forget {
+    fn drop(&mut self) {
+        for id in &self.0 {
+            watch(id, false);
+        }
+    }
 }
 
 /// The most tasks one array may have here: the cluster's `MaxArraySize`
@@ -331,13 +448,19 @@ fn submit_array(
         .collect();
     std::fs::write(&cells_file, listing).map_err(|e| format!("{}: {e}", cells_file.display()))?;
     let script = dir.join(format!("job{suffix}.sh"));
-    std::fs::write(&script, batch_script(opts, &cells_file))
+    std::fs::write(&script, batch_script(opts, &cells_file, cells))
         .map_err(|e| format!("{}: {e}", script.display()))?;
+    // Without a shared filesystem the job writes its own log on its node
+    // (the script redirects): a path here may not exist there.
+    let output = match opts.via_remote {
+        None => format!("--output={}/%A_%a.out", dir.display()),
+        Some(_) => "--output=/dev/null".to_string(),
+    };
     let out = Command::new("sbatch")
         .arg("--parsable")
         .arg("--job-name=assay")
         .arg(format!("--array=0-{}", cells.len() - 1))
-        .arg(format!("--output={}/%A_%a.out", dir.display()))
+        .arg(output)
         .args(sbatch_options(&opts.execution))
         .arg(&script)
         .output()
@@ -433,6 +556,29 @@ pub fn parse_tasks(text: &str) -> Vec<TaskState> {
         .collect()
 }
 
+/// What a failed task printed last: its `error:` line from its log, where
+/// that log is readable here. A job of `execution.store: remote` logs on
+/// its node, so the message says where, unless that folder is readable
+/// here too (the same machine, or a shared folder after all).
+fn job_error(opts: &SlurmOptions, dir: &Path, place: &Placement) -> Option<String> {
+    let log = format!("{}.out", place.job_id);
+    let Some(via) = &opts.via_remote else {
+        return last_error(&dir.join(log));
+    };
+    let folder = via.node_store.as_deref().unwrap_or("$TMPDIR/assay-store");
+    via.node_store
+        .as_deref()
+        .and_then(|s| last_error(&Path::new(s).join("slurm").join(&log)))
+        .or_else(|| {
+            let on = if place.node.is_empty() {
+                "its node"
+            } else {
+                &place.node
+            };
+            Some(format!("its log is {folder}/slurm/{log} on {on}"))
+        })
+}
+
 /// The last `error:` line a task printed (what `assay run-node` says when
 /// the cell itself failed).
 fn last_error(log: &Path) -> Option<String> {
@@ -504,6 +650,7 @@ mod tests {
             gpus: Some(2),
             gpu_type: Some("a100".into()),
             exclusive: true,
+            ..ExecutionSpec::default()
         };
         assert_eq!(
             sbatch_options(&ex),
@@ -528,9 +675,75 @@ mod tests {
             store: "/s".into(),
             exe: "/bin/assay".into(),
             execution: ExecutionSpec::default(),
+            via_remote: None,
         };
-        let s = batch_script(&opts, Path::new("/s/cells.txt"));
+        let s = batch_script(&opts, Path::new("/s/cells.txt"), &[]);
         assert!(s.contains(r"'/a b/it'\''s.yaml'"), "{s}");
         assert!(s.contains("run-node"));
+    }
+
+    #[test]
+    fn a_remote_jobs_script_carries_its_cells_and_names_the_remote() {
+        let key: Digest = Digest::of(b"cell");
+        let opts = SlurmOptions {
+            spec: "/home/r/spec.yaml".into(),
+            store: "/here/.assay".into(),
+            exe: "/opt/assay".into(),
+            execution: ExecutionSpec::default(),
+            via_remote: Some(ViaRemote {
+                remote_args: vec!["--remote-url".into(), "s3://b/p".into()],
+                node_store: None,
+            }),
+        };
+        let cells = [
+            Cell {
+                node: "measure/a/m/s".into(),
+                key,
+            },
+            Cell {
+                node: "measure/b/m/it's".into(),
+                key,
+            },
+        ];
+        let s = batch_script(&opts, Path::new("/here/.assay/slurm/x/cells.txt"), &cells);
+        // Nothing of this machine's store is read on the node.
+        assert!(!s.contains("/here/.assay"), "{s}");
+        assert!(s.contains("store=\"${TMPDIR:-/tmp}/assay-store\""), "{s}");
+        assert!(
+            s.contains(&format!("0) key={} node='measure/a/m/s' ;;", key.to_hex())),
+            "{s}"
+        );
+        assert!(
+            s.contains(r"1) key=") && s.contains(r"node='measure/b/m/it'\''s' ;;"),
+            "{s}"
+        );
+        assert!(
+            s.contains("--store \"$store\"") && s.contains("'--remote-url' 's3://b/p'"),
+            "{s}"
+        );
+        // The script runs as sh would: each task finds its own cell.
+        let dir = tempfile::tempdir().unwrap();
+        let fake = dir.path().join("assay");
+        std::fs::write(&fake, "#!/bin/sh\necho \"$@\" > \"$TMPDIR/args\"\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let opts = SlurmOptions { exe: fake, ..opts };
+        let script = batch_script(&opts, Path::new("/nowhere"), &cells);
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .env("TMPDIR", dir.path())
+            .env("SLURM_ARRAY_JOB_ID", "7")
+            .env("SLURM_ARRAY_TASK_ID", "1")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let args = std::fs::read_to_string(dir.path().join("args")).unwrap();
+        assert!(args.contains("--node measure/b/m/it's"), "{args}");
+        assert!(
+            args.contains(&format!("--store {}/assay-store", dir.path().display())),
+            "{args}"
+        );
+        assert!(dir.path().join("assay-store/slurm/7_1.out").exists());
     }
 }

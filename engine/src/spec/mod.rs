@@ -12,4 +12,4 @@ mod types;
 pub use diagnostic::{Diagnostic, render_diagnostics};
 pub use load::{LoadedSpec, Purpose, load_spec, load_spec_for, spec_schema};
 pub use program::{LoadedProgram, Program, Target, load_program, load_target};
-pub use types::{ExecutionSpec, OutputsSpec, Spec, Sweep};
+pub use types::{ExecutionSpec, JobStore, OutputsSpec, Spec, Sweep};

@@ -122,6 +122,30 @@ pub struct ExecutionSpec {
     /// disturbs its timings. Default true.
     #[serde(default = "default_true")]
     pub exclusive: bool,
+    /// Where the jobs read a cell's inputs and record the cell: `shared`
+    /// (the run's store, on a filesystem the compute nodes share) or
+    /// `remote` (each job keeps a store on its own node and exchanges nodes
+    /// through the run's remote cache, `--remote-url`). Default `shared`.
+    #[serde(default)]
+    pub store: JobStore,
+    /// With `store: remote`, the store's folder on each compute node, an
+    /// absolute path (default `$TMPDIR/assay-store`, else
+    /// `/tmp/assay-store`). The jobs of one node share it, so a prepared
+    /// model is pulled once per node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_store: Option<String>,
+}
+
+/// Where a Slurm job reads its cell's inputs and records the cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStore {
+    /// The run's own store, shared with the compute nodes.
+    #[default]
+    Shared,
+    /// A store on the compute node, filled from and pushed to the remote
+    /// cache.
+    Remote,
 }
 
 fn default_true() -> bool {
@@ -141,6 +165,8 @@ impl Default for ExecutionSpec {
             gpus: None,
             gpu_type: None,
             exclusive: true,
+            store: JobStore::Shared,
+            node_store: None,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! and a GPU type only beside a GPU count. Nothing here enters a key.
 
 use super::Ctx;
+use crate::spec::JobStore;
 use crate::spec::diagnostic::Diags;
 
 pub(super) fn check_execution(cx: &Ctx<'_>, diags: &mut Diags<'_>) {
@@ -30,6 +31,21 @@ pub(super) fn check_execution(cx: &Ctx<'_>, diags: &mut Diags<'_>) {
             "/execution/gpus",
             "gpus must be at least 1 (leave it out for no GPU)".into(),
         );
+    }
+    match (&ex.node_store, ex.store) {
+        (Some(_), JobStore::Shared) => diags.at_key(
+            "/execution/node_store",
+            "node_store is the store on each compute node of `store: remote`; with the shared \
+             store the jobs use the run's own"
+                .into(),
+        ),
+        (Some(dir), JobStore::Remote) if !dir.starts_with('/') || dir.contains(['\n', '\0']) => {
+            diags.at_value(
+                "/execution/node_store",
+                format!("node_store {dir:?} is not an absolute path on the compute nodes"),
+            );
+        }
+        _ => {}
     }
     if ex.gpu_type.is_some() && ex.gpus.is_none() {
         diags.at_key(

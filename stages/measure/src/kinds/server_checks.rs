@@ -53,8 +53,8 @@ pub(super) fn check_ollama(
     check_eos_bias(diags, &at, &o);
 }
 
-/// `server.url` is `http://host:port[/path]`, and `launch` is not given
-/// with it.
+/// `server.url` is `http://host:port[/path]` or `https://...`, and
+/// `launch` is not given with it.
 fn check_url(diags: &mut dyn Findings, at: &str, url: &str, o: &ServerOptions) {
     let rest = url.split_once("://").map_or("", |(_, r)| r);
     if rest.contains('@') || rest.contains('?') || rest.contains('#') {
@@ -62,18 +62,16 @@ fn check_url(diags: &mut dyn Findings, at: &str, url: &str, o: &ServerOptions) {
         // credentials belong in api_key_env, not here.
         diags.at_value(
             &format!("{at}/url"),
-            "the url must be http://host:port[/path], without user info, query or fragment (credentials go in api_key_env)".into(),
+            "the url must be http(s)://host:port[/path], without user info, query or fragment (credentials go in api_key_env)".into(),
         );
     }
-    if url.starts_with("https://") {
+    let host = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"));
+    if host.is_none_or(str::is_empty) {
         diags.at_value(
             &format!("{at}/url"),
-            "https is not supported by this build (plain HTTP only; put a TLS-terminating proxy on the measuring machine, or measure on the server's network)".into(),
-        );
-    } else if !url.starts_with("http://") || url.len() <= "http://".len() {
-        diags.at_value(
-            &format!("{at}/url"),
-            format!("url {url:?} must be http://host:port"),
+            format!("url {url:?} must be http://host:port or https://host[:port]"),
         );
     }
     if o.launch.is_some() {
