@@ -262,7 +262,7 @@ fn an_assay_without_the_kind_refuses_it_at_its_kind() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains("spec.yaml:12:29: error: backends[0].kind: \"echo\" is not one of: candle, ort, tch, openai, ollama, simulated"),
+        stderr.contains("spec.yaml:12:29: error: backends[0].kind: \"echo\" is not one of: candle, ort, tch, python, openai, ollama, simulated, imported"),
         "{stderr}"
     );
     // The extended assay's schema lists the kind; the stock one's does not.

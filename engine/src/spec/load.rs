@@ -206,6 +206,11 @@ pub fn load_spec_for(path: &Path, purpose: Purpose) -> Result<LoadedSpec, SpecEr
     let scenarios = spec.all_scenarios();
     read_prompts_file(&mut spec.boundary, &dir, &mut diags);
     read_quality_file(&mut spec, &dir, &mut diags);
+    // Imported backends' results files: read, digested and checked here,
+    // located at their `file` (docs/importers.md).
+    for (pointer, message) in assay_measure::imported::read_files(&mut spec.backends, &dir) {
+        diags.at_value(&pointer, message);
+    }
     semantic_checks(&spec, &scenarios, &dir, purpose, &mut diags);
     if !diags.out.is_empty() {
         diags.out.sort_by_key(|d| (d.line, d.col));

@@ -353,6 +353,7 @@ fn manifest(cell: &str) -> Manifest {
         energy: None,
         environment: None,
         assay_version: "0".into(),
+        imported: None,
     }
 }
 

@@ -33,6 +33,10 @@ pub const PHASES: [&str; 5] = ["load", "prefill", "ttft", "decode", "e2e"];
 /// existing specs stay as they were.
 pub const TEXT_PHASES: [&str; 2] = ["tokenize", "detokenize"];
 
+/// A compiler's phase (torch.compile, the `python` kind), summarised last
+/// where it occurs and, like [`TEXT_PHASES`], out of the key's list.
+pub const COMPILE_PHASES: [&str; 1] = ["compile"];
+
 #[derive(Debug, Clone, Default)]
 pub struct SummariseStage;
 
@@ -132,9 +136,33 @@ pub fn summarise_cell(
                 row.decode_fraction = decode_fraction;
                 row.decode_total_ms = decode_total_ms;
             }
+            if imported_aggregate(manifest, *phase) {
+                blank_step_quantiles(&mut row);
+            }
             Some(row)
         })
         .collect()
+}
+
+/// The phase's events in an imported cell are aggregates (each one a
+/// run's mean over steps, `Manifest::imported.aggregates` names them as
+/// `<phase>: ...`).
+fn imported_aggregate(manifest: &Manifest, phase: Phase) -> bool {
+    manifest.imported.as_ref().is_some_and(|i| {
+        i.aggregates
+            .iter()
+            .any(|a| a.split(':').next() == Some(phase.name()))
+    })
+}
+
+/// The tail quantiles of single steps cannot be had from per-run means:
+/// NaN (the report's "cannot be computed") rather than quantiles of means
+/// passed off as those of steps. The median, its interval and the spread
+/// are over runs and stay.
+fn blank_step_quantiles(row: &mut SummaryRow) {
+    row.p90_ms = f64::NAN;
+    row.p95_ms = f64::NAN;
+    row.p99_ms = f64::NAN;
 }
 
 /// The samples a cell's summary rows are computed from, gathered in one
@@ -171,9 +199,11 @@ impl CellSamples {
             let phase = events.phase(i);
             let ms = events.ns[i] as f64 / 1e6;
             match phase {
-                Phase::Load => {
-                    s.steady[0].push(ms);
-                    s.tokens[0].push(f64::from(events.tokens[i]));
+                // Once per cell, before every run: its one sample is its
+                // steady statistic.
+                Phase::Load | Phase::Compile => {
+                    s.steady[phase as usize].push(ms);
+                    s.tokens[phase as usize].push(f64::from(events.tokens[i]));
                     continue;
                 }
                 // Known to no summary row.
@@ -691,7 +721,9 @@ mod tests {
     fn rows_come_in_the_declared_phase_order() {
         let known = Phase::KNOWN.map(Phase::name);
         assert_eq!(known[..PHASES.len()], PHASES);
-        assert_eq!(known[PHASES.len()..], TEXT_PHASES);
+        let text_end = PHASES.len() + TEXT_PHASES.len();
+        assert_eq!(known[PHASES.len()..text_end], TEXT_PHASES);
+        assert_eq!(known[text_end..], COMPILE_PHASES);
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The spec types the measure stage reads: boundary, scenario, backend.
 //! Doc comments become descriptions in `schemas/spec.schema.json`.
 
+pub mod imported;
 pub mod inject;
+pub mod python;
 pub mod server;
 
 use schemars::JsonSchema;
@@ -402,6 +404,12 @@ pub struct BackendConfig {
     /// Options of the server kinds (`openai`, `ollama`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<crate::config::server::ServerOptions>,
+    /// Options of the `python` kind (assay's Python harness).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub python: Option<crate::config::python::PythonOptions>,
+    /// Options of the `imported` kind: a peer tool's results file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported: Option<crate::config::imported::ImportedOptions>,
 }
 
 /// ONNX Runtime session options. Intra-op threads are the backend's

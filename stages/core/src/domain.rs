@@ -80,18 +80,28 @@ macro_rules! stored_enum {
 
 stored_enum! {
     /// Where numbers came from (`evidence` of manifests and of every derived
-    /// row): only measured data is evidence for a claim.
+    /// row): only real measurements are evidence for a claim. `imported`:
+    /// measured by another tool and read from its results file (a measure
+    /// node of kind `imported`, docs/importers.md); real, so evidence, but
+    /// labelled by where it came from.
     pub enum Evidence {
         Measured => "measured",
         Simulated => "simulated",
+        Imported => "imported",
     }
 }
 
 impl Evidence {
-    /// Whether a stored evidence string is `measured` (anything else,
-    /// unknown strings included, is not).
+    /// Whether a stored evidence string is a real measurement: `measured`,
+    /// or `imported` from a peer tool's results (anything else, unknown
+    /// strings included, is not).
     pub fn is_measured(text: &str) -> bool {
-        Evidence::parse(text) == Some(Evidence::Measured)
+        Evidence::parse(text).is_some_and(Evidence::is_real)
+    }
+
+    /// Measured here or by a peer tool: not simulated.
+    pub fn is_real(self) -> bool {
+        matches!(self, Evidence::Measured | Evidence::Imported)
     }
 
     /// `measured` when every one of `all` is, else `simulated`.
@@ -331,7 +341,7 @@ mod tests {
     fn the_stored_spellings_are_the_tables_strings() {
         assert_eq!(
             Evidence::ALL.iter().map(|e| e.as_str()).collect::<Vec<_>>(),
-            ["measured", "simulated"]
+            ["measured", "simulated", "imported"]
         );
         assert_eq!(
             RunStatus::ALL
@@ -378,6 +388,7 @@ mod tests {
         assert_eq!(Evidence::parse("Measured"), None);
         assert!(Evidence::is_measured("measured"));
         assert!(!Evidence::is_measured("simulated"));
+        assert!(Evidence::is_measured("imported"));
         assert!(!Evidence::is_measured("measured "));
         assert_eq!("no_data".parse::<EnergyStatus>(), Ok(EnergyStatus::NoData));
         let err = "gone".parse::<RunStatus>().unwrap_err();

@@ -646,8 +646,10 @@ impl CellRunner<'_, '_> {
     }
 }
 
-/// blake3 of a run's generated tokens, sequence by sequence.
-fn output_digest(generated: &[Vec<u32>]) -> String {
+/// blake3 of a run's generated tokens, sequence by sequence: every kind
+/// that reports tokens stores this digest, so equal outputs have equal
+/// digests across kinds.
+pub(crate) fn output_digest(generated: &[Vec<u32>]) -> String {
     let mut hasher = blake3::Hasher::new();
     for seq in generated {
         for t in seq {

@@ -9,9 +9,11 @@ pub mod energy;
 pub mod environment;
 pub mod evaluate;
 pub mod harness;
+pub mod imported;
 pub mod kinds;
 #[cfg(feature = "ort")]
 pub mod ort;
+pub mod python;
 pub mod server;
 pub mod simulated;
 pub mod stage;

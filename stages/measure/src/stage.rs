@@ -102,9 +102,15 @@ pub struct Manifest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub energy: Option<EnergySource>,
     /// The measuring machine; absent for simulated cells, which are
-    /// machine-independent by construction.
+    /// machine-independent by construction, and for imported ones, whose
+    /// recorded machine is in `imported`.
     pub environment: Option<Environment>,
     pub assay_version: String,
+    /// Cells of kind `imported`: the file, the tool that wrote it, the
+    /// machine and configuration it recorded, and which phases hold
+    /// aggregates rather than single timings (docs/importers.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported: Option<crate::imported::ImportedFacts>,
 }
 
 /// Which weights a real measurement ran.
@@ -231,7 +237,7 @@ impl Stage for MeasureStage {
             output::OUTPUTS,
             output::RUNS,
         ];
-        if self.execution() == Execution::Server {
+        if matches!(self.execution(), Execution::Server | Execution::Imported) {
             names.push(output::REQUESTS);
         }
         if self.energy.is_some() {
@@ -257,10 +263,10 @@ impl Stage for MeasureStage {
             backend: self.backend.name.clone(),
             model: self.model.name.clone(),
             scenario: self.scenario.clone(),
-            evidence: if self.simulated() {
-                Evidence::Simulated
-            } else {
-                Evidence::Measured
+            evidence: match self.execution() {
+                Execution::Simulated => Evidence::Simulated,
+                Execution::Imported => Evidence::Imported,
+                Execution::InProcess | Execution::Server => Evidence::Measured,
             }
             .as_str()
             .into(),
@@ -283,13 +289,14 @@ impl Stage for MeasureStage {
             },
             environment: self.entry.manifest_environment(self),
             assay_version: env!("CARGO_PKG_VERSION").into(),
+            imported: self.entry.imported(self)?,
         };
         let mut out = Outputs::new();
         out.insert(output::EVENTS.into(), tables::to_parquet(&m.events)?);
         out.insert(output::RUNS.into(), tables::to_parquet(&m.runs)?);
         out.insert(output::OUTPUTS.into(), tables::to_parquet(&m.outputs)?);
         out.insert(output::MANIFEST.into(), to_json(&manifest)?);
-        if self.execution() == Execution::Server {
+        if matches!(self.execution(), Execution::Server | Execution::Imported) {
             let requests = measured.requests.unwrap_or_default();
             out.insert(output::REQUESTS.into(), tables::to_parquet(&requests)?);
         }

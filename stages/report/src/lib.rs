@@ -30,6 +30,7 @@ mod decisions;
 mod document;
 mod energy;
 mod figures;
+mod imported;
 mod intro;
 mod limits;
 pub mod plots;
@@ -243,6 +244,7 @@ impl Stage for ReportStage {
         audit::artifact_chain(&rep, &mut out)?;
         validation::validation(&rep, &mut out)?;
         results::results(&rep, &mut out)?;
+        imported::imported(&rep, &mut out)?;
         // Only with a `load` input from the goodput node.
         serving::serving(&rep, &mut out)?;
         audit::attribution(&rep, &mut out)?;

@@ -62,6 +62,8 @@ fn check_options_sections(
         ("ort", b.ort.is_some()),
         ("tch", b.tch.is_some()),
         ("server", b.server.is_some()),
+        ("python", b.python.is_some()),
+        ("imported", b.imported.is_some()),
     ];
     for (section, _) in given.iter().filter(|(_, given)| *given) {
         let known = cx

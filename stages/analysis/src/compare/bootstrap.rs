@@ -51,7 +51,7 @@ pub fn steady_runs(events: &EventColumns) -> BTreeMap<Phase, PhaseRuns> {
     let mut by: BTreeMap<Phase, Gathered> = BTreeMap::new();
     for i in 0..events.len() {
         let phase = events.phase(i);
-        if matches!(phase, Phase::Load | Phase::Other) || events.warmup.value(i) {
+        if matches!(phase, Phase::Load | Phase::Compile | Phase::Other) || events.warmup.value(i) {
             continue;
         }
         let (runs, tokens) = by.entry(phase).or_default();

@@ -36,7 +36,9 @@ pub fn validate_cell(
 
     // Each run's events by row index, in table order.
     let mut by_run: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
-    for i in (0..events.len()).filter(|i| events.phase(*i) != Phase::Load) {
+    // Load and compile happen once per cell, before and outside every run.
+    for i in (0..events.len()).filter(|i| !matches!(events.phase(*i), Phase::Load | Phase::Compile))
+    {
         by_run.entry(events.repetition[i]).or_default().push(i);
     }
     let mut rows = Vec::new();
@@ -48,7 +50,19 @@ pub fn validate_cell(
             .get(&run.repetition)
             .map(Vec::as_slice)
             .unwrap_or(&[]);
-        let phase_reasons = run_phase_reasons(events, evs, run, server.is_some(), &mut reasons);
+        // An imported run holds the phases its file holds (a llama-bench
+        // run has no ttft; a client's has no prefill): what is missing is
+        // said once, in the manifest's `imported.not_computable`, not as a
+        // failed run.
+        let phase_reasons = if manifest.imported.is_some() {
+            if evs.is_empty() {
+                vec!["missing_phase:any".to_string()]
+            } else {
+                Vec::new()
+            }
+        } else {
+            run_phase_reasons(events, evs, run, server.is_some(), &mut reasons)
+        };
         if !phase_reasons.is_empty() {
             incomplete_runs += 1;
         }
@@ -92,7 +106,21 @@ pub fn validate_cell(
     check(
         ValidationCheck::Evidence,
         Evidence::is_measured(&manifest.evidence),
-        format!("{} data", manifest.evidence),
+        match &manifest.imported {
+            Some(i) => format!(
+                "imported data ({} {}, {}); aggregates: {}; cannot be computed: {}",
+                i.tool,
+                i.tool_version,
+                i.file,
+                if i.aggregates.is_empty() {
+                    "none".to_string()
+                } else {
+                    i.aggregates.join("; ")
+                },
+                i.not_computable.join("; ")
+            ),
+            None => format!("{} data", manifest.evidence),
+        },
     );
     (rows, checks)
 }
@@ -112,12 +140,16 @@ fn cell_level(
     let server = manifest.actual.server.as_ref();
     // A server assay did not start (an OpenAI-compatible URL) loads its
     // model out of sight: there is no load phase to time.
-    let load_unobservable =
-        loads == 0 && server.is_some_and(|s| !s.launched && s.protocol != "ollama");
+    // Nor does a peer tool's results file hold one.
+    let load_unobservable = loads == 0
+        && (manifest.imported.is_some()
+            || server.is_some_and(|s| !s.launched && s.protocol != "ollama"));
     check(
         ValidationCheck::ModelLoadTimed,
         loads == 1 || load_unobservable,
-        if load_unobservable {
+        if manifest.imported.is_some() && load_unobservable {
+            "imported: the results file holds no model load".into()
+        } else if load_unobservable {
             "server already running: its model load is not observable".into()
         } else {
             format!("{loads} load events")
@@ -140,7 +172,10 @@ fn cell_level(
     let steady = runs.iter().filter(|r| !r.warmup).count();
     // Under a load profile the windows are counted in requests (a
     // duration-bound window has no count to reach).
+    // An imported cell has the runs its file recorded; the spec's
+    // boundary did not run it.
     let (wanted, warmup_declared) = match (&manifest.scenario.load, server) {
+        _ if manifest.imported.is_some() => (1, runs.iter().filter(|r| r.warmup).count()),
         (Some(load), Some(_)) => (
             load.requests.unwrap_or(0) as usize,
             load.warmup_requests as usize,

@@ -54,6 +54,7 @@ pub(crate) fn manifest(warmup_runs: u32, repetitions: u32) -> Manifest {
         energy: None,
         environment: None,
         assay_version: "0".into(),
+        imported: None,
     }
 }
 

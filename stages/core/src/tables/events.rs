@@ -20,14 +20,19 @@ pub enum Phase {
     Tokenize = 5,
     /// Generated ids to text at the end of a run; also inside its `e2e`.
     Detokenize = 6,
+    /// A compiler's own phase before the runs (torch.compile's first call
+    /// on the cell's shapes, the `python` kind): like `load`, once per cell
+    /// and in no run. Codes live only in memory (tables store names), so
+    /// adding it renumbers nothing stored.
+    Compile = 7,
     /// A name no stage knows: counted where every event counts, else
     /// ignored, as an unknown string was before.
-    Other = 7,
+    Other = 8,
 }
 
 impl Phase {
     /// The known phases, in report order (`Phase as usize` indexes it).
-    pub const KNOWN: [Phase; 7] = [
+    pub const KNOWN: [Phase; 8] = [
         Phase::Load,
         Phase::Prefill,
         Phase::Ttft,
@@ -35,6 +40,7 @@ impl Phase {
         Phase::E2e,
         Phase::Tokenize,
         Phase::Detokenize,
+        Phase::Compile,
     ];
 
     pub fn from_name(name: &str) -> Phase {
@@ -46,6 +52,7 @@ impl Phase {
             "e2e" => Phase::E2e,
             "tokenize" => Phase::Tokenize,
             "detokenize" => Phase::Detokenize,
+            "compile" => Phase::Compile,
             _ => Phase::Other,
         }
     }
@@ -60,6 +67,7 @@ impl Phase {
             Phase::E2e => "e2e",
             Phase::Tokenize => "tokenize",
             Phase::Detokenize => "detokenize",
+            Phase::Compile => "compile",
             Phase::Other => "other",
         }
     }

@@ -32,9 +32,10 @@ macro_rules! evidence_of {
                 Evidence::parse(&self.evidence)
             }
 
-            /// Whether the row is measured (not simulated, nor unknown).
+            /// Whether the row is a real measurement, here or imported
+            /// from a peer tool (not simulated, nor unknown).
             pub fn is_measured(&self) -> bool {
-                self.evidence() == Some(Evidence::Measured)
+                self.evidence().is_some_and(Evidence::is_real)
             }
         }
     )+};

@@ -65,7 +65,7 @@ pub fn measure(
 /// The prepared model's record, the weight files a cell reads (the export
 /// its entry asks for, else the prepared model's own: a GGUF file, or
 /// safetensors shards) and their identity for the manifest.
-fn weights(
+pub(crate) fn weights(
     export: Option<ExportFormat>,
     ctx: &StageContext<'_>,
     inputs: &[Input],

@@ -6,8 +6,10 @@
 //! `simulated`).
 
 pub mod candle;
+pub mod imported;
 pub mod in_process;
 pub mod ort;
+pub mod python;
 pub mod server;
 mod server_checks;
 pub mod simulated;
@@ -23,7 +25,9 @@ pub fn builtin() -> Registry {
         .with(&candle::Candle)
         .with(&ort::Ort)
         .with(&tch::Tch)
+        .with(&python::Python)
         .with(&server::OpenAi)
         .with(&server::Ollama)
         .with(&simulated::Simulated)
+        .with(&imported::Imported)
 }

@@ -34,6 +34,9 @@ pub enum Execution {
     /// A latency model on a virtual clock: machine-independent, never
     /// evidence.
     Simulated,
+    /// Results another tool measured, read from its file: nothing runs
+    /// here; evidence `imported`, the recorded machine in the manifest.
+    Imported,
 }
 
 /// What the spec checks of one backend entry may read, besides the entry.
@@ -161,6 +164,8 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
             Execution::InProcess | Execution::Simulated => {
                 scenario.load.is_none() && !model.server_only()
             }
+            // An imported kind says from its file.
+            Execution::Imported => false,
         }
     }
 
@@ -208,6 +213,16 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// not depend on it (simulated).
     fn manifest_environment(&self, stage: &MeasureStage) -> Option<Environment> {
         Some(stage.environment_facts())
+    }
+
+    /// Imported kinds: what the results file says about the cell (the
+    /// tool, its version, the recorded machine and configuration, which
+    /// phases are aggregates), for the manifest's `imported`.
+    fn imported(
+        &self,
+        _stage: &MeasureStage,
+    ) -> Result<Option<crate::imported::ImportedFacts>, StageError> {
+        Ok(None)
     }
 
     /// Measure one cell.

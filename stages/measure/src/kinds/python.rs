@@ -1,0 +1,353 @@
+//! `python`: assay's Python harness (python/assay_harness) in a Python
+//! environment with torch and transformers: Hugging Face transformers eager,
+//! or the same model under `torch.compile`. The harness times the phases;
+//! this entry prepares the model directory, runs the harness process and
+//! turns its messages into the rows every in-process cell has
+//! (docs/python-harness.md).
+
+use std::path::{Path, PathBuf};
+
+use super::in_process;
+use crate::energy::PowerOutcome;
+use crate::harness;
+use crate::python::client::{self, Failure, HarnessCommand};
+use crate::python::protocol::{CellRequest, CompileRequest, PROTOCOL};
+use crate::python::{ScratchDir, install_package, package_digest};
+use crate::stage::registry::{Backend, CheckContext, Execution, Findings, Measured};
+use crate::stage::{MeasureStage, unix_ms};
+use assay_core::config::python::{CompileMode, PythonOptions};
+use assay_core::config::{BackendConfig, Dtype};
+use assay_core::domain::{FileRole, ModelSource};
+use assay_core::inputs::find_input;
+use assay_core::stage::{Input, StageContext, StageError};
+use assay_model::prepare::{self, ModelRecord};
+
+/// The environment variable naming the interpreter when the spec does not.
+pub const ASSAY_PYTHON: &str = "ASSAY_PYTHON";
+
+#[derive(Debug)]
+pub struct Python;
+
+impl Backend for Python {
+    fn name(&self) -> &'static str {
+        "python"
+    }
+
+    fn summary(&self) -> &'static str {
+        "assay's Python harness in a Python environment with torch and\ntransformers (scripts/install-python-harness.sh): transformers eager,\nor torch.compile with Dynamo evidence. Options under `python:`."
+    }
+
+    fn execution(&self) -> Execution {
+        Execution::InProcess
+    }
+
+    fn options_section(&self) -> Option<&'static str> {
+        Some("python")
+    }
+
+    /// Safetensors checkpoints in f32, f16 or bf16 on the CPU or a CUDA
+    /// device; a compile mode other than `default` only with Inductor; and,
+    /// when measuring, an interpreter.
+    fn check(&self, cx: &CheckContext<'_>, b: &BackendConfig, findings: &mut dyn Findings) {
+        if !matches!(b.dtype, Dtype::F32 | Dtype::F16 | Dtype::Bf16) {
+            findings.at_value(
+                &cx.at("/dtype"),
+                format!(
+                    "python runs the safetensors checkpoint in f32, f16 or bf16; dtype {} is not supported",
+                    b.dtype.as_str()
+                ),
+            );
+        }
+        let cuda = b.device == "cuda"
+            || b.device
+                .strip_prefix("cuda:")
+                .is_some_and(|n| n.parse::<u32>().is_ok());
+        if b.device != "cpu" && !cuda {
+            findings.at_value(
+                &cx.at("/device"),
+                format!(
+                    "python can be asked for `cpu`, `cuda` or `cuda:N`; device {:?} is not one",
+                    b.device
+                ),
+            );
+        }
+        in_process::check_safetensors_models(cx, b, findings);
+        let opts = b.python.clone().unwrap_or_default();
+        if let Some(c) = &opts.compile {
+            if c.backend.trim().is_empty() {
+                findings.at_value(
+                    &cx.at("/python/compile/backend"),
+                    "a torch.compile backend name is needed (`inductor`, `aot_eager`, `eager`)"
+                        .into(),
+                );
+            }
+            if c.backend != "inductor" && c.mode != CompileMode::Default {
+                findings.at_value(
+                    &cx.at("/python/compile/mode"),
+                    format!(
+                        "mode {} is Inductor's; backend {:?} takes `default` only",
+                        c.mode.as_str(),
+                        c.backend
+                    ),
+                );
+            }
+        }
+        if cx.measuring {
+            match interpreter(&opts) {
+                Ok(path) if !path.is_file() => {
+                    let (at, from) = match &opts.interpreter {
+                        Some(_) => (cx.at("/python/interpreter"), "python.interpreter"),
+                        None => (cx.at("/kind"), ASSAY_PYTHON),
+                    };
+                    findings.at_value(
+                        &at,
+                        format!(
+                            "{from} names {}, which is not a file: build the environment with `eval \"$(scripts/install-python-harness.sh)\"`",
+                            path.display()
+                        ),
+                    );
+                }
+                Ok(_) => {}
+                Err(message) => findings.at_value(&cx.at("/kind"), message),
+            }
+        }
+    }
+
+    /// The options made explicit for the key; the interpreter's path and
+    /// the message timeout are this machine's business, not the
+    /// measurement's (what ran is in the manifest), so they stay out.
+    fn resolve(&self, b: &BackendConfig, _stage: &MeasureStage) -> BackendConfig {
+        let mut b = b.clone();
+        let mut opts = b.python.unwrap_or_default();
+        opts.interpreter = None;
+        opts.timeout_s = None;
+        b.python = Some(opts);
+        b
+    }
+
+    fn compiled(&self, b: &BackendConfig) -> Option<String> {
+        let c = b.python.as_ref()?.compile.as_ref()?;
+        Some(format!(
+            "torch.compile:{}:{}:{}",
+            c.backend,
+            c.mode.as_str(),
+            c.phases.as_str()
+        ))
+    }
+
+    fn libraries(&self, _stage: &MeasureStage) -> Vec<(String, String)> {
+        vec![(
+            "assay_harness".into(),
+            format!("protocol {PROTOCOL}, package {}", &package_digest()[..16]),
+        )]
+    }
+
+    fn measure(
+        &self,
+        stage: &MeasureStage,
+        ctx: &StageContext<'_>,
+        inputs: &[Input],
+    ) -> Result<Measured, StageError> {
+        let started = unix_ms();
+        if stage.boundary.tokenizes() {
+            return Err(StageError::Failed(
+                "the python kind measures token ids; `boundary.tokenization: included` is not supported by its harness".into(),
+            ));
+        }
+        let (record, _files, weights) = in_process::weights(None, ctx, inputs)?;
+        let opts = stage.backend.python.clone().unwrap_or_default();
+        let interpreter = interpreter(&opts).map_err(StageError::Failed)?;
+        let scratch = ScratchDir::new("assay-python-cell").map_err(StageError::Failed)?;
+        let model_dir = model_dir(ctx, inputs, &record, scratch.path())?;
+        let inductor_cache = scratch.path().join("inductor");
+        let package = install_package(None).map_err(StageError::Failed)?;
+        let seed = record.declaration.as_ref().map_or(0, |d| d.seed);
+        let request = CellRequest {
+            kind: "cell".into(),
+            protocol: PROTOCOL,
+            cell: stage.cell.clone(),
+            model_dir: model_dir.to_string_lossy().into_owned(),
+            dtype: stage.backend.dtype.as_str().into(),
+            device: stage.backend.device.clone(),
+            threads: stage.backend.threads,
+            prompts: harness::prompt_ids(&stage.scenario, record.info.vocab, seed),
+            gen_tokens: stage.scenario.gen_tokens,
+            warmup_runs: stage.boundary.warmup_runs,
+            repetitions: stage.boundary.repetitions,
+            compile: opts.compile.as_ref().map(|c| CompileRequest {
+                backend: c.backend.clone(),
+                mode: c.mode.as_str().into(),
+                dynamic: c.dynamic,
+                phases: c.phases.as_str().into(),
+            }),
+        };
+        let command = harness_command(
+            &interpreter,
+            &package,
+            &inductor_cache,
+            &opts,
+            stage.backend.threads,
+        );
+        let transcript =
+            client::run_cell(&command, &request, |p| ctx.progress(p), || ctx.cancelled()).map_err(
+                |f| match f {
+                    Failure::Cancelled => StageError::Cancelled,
+                    Failure::Failed(m) => StageError::Failed(m),
+                },
+            )?;
+        let mut measurement = client::measurement(
+            &stage.cell,
+            &stage.scenario,
+            stage.boundary.warmup_runs,
+            stage.boundary.repetitions,
+            &transcript,
+        )
+        .map_err(StageError::Failed)?;
+        measurement.attribution.library_version = format!(
+            "{}; Python {}, {} {} (protocol {PROTOCOL})",
+            measurement.attribution.library_version,
+            transcript.python,
+            transcript.harness,
+            transcript.harness_version
+        );
+        if stage.energy.is_some() {
+            measurement.power = Some(PowerOutcome::NoSensor(
+                "the python kind does not sample power yet".into(),
+            ));
+        }
+        Ok(Measured {
+            measurement,
+            model_info: Some(record.info),
+            weights: Some(weights),
+            started_unix_ms: Some(started),
+            requests: None,
+        })
+    }
+}
+
+/// The interpreter: the spec's `python.interpreter`, else `ASSAY_PYTHON`.
+pub fn interpreter(opts: &PythonOptions) -> Result<PathBuf, String> {
+    if let Some(p) = &opts.interpreter {
+        return Ok(PathBuf::from(p));
+    }
+    match std::env::var_os(ASSAY_PYTHON) {
+        Some(p) if !p.is_empty() => Ok(PathBuf::from(p)),
+        _ => Err(format!(
+            "the python kind needs a Python interpreter with torch and transformers: set `python.interpreter` in this backend or the environment variable {ASSAY_PYTHON} (`eval \"$(scripts/install-python-harness.sh)\"` builds one and sets it)"
+        )),
+    }
+}
+
+/// How the harness is started: the embedded package first on PYTHONPATH,
+/// the thread count in the environment (OpenMP reads it at load, before
+/// `torch.set_num_threads`), Inductor's cache in the cell's scratch
+/// directory (so every cell's compile is cold, and measured as such), and
+/// no network for the hub.
+pub fn harness_command(
+    interpreter: &Path,
+    package: &Path,
+    inductor_cache: &Path,
+    opts: &PythonOptions,
+    threads: u32,
+) -> HarnessCommand {
+    let mut pythonpath = package.to_string_lossy().into_owned();
+    if let Some(old) = std::env::var_os("PYTHONPATH").filter(|p| !p.is_empty()) {
+        pythonpath = format!("{pythonpath}:{}", old.to_string_lossy());
+    }
+    let threads = threads.to_string();
+    HarnessCommand {
+        interpreter: interpreter.to_path_buf(),
+        args: vec!["-m".into(), "assay_harness".into()],
+        env: vec![
+            ("PYTHONPATH".into(), pythonpath),
+            ("PYTHONUNBUFFERED".into(), "1".into()),
+            ("PYTHONDONTWRITEBYTECODE".into(), "1".into()),
+            ("OMP_NUM_THREADS".into(), threads.clone()),
+            ("MKL_NUM_THREADS".into(), threads),
+            (
+                "TORCHINDUCTOR_CACHE_DIR".into(),
+                inductor_cache.to_string_lossy().into_owned(),
+            ),
+            ("HF_HUB_OFFLINE".into(), "1".into()),
+            ("TRANSFORMERS_OFFLINE".into(), "1".into()),
+            ("TOKENIZERS_PARALLELISM".into(), "false".into()),
+        ],
+        timeout: opts.timeout(),
+    }
+}
+
+/// A Hugging Face layout directory for transformers: a local checkpoint's
+/// own directory, or, for a synthetic model, links in `scratch` to its
+/// stored config.json, weights and tokenizer.json (objects in the store
+/// are named by digest, not by the names transformers looks for). The
+/// stored bytes are used as they are: their digests are the model's
+/// identity.
+fn model_dir(
+    ctx: &StageContext<'_>,
+    inputs: &[Input],
+    record: &ModelRecord,
+    scratch: &Path,
+) -> Result<PathBuf, StageError> {
+    if record.source() != Some(ModelSource::Synthetic) {
+        let config = record.local_path(FileRole::Config);
+        return config
+            .first()
+            .and_then(|c| c.parent())
+            .map(Path::to_path_buf)
+            .ok_or_else(|| {
+                StageError::Failed(format!(
+                    "model {}: no config.json in its record (the python kind needs a Hugging Face directory)",
+                    record.info.name
+                ))
+            });
+    }
+    let dir = scratch.join("model");
+    std::fs::create_dir_all(&dir).map_err(|e| StageError::Failed(e.to_string()))?;
+    let weights = find_input(inputs, prepare::output::WEIGHTS)?;
+    link(
+        &ctx.store.object_path(&weights.digest),
+        &dir.join("model.safetensors"),
+    )?;
+    for f in &record.files {
+        let name = match f.role() {
+            Some(FileRole::Config) => "config.json",
+            Some(FileRole::Tokenizer) => "tokenizer.json",
+            _ => continue,
+        };
+        let digest = f.blake3.parse().map_err(|e| {
+            StageError::Failed(format!("model {}: {name} digest: {e}", record.info.name))
+        })?;
+        let object = ctx.store.object_path(&digest);
+        if !object.is_file() {
+            // config.json is what transformers needs; the tokenizer is not
+            // read by a cell of token ids.
+            if name == "config.json" {
+                return Err(StageError::Failed(format!(
+                    "model {}: its config.json ({}) is not in the store; prepare the model again",
+                    record.info.name, f.blake3
+                )));
+            }
+            continue;
+        }
+        link(&object, &dir.join(name))?;
+    }
+    Ok(dir)
+}
+
+fn link(target: &Path, at: &Path) -> Result<(), StageError> {
+    // A relative store path (`./.assay`) would resolve against the link's
+    // own directory.
+    let target = &std::fs::canonicalize(target)
+        .map_err(|e| StageError::Failed(format!("{}: {e}", target.display())))?;
+    #[cfg(unix)]
+    let linked = std::os::unix::fs::symlink(target, at);
+    #[cfg(not(unix))]
+    let linked = std::fs::copy(target, at).map(|_| ());
+    linked.map_err(|e| {
+        StageError::Failed(format!(
+            "cannot link {} to {}: {e}",
+            at.display(),
+            target.display()
+        ))
+    })
+}

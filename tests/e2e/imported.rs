@@ -1,0 +1,208 @@
+//! Results of peer tools as measure nodes (the `imported` kind,
+//! docs/importers.md) through the real binary: real llama-bench and AIPerf
+//! outputs and a vLLM result written to its format, beside a simulated
+//! backend; the report's imported cells and what they cannot compute; a
+//! cached rerun; an edited file reruns its cells; a bad file is exit 2 at
+//! the file and field.
+
+use serde_json::Value;
+
+use crate::support::{Workspace, assay};
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/imported");
+
+const SPEC: &str = r#"assay: 1
+id: e2e-imported
+title: Imported results beside simulated ones
+question: Which configuration decodes fastest?
+decision: Pick the fastest configuration.
+boundary: { warmup_runs: 1, repetitions: 3 }
+scenarios:
+  - { name: p16g8, prompt_tokens: 16, batch: 1, gen_tokens: 8 }
+models:
+  - { name: tiny, synthetic: { arch: llama, layers: 2, hidden: 128, heads: 4, kv_heads: 2, vocab: 16000, max_positions: 512, seed: 1 } }
+backends:
+  - { name: sim, kind: simulated, simulated: { seed: 7 } }
+  - name: llamabench
+    kind: imported
+    dtype: q8_0
+    imported: { file: llama-bench.jsonl, format: llama-bench, models: { tiny: tiny-q8_0.gguf } }
+  - name: aiperf
+    kind: imported
+    imported: { file: aiperf/profile_export.jsonl, format: aiperf, models: { tiny: assay/tiny } }
+  - name: vllm
+    kind: imported
+    imported: { file: vllm-bench-serve.json, format: vllm-bench-serve, models: { tiny: assay/tiny } }
+validate: { max_cv: 5 }
+outputs: { dir: reports/e2e, formats: [md, json] }
+"#;
+
+const IMPORTED_CELLS: [&str; 3] = [
+    "measure/aiperf/tiny/p16g8",
+    "measure/llamabench/tiny/p16g8",
+    "measure/vllm/tiny/p16g8",
+];
+
+fn workspace() -> Workspace {
+    let ws = Workspace::with_spec(SPEC);
+    for f in [
+        "llama-bench.jsonl",
+        "llama-bench.json",
+        "vllm-bench-serve.json",
+    ] {
+        std::fs::copy(format!("{FIXTURES}/{f}"), ws.path().join(f)).unwrap();
+    }
+    std::fs::create_dir_all(ws.path().join("aiperf")).unwrap();
+    for f in ["profile_export.jsonl", "profile_export_aiperf.json"] {
+        std::fs::copy(
+            format!("{FIXTURES}/aiperf/{f}"),
+            ws.path().join("aiperf").join(f),
+        )
+        .unwrap();
+    }
+    ws
+}
+
+fn measure_nodes(nodes: Vec<String>) -> Vec<String> {
+    let mut m: Vec<String> = nodes
+        .into_iter()
+        .filter(|n| n.starts_with("measure/"))
+        .collect();
+    m.sort();
+    m
+}
+
+fn manifest(ws: &Workspace, node: &str) -> Value {
+    let lock: Value = serde_json::from_slice(&std::fs::read(ws.lock_path()).unwrap()).unwrap();
+    let digest = lock["nodes"][node]["outputs"]["manifest"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{node} has no manifest"))
+        .to_string();
+    let bytes = std::fs::read(ws.store().join("objects").join(&digest[..2]).join(&digest)).unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[test]
+fn imported_cells_run_beside_simulated_ones_and_the_report_says_what_they_lack() {
+    let ws = workspace();
+    let result = ws.run(&[]);
+    let ran = measure_nodes(Workspace::nodes_with(&result, "ran"));
+    for cell in IMPORTED_CELLS {
+        assert!(
+            ran.contains(&cell.to_string()),
+            "{cell} did not run: {ran:?}"
+        );
+    }
+    let lb = manifest(&ws, "measure/llamabench/tiny/p16g8");
+    assert_eq!(lb["evidence"], "imported");
+    assert_eq!(lb["imported"]["tool"], "llama-bench");
+    assert_eq!(lb["imported"]["grain"], "repetitions");
+    assert!(lb["imported"]["machine"]["cpu_info"].is_string(), "{lb}");
+    assert!(lb["environment"].is_null());
+    let ai = manifest(&ws, "measure/aiperf/tiny/p16g8");
+    assert_eq!(ai["imported"]["tool"], "aiperf");
+    assert_eq!(ai["imported"]["grain"], "requests");
+
+    let md = String::from_utf8(ws.report("report.md")).unwrap();
+    assert!(
+        md.contains("llamabench"),
+        "the report lists no imported cell"
+    );
+    assert!(
+        md.contains("Imported results"),
+        "no imported section:\n{md}"
+    );
+    assert!(
+        md.contains("cannot be computed") && md.contains("decode step percentiles"),
+        "the report does not say what llama-bench's aggregates cannot give:\n{md}"
+    );
+
+    // Nothing changed: everything is cached.
+    let again = ws.run(&[]);
+    assert_eq!(
+        measure_nodes(Workspace::nodes_with(&again, "ran")),
+        Vec::<String>::new()
+    );
+
+    // An edited file reruns the cells that read it, and only those.
+    let path = ws.path().join("llama-bench.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let edited = text.replacen("\"samples_ns\": [", "\"samples_ns\": [1000000, ", 1);
+    let edited = if edited == text {
+        text.replacen("\"samples_ns\":[", "\"samples_ns\":[1000000,", 1)
+    } else {
+        edited
+    };
+    assert_ne!(edited, text);
+    // The first record's samples gain one: keep the counts equal.
+    std::fs::write(&path, edited).unwrap();
+    let third = ws.run(&[]);
+    assert_eq!(
+        measure_nodes(Workspace::nodes_with(&third, "ran")),
+        vec!["measure/llamabench/tiny/p16g8".to_string()]
+    );
+}
+
+#[test]
+fn a_bad_file_is_exit_2_at_the_file_and_field() {
+    let ws = workspace();
+    let path = ws.path().join("llama-bench.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let bad = text.replacen("\"n_threads\": ", "\"n_threads\": \"x\", \"_was\": ", 1);
+    let bad = if bad == text {
+        text.replacen("\"n_threads\":", "\"n_threads\":\"x\",\"_was\":", 1)
+    } else {
+        bad
+    };
+    std::fs::write(&path, bad).unwrap();
+    let out = assay(&["check", ws.spec.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("llama-bench.jsonl"), "{err}");
+    assert!(
+        err.contains("line 1") && err.contains("`n_threads`"),
+        "{err}"
+    );
+
+    // Truncated, and a file of another tool.
+    // The last line cut short.
+    let cut = text.trim_end();
+    std::fs::write(&path, &cut[..cut.len() - 10]).unwrap();
+    let out = assay(&["check", ws.spec.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("truncated"));
+    std::fs::copy(ws.path().join("vllm-bench-serve.json"), &path).unwrap();
+    let out = assay(&["check", ws.spec.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("vLLM"), "{err}");
+}
+
+#[test]
+fn a_scenario_the_file_lacks_is_refused() {
+    let ws = workspace();
+    ws.edit(
+        "  - { name: p16g8, prompt_tokens: 16, batch: 1, gen_tokens: 8 }",
+        "  - { name: p16g8, prompt_tokens: 16, batch: 1, gen_tokens: 8 }\n  - { name: p99g8, prompt_tokens: 99, batch: 1, gen_tokens: 8 }",
+    );
+    let out = assay(&["check", ws.spec.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no records for scenario \"p99g8\""), "{err}");
+}
+
+#[test]
+fn an_imported_section_on_another_kind_is_refused() {
+    let ws = workspace();
+    ws.edit(
+        "  - { name: sim, kind: simulated, simulated: { seed: 7 } }",
+        "  - { name: sim, kind: simulated, simulated: { seed: 7 }, imported: { file: vllm-bench-serve.json, format: vllm-bench-serve } }",
+    );
+    let out = assay(&["check", ws.spec.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("`imported` options given for a backend of kind simulated"),
+        "{err}"
+    );
+}
