@@ -6,6 +6,7 @@ synchronised before every clock read on a GPU.
 """
 
 import json
+import math
 import os
 import time
 
@@ -178,6 +179,10 @@ def greedy(logits):
     picks = []
     for i in range(row.shape[0]):
         margin = float(top2[i, 0] - top2[i, 1]) if top2 is not None else None
+        # A NaN or infinite margin (inf - inf, NaN logits) has no JSON
+        # spelling: it is sent as null, no margin, as for a vocabulary of one.
+        if margin is not None and not math.isfinite(margin):
+            margin = None
         picks.append((int(best[i]), margin))
     return picks
 

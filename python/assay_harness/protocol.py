@@ -25,7 +25,7 @@ class Channel:
 
     def send(self, kind, **fields):
         fields["type"] = kind
-        self._out.write(json.dumps(fields, separators=(",", ":")) + "\n")
+        self._out.write(json.dumps(fields, separators=(",", ":"), allow_nan=False) + "\n")
         self._out.flush()
 
 

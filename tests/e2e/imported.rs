@@ -206,3 +206,55 @@ fn an_imported_section_on_another_kind_is_refused() {
         "{err}"
     );
 }
+
+/// An imported cell beside an in-process backend of the same model,
+/// scenario and dtype (q8_0: llama-bench's `Q8_0` file type): imported
+/// cells carry no tokens, so output invariance leaves them out rather than
+/// degrade them for missing outputs.
+#[test]
+fn an_imported_cell_beside_candle_joins_no_invariance_group() {
+    let ws = workspace();
+    ws.edit(
+        "  - { name: sim, kind: simulated, simulated: { seed: 7 } }",
+        "  - { name: candle, kind: candle, dtype: q8_0, threads: 1 }",
+    );
+    let result = ws.run(&["--no-progress"]);
+    let ran = measure_nodes(Workspace::nodes_with(&result, "ran"));
+    assert!(
+        ran.contains(&"measure/candle/tiny/p16g8".to_string()),
+        "{ran:?}"
+    );
+    let lb = manifest(&ws, "measure/llamabench/tiny/p16g8");
+    assert_eq!(lb["actual"]["dtype"], "q8_0", "{lb}");
+    assert_eq!(
+        manifest(&ws, "measure/candle/tiny/p16g8")["actual"]["dtype"],
+        "q8_0"
+    );
+    // No host path reaches the stored configuration.
+    for c in lb["imported"]["configuration"].as_array().unwrap() {
+        let name = c["model_filename"].as_str().unwrap();
+        assert!(!name.contains('/'), "{c}");
+    }
+
+    let lock: Value = serde_json::from_slice(&std::fs::read(ws.lock_path()).unwrap()).unwrap();
+    let digest = lock["nodes"]["validate"]["outputs"]["checks"]
+        .as_str()
+        .expect("validate has no checks")
+        .to_string();
+    let bytes = std::fs::read(ws.store().join("objects").join(&digest[..2]).join(&digest)).unwrap();
+    let checks: Value = serde_json::from_slice(&bytes).unwrap();
+    let checks = checks["checks"].as_array().unwrap();
+    for c in checks {
+        let check = c["check"].as_str().unwrap();
+        if check.starts_with("output_") {
+            let cell = c["cell"].as_str().unwrap();
+            assert!(
+                cell.starts_with("candle/"),
+                "an imported cell took part in output invariance: {c}"
+            );
+        }
+    }
+    // The imported cell keeps its summaries.
+    let md = String::from_utf8(ws.report("report.md")).unwrap();
+    assert!(!md.contains("output_divergence"), "{md}");
+}

@@ -3,7 +3,8 @@
 //! tiny synthetic models. Under CI=true a missing environment fails these
 //! tests; elsewhere they say they did not run. The misbehaving-harness
 //! tests need only the system's python3 (a fake harness as the
-//! interpreter), so they always run.
+//! interpreter); without one they too fail under CI=true and say they did
+//! not run elsewhere.
 
 use std::path::{Path, PathBuf};
 
@@ -218,15 +219,39 @@ fn python_shape_varying_decode_records_recompiles() {
 /// A fake harness: an "interpreter" that runs `body` with the system's
 /// python3 after the handshake line `hello` (the real binary starts it as
 /// `<interpreter> -m assay_harness`; the fake ignores its arguments).
+///
+/// Asked for its versions (`-c <script>`, as assay does once per
+/// interpreter for the key) it answers as the system's python3 would, or,
+/// with `versions`, with that JSON line.
 fn fake_interpreter(dir: &Path, hello: &str, body: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    let py3 = std::env::split_paths(&path)
-        .map(|d| d.join("python3"))
-        .find(|p| p.is_file());
-    let Some(py3) = py3 else {
+    fake_interpreter_with(dir, hello, body, None)
+}
+
+/// The system's python3; without one the fake-harness tests fail under
+/// CI=true and say they did not run elsewhere.
+fn python3() -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|d| d.join("python3"))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "no python3 on PATH: CI must have one for the fake-harness tests"
+        );
         eprintln!("no python3 on PATH: fake harness test not run");
-        return None;
-    };
+    }
+    found
+}
+
+fn fake_interpreter_with(
+    dir: &Path,
+    hello: &str,
+    body: &str,
+    versions: Option<&str>,
+) -> Option<PathBuf> {
+    let py3 = python3()?;
     let script = dir.join("fake_harness.py");
     std::fs::write(
         &script,
@@ -238,7 +263,18 @@ fn fake_interpreter(dir: &Path, hello: &str, body: &str) -> Option<PathBuf> {
     let interp = dir.join("fake-python");
     std::fs::write(
         &interp,
-        format!("#!/bin/sh\nexec {} {}\n", py3.display(), script.display()),
+        match versions {
+            Some(v) => format!(
+                "#!/bin/sh\nif [ \"$1\" = -c ]; then echo '{v}'; exit 0; fi\nexec {} {}\n",
+                py3.display(),
+                script.display()
+            ),
+            None => format!(
+                "#!/bin/sh\nif [ \"$1\" = -c ]; then exec {py} \"$@\"; fi\nexec {py} {}\n",
+                script.display(),
+                py = py3.display(),
+            ),
+        },
     )
     .unwrap();
     #[cfg(unix)]
@@ -408,5 +444,105 @@ send(type="done", attribution={"device":"cpu","dtype":"f32","threads":1,"library
     assert_eq!(
         m["requested"]["compiled"],
         "torch.compile:inductor:default:all"
+    );
+}
+
+/// The Python environment's versions are in the key: two interpreters
+/// whose environments report different torch versions give the python cell
+/// different keys (the interpreter's path itself stays out).
+#[test]
+fn python_the_environments_versions_are_in_the_key() {
+    let ws = Workspace::with_spec(&spec(
+        "{ name: s, prompt_tokens: 4, batch: 1, gen_tokens: 2 }",
+        "  - { name: py, kind: python, threads: 1 }",
+    ));
+    let key = |dir: &str, versions: &str| -> Option<String> {
+        let d = ws.path().join(dir);
+        std::fs::create_dir_all(&d).unwrap();
+        let interp = fake_interpreter_with(&d, HELLO, "", Some(versions))?;
+        // A measure cell's key needs its prepared model: the first call
+        // runs the spec (the fake's cell fails, the model is prepared).
+        if dir == "a" {
+            crate::support::assay_cmd()
+                .env("ASSAY_PYTHON", &interp)
+                .args(["run", ws.spec.to_str().unwrap(), "--no-progress"])
+                .output()
+                .unwrap();
+        }
+        let out = crate::support::assay_cmd()
+            .env("ASSAY_PYTHON", &interp)
+            .args(["plan", ws.spec.to_str().unwrap(), "--json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let node = plan
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["node"] == "measure/py/llama/s")
+            .unwrap_or_else(|| panic!("no python cell in {plan}"));
+        Some(node["key"].as_str().unwrap().to_string())
+    };
+    let v251 = r#"{"python": "3.11.9", "torch": "2.5.1", "transformers": "4.46.3"}"#;
+    let v260 = r#"{"python": "3.11.9", "torch": "2.6.0", "transformers": "4.46.3"}"#;
+    let Some(a) = key("a", v251) else { return };
+    let Some(b) = key("b", v260) else { return };
+    let Some(a_elsewhere) = key("c", v251) else {
+        return;
+    };
+    assert_ne!(a, b, "another torch must measure again");
+    assert_eq!(a, a_elsewhere, "the interpreter's path is not in the key");
+}
+
+/// An interpreter that cannot report its environment refuses the spec
+/// (exit 2), naming it.
+#[test]
+fn python_an_interpreter_that_cannot_report_its_versions_is_refused() {
+    let ws = Workspace::with_spec(&spec(
+        "{ name: s, prompt_tokens: 4, batch: 1, gen_tokens: 2 }",
+        "",
+    ));
+    let Some(interp) = fake_interpreter_with(ws.path(), HELLO, "", Some("not json")) else {
+        return;
+    };
+    ws.edit(
+        "backends:\n",
+        &format!(
+            "backends:\n  - {{ name: py, kind: python, threads: 1, python: {{ interpreter: {:?} }} }}\n",
+            interp.to_string_lossy()
+        ),
+    );
+    let out = assay(&["run", ws.spec.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot read the Python environment") && err.contains("python.interpreter"),
+        "{err}"
+    );
+}
+
+/// `boundary.model_load: included` is refused for a python backend at the
+/// spec check (exit 2), at the field: its harness times the load apart.
+#[test]
+fn python_model_load_included_is_refused() {
+    let ws = Workspace::with_spec(&spec(
+        "{ name: s, prompt_tokens: 4, batch: 1, gen_tokens: 2 }",
+        "  - { name: py, kind: python, threads: 1, python: { interpreter: /bin/true } }",
+    ));
+    ws.edit(
+        "boundary: { warmup_runs: 1,",
+        "boundary: { model_load: included, warmup_runs: 1,",
+    );
+    let out = assay(&["plan", ws.spec.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("boundary.model_load") && err.contains("python"),
+        "{err}"
     );
 }

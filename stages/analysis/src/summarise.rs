@@ -132,7 +132,11 @@ pub fn summarise_cell(
             let ms = &samples.steady[*phase as usize];
             (row.median_ci_low_ms, row.median_ci_high_ms) =
                 stats::bootstrap_median_ci(ms, MEDIAN_CI_RESAMPLES, &mut rng);
-            if *phase == Phase::E2e {
+            // An imported cell whose decode events are aggregates (one
+            // per run holding the mean step) has no per-run decode total:
+            // summing its events would undercount by the steps they stand
+            // for, so both stay NaN ("cannot be computed").
+            if *phase == Phase::E2e && !imported_aggregate(manifest, Phase::Decode) {
                 row.decode_fraction = decode_fraction;
                 row.decode_total_ms = decode_total_ms;
             }
@@ -724,6 +728,42 @@ mod tests {
         let text_end = PHASES.len() + TEXT_PHASES.len();
         assert_eq!(known[PHASES.len()..text_end], TEXT_PHASES);
         assert_eq!(known[text_end..], COMPILE_PHASES);
+    }
+
+    #[test]
+    fn aggregate_decode_events_give_no_decode_fraction() {
+        // llama-bench's tg: one decode event per run holding the mean
+        // step. Summing them would undercount the decode total by the
+        // steps each stands for; both columns are "cannot be computed".
+        let mut events = Vec::new();
+        for rep in 1..=2 {
+            events.extend(run_events(rep, false, f64::from(rep)));
+        }
+        let ok: BTreeSet<(&str, u32)> = [("b/m/s", 1), ("b/m/s", 2)].into_iter().collect();
+        let events = EventColumns::from_rows(&events);
+        let mut m = manifest(0, 2);
+        m.imported = Some(assay_measure::imported::ImportedFacts {
+            file: "bench.json".into(),
+            file_blake3: String::new(),
+            format: "llama-bench".into(),
+            tool: "llama-bench".into(),
+            tool_version: String::new(),
+            file_model: "m".into(),
+            records: Vec::new(),
+            grain: "repetitions".into(),
+            aggregates: vec!["decode: mean step of 2 steps per run".into()],
+            not_computable: Vec::new(),
+            machine: Value::Null,
+            configuration: Vec::new(),
+        });
+        let rows = summarise_cell(&m, &events, &ok, 7);
+        let e2e = rows.iter().find(|r| r.phase == "e2e").unwrap();
+        assert!(e2e.decode_fraction.is_nan(), "{e2e:?}");
+        assert!(e2e.decode_total_ms.is_nan(), "{e2e:?}");
+        // Without the aggregate the same events give both.
+        let rows = summarise_cell(&manifest(0, 2), &events, &ok, 7);
+        let e2e = rows.iter().find(|r| r.phase == "e2e").unwrap();
+        assert!(e2e.decode_fraction.is_finite() && e2e.decode_total_ms.is_finite());
     }
 
     #[test]

@@ -60,6 +60,15 @@ pub(super) fn check_boundary(cx: &Ctx<'_>, diags: &mut Diags<'_>) {
                 ),
             );
         }
+        if boundary.model_load == ModelLoad::Included && b.kind.as_str() == "python" {
+            diags.at_value(
+                "/boundary/model_load",
+                format!(
+                    "backend {:?} is of kind python, whose harness times the load apart from the runs; model_load: included is not supported by it (use `excluded`)",
+                    b.name
+                ),
+            );
+        }
         if boundary.model_load == ModelLoad::Included && execution == Execution::Server {
             diags.at_value(
                 "/boundary/model_load",

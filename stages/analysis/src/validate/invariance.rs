@@ -16,6 +16,10 @@
 //! float rounding explains and the cell passes; otherwise the cell diverged
 //! and every run of it is degraded (`output_divergence`).
 //!
+//! Imported cells (kind `imported`, a peer tool's results file) carry
+//! timings but no tokens: they are left out of every group, neither
+//! compared nor a reference.
+//!
 //! The reference gets an `output_reference` check naming its group.
 //! Within a cell, every steady run must give the same tokens
 //! (`output_stable`); a greedy backend that does not is flagged.
@@ -37,6 +41,9 @@ pub struct CellOutputs {
     pub model: String,
     pub scenario: String,
     pub measured: bool,
+    /// Imported from a peer tool's results file (kind `imported`): real
+    /// timings but no tokens, so never part of an invariance group.
+    pub imported: bool,
     /// The backend returns token ids. Servers return text (and every
     /// request has its own prompt prefix), so their outputs are neither
     /// compared nor checked for stability.
@@ -80,6 +87,8 @@ impl CellOutputs {
             model: manifest.model.clone(),
             scenario: manifest.scenario.name.clone(),
             measured: Evidence::is_measured(&manifest.evidence),
+            imported: manifest.imported.is_some()
+                || manifest.evidence == Evidence::Imported.as_str(),
             token_ids: manifest.actual.server.is_none(),
             first_steady,
             steady_digests: digests.len(),
@@ -188,7 +197,7 @@ pub fn check_outputs(
     checks: &mut Vec<CheckResult>,
 ) {
     let tolerance = settings.tolerance;
-    for c in cells.iter().filter(|c| c.measured && c.token_ids) {
+    for c in cells.iter().filter(|c| compared(c)) {
         if c.steady_digests > 1 {
             checks.push(CheckResult {
                 cell: c.cell.clone(),
@@ -202,9 +211,10 @@ pub fn check_outputs(
             flag(rows, &c.cell, "output_unstable");
         }
     }
-    // Simulated cells produce stand-in tokens: nothing to compare.
+    // Simulated cells produce stand-in tokens and imported cells none:
+    // nothing to compare.
     let mut groups: BTreeMap<(&str, &str, &str), Vec<&CellOutputs>> = BTreeMap::new();
-    for c in cells.iter().filter(|c| c.measured && c.token_ids) {
+    for c in cells.iter().filter(|c| compared(c)) {
         groups
             .entry((c.model.as_str(), c.scenario.as_str(), c.dtype.as_str()))
             .or_default()
@@ -242,6 +252,13 @@ pub fn check_outputs(
             ),
         });
     }
+}
+
+/// Whether a cell's outputs take part in the checks: measured in process
+/// with token ids; simulated cells make stand-in tokens, servers return
+/// text, imported cells carry no tokens at all.
+fn compared(c: &CellOutputs) -> bool {
+    c.measured && c.token_ids && !c.imported
 }
 
 /// The reference of a group: the named backend's cell, else the cell of
@@ -345,6 +362,7 @@ mod tests {
             model: "m".into(),
             scenario: "s".into(),
             measured: true,
+            imported: false,
             token_ids: true,
             first_steady: seqs,
             steady_digests: 1,
@@ -496,6 +514,26 @@ mod tests {
         let (rows, checks) = run(&[cell("f32", "candle", vec![vec![(1, Some(1.0))]]), q8]);
         assert!(rows.iter().all(|r| r.status == "ok"));
         assert!(checks.iter().all(|c| c.check != "output_invariance"));
+    }
+
+    #[test]
+    fn imported_cells_join_no_group() {
+        // An imported cell of the same model, scenario and dtype as a
+        // measured one: real (evidence) but without tokens, so it is
+        // neither compared (no `Missing` divergence) nor a reference.
+        let mut imported = cell("llama-bench", "llama.cpp", Vec::new());
+        imported.imported = true;
+        let (rows, checks) = run(&[
+            cell("candle", "candle", vec![vec![(1, Some(1.0))]]),
+            imported,
+        ]);
+        assert!(rows.iter().all(|r| r.status == "ok"), "{rows:?}");
+        assert!(rows.iter().all(|r| r.reasons.is_empty()), "{rows:?}");
+        assert!(
+            checks.is_empty(),
+            "{:?}",
+            checks.iter().map(|c| &c.detail).collect::<Vec<_>>()
+        );
     }
 
     #[test]

@@ -18,9 +18,9 @@ pub struct ImportedOptions {
     /// Which tool wrote it, and so how it is read.
     pub format: ImportFormat,
     /// Spec model name -> the model's name in the file (llama-bench:
-    /// `model_filename`'s file name or `model_type`; the others: the model
-    /// name or id the tool recorded). A spec model not named here matches
-    /// a file model of its own name.
+    /// `model_filename`'s file name; vLLM: `model_id`; AIPerf: the
+    /// configuration's first model name). A spec model not named here
+    /// matches a file model of its own name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub models: BTreeMap<String, String>,
     /// blake3 of the file's bytes, filled in when the spec is loaded (never

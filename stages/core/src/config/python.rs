@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 pub struct PythonOptions {
     /// The Python interpreter of an environment with torch and
     /// transformers (`scripts/install-python-harness.sh` builds one). Absent:
-    /// the environment variable `ASSAY_PYTHON`. Not part of the key: what
-    /// ran (torch and transformers versions) is in the manifest.
+    /// the environment variable `ASSAY_PYTHON`. The path is not part of the
+    /// key; the environment's Python, torch and transformers versions are
+    /// (read from it once per run), and what ran is in the manifest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interpreter: Option<String>,
     /// Seconds assay waits for each message of the harness (the model

@@ -216,14 +216,91 @@ fn parse_aggregate(text: &str) -> Result<Setup, ImportError> {
         gen_tokens,
         concurrency,
         version,
-        cfg.map.clone().into(),
+        workload_configuration(cfg.map),
     ))
+}
+
+/// What of AIPerf's `input_config` the manifest keeps: the fields that
+/// describe the workload (models, endpoint type and streaming, dataset
+/// lengths, phases' load). Everything else, which holds host paths,
+/// endpoint URLs, headers, API keys and exporter settings (`artifacts`,
+/// `endpoint.urls`, `otel`, `mlflow`, `wandb`, ...), is dropped; a name
+/// that is an absolute path is reduced to its file name.
+fn workload_configuration(cfg: &serde_json::Map<String, Value>) -> Value {
+    fn keep(v: Option<&Value>, keys: &[&str]) -> Option<Value> {
+        let map = v?.as_object()?;
+        let kept: serde_json::Map<String, Value> = keys
+            .iter()
+            .filter_map(|k| Some(((*k).to_string(), name_only(map.get(*k)?.clone()))))
+            .collect();
+        Some(Value::Object(kept))
+    }
+    fn each(v: Option<&Value>, keys: &[&str]) -> Option<Value> {
+        let list = v?.as_array()?;
+        Some(list.iter().filter_map(|x| keep(Some(x), keys)).collect())
+    }
+    fn name_only(v: Value) -> Value {
+        match v {
+            Value::String(s) if s.starts_with(['/', '\\', '~']) || s.get(1..3) == Some(":\\") => {
+                Value::String(s.rsplit(['/', '\\']).next().unwrap_or_default().to_string())
+            }
+            other => other,
+        }
+    }
+    let mut out = serde_json::Map::new();
+    let mut put = |k: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            out.insert(k.into(), v);
+        }
+    };
+    put(
+        "models",
+        cfg.get("models")
+            .and_then(|m| each(m.get("items"), &["name"]))
+            .map(|items| serde_json::json!({ "items": items })),
+    );
+    put(
+        "endpoint",
+        keep(cfg.get("endpoint"), &["type", "streaming"]),
+    );
+    put(
+        "datasets",
+        cfg.get("datasets").and_then(Value::as_array).map(|list| {
+            list.iter()
+                .filter_map(|d| {
+                    let mut o = keep(Some(d), &["name", "type", "entries"])?;
+                    if let Some(p) = keep(d.get("prompts"), &["isl", "osl"]) {
+                        o["prompts"] = p;
+                    }
+                    Some(o)
+                })
+                .collect()
+        }),
+    );
+    put(
+        "phases",
+        each(
+            cfg.get("phases"),
+            &[
+                "name",
+                "kind",
+                "type",
+                "requests",
+                "concurrency",
+                "request_rate",
+                "rate",
+                "duration",
+                "exclude_from_results",
+            ],
+        ),
+    );
+    put("tokenizer", keep(cfg.get("tokenizer"), &["name"]));
+    Value::Object(out)
 }
 
 /// The per-request lines of `profile_export.jsonl`.
 fn parse_records(text: &str) -> Result<Vec<Request>, ImportError> {
-    let mut out = Vec::new();
-    let mut first_start: Option<u64> = None;
+    let mut out: Vec<Request> = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
@@ -244,11 +321,6 @@ fn parse_records(text: &str) -> Result<Vec<Request>, ImportError> {
             .get("request_start_ns")
             .map(|_| meta.u64("request_start_ns"))
             .transpose()?;
-        let first = if warmup {
-            start.unwrap_or(0)
-        } else {
-            *first_start.get_or_insert(start.unwrap_or(0))
-        };
         let error = match o.get("error") {
             None => None,
             Some(Value::Object(e)) => Some(
@@ -282,7 +354,9 @@ fn parse_records(text: &str) -> Result<Vec<Request>, ImportError> {
             },
             itl_ns,
             e2e_ns: duration(&m, "request_latency")?,
-            start_ns: start.map(|s| s.saturating_sub(first)),
+            // Absolute here; made relative to the earliest profiling
+            // request below (lines need not be in send order).
+            start_ns: start,
             prompt_tokens: count(&m, "input_sequence_length")?,
             output_tokens: count(&m, "output_sequence_length")?,
             error,
@@ -293,6 +367,11 @@ fn parse_records(text: &str) -> Result<Vec<Request>, ImportError> {
     }
     if out.is_empty() {
         return Err(ImportError::new(Loc::File, None, "no profiling records"));
+    }
+    if let Some(first) = out.iter().filter_map(|r| r.start_ns).min() {
+        for r in &mut out {
+            r.start_ns = r.start_ns.map(|s| s - first);
+        }
     }
     Ok(out)
 }
@@ -329,6 +408,67 @@ mod tests {
             assert!(q.ttft_ns.is_some() && q.e2e_ns.is_some());
             assert_eq!(q.itl_ns.len(), 7);
         }
+    }
+
+    fn starts(records: &str) -> Vec<u64> {
+        let import = parse_pair(records.as_bytes(), AGGREGATE.as_bytes()).unwrap();
+        let Timings::Requests(reqs) = &import.records[0].timings else {
+            panic!("requests expected");
+        };
+        let mut s: Vec<u64> = reqs.iter().filter_map(|q| q.start_ns).collect();
+        s.sort_unstable();
+        s
+    }
+
+    #[test]
+    fn send_times_count_from_the_earliest_profiling_request() {
+        let want = starts(RECORDS);
+        assert_eq!(want[0], 0);
+        assert!(want[1] > 0, "{want:?}");
+        // Lines out of send order: the first profiling line is not the
+        // earliest; the times are the same, none clipped to 0.
+        let mut lines: Vec<&str> = RECORDS.lines().filter(|l| !l.trim().is_empty()).collect();
+        lines.swap(1, 2);
+        assert_eq!(starts(&lines.join("\n")), want);
+    }
+
+    #[test]
+    fn no_host_path_url_or_exporter_reaches_the_configuration() {
+        let import = parse_pair(RECORDS.as_bytes(), AGGREGATE.as_bytes()).unwrap();
+        let config = import.records[0].config.to_string();
+        assert!(AGGREGATE.contains("/tmp/tmp.") && AGGREGATE.contains("http://127.0.0.1"));
+        for gone in [
+            "/tmp/",
+            "http://",
+            "artifacts",
+            "otel",
+            "mlflow",
+            "wandb",
+            "urls",
+        ] {
+            assert!(!config.contains(gone), "{gone} in {config}");
+        }
+        // The workload stays.
+        for kept in [
+            "assay/tiny",
+            "concurrency",
+            "isl",
+            "osl",
+            "streaming",
+            "completions",
+        ] {
+            assert!(config.contains(kept), "{kept} missing from {config}");
+        }
+        // Names that are absolute paths are reduced to file names.
+        let pathy = AGGREGATE.replacen(
+            "\"tokenizer\": {\n      \"name\": \"assay/tiny\"",
+            "\"tokenizer\": {\n      \"name\": \"/home/me/models/tok.json\"",
+            1,
+        );
+        let import = parse_pair(RECORDS.as_bytes(), pathy.as_bytes()).unwrap();
+        let config = &import.records[0].config;
+        assert_ne!(pathy, AGGREGATE);
+        assert_eq!(config["tokenizer"]["name"], "tok.json", "{config}");
     }
 
     #[test]

@@ -215,6 +215,10 @@ fn tests(
         facts
             .not_computable
             .push("decode step percentiles (p90, p95, p99) and the spread of single steps".into());
+        facts.not_computable.push(
+            "decode_total and decode_fraction: a run's decode event is its mean step, not every step"
+                .into(),
+        );
     }
     facts
         .not_computable
@@ -237,12 +241,12 @@ fn tests(
         let mut at = 0u64;
         if let Some(ns) = pp.get(rep) {
             events.push(run.event("prefill", None, s.prompt_tokens, at, *ns));
-            at += ns;
+            at = at.saturating_add(*ns);
         }
         if let Some(ns) = tg.get(rep) {
             let mean = ns / u64::from(s.gen_tokens.max(1));
             events.push(run.event("decode", None, 1, at, mean));
-            at += ns;
+            at = at.saturating_add(*ns);
         }
         if let Some(ns) = pg.get(rep) {
             events.push(run.event("e2e", None, s.gen_tokens, at, *ns));
@@ -280,6 +284,10 @@ fn requests(cell: &str, s: &Scenario, r: &Record, facts: &mut ImportedFacts) -> 
         facts
             .not_computable
             .push("inter-token latency percentiles over single gaps".into());
+        facts.not_computable.push(
+            "decode_total and decode_fraction: a request's decode event is its mean gap, not every gap"
+                .into(),
+        );
     }
     if reqs.iter().all(|q| q.ttft_ns.is_none()) {
         facts
@@ -327,10 +335,10 @@ fn requests(cell: &str, s: &Scenario, r: &Record, facts: &mut ImportedFacts) -> 
         };
         if let Some(ttft) = q.ttft_ns {
             events.push(run.event("ttft", Some(0), 1, sent, ttft));
-            let mut at = sent + ttft;
+            let mut at = sent.saturating_add(ttft);
             for (k, gap) in q.itl_ns.iter().enumerate() {
                 events.push(run.event("decode", Some(k as u32 + 1), 1, at, *gap));
-                at += gap;
+                at = at.saturating_add(*gap);
             }
             if q.itl_ns.is_empty()
                 && let Some(mean) = q.itl_mean_ns
@@ -441,6 +449,17 @@ mod tests {
         );
         assert_eq!(built.facts.records, ["line 1", "line 2"]);
         assert!(built.facts.aggregates[0].starts_with("decode:"));
+        // The report says the decode total and fraction cannot be had
+        // (summarise leaves them NaN for an aggregate decode).
+        assert!(
+            built
+                .facts
+                .not_computable
+                .iter()
+                .any(|n| n.starts_with("decode_total and decode_fraction")),
+            "{:?}",
+            built.facts.not_computable
+        );
         assert!(built.requests.is_empty());
     }
 
@@ -464,5 +483,32 @@ mod tests {
         // ttft, 7 gaps, e2e per request.
         assert_eq!(built.events.len(), 4 * 9);
         assert!(built.facts.aggregates.is_empty());
+    }
+
+    #[test]
+    fn huge_send_times_saturate_rather_than_overflow() {
+        let mut import =
+            super::super::parse(ImportFormat::VllmBenchServe, VLLM.as_bytes()).unwrap();
+        let Timings::Requests(reqs) = &mut import.records[0].timings else {
+            panic!("requests expected");
+        };
+        reqs[1].start_ns = Some(u64::MAX - 1);
+        let s = scenario(16, 8, None);
+        let sel = select(&import, "assay/tiny", &s);
+        let built = build(
+            "c",
+            &options("v.json", ImportFormat::VllmBenchServe),
+            &import,
+            "assay/tiny",
+            &s,
+            &sel,
+        )
+        .unwrap();
+        assert!(
+            built
+                .events
+                .iter()
+                .any(|e| e.repetition == 1 && e.start_ns == u64::MAX)
+        );
     }
 }

@@ -113,7 +113,7 @@ pub fn parse(text: &str) -> Result<Import, ImportError> {
                     format!("must be a whole number of ns > 0, not {s}"),
                 ));
             }
-            timings.push(*s as u64);
+            timings.push(super::to_ns(&o, &format!("samples_ns[{i}]"), *s, 1.0)?);
         }
         let prompt_tokens = o.u32("n_prompt")?;
         let gen_tokens = o.u32("n_gen")?;
@@ -136,9 +136,15 @@ pub fn parse(text: &str) -> Result<Import, ImportError> {
             gen_tokens,
             concurrency: 1,
             depth,
-            config: Value::Object(pick(o.map, |k| {
-                !TIMING_FIELDS.contains(&k) && !MACHINE_FIELDS.contains(&k)
-            })),
+            config: {
+                let mut config = pick(o.map, |k| {
+                    !TIMING_FIELDS.contains(&k) && !MACHINE_FIELDS.contains(&k)
+                });
+                // The path as given names a host's directories: keep the
+                // file name only.
+                config.insert("model_filename".into(), file_name(&model).into());
+                Value::Object(config)
+            },
             timings: Timings::Repetitions(timings),
         });
     }
@@ -226,6 +232,14 @@ mod tests {
         let e = parse(&bad).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("n_gen"), "{e}");
         assert_eq!(e.loc, Loc::Line(1), "{e}");
+    }
+
+    #[test]
+    fn a_huge_sample_is_a_located_error() {
+        let huge = r#"{"build_commit": "abc", "build_number": 1, "model_filename": "m.gguf", "n_prompt": 8, "n_gen": 0, "n_threads": 1, "samples_ns": [5, 1e300]}"#;
+        let e = parse(huge).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("samples_ns[1]"), "{e}");
+        assert!(e.message.contains("largest duration"), "{e}");
     }
 
     #[test]

@@ -129,7 +129,7 @@ pub struct Request {
     /// that (an aggregate: its gaps cannot be recovered).
     pub itl_mean_ns: Option<u64>,
     pub e2e_ns: Option<u64>,
-    /// Send time relative to the first request's, where recorded.
+    /// Send time relative to the earliest request's, where recorded.
     pub start_ns: Option<u64>,
     pub prompt_tokens: Option<u32>,
     pub output_tokens: Option<u32>,
@@ -351,18 +351,29 @@ pub(crate) fn kind_of(v: &Value) -> String {
     }
 }
 
+/// The longest duration a file may record, in nanoseconds (about 11.6
+/// days): larger values are corrupt, and sums of them would overflow.
+pub(crate) const MAX_NS: f64 = 1e15;
+
 /// A duration in `unit` as whole nanoseconds; errors at the field for a
-/// negative value.
+/// negative, non-finite or absurdly large value (over [`MAX_NS`]).
 pub(crate) fn to_ns(
     o: &Obj<'_>,
     field: &str,
     value: f64,
     ns_per_unit: f64,
 ) -> Result<u64, ImportError> {
-    if value < 0.0 {
-        return Err(o.err(field, format!("must be >= 0, not {value}")));
+    if !value.is_finite() || value < 0.0 {
+        return Err(o.err(field, format!("must be a finite number >= 0, not {value}")));
     }
-    Ok((value * ns_per_unit).round() as u64)
+    let ns = (value * ns_per_unit).round();
+    if !ns.is_finite() || ns > MAX_NS {
+        return Err(o.err(
+            field,
+            format!("{value} is over the largest duration taken ({MAX_NS:e} ns)"),
+        ));
+    }
+    Ok(ns as u64)
 }
 
 /// What the manifest of an imported cell records (`Manifest::imported`).

@@ -162,7 +162,10 @@ fn detailed(o: &Obj<'_>) -> Result<Vec<Request>, ImportError> {
         ("latencies", latencies.len()),
         ("input_lens", input.len()),
         ("output_lens", output.len()),
-    ] {
+    ]
+    .into_iter()
+    .chain(starts.as_ref().map(|s| ("start_times", s.len())))
+    {
         if len != n {
             return Err(o.err(
                 field,
@@ -303,6 +306,24 @@ mod tests {
         v["latencies"].as_array_mut().unwrap().pop();
         let e = parse(&v.to_string()).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("latencies"), "{e}");
+    }
+
+    #[test]
+    fn short_start_times_and_huge_durations_are_located_errors() {
+        let mut v: Value = serde_json::from_str(DETAILED_FIXTURE).unwrap();
+        v["start_times"].as_array_mut().unwrap().pop();
+        let e = parse(&v.to_string()).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("start_times"), "{e}");
+        // A duration that would saturate (and overflow sums) is refused
+        // at its field rather than read.
+        let mut v: Value = serde_json::from_str(DETAILED_FIXTURE).unwrap();
+        v["ttfts"][0] = serde_json::json!(1e300);
+        let e = parse(&v.to_string()).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("ttfts[0]"), "{e}");
+        let mut v: Value = serde_json::from_str(DETAILED_FIXTURE).unwrap();
+        v["itls"][0][0] = serde_json::json!(2e6);
+        let e = parse(&v.to_string()).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("itls[0][0]"), "{e}");
     }
 
     #[test]

@@ -239,9 +239,9 @@ fn attribution(stage: &MeasureStage, import: &Import, selection: &Selection<'_>)
         }
         if let Some(dtype) = field("model_type")
             .and_then(Value::as_str)
-            .and_then(|t| t.rsplit(' ').next())
+            .and_then(llama_cpp_dtype)
         {
-            a.dtype = dtype.to_ascii_lowercase();
+            a.dtype = dtype.into();
         }
         let gpu_layers = field("n_gpu_layers").and_then(Value::as_u64).unwrap_or(0);
         let backends = import.machine.get("backends").and_then(Value::as_str);
@@ -250,6 +250,30 @@ fn attribution(stage: &MeasureStage, import: &Import, selection: &Selection<'_>)
         }
     }
     a
+}
+
+/// The spec dtype of llama.cpp's file type, the end of llama-bench's
+/// `model_type` (`llama 7B Q4_K - Medium`, `qwen2 0.5B all F32`);
+/// `None` for a type the spec has no dtype for, which then stays as
+/// declared (no drift claimed from a name assay cannot map).
+fn llama_cpp_dtype(model_type: &str) -> Option<&'static str> {
+    let t = model_type.trim();
+    let t = t.strip_suffix("(guessed)").unwrap_or(t).trim_end();
+    const NAMES: [(&str, &str); 8] = [
+        ("all F32", "f32"),
+        ("BF16", "bf16"),
+        ("F16", "f16"),
+        ("Q8_0", "q8_0"),
+        ("Q4_0", "q4_0"),
+        ("Q4_K - Medium", "q4_k_m"),
+        ("Q5_K - Medium", "q5_k_m"),
+        ("Q6_K", "q6_k"),
+    ];
+    NAMES.iter().find_map(|(name, dtype)| {
+        let head = t.strip_suffix(name)?;
+        // A whole word: `BF16` must not match as `F16`.
+        (head.is_empty() || head.ends_with(' ')).then_some(*dtype)
+    })
 }
 
 /// The models a file holds, in order of first appearance.
@@ -294,4 +318,31 @@ pub fn workloads(import: &Import) -> String {
         }
     }
     seen.join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::llama_cpp_dtype;
+
+    #[test]
+    fn llama_cpp_file_types_map_to_spec_dtypes() {
+        for (model_type, dtype) in [
+            ("qwen2 0.5B all F32", Some("f32")),
+            ("llama 7B F16", Some("f16")),
+            ("llama 7B BF16", Some("bf16")),
+            ("llama 7B Q8_0", Some("q8_0")),
+            ("llama 7B Q4_0", Some("q4_0")),
+            ("llama 7B Q4_K - Medium", Some("q4_k_m")),
+            ("qwen2 1.5B Q5_K - Medium", Some("q5_k_m")),
+            ("llama 7B Q6_K", Some("q6_k")),
+            ("llama 7B Q4_K - Medium (guessed)", Some("q4_k_m")),
+            // Not in the spec's Dtype: left as declared.
+            ("llama 7B Q4_K - Small", None),
+            ("llama 7B Q2_K - Medium", None),
+            ("llama 7B IQ4_XS - 4.25 bpw", None),
+            ("", None),
+        ] {
+            assert_eq!(llama_cpp_dtype(model_type), dtype, "{model_type}");
+        }
+    }
 }

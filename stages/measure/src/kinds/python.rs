@@ -107,7 +107,15 @@ impl Backend for Python {
                         ),
                     );
                 }
-                Ok(_) => {}
+                Ok(path) => {
+                    if let Err(e) = environment_versions(&path) {
+                        let at = match &opts.interpreter {
+                            Some(_) => cx.at("/python/interpreter"),
+                            None => cx.at("/kind"),
+                        };
+                        findings.at_value(&at, e);
+                    }
+                }
                 Err(message) => findings.at_value(&cx.at("/kind"), message),
             }
         }
@@ -135,11 +143,23 @@ impl Backend for Python {
         ))
     }
 
-    fn libraries(&self, _stage: &MeasureStage) -> Vec<(String, String)> {
-        vec![(
+    /// The harness package, and the Python environment's versions (Python,
+    /// torch, transformers): they enter the key, so switching to an
+    /// environment with another torch measures again. The interpreter's
+    /// path stays out (the same environment elsewhere is the same
+    /// measurement).
+    fn libraries(&self, stage: &MeasureStage) -> Vec<(String, String)> {
+        let mut libs = vec![(
             "assay_harness".into(),
             format!("protocol {PROTOCOL}, package {}", &package_digest()[..16]),
-        )]
+        )];
+        let opts = stage.backend.python.clone().unwrap_or_default();
+        match interpreter(&opts).and_then(|p| environment_versions(&p)) {
+            Ok(versions) => libs.extend(versions),
+            // Refused by `check` when measuring; a plan shows why.
+            Err(e) => libs.push(("python_environment".into(), format!("unknown: {e}"))),
+        }
+        libs
     }
 
     fn measure(
@@ -152,6 +172,11 @@ impl Backend for Python {
         if stage.boundary.tokenizes() {
             return Err(StageError::Failed(
                 "the python kind measures token ids; `boundary.tokenization: included` is not supported by its harness".into(),
+            ));
+        }
+        if stage.boundary.model_load == assay_core::config::ModelLoad::Included {
+            return Err(StageError::Failed(
+                "the python kind times the load apart from the runs; `boundary.model_load: included` is not supported by its harness".into(),
             ));
         }
         let (record, _files, weights) = in_process::weights(None, ctx, inputs)?;
@@ -183,7 +208,7 @@ impl Backend for Python {
         };
         let command = harness_command(
             &interpreter,
-            &package,
+            package.path(),
             &inductor_cache,
             &opts,
             stage.backend.threads,
@@ -236,6 +261,128 @@ pub fn interpreter(opts: &PythonOptions) -> Result<PathBuf, String> {
             "the python kind needs a Python interpreter with torch and transformers: set `python.interpreter` in this backend or the environment variable {ASSAY_PYTHON} (`eval \"$(scripts/install-python-harness.sh)\"` builds one and sets it)"
         )),
     }
+}
+
+/// What [`environment_versions`] runs: versions from the installed
+/// packages' metadata, without importing torch (seconds).
+const VERSIONS_SCRIPT: &str = "import json, sys\nfrom importlib import metadata\ndef v(n):\n    try:\n        return metadata.version(n)\n    except Exception:\n        return None\nprint(json.dumps({'python': sys.version.split()[0], 'torch': v('torch'), 'transformers': v('transformers')}))\n";
+
+/// How long the version probe may take.
+const VERSIONS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The Python, torch and transformers versions of the environment
+/// `interpreter` belongs to, as `(library, version)`; read once per
+/// interpreter per process. An interpreter that cannot be run, or that does
+/// not answer, is an error naming it.
+pub fn environment_versions(interpreter: &Path) -> Result<Vec<(String, String)>, String> {
+    use std::collections::BTreeMap;
+    use std::sync::{Mutex, OnceLock};
+    type Versions = Result<Vec<(String, String)>, String>;
+    static CACHE: OnceLock<Mutex<BTreeMap<PathBuf, Versions>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(BTreeMap::new()));
+    if let Some(v) = cache
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(interpreter)
+    {
+        return v.clone();
+    }
+    let v = probe_versions(interpreter);
+    cache
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(interpreter.to_path_buf(), v.clone());
+    v
+}
+
+fn probe_versions(interpreter: &Path) -> Result<Vec<(String, String)>, String> {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let fail = |why: String| {
+        format!(
+            "cannot read the Python environment of {} (Python, torch and transformers versions): {why}",
+            interpreter.display()
+        )
+    };
+    let mut child = Command::new(interpreter)
+        .args(["-c", VERSIONS_SCRIPT])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| fail(e.to_string()))?;
+    let mut stdout = child.stdout.take();
+    let mut stderr = child.stderr.take();
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(o) = stdout.as_mut() {
+            let _ = o.take(1 << 16).read_to_string(&mut s);
+        }
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(e) = stderr.as_mut() {
+            let _ = e.take(1 << 16).read_to_string(&mut s);
+        }
+        s
+    });
+    let deadline = std::time::Instant::now() + VERSIONS_TIMEOUT;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break s,
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(fail(format!(
+                    "no answer within {} s",
+                    VERSIONS_TIMEOUT.as_secs()
+                )));
+            }
+            Err(e) => return Err(fail(e.to_string())),
+        }
+    };
+    let out = out.join().unwrap_or_default();
+    if !status.success() {
+        let err = err.join().unwrap_or_default();
+        let tail: String = err
+            .trim_end()
+            .chars()
+            .rev()
+            .take(1000)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        return Err(fail(format!("it exited with {status}: {tail}")));
+    }
+    let line = out
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    let v: serde_json::Value = serde_json::from_str(line)
+        .map_err(|e| fail(format!("its answer {line:?} is not JSON ({e})")))?;
+    let get = |k: &str| {
+        v.get(k)
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string)
+    };
+    let python = get("python").ok_or_else(|| fail(format!("no Python version in {line:?}")))?;
+    Ok(vec![
+        ("python".into(), python),
+        (
+            "torch".into(),
+            get("torch").unwrap_or_else(|| "not installed".into()),
+        ),
+        (
+            "transformers".into(),
+            get("transformers").unwrap_or_else(|| "not installed".into()),
+        ),
+    ])
 }
 
 /// How the harness is started: the embedded package first on PYTHONPATH,

@@ -63,6 +63,27 @@ const POLL: Duration = Duration::from_millis(100);
 /// How long a harness may take to exit after `done` or after its stdout
 /// closed.
 const EXIT_GRACE: Duration = Duration::from_secs(30);
+/// How long the stderr tail is waited for once the harness is gone.
+const STDERR_WAIT: Duration = Duration::from_secs(3);
+
+/// SIGKILL to the harness's process group (its id is the harness's pid:
+/// `process_group(0)`), then to the harness itself. `kill(1)` because this
+/// workspace forbids `unsafe` (libc's `killpg`). After the harness is
+/// reaped the group id stays taken while any member lives; an empty
+/// group's id is only handed out again once the kernel's cyclic pid
+/// allocation wraps, far beyond the milliseconds between reap and kill.
+fn kill_group(child: &mut Child) {
+    #[cfg(unix)]
+    {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", child.id())])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+    let _ = child.kill();
+}
 
 /// Run one cell. `progress` gets the harness's progress lines; `cancelled`
 /// is polled while waiting, and a cancel kills the harness.
@@ -72,7 +93,13 @@ pub fn run_cell(
     mut progress: impl FnMut(&str),
     mut cancelled: impl FnMut() -> bool,
 ) -> Result<Transcript, Failure> {
-    let mut child = Command::new(&cmd.interpreter)
+    let mut command = Command::new(&cmd.interpreter);
+    // Its own process group, so that a kill reaches what it started too
+    // (an interpreter that is a wrapper script without `exec`, a conda or
+    // uv shim, leaves python as a grandchild holding the pipes).
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let mut child = command
         .args(&cmd.args)
         .envs(cmd.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())
@@ -86,7 +113,10 @@ pub fn run_cell(
             ))
         })?;
     let stderr = child.stderr.take();
-    let stderr_reader = std::thread::spawn(move || tail_of(stderr));
+    let (stderr_tx, stderr_tail) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        let _ = stderr_tx.send(tail_of(stderr));
+    });
     let (tx, lines) = std::sync::mpsc::channel::<std::io::Result<String>>();
     let stdout = child.stdout.take();
     std::thread::spawn(move || {
@@ -111,11 +141,16 @@ pub fn run_cell(
     let status = match &outcome {
         Ok(_) => wait_exit(&mut child, EXIT_GRACE),
         Err(_) => {
-            let _ = child.kill();
+            kill_group(&mut child);
             child.wait().ok()
         }
     };
-    let stderr = stderr_reader.join().unwrap_or_default();
+    // Whatever else of the group is left goes too: a grandchild that
+    // outlived the harness would hold its stderr open, and be orphaned.
+    kill_group(&mut child);
+    // The tail, unless something outside the group still holds the pipe:
+    // then the cell's message goes without it rather than waiting.
+    let stderr = stderr_tail.recv_timeout(STDERR_WAIT).unwrap_or_default();
     let with_stderr = |message: String| {
         if stderr.trim().is_empty() {
             Failure::Failed(message)
@@ -172,8 +207,13 @@ impl<C: FnMut() -> bool> Session<'_, C> {
         let mut line = serde_json::to_vec(request).map_err(|e| Failure::Failed(e.to_string()))?;
         line.push(b'\n');
         if let Some(mut stdin) = self.child.stdin.take() {
-            // A write error means the harness died; reading says why.
-            let _ = stdin.write_all(&line).and_then(|()| stdin.flush());
+            // From a thread: a harness that never reads a large request
+            // must not block assay past the timeout (the reads below time
+            // out, and the kill closes the pipe, ending the write). A write
+            // error means the harness died; reading says why.
+            std::thread::spawn(move || {
+                let _ = stdin.write_all(&line).and_then(|()| stdin.flush());
+            });
         }
         let mut loaded = None;
         let mut runs = Vec::new();
@@ -292,7 +332,7 @@ fn wait_exit(child: &mut Child, grace: Duration) -> Option<std::process::ExitSta
             Ok(Some(s)) => return Some(s),
             Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
             _ => {
-                let _ = child.kill();
+                kill_group(child);
                 let _ = child.wait();
                 return None;
             }

@@ -1,6 +1,7 @@
 //! The `python` kind's harness process: assay's Python package
 //! (`python/assay_harness` in the repository, embedded here so that an
-//! installed binary needs no clone), written to a cache directory and run as
+//! installed binary needs no clone), written to a private directory per cell
+//! and run as
 //! `<interpreter> -m assay_harness`, one process per cell, over the
 //! JSON-lines protocol of docs/python-harness.md (`protocol.rs`).
 //!
@@ -17,7 +18,7 @@ pub mod protocol;
 use std::path::{Path, PathBuf};
 
 /// The package's files, as `(name, text)`: its source is part of the
-/// binary, and its digest names the directory it is written to.
+/// binary, and its digest is the manifest's record of which harness ran.
 pub const PACKAGE: [(&str, &str); 5] = [
     (
         "__init__.py",
@@ -54,52 +55,28 @@ pub fn package_digest() -> String {
     h.finalize().to_hex().to_string()
 }
 
-/// The directory to put on PYTHONPATH: the embedded package written under
-/// `root` (the system's temporary directory unless given) in a directory
-/// named by its digest, so a second cell reuses it and another assay
-/// version never sees this one's files. Written to a private directory and
-/// renamed into place, so concurrent writers never expose a half-written
-/// package.
-pub fn install_package(root: Option<&Path>) -> Result<PathBuf, String> {
+/// The directory to put on PYTHONPATH: the embedded package written into
+/// a fresh private directory (see [`ScratchDir`]) under `root` (the
+/// system's temporary directory unless given), one per cell. A directory
+/// at a predictable shared path could be pre-created by another user with
+/// modules beside the package (a `json.py`, a `torch/`) that the harness
+/// would import first; a directory this process created itself, mode 0700,
+/// cannot. Writing five small files per cell costs nothing measurable.
+pub fn install_package(root: Option<&Path>) -> Result<ScratchDir, String> {
     let root = root.map_or_else(std::env::temp_dir, Path::to_path_buf);
-    let digest = package_digest();
-    let dir = root.join(format!("assay-python-harness-{}", &digest[..16]));
-    if PACKAGE.iter().all(|(name, text)| {
-        std::fs::read_to_string(dir.join("assay_harness").join(name))
-            .ok()
-            .as_deref()
-            == Some(*text)
-    }) {
-        return Ok(dir);
-    }
-    let staging = root.join(format!(
-        ".assay-python-harness-{}-{}",
-        std::process::id(),
-        unique()
-    ));
+    let dir = ScratchDir::new_in(&root, "assay-harness")?;
+    let pkg = dir.path().join("assay_harness");
     let write = || -> std::io::Result<()> {
-        let pkg = staging.join("assay_harness");
-        std::fs::create_dir_all(&pkg)?;
+        std::fs::create_dir(&pkg)?;
         for (name, text) in PACKAGE {
             std::fs::write(pkg.join(name), text)?;
         }
-        // A stale or damaged copy is replaced; another writer's complete
-        // copy may win the rename, which is as good as ours.
-        if dir.exists() {
-            let _ = std::fs::remove_dir_all(&dir);
-        }
-        match std::fs::rename(&staging, &dir) {
-            Ok(()) => Ok(()),
-            Err(_) if dir.join("assay_harness").join("__init__.py").exists() => Ok(()),
-            Err(e) => Err(e),
-        }
+        Ok(())
     };
-    let result = write();
-    let _ = std::fs::remove_dir_all(&staging);
-    result.map_err(|e| {
+    write().map_err(|e| {
         format!(
             "cannot write the Python harness package under {}: {e}",
-            root.display()
+            dir.path().display()
         )
     })?;
     Ok(dir)
@@ -115,18 +92,49 @@ pub(crate) fn unique() -> u64 {
     (NEXT.fetch_add(1, Ordering::Relaxed) << 32) | u64::from(nanos)
 }
 
-/// A directory removed when dropped (the cell's model view and Inductor
-/// cache).
+/// A private directory, removed when dropped (the harness package, the
+/// cell's model view and Inductor cache, i.e. generated code). Created
+/// with mkdtemp's semantics: a name with a random part, made by a single
+/// non-recursive `mkdir` that fails if anything is already there (so a
+/// directory or link another user planted is never used), mode 0700 and
+/// owned by this user.
 #[derive(Debug)]
 pub struct ScratchDir(PathBuf);
 
 impl ScratchDir {
+    /// Under the system's temporary directory.
     pub fn new(prefix: &str) -> Result<Self, String> {
-        let path =
-            std::env::temp_dir().join(format!("{prefix}-{}-{}", std::process::id(), unique()));
-        std::fs::create_dir_all(&path)
-            .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-        Ok(ScratchDir(path))
+        Self::new_in(&std::env::temp_dir(), prefix)
+    }
+
+    pub fn new_in(root: &Path, prefix: &str) -> Result<Self, String> {
+        use std::hash::{BuildHasher, Hasher};
+        let mut last = None;
+        for _ in 0..100 {
+            let path = root.join(format!(
+                "{prefix}-{}-{:016x}{:016x}",
+                std::process::id(),
+                unique(),
+                // Seeded from the OS's randomness: the name cannot be
+                // guessed in advance (the exclusive mkdir is the safety).
+                std::collections::hash_map::RandomState::new()
+                    .build_hasher()
+                    .finish()
+            ));
+            let mut builder = std::fs::DirBuilder::new();
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+            match builder.create(&path) {
+                Ok(()) => return Ok(ScratchDir(path)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+                Err(e) => return Err(format!("cannot create {}: {e}", path.display())),
+            }
+        }
+        Err(format!(
+            "cannot create a private directory under {}: {}",
+            root.display(),
+            last.map_or_else(String::new, |e| e.to_string())
+        ))
     }
 
     pub fn path(&self) -> &Path {

@@ -8,14 +8,25 @@ use std::time::{Duration, Instant};
 
 use super::client::{self, Failure, HarnessCommand};
 use super::protocol::{CellRequest, Message, PROTOCOL};
-use super::{PACKAGE, install_package, package_digest};
+use super::{PACKAGE, ScratchDir, install_package, package_digest};
 use assay_core::config::Scenario;
 
+/// The system's python3; without one these tests fail under CI=true and
+/// say they did not run elsewhere.
 fn python3() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join("python3"))
-        .find(|p| p.is_file())
+    let found = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|d| d.join("python3"))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "no python3 on PATH: CI must have one for the fake-harness tests"
+        );
+        eprintln!("skipped: no python3 on PATH (fake-harness test not run)");
+    }
+    found
 }
 
 fn request() -> CellRequest {
@@ -48,10 +59,7 @@ fn scenario() -> Scenario {
 /// A fake harness whose body (after reading the cell) is `body`; `hello` is
 /// its first line.
 fn fake(hello: &str, body: &str, timeout: Duration) -> Option<(HarnessCommand, tempfile::TempDir)> {
-    let Some(py) = python3() else {
-        eprintln!("skipped: no python3 on PATH");
-        return None;
-    };
+    let py = python3()?;
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("fake.py");
     let text = format!(
@@ -297,25 +305,202 @@ fn python_message_parsing() {
 }
 
 #[test]
-fn python_the_embedded_package_is_written_once_and_matches() {
-    let dir = tempfile::tempdir().unwrap();
-    let a = install_package(Some(dir.path())).unwrap();
-    let b = install_package(Some(dir.path())).unwrap();
-    assert_eq!(a, b);
-    assert!(a.ends_with(format!("assay-python-harness-{}", &package_digest()[..16])));
-    for (name, text) in PACKAGE {
-        assert_eq!(
-            std::fs::read_to_string(a.join("assay_harness").join(name)).unwrap(),
-            text
-        );
+fn python_the_embedded_package_is_written_fresh_and_private() {
+    let root = tempfile::tempdir().unwrap();
+    // Another user's folder at the old predictable path, with a module
+    // that would shadow the standard library's: never used.
+    let planted = root
+        .path()
+        .join(format!("assay-python-harness-{}", &package_digest()[..16]));
+    std::fs::create_dir_all(planted.join("assay_harness")).unwrap();
+    std::fs::write(planted.join("assay_harness").join("__init__.py"), "").unwrap();
+    std::fs::write(planted.join("json.py"), "raise SystemExit('pwned')").unwrap();
+    let a = install_package(Some(root.path())).unwrap();
+    let b = install_package(Some(root.path())).unwrap();
+    assert_ne!(a.path(), planted.as_path());
+    assert_ne!(a.path(), b.path(), "one directory per cell");
+    for dir in [&a, &b] {
+        assert_eq!(dir.path().parent(), Some(root.path()));
+        // Only the package: nothing beside it to shadow an import.
+        let entries: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(entries, ["assay_harness"]);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::{MetadataExt, PermissionsExt};
+            let meta = std::fs::symlink_metadata(dir.path()).unwrap();
+            assert!(meta.is_dir());
+            assert_eq!(meta.permissions().mode() & 0o777, 0o700);
+            let me = std::fs::metadata(root.path()).unwrap().uid();
+            assert_eq!(meta.uid(), me);
+        }
+        for (name, text) in PACKAGE {
+            assert_eq!(
+                std::fs::read_to_string(dir.path().join("assay_harness").join(name)).unwrap(),
+                text
+            );
+        }
     }
     // The package's version constant is the protocol's.
     assert!(PACKAGE[0].1.contains(&format!("PROTOCOL = {PROTOCOL}")));
-    // A damaged copy is replaced.
-    std::fs::write(a.join("assay_harness").join("cell.py"), "broken").unwrap();
-    let c = install_package(Some(dir.path())).unwrap();
-    assert_eq!(
-        std::fs::read_to_string(c.join("assay_harness").join("cell.py")).unwrap(),
-        PACKAGE[3].1
+    // The planted folder is left alone, and ours go when dropped.
+    let a_path = a.path().to_path_buf();
+    drop(a);
+    assert!(!a_path.exists());
+    assert!(planted.join("json.py").is_file());
+}
+
+#[test]
+fn python_scratch_dirs_are_fresh_and_private() {
+    let root = tempfile::tempdir().unwrap();
+    let a = ScratchDir::new_in(root.path(), "assay-python-cell").unwrap();
+    let b = ScratchDir::new_in(root.path(), "assay-python-cell").unwrap();
+    assert_ne!(a.path(), b.path());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(a.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
+    assert_eq!(std::fs::read_dir(a.path()).unwrap().count(), 0);
+}
+
+/// An interpreter that is a shell wrapper WITHOUT `exec` (a conda or uv
+/// shim): python is a grandchild holding the pipes. A hang fails the cell
+/// after the timeout, and the whole process group is killed.
+#[test]
+fn python_a_hung_harness_behind_a_wrapper_is_killed_with_its_group() {
+    let Some(py) = python3() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("pid");
+    let script = dir.path().join("hang.py");
+    std::fs::write(
+        &script,
+        format!(
+            "import os, sys, time\nopen({:?}, 'w').write(str(os.getpid()))\nprint({HELLO:?}, flush=True)\nsys.stdin.readline()\ntime.sleep(600)\n",
+            pidfile.to_string_lossy()
+        ),
+    )
+    .unwrap();
+    let wrapper = dir.path().join("python-shim");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\n{} {} \"$@\"\necho shim done >&2\n",
+            py.display(),
+            script.display()
+        ),
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let cmd = HarnessCommand {
+        interpreter: wrapper,
+        args: Vec::new(),
+        env: Vec::new(),
+        timeout: Duration::from_secs(2),
+    };
+    let started = Instant::now();
+    let m = failure(&cmd);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
     );
+    assert!(m.contains("hung"), "{m}");
+    let pid: u32 = std::fs::read_to_string(&pidfile).unwrap().parse().unwrap();
+    // The grandchild is gone (or a zombie awaiting its new parent).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let alive = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat) => stat
+                .rsplit(')')
+                .next()
+                .and_then(|rest| rest.split_whitespace().next())
+                .is_some_and(|state| state != "Z" && state != "X"),
+            Err(_) => false,
+        };
+        if !alive {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the wrapped python {pid} outlived the cell"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A harness that never reads its (large) request cannot block assay past
+/// the timeout.
+#[test]
+fn python_a_harness_that_never_reads_a_large_request_times_out() {
+    let Some(py) = python3() else {
+        return;
+    };
+    let cmd = HarnessCommand {
+        interpreter: py,
+        args: vec![
+            "-c".into(),
+            format!("import time; print({HELLO:?}, flush=True); time.sleep(600)"),
+        ],
+        env: Vec::new(),
+        timeout: Duration::from_secs(2),
+    };
+    let mut req = request();
+    // Megabytes: far more than a pipe buffer.
+    req.prompts = vec![vec![12345; 1 << 20]];
+    let started = Instant::now();
+    let out = client::run_cell(&cmd, &req, |_| {}, || false);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    match out {
+        Err(Failure::Failed(m)) => assert!(m.contains("hung"), "{m}"),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}
+
+/// A non-finite margin travels as null (the harness sends NaN as null, and
+/// a bare NaN, which is not JSON, is refused as such).
+#[test]
+fn python_a_null_margin_is_accepted_and_nan_is_not_json() {
+    let run =
+        r#"{"type":"run","repetition":0,"events":[],"tokens":[[1,2]],"margins":[[null,0.5]]}"#;
+    match Message::parse(run) {
+        Ok(Message::Run { margins, .. }) => assert_eq!(margins, [[None, Some(0.5)]]),
+        other => panic!("{other:?}"),
+    }
+    let e = Message::parse(&run.replace("null", "NaN")).unwrap_err();
+    assert!(e.contains("not JSON"), "{e}");
+    // The harness's own channel refuses to write NaN (allow_nan=False).
+    let Some(py) = python3() else {
+        return;
+    };
+    let pkg = install_package(None).unwrap();
+    let out = std::process::Command::new(py)
+        .args([
+            "-c",
+            "import io\nfrom assay_harness.protocol import Channel\nc = Channel()\nc._out = io.StringIO()\ntry:\n    c.send('run', margins=[[float('nan')]])\nexcept ValueError:\n    print('refused')\nc.send('run', margins=[[None]])\nprint(c._out.getvalue().strip())\n",
+        ])
+        .env("PYTHONPATH", pkg.path())
+        .output()
+        .unwrap();
+    // The channel moves fd 1 to stderr: prints land there.
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("refused"), "{text}");
+    assert!(text.contains(r#""margins":[[null]]"#), "{text}");
 }
