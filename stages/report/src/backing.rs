@@ -32,7 +32,9 @@
 //! 4. **A unit or a configuration label**: the previous word is `per`
 //!    (`$ per 1,000 requests`), or a configuration dimension (`batch`,
 //!    `prompt`, `gen`, `prompt_tokens`, `gen_tokens`, `threads`, `burst`),
-//!    whose values the spec's tables and the sensitivity table list.
+//!    whose values the spec's tables and the sensitivity table list, or
+//!    the shift of a sensitivity variation (`long share -0.2`,
+//!    `spot price x0.5`): the what-ifs the sensitivity table names.
 //! 5. **The interval level** `95%`, the level of every interval the
 //!    report prints (its definition is in docs/formulas.md).
 //! 6. **A claim's value as rendered**: a claim in report.json has a value
@@ -133,7 +135,7 @@ const REFERENCE: [&str; 6] = ["appendix", "rule", "risk", "step", "section", "it
 const COMPARISON: [&str; 11] = [
     "<", "<=", ">", ">=", "≤", "≥", "than", "least", "most", "below", "above",
 ];
-const LABEL: [&str; 8] = [
+const LABEL: [&str; 10] = [
     "per",
     "batch",
     "burst",
@@ -142,6 +144,8 @@ const LABEL: [&str; 8] = [
     "prompt_tokens",
     "gen_tokens",
     "threads",
+    "share",
+    "price",
 ];
 
 fn strip(word: &str) -> &str {
@@ -351,6 +355,7 @@ mod tests {
                   - See Appendix AM rule 7 and Appendix T risk 10, AN.1 step 2.\n\
                   - Decode-heavy: gen >= 64 or decode fraction > 0.9; fewer than 3 points; at least 2.\n\
                   - $ per 1,000 requests; (batch 1, prompt 128); disjoint 95% intervals.\n\
+                  - flips under (long share -0.2 -> a; spot price x0.5 -> b; chat/s share +0.1 -> c).\n\
                   - Formula `usd_per_1M = 1e6 / tokens_per_s / 3600`.\n\
                   \n\
                   *Figure: Fit sim: y vs x (batch 4), with the 95% slope band (plotted in report.html).*\n";
