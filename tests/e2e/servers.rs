@@ -660,9 +660,14 @@ fn an_api_key_is_sent_and_never_stored() {
     );
     let r = run_env(&ws, &[("ASSAY_TEST_KEY", Some(KEY))]);
     r.assert_ok();
-    let headers = server.headers();
-    assert_eq!(headers.len(), 4);
-    for h in &headers {
+    assert_eq!(server.headers().len(), 4);
+    assert_key_sent_and_stored_nowhere(&server, &ws, &r);
+}
+
+/// Every request carried the key as a bearer token, and no file under the
+/// workspace (store, report, lockfile), nor the run's output, holds it.
+fn assert_key_sent_and_stored_nowhere(server: &FakeServer, ws: &Workspace, r: &Run) {
+    for h in server.headers() {
         assert!(
             h.iter()
                 .any(|(k, v)| k == "authorization" && *v == format!("Bearer {KEY}")),
@@ -750,6 +755,63 @@ fn an_https_server_is_measured_when_its_certificate_verifies() {
     assert_ok_requests(&rows, 6);
     let manifest = object(&ws, &r.output(node, "manifest"));
     assert!(manifest.to_string().contains(&front.url()), "{manifest}");
+}
+
+/// A private endpoint: its CA named by `server.ca_file` (relative to the
+/// spec) is trusted besides the system's roots, here a bundle without it,
+/// so only the file can make the certificate verify. The API key goes out
+/// over TLS as a bearer token and is written nowhere; the CA file is no
+/// part of the measure key (moving it changes no key).
+#[test]
+fn a_private_ca_file_verifies_and_the_api_key_over_https_is_never_stored() {
+    let server = fake(
+        Flavor::LlamaCpp,
+        Behavior {
+            api_key: Some(KEY.into()),
+            ..Behavior::default()
+        },
+    );
+    let front = assay_testkit::TlsFront::start(server.addr()).unwrap();
+    let system = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        system.path(),
+        include_str!("../../testkit/src/tls/server.pem"),
+    )
+    .unwrap();
+    let with_ca = |file: &str| {
+        openai(
+            "tls",
+            &front.url(),
+            &format!(", api_key_env: ASSAY_TEST_KEY, ca_file: {file}"),
+        )
+    };
+    let ws = spec(ONE, &with_ca("private-ca.pem"));
+    std::fs::write(ws.path().join("private-ca.pem"), assay_testkit::TEST_CA_PEM).unwrap();
+    let env = [
+        ("SSL_CERT_FILE", system.path().to_str()),
+        ("ASSAY_TEST_KEY", Some(KEY)),
+    ];
+    let r = run_env(&ws, &env);
+    r.assert_ok();
+    let node = "measure/tls/fake/one";
+    assert_eq!(server.requests_seen(), 4);
+    assert_ok_requests(&requests(&ws, &r, node), 6);
+    assert_key_sent_and_stored_nowhere(&server, &ws, &r);
+
+    // The same CA under another name: the cell is cached, nothing is sent.
+    std::fs::create_dir(ws.path().join("certs")).unwrap();
+    std::fs::write(ws.path().join("certs/ca.pem"), assay_testkit::TEST_CA_PEM).unwrap();
+    std::fs::write(
+        &ws.spec,
+        std::fs::read_to_string(&ws.spec)
+            .unwrap()
+            .replace("private-ca.pem", "certs/ca.pem"),
+    )
+    .unwrap();
+    let again = run_env(&ws, &env);
+    again.assert_ok();
+    assert_eq!(again.status(node), "cached");
+    assert_eq!(server.requests_seen(), 4);
 }
 
 /// A server that is not there: the run fails naming the backend and the
@@ -1099,7 +1161,7 @@ fn the_error_rate_is_of_the_steady_window() {
 #[test]
 fn impossible_server_specs_are_refused_at_check() {
     let url = "http://127.0.0.1:9";
-    let cases: [(&str, String, String, &str); 11] = [
+    let cases: [(&str, String, String, &str); 13] = [
         (
             "ollama without url",
             ONE.into(),
@@ -1165,6 +1227,18 @@ fn impossible_server_specs_are_refused_at_check() {
             ONE.into(),
             format!("  - {{ name: b, kind: openai, server: {{ url: \"{url}\", prompt: text, request_timeout_s: 1.0e30 }} }}\n"),
             "request_timeout_s must be > 0 and <= 86400",
+        ),
+        (
+            "a CA file for plain http",
+            ONE.into(),
+            format!("  - {{ name: b, kind: openai, server: {{ url: \"{url}\", prompt: text, ca_file: spec.yaml }} }}\n"),
+            "ca_file verifies an https:// server",
+        ),
+        (
+            "a CA file that is missing",
+            ONE.into(),
+            "  - { name: b, kind: openai, server: { url: \"https://127.0.0.1:9\", prompt: text, ca_file: no-such-ca.pem } }\n".into(),
+            "no-such-ca.pem: No such file",
         ),
     ];
     for (what, scenarios, backends, message) in cases {

@@ -211,6 +211,11 @@ pub fn load_spec_for(path: &Path, purpose: Purpose) -> Result<LoadedSpec, SpecEr
     for (pointer, message) in assay_measure::imported::read_files(&mut spec.backends, &dir) {
         diags.at_value(&pointer, message);
     }
+    // A private endpoint's CA (`server.ca_file`), read here so that a
+    // missing or empty file is located before anything runs.
+    for (pointer, message) in assay_measure::server::tls::read_ca_files(&mut spec.backends, &dir) {
+        diags.at_value(&pointer, message);
+    }
     semantic_checks(&spec, &scenarios, &dir, purpose, &mut diags);
     if !diags.out.is_empty() {
         diags.out.sort_by_key(|d| (d.line, d.col));

@@ -47,6 +47,17 @@ pub struct ServerOptions {
     /// written to an artifact, a manifest or a log.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key_env: Option<String>,
+    /// A PEM file of CA certificates trusted for an `https://` url besides
+    /// the system's roots: how a private endpoint's CA is trusted. Relative
+    /// to the spec's folder. Not part of the measure key: whom the client
+    /// trusts changes nothing it measures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    /// `ca_file` resolved against the spec's folder, set when the spec is
+    /// loaded; not serialised.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub ca_path: Option<std::path::PathBuf>,
     /// Seconds a whole request may take, first byte to last.
     #[serde(default = "default_request_timeout")]
     pub request_timeout_s: f64,
@@ -79,6 +90,8 @@ impl Default for ServerOptions {
             length_knobs: None,
             eos_token_id: None,
             api_key_env: None,
+            ca_file: None,
+            ca_path: None,
             request_timeout_s: default_request_timeout(),
             stall_timeout_s: default_stall_timeout(),
             max_error_rate: 0.0,

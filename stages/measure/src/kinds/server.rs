@@ -81,6 +81,8 @@ impl Backend for OpenAi {
         let mut b = b.clone();
         let mut o = b.server.clone().unwrap_or_default();
         o.length_knobs = Some(o.knobs(DEFAULT_KNOBS));
+        // Whom the client trusts changes nothing it measures.
+        o.ca_file = None;
         if launches(&b) {
             o.launch = Some(o.launch.unwrap_or_default());
         }
@@ -140,6 +142,7 @@ impl Backend for Ollama {
         let mut b = b.clone();
         let mut o = b.server.clone().unwrap_or_default();
         o.length_knobs = Some(o.knobs(&[]));
+        o.ca_file = None;
         b.server = Some(o);
         b
     }

@@ -141,8 +141,15 @@ fn check_launched(
     }
 }
 
-/// Timeouts, the error budget, and the API key's variable name.
+/// Timeouts, the error budget, the API key's variable name, and a CA file
+/// only where there is TLS to verify.
 fn check_limits(diags: &mut dyn Findings, at: &str, o: &ServerOptions) {
+    if o.ca_file.is_some() && !o.url.as_deref().is_some_and(|u| u.starts_with("https://")) {
+        diags.at_value(
+            &format!("{at}/ca_file"),
+            "ca_file verifies an https:// server; this backend's url is not one".into(),
+        );
+    }
     for (field, v) in [
         ("request_timeout_s", o.request_timeout_s),
         ("stall_timeout_s", o.stall_timeout_s),

@@ -87,38 +87,6 @@ pub struct Client {
 #[error("{0}")]
 pub struct Unusable(pub String);
 
-/// ring, not aws-lc-rs: no C/CMake build in CI, and the remote cache's S3
-/// client (object_store) already uses it. rustls deprecates it for lacking
-/// post-quantum key exchange, which benchmark traffic does not need.
-fn crypto_provider() -> rustls::crypto::CryptoProvider {
-    #[allow(deprecated)]
-    rustls::crypto::ring::default_provider()
-}
-
-/// TLS for an `https://` server: rustls with ring, trusting the system's
-/// root certificates (or those of `SSL_CERT_FILE` / `SSL_CERT_DIR`, which
-/// replace them: how a private CA is trusted). A certificate that does not
-/// verify fails the connection; there is no switch to skip verification.
-fn tls_config() -> Result<rustls::ClientConfig, Unusable> {
-    let found = rustls_native_certs::load_native_certs();
-    let mut roots = rustls::RootCertStore::empty();
-    let (added, _ignored) = roots.add_parsable_certificates(found.certs);
-    if added == 0 {
-        let why = found
-            .errors
-            .first()
-            .map_or(String::new(), |e| format!(" ({e})"));
-        return Err(Unusable(format!(
-            "https: no trusted root certificates could be loaded{why}; install the system's \
-             CA bundle (Debian: ca-certificates) or point SSL_CERT_FILE at a PEM bundle"
-        )));
-    }
-    rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(crypto_provider()))
-        .with_safe_default_protocol_versions()
-        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
-        .map_err(|e| Unusable(format!("https: cannot configure TLS: {e}")))
-}
-
 impl Client {
     pub fn new(
         kind: &BackendKind,
@@ -131,7 +99,7 @@ impl Client {
         // HTTP; the first client installs it.
         static PROVIDER: std::sync::Once = std::sync::Once::new();
         PROVIDER.call_once(|| {
-            let _ = crypto_provider().install_default();
+            let _ = super::tls::crypto_provider().install_default();
         });
         let mut builder = reqwest::Client::builder();
         // A host name is resolved here, once: with one connection per
@@ -141,7 +109,8 @@ impl Client {
             builder = builder.resolve_to_addrs(&host, &addrs);
         }
         if base.starts_with("https://") {
-            builder = builder.tls_backend_preconfigured(tls_config()?);
+            let tls = super::tls::client_config(opts.ca_path.as_deref()).map_err(Unusable)?;
+            builder = builder.tls_backend_preconfigured(tls);
         }
         let http = builder
             .connect_timeout(Duration::from_secs_f64(opts.stall_timeout_s.min(10.0)))

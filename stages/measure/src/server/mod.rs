@@ -10,6 +10,7 @@ pub mod ollama;
 pub mod openai;
 pub mod protocol;
 pub mod stream;
+pub mod tls;
 
 pub use crate::harness::ServerFacts;
 pub use assay_core::config::server::{
