@@ -4,16 +4,26 @@
 #   llama-bench.json, llama-bench.jsonl   llama-bench -o json / -o jsonl
 #   aiperf/profile_export.jsonl,
 #   aiperf/profile_export_aiperf.json     AIPerf against a launched llama-server
+#   guidellm-benchmarks.json              GuideLLM against the same llama-server
+#   optimum-benchmark/benchmark.json,
+#   optimum-benchmark/benchmark_report.json
+#                                         optimum-benchmark in process on the CPU
 # vllm-bench-serve.json is written by hand to vLLM's format (vLLM needs a
 # GPU); this script does not touch it.
 #
 # The model is assay's own: a small synthetic llama, prepared and exported to
 # a q8_0 GGUF by `assay run` of a throwaway spec (its tokenizer.json serves
-# AIPerf, in the Hugging Face cache layout AIPerf loads offline).
+# AIPerf, in the Hugging Face cache layout AIPerf loads offline, and
+# GuideLLM, as a local tokenizer folder; its safetensors checkpoint serves
+# optimum-benchmark's pytorch backend).
 #
 # Needs: cargo, cmake/g++ (llama.cpp, via scripts/install-llama-cpp.sh),
-# python3 with venv. AIPerf installs from PyPI into
-# ${ASSAY_IMPORT_TOOLS:-/var/cache/assay/import-tools} (reused when present).
+# python3 with venv. AIPerf and GuideLLM install from PyPI into
+# ${ASSAY_IMPORT_TOOLS:-/var/cache/assay/import-tools}; optimum-benchmark into
+# ${ASSAY_OPTIMUM_BENCH:-/var/cache/assay/optimum-bench}, a venv that sees the
+# Python harness's torch and transformers (scripts/install-python-harness.sh)
+# through a .pth file, so torch is not installed twice. Both are reused when
+# present.
 #
 # Usage: scripts/make-import-fixtures.sh
 set -euo pipefail
@@ -21,6 +31,7 @@ set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 out="$repo/tests/fixtures/imported"
 tools="${ASSAY_IMPORT_TOOLS:-/var/cache/assay/import-tools}"
+optimum="${ASSAY_OPTIMUM_BENCH:-/var/cache/assay/optimum-bench}"
 work="$(mktemp -d)"
 server_pid=""
 cleanup() {
@@ -33,6 +44,25 @@ eval "$(bash "$repo/scripts/install-llama-cpp.sh")"
 if [ ! -x "$tools/bin/aiperf" ]; then
     python3 -m venv "$tools"
     "$tools/bin/pip" install --quiet aiperf >&2
+fi
+# GuideLLM's report format changes between releases: the version assay's
+# reader was written against (docs/importers.md).
+if [ ! -x "$tools/bin/guidellm" ]; then
+    [ -x "$tools/bin/pip" ] || python3 -m venv "$tools"
+    "$tools/bin/pip" install --quiet guidellm==0.8.1 >&2
+fi
+# optimum-benchmark 0.6.0 on the harness's torch 2.5.1 / transformers 4.46.3:
+# accelerate is held at 1.10.1, the last release that takes torch 2.5
+# (later ones pull torch >= 2.6, several GB of CUDA wheels) and has the
+# `compile_regions` optimum-benchmark imports.
+eval "$(bash "$repo/scripts/install-python-harness.sh")"
+if [ ! -x "$optimum/bin/optimum-benchmark" ]; then
+    python3 -m venv "$optimum"
+    harness_site="$("$ASSAY_PYTHON" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+    own_site="$("$optimum/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+    echo "$harness_site" > "$own_site/assay-harness.pth"
+    "$optimum/bin/pip" install --quiet optimum-benchmark==0.6.0 accelerate==1.10.1 \
+        torch==2.5.1 transformers==4.46.3 >&2
 fi
 
 # 1. A q8_0 GGUF and a tokenizer from assay.
@@ -102,4 +132,74 @@ mkdir -p "$out/aiperf"
 jsonl="$(find "$work/aiperf" -name profile_export.jsonl | head -1)"
 cp "$jsonl" "$out/aiperf/profile_export.jsonl"
 cp "$(dirname "$jsonl")/profile_export_aiperf.json" "$out/aiperf/profile_export_aiperf.json"
+
+# 4. GuideLLM against the same llama-server: synchronous (one request at a
+# time), 6 requests, 8 output tokens. GuideLLM's synthetic prompts are words
+# of a real corpus, which the synthetic tokenizer maps to <unk> (empty text),
+# so the prompts come from a JSON-lines file instead: 12 lowercase letters,
+# which llama-server counts as 16 prompt tokens (BOS, the 3-byte word
+# boundary, one token per letter).
+python3 - "$work/prompts.jsonl" <<'PY'
+import json, string, sys
+with open(sys.argv[1], "w") as f:
+    for i in range(6):
+        letters = "".join(string.ascii_lowercase[(7 * i + 3 * k) % 26] for k in range(12))
+        f.write(json.dumps({"prompt": letters, "prompt_tokens_count": 16, "output_tokens_count": 8}) + "\n")
+PY
+mkdir -p "$work/tokenizer"
+cp "$tokenizer" "$work/tokenizer/tokenizer.json"
+echo '{"tokenizer_class": "PreTrainedTokenizerFast"}' > "$work/tokenizer/tokenizer_config.json"
+HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 \
+    "$tools/bin/guidellm" run \
+    --backend "kind=openai_http,target=http://127.0.0.1:$port,model=assay/tiny,request_format=/v1/completions" \
+    --profile kind=synchronous --constraint kind=max_requests,count=6 \
+    --tokenizer "kind=huggingface_auto,model=$work/tokenizer" \
+    --data "kind=json_file,path=$work/prompts.jsonl" \
+    --output "kind=json,path=$work/guidellm.json" --disable-console-interactive >&2
+cp "$work/guidellm.json" "$out/guidellm-benchmarks.json"
+kill "$server_pid" 2>/dev/null || true
+server_pid=""
+
+# 5. optimum-benchmark: pytorch backend on the CPU, inference scenario, batch
+# 1, 16 prompt tokens, 8 new tokens, 3 timed calls, on the checkpoint of the
+# same model in a folder named assay-tiny (config.json, safetensors,
+# tokenizer). transformers refuses safetensors without the `format: pt`
+# metadata assay's export leaves out, so the weights are rewritten with it.
+ckpt="$work/assay-tiny"
+mkdir -p "$ckpt"
+cp "$tokenizer" "$ckpt/tokenizer.json"
+cp "$work/tokenizer/tokenizer_config.json" "$ckpt/tokenizer_config.json"
+"$ASSAY_PYTHON" - "$work/store" "$ckpt" <<'PY'
+import json, os, struct, sys
+from safetensors.torch import load_file, save_file
+store, ckpt = sys.argv[1], sys.argv[2]
+for root, _, files in os.walk(store):
+    for name in files:
+        path = os.path.join(root, name)
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                continue
+            # A safetensors file: a little-endian header length, then a
+            # JSON header.
+            n = struct.unpack("<Q", head)[0]
+            if 0 < n < 10_000_000 and f.read(2) == b'{"':
+                save_file(load_file(path), os.path.join(ckpt, "model.safetensors"), metadata={"format": "pt"})
+                continue
+        try:
+            with open(path) as f:
+                cfg = json.load(f)
+        except (UnicodeDecodeError, ValueError):
+            continue
+        if isinstance(cfg, dict) and "num_hidden_layers" in cfg:
+            with open(os.path.join(ckpt, "config.json"), "w") as f:
+                json.dump(cfg, f, indent=2)
+for need in ("config.json", "model.safetensors"):
+    if not os.path.exists(os.path.join(ckpt, need)):
+        sys.exit(f"make-import-fixtures: no {need} in the store")
+PY
+mkdir -p "$work/optimum" "$out/optimum-benchmark"
+HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
+    "$optimum/bin/python" "$repo/scripts/optimum-benchmark-fixture.py" "$ckpt" "$work/optimum" >&2
+cp "$work/optimum/benchmark.json" "$work/optimum/benchmark_report.json" "$out/optimum-benchmark/"
 echo "make-import-fixtures: wrote $out" >&2

@@ -258,3 +258,183 @@ fn an_imported_cell_beside_candle_joins_no_invariance_group() {
     let md = String::from_utf8(ws.report("report.md")).unwrap();
     assert!(!md.contains("output_divergence"), "{md}");
 }
+
+/// GuideLLM's report and optimum-benchmark's benchmark.json, both real,
+/// beside a simulated backend.
+const SPEC_PEERS: &str = r#"assay: 1
+id: e2e-imported-peers
+title: GuideLLM and optimum-benchmark results beside simulated ones
+question: Which configuration decodes fastest?
+decision: Pick the fastest configuration.
+boundary: { warmup_runs: 1, repetitions: 3 }
+scenarios:
+  - { name: p16g8, prompt_tokens: 16, batch: 1, gen_tokens: 8 }
+models:
+  - { name: tiny, synthetic: { arch: llama, layers: 2, hidden: 128, heads: 4, kv_heads: 2, vocab: 16000, max_positions: 512, seed: 1 } }
+backends:
+  - { name: sim, kind: simulated, simulated: { seed: 7 } }
+  - name: guidellm
+    kind: imported
+    imported: { file: guidellm-benchmarks.json, format: guidellm, models: { tiny: assay/tiny } }
+  - name: optimum
+    kind: imported
+    dtype: f32
+    imported: { file: optimum-benchmark/benchmark.json, format: optimum-benchmark, models: { tiny: assay-tiny } }
+validate: { max_cv: 5 }
+outputs: { dir: reports/e2e, formats: [md, json] }
+"#;
+
+fn peers_workspace() -> Workspace {
+    let ws = Workspace::with_spec(SPEC_PEERS);
+    std::fs::copy(
+        format!("{FIXTURES}/guidellm-benchmarks.json"),
+        ws.path().join("guidellm-benchmarks.json"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(ws.path().join("optimum-benchmark")).unwrap();
+    for f in ["benchmark.json", "benchmark_report.json"] {
+        std::fs::copy(
+            format!("{FIXTURES}/optimum-benchmark/{f}"),
+            ws.path().join("optimum-benchmark").join(f),
+        )
+        .unwrap();
+    }
+    ws
+}
+
+#[test]
+fn guidellm_and_optimum_benchmark_cells_run_and_their_aggregates_are_labelled() {
+    let ws = peers_workspace();
+    let result = ws.run(&[]);
+    let ran = measure_nodes(Workspace::nodes_with(&result, "ran"));
+    for cell in ["measure/guidellm/tiny/p16g8", "measure/optimum/tiny/p16g8"] {
+        assert!(
+            ran.contains(&cell.to_string()),
+            "{cell} did not run: {ran:?}"
+        );
+    }
+    let g = manifest(&ws, "measure/guidellm/tiny/p16g8");
+    assert_eq!(g["evidence"], "imported");
+    assert_eq!(g["imported"]["tool"], "GuideLLM");
+    assert_eq!(g["imported"]["tool_version"], "0.8.1");
+    assert_eq!(g["imported"]["grain"], "requests");
+    assert!(
+        g["imported"]["aggregates"][0]
+            .as_str()
+            .is_some_and(|a| a.starts_with("decode:")),
+        "{g}"
+    );
+    assert!(g["imported"]["machine"]["platform"].is_string(), "{g}");
+    let config = g["imported"]["configuration"].to_string();
+    assert!(
+        !config.contains("http://") && !config.contains("/tmp/"),
+        "{config}"
+    );
+    assert!(config.contains("aggregates"), "{config}");
+
+    let o = manifest(&ws, "measure/optimum/tiny/p16g8");
+    assert_eq!(o["imported"]["tool"], "optimum-benchmark");
+    assert_eq!(o["imported"]["tool_version"], "0.6.0");
+    assert_eq!(o["imported"]["grain"], "iterations");
+    assert!(o["imported"]["machine"]["cpu_count"].is_u64(), "{o}");
+    assert_eq!(o["actual"]["device"], "cpu", "{o}");
+    assert_eq!(o["actual"]["dtype"], "f32", "{o}");
+    let config = o["imported"]["configuration"].to_string();
+    assert!(
+        config.contains("\"p99\"") && !config.contains("/tmp/"),
+        "{config}"
+    );
+
+    let md = String::from_utf8(ws.report("report.md")).unwrap();
+    assert!(
+        md.contains("Imported results"),
+        "no imported section:\n{md}"
+    );
+    assert!(
+        md.contains("GuideLLM 0.8.1") && md.contains("optimum-benchmark 0.6.0"),
+        "the report does not name the tools:\n{md}"
+    );
+    assert!(
+        md.contains("iterations") && md.contains("decode step percentiles"),
+        "the report does not say what the aggregates cannot give:\n{md}"
+    );
+
+    let again = ws.run(&[]);
+    assert_eq!(
+        measure_nodes(Workspace::nodes_with(&again, "ran")),
+        Vec::<String>::new()
+    );
+}
+
+fn check_fails(ws: &Workspace) -> String {
+    let out = assay(&["check", ws.spec.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_bad_guidellm_report_is_exit_2_at_the_file_and_field() {
+    let ws = peers_workspace();
+    let path = ws.path().join("guidellm-benchmarks.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut v: Value = serde_json::from_str(&text).unwrap();
+    v["benchmarks"][0]["requests"]["successful"][1]["request_latency"] = "x".into();
+    std::fs::write(&path, v.to_string()).unwrap();
+    let err = check_fails(&ws);
+    assert!(err.contains("guidellm-benchmarks.json"), "{err}");
+    assert!(
+        err.contains("record 1") && err.contains("`requests.successful[1].request_latency`"),
+        "{err}"
+    );
+
+    let mut v: Value = serde_json::from_str(&text).unwrap();
+    v["metadata"]["version"] = 3.into();
+    std::fs::write(&path, v.to_string()).unwrap();
+    let err = check_fails(&ws);
+    assert!(
+        err.contains("`metadata.version`") && err.contains("unknown version"),
+        "{err}"
+    );
+
+    std::fs::write(&path, &text[..text.len() / 3]).unwrap();
+    assert!(check_fails(&ws).contains("truncated"));
+    std::fs::copy(format!("{FIXTURES}/vllm-bench-serve.json"), &path).unwrap();
+    let err = check_fails(&ws);
+    assert!(err.contains("vLLM"), "{err}");
+}
+
+#[test]
+fn a_bad_optimum_benchmark_file_is_exit_2_at_the_file_and_field() {
+    let ws = peers_workspace();
+    let path = ws.path().join("optimum-benchmark/benchmark.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut v: Value = serde_json::from_str(&text).unwrap();
+    v["report"]["decode"]["latency"]["values"][0] = "x".into();
+    std::fs::write(&path, v.to_string()).unwrap();
+    let err = check_fails(&ws);
+    assert!(err.contains("optimum-benchmark/benchmark.json"), "{err}");
+    assert!(err.contains("`report.decode.latency.values[0]`"), "{err}");
+
+    let mut v: Value = serde_json::from_str(&text).unwrap();
+    v["config"]["environment"]["optimum_benchmark_version"] = "0.9.0".into();
+    std::fs::write(&path, v.to_string()).unwrap();
+    let err = check_fails(&ws);
+    assert!(err.contains("unknown version"), "{err}");
+
+    std::fs::write(&path, &text[..text.len() / 3]).unwrap();
+    assert!(check_fails(&ws).contains("truncated"));
+    // The report alone: pointed to benchmark.json.
+    std::fs::copy(
+        ws.path().join("optimum-benchmark/benchmark_report.json"),
+        &path,
+    )
+    .unwrap();
+    let err = check_fails(&ws);
+    assert!(
+        err.contains("`config`") && err.contains("give benchmark.json"),
+        "{err}"
+    );
+    std::fs::copy(format!("{FIXTURES}/guidellm-benchmarks.json"), &path).unwrap();
+    let err = check_fails(&ws);
+    assert!(err.contains("GuideLLM"), "{err}");
+}

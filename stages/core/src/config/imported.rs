@@ -19,7 +19,9 @@ pub struct ImportedOptions {
     pub format: ImportFormat,
     /// Spec model name -> the model's name in the file (llama-bench:
     /// `model_filename`'s file name; vLLM: `model_id`; AIPerf: the
-    /// configuration's first model name). A spec model not named here
+    /// configuration's first model name; GuideLLM: the backend's `model`;
+    /// optimum-benchmark: the backend's `model`, a path reduced to its
+    /// last component). A spec model not named here
     /// matches a file model of its own name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub models: BTreeMap<String, String>,
@@ -57,6 +59,10 @@ pub enum ImportFormat {
     VllmBenchServe,
     /// AIPerf's per-request `profile_export.jsonl`.
     Aiperf,
+    /// GuideLLM's benchmark report JSON (`--output kind=json`).
+    Guidellm,
+    /// optimum-benchmark's `benchmark.json` (its configuration and report).
+    OptimumBenchmark,
 }
 
 impl ImportFormat {
@@ -65,6 +71,8 @@ impl ImportFormat {
             ImportFormat::LlamaBench => "llama-bench",
             ImportFormat::VllmBenchServe => "vllm-bench-serve",
             ImportFormat::Aiperf => "aiperf",
+            ImportFormat::Guidellm => "guidellm",
+            ImportFormat::OptimumBenchmark => "optimum-benchmark",
         }
     }
 }

@@ -36,7 +36,8 @@ pub enum Selection<'a> {
         generate: Option<&'a Record>,
         combined: Option<&'a Record>,
     },
-    /// A run of requests.
+    /// A run of requests, or an in-process benchmark's timed calls
+    /// (optimum-benchmark): one record.
     Requests(&'a Record),
     None,
     /// More than one record fits: which ones.
@@ -160,8 +161,16 @@ pub fn build(
         }
         Selection::Requests(r) => {
             take(r, &mut facts);
-            facts.grain = "requests".into();
-            requests(cell, scenario, r, &mut facts)
+            match &r.timings {
+                Timings::Iterations { .. } => {
+                    facts.grain = "iterations".into();
+                    iterations(cell, scenario, r, &mut facts)
+                }
+                _ => {
+                    facts.grain = "requests".into();
+                    requests(cell, scenario, r, &mut facts)
+                }
+            }
         }
         Selection::None | Selection::Ambiguous(_) => {
             return Err(format!(
@@ -254,6 +263,80 @@ fn tests(
         runs.push(RunRow {
             cell: cell.into(),
             repetition: rep as u32,
+            warmup: false,
+            cold: false,
+            prompt_tokens: s.prompt_tokens,
+            batch: 1,
+            gen_tokens_requested: s.gen_tokens,
+            gen_tokens_produced: s.gen_tokens,
+            short: false,
+            output_digest: String::new(),
+        });
+    }
+    (events, runs, Vec::new())
+}
+
+/// An in-process benchmark's timed calls (optimum-benchmark): one run per
+/// `generate` call, its `prefill` (the prompt's forward and first token)
+/// where the lists pair call by call, one `decode` event of the call's
+/// mean step (an aggregate: the tool times the decode as one total), and
+/// the call as `e2e`.
+fn iterations(cell: &str, s: &Scenario, r: &Record, facts: &mut ImportedFacts) -> Tables {
+    let Timings::Iterations {
+        prefill,
+        decode,
+        generate,
+        decode_steps,
+    } = &r.timings
+    else {
+        return (Vec::new(), Vec::new(), Vec::new());
+    };
+    let n = generate.len();
+    let paired = prefill.len() == n;
+    if *decode_steps > 0 {
+        facts.aggregates.push(format!(
+            "decode: each call's mean step over its {decode_steps} decode steps (optimum-benchmark's decode latency / (max_new_tokens - 1))"
+        ));
+        facts
+            .not_computable
+            .push("decode step percentiles (p90, p95, p99) and the spread of single steps".into());
+        facts.not_computable.push(
+            "decode_total and decode_fraction: a run's decode event is its mean step, not every step"
+                .into(),
+        );
+    }
+    facts.not_computable.push(
+        "ttft: an in-process benchmark sends no request; its prefill (the prompt's forward and first token) is the prefill event"
+            .into(),
+    );
+    if !paired {
+        facts.not_computable.push(format!(
+            "prefill per run: the file's {} prefill calls ran apart from its {n} generate calls",
+            prefill.len()
+        ));
+    }
+    let mut events = Vec::new();
+    let mut runs = Vec::new();
+    for i in 0..n {
+        let run = RunEvents {
+            cell,
+            repetition: i as u32,
+            warmup: false,
+            cold: false,
+        };
+        let mut at = 0u64;
+        if paired {
+            events.push(run.event("prefill", None, s.prompt_tokens, 0, prefill[i]));
+            at = prefill[i];
+        }
+        if *decode_steps > 0 {
+            let mean = decode[i] / u64::from(*decode_steps);
+            events.push(run.event("decode", None, 1, at, mean));
+        }
+        events.push(run.event("e2e", None, s.gen_tokens, 0, generate[i]));
+        runs.push(RunRow {
+            cell: cell.into(),
+            repetition: i as u32,
             warmup: false,
             cold: false,
             prompt_tokens: s.prompt_tokens,
@@ -370,6 +453,10 @@ mod tests {
 
     const JSONL: &str = include_str!("../../../../tests/fixtures/imported/llama-bench.jsonl");
     const VLLM: &str = include_str!("../../../../tests/fixtures/imported/vllm-bench-serve.json");
+    const OPTIMUM: &str =
+        include_str!("../../../../tests/fixtures/imported/optimum-benchmark/benchmark.json");
+    const GUIDELLM: &str =
+        include_str!("../../../../tests/fixtures/imported/guidellm-benchmarks.json");
 
     fn scenario(p: u32, g: u32, load: Option<serde_json::Value>) -> Scenario {
         let mut v =
@@ -510,5 +597,63 @@ mod tests {
                 .iter()
                 .any(|e| e.repetition == 1 && e.start_ns == u64::MAX)
         );
+    }
+
+    #[test]
+    fn an_optimum_benchmark_cell_has_one_run_per_call_and_an_aggregate_decode() {
+        let import =
+            super::super::parse(ImportFormat::OptimumBenchmark, OPTIMUM.as_bytes()).unwrap();
+        let s = scenario(16, 8, None);
+        let sel = select(&import, "assay-tiny", &s);
+        assert!(matches!(sel, Selection::Requests(_)), "{sel:?}");
+        assert_eq!(
+            select(&import, "assay-tiny", &scenario(16, 9, None)),
+            Selection::None
+        );
+        let built = build(
+            "c",
+            &options("benchmark.json", ImportFormat::OptimumBenchmark),
+            &import,
+            "assay-tiny",
+            &s,
+            &sel,
+        )
+        .unwrap();
+        assert_eq!(built.facts.grain, "iterations");
+        assert_eq!(built.runs.len(), 3);
+        // prefill, one mean decode step, e2e per call.
+        assert_eq!(built.events.len(), 9);
+        let decode: Vec<_> = built
+            .events
+            .iter()
+            .filter(|e| e.phase == "decode")
+            .collect();
+        assert!(
+            decode
+                .iter()
+                .all(|e| e.token_index.is_none() && e.tokens == 1)
+        );
+        assert!(built.facts.aggregates[0].starts_with("decode:"));
+        assert!(built.requests.is_empty());
+    }
+
+    #[test]
+    fn a_guidellm_cell_has_request_rows_and_an_aggregate_decode_per_request() {
+        let import = super::super::parse(ImportFormat::Guidellm, GUIDELLM.as_bytes()).unwrap();
+        let s = scenario(16, 8, None);
+        let sel = select(&import, "assay/tiny", &s);
+        let built = build(
+            "c",
+            &options("g.json", ImportFormat::Guidellm),
+            &import,
+            "assay/tiny",
+            &s,
+            &sel,
+        )
+        .unwrap();
+        assert_eq!((built.requests.len(), built.runs.len()), (6, 6));
+        // ttft, the request's mean gap, e2e.
+        assert_eq!(built.events.len(), 6 * 3);
+        assert!(built.facts.aggregates[0].starts_with("decode:"));
     }
 }

@@ -7,7 +7,9 @@
 
 pub mod aiperf;
 pub mod cell;
+pub mod guidellm;
 pub mod llama_bench;
+pub mod optimum;
 pub mod vllm;
 
 use std::fmt;
@@ -116,6 +118,17 @@ pub enum Timings {
     Repetitions(Vec<u64>),
     /// One entry per request, in the order the file lists them.
     Requests(Vec<Request>),
+    /// optimum-benchmark: each timed `generate` call's latencies, in ns,
+    /// index by index the same call where the lists are of one length:
+    /// `prefill` (the prompt's forward and first token), `decode` (the
+    /// call's remaining `decode_steps` tokens, one total) and `generate`
+    /// (the whole call).
+    Iterations {
+        prefill: Vec<u64>,
+        decode: Vec<u64>,
+        generate: Vec<u64>,
+        decode_steps: u32,
+    },
 }
 
 /// One request as a client-side tool recorded it; times in ns.
@@ -147,6 +160,8 @@ pub fn parse(format: ImportFormat, bytes: &[u8]) -> Result<Import, ImportError> 
     match format {
         ImportFormat::LlamaBench => llama_bench::parse(text),
         ImportFormat::VllmBenchServe => vllm::parse(text),
+        ImportFormat::Guidellm => guidellm::parse(text),
+        ImportFormat::OptimumBenchmark => optimum::parse(text),
         ImportFormat::Aiperf => Err(ImportError::new(
             Loc::File,
             None,
@@ -390,8 +405,9 @@ pub struct ImportedFacts {
     pub file_model: String,
     /// Where the records this cell took are (`line 3`, `record 2`).
     pub records: Vec<String>,
-    /// `requests` (per-request timings) or `repetitions` (per-repetition
-    /// totals of a test).
+    /// `requests` (per-request timings), `repetitions` (per-repetition
+    /// totals of a test) or `iterations` (per-call latencies of an
+    /// in-process benchmark).
     pub grain: String,
     /// Phases whose events are aggregates rather than single timings, each
     /// with what it aggregates (`decode: mean step of 16 steps per run`).

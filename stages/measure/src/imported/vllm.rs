@@ -120,7 +120,7 @@ fn mean_per(o: &Obj<'_>, field: &str, completed: u32) -> Result<u32, ImportError
 
 /// The length every request had, or their rounded median where they
 /// differ (a dataset of varied prompts).
-fn typical(values: impl Iterator<Item = u32>) -> u32 {
+pub(super) fn typical(values: impl Iterator<Item = u32>) -> u32 {
     let mut v: Vec<u32> = values.collect();
     v.sort_unstable();
     v.get(v.len() / 2).copied().unwrap_or(0)

@@ -1,8 +1,9 @@
 //! `imported`: results another tool measured (llama-bench, vLLM's bench
-//! serve, AIPerf), read from its file as measure nodes. Nothing runs here:
-//! the file is read and checked at spec load, each (model, scenario) pair
-//! the file holds records for is a cell, and the cell's tables are the
-//! file's timings at the grain it holds (`imported/`, docs/importers.md).
+//! serve, AIPerf, GuideLLM, optimum-benchmark), read from its file as
+//! measure nodes. Nothing runs here: the file is read and checked at spec
+//! load, each (model, scenario) pair the file holds records for is a cell,
+//! and the cell's tables are the file's timings at the grain it holds
+//! (`imported/`, docs/importers.md).
 
 use serde_json::{Value, json};
 
@@ -26,7 +27,7 @@ impl Backend for Imported {
     }
 
     fn summary(&self) -> &'static str {
-        "Results another tool measured (llama-bench JSON/JSONL, vLLM bench serve\n--save-result, AIPerf profile_export.jsonl), read from `imported.file`:\nits cells are the spec's (model, scenario) pairs the file holds records\nfor; evidence `imported`, the tool and its recorded machine in the manifest."
+        "Results another tool measured (llama-bench JSON/JSONL, vLLM bench serve\n--save-result, AIPerf profile_export.jsonl, GuideLLM's report JSON,\noptimum-benchmark's benchmark.json), read from `imported.file`:\nits cells are the spec's (model, scenario) pairs the file holds records\nfor; evidence `imported`, the tool and its recorded machine in the manifest."
     }
 
     fn execution(&self) -> Execution {
@@ -213,9 +214,10 @@ fn build(stage: &MeasureStage) -> Result<(Attribution, cell::Built), StageError>
 }
 
 /// What ran, as far as the file says: llama-bench records its threads,
-/// its compute backends and the model's quantisation, so a spec that
-/// declares otherwise shows drift; a client-side tool does not see the
-/// server's device, dtype or threads, which stay as the spec declares.
+/// its compute backends and the model's quantisation, optimum-benchmark
+/// its device and torch dtype, so a spec that declares otherwise shows
+/// drift; a client-side tool does not see the server's device, dtype or
+/// threads, which stay as the spec declares.
 fn attribution(stage: &MeasureStage, import: &Import, selection: &Selection<'_>) -> Attribution {
     let b = &stage.backend;
     let mut a = Attribution::plain(
@@ -249,7 +251,36 @@ fn attribution(stage: &MeasureStage, import: &Import, selection: &Selection<'_>)
             a.device = "cpu".into();
         }
     }
+    // optimum-benchmark runs the model in process and records its device
+    // and torch dtype.
+    if import.format == ImportFormat::OptimumBenchmark
+        && let Selection::Requests(r) = selection
+        && let Some(backend) = r.config.get("backend")
+    {
+        if let Some(device) = backend.get("device").and_then(Value::as_str) {
+            a.device = device.into();
+        }
+        if let Some(dtype) = backend
+            .get("torch_dtype")
+            .and_then(Value::as_str)
+            .and_then(torch_dtype)
+        {
+            a.dtype = dtype.into();
+        }
+    }
     a
+}
+
+/// The spec dtype of a torch dtype name as optimum-benchmark records it
+/// (`float32`, `torch.float16`, `bfloat16`); `None` for others (`auto`,
+/// unset), which leave the declared dtype.
+fn torch_dtype(name: &str) -> Option<&'static str> {
+    match name.trim_start_matches("torch.") {
+        "float32" | "float" => Some("f32"),
+        "float16" | "half" => Some("f16"),
+        "bfloat16" => Some("bf16"),
+        _ => None,
+    }
 }
 
 /// The spec dtype of llama.cpp's file type, the end of llama-bench's
@@ -304,13 +335,24 @@ pub fn workloads(import: &Import) -> String {
                 r.concurrency,
                 q.len()
             ),
+            Timings::Iterations { generate, .. } => format!(
+                "prompt {} gen {} {} ({} calls)",
+                r.prompt_tokens,
+                r.gen_tokens,
+                if r.concurrency == 1 {
+                    "batch 1"
+                } else {
+                    "batch or beams above 1"
+                },
+                generate.len()
+            ),
         };
         let w = match &r.timings {
             Timings::Repetitions(s) if r.depth > 0 => {
                 format!("{w} at depth {} ({} repetitions)", r.depth, s.len())
             }
             Timings::Repetitions(s) => format!("{w} ({} repetitions)", s.len()),
-            Timings::Requests(_) => w,
+            Timings::Requests(_) | Timings::Iterations { .. } => w,
         };
         let w = format!("{}: {w}", r.model);
         if !seen.contains(&w) {
@@ -322,7 +364,15 @@ pub fn workloads(import: &Import) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::llama_cpp_dtype;
+    use super::{llama_cpp_dtype, torch_dtype};
+
+    #[test]
+    fn torch_dtypes_map_to_spec_dtypes() {
+        assert_eq!(torch_dtype("float32"), Some("f32"));
+        assert_eq!(torch_dtype("torch.float16"), Some("f16"));
+        assert_eq!(torch_dtype("bfloat16"), Some("bf16"));
+        assert_eq!(torch_dtype("auto"), None);
+    }
 
     #[test]
     fn llama_cpp_file_types_map_to_spec_dtypes() {
