@@ -9,6 +9,7 @@ mod diagnostics;
 mod economics;
 mod energy;
 mod evaluate;
+mod gpu;
 mod imported;
 mod interrupt;
 mod llama_server;

@@ -29,7 +29,7 @@ fn python() -> Option<String> {
     }
 }
 
-fn spec(scenario: &str, backends: &str) -> String {
+pub(crate) fn spec(scenario: &str, backends: &str) -> String {
     format!(
         "assay: 1
 id: python
@@ -50,12 +50,12 @@ outputs: {{ dir: reports/e2e, formats: [md, json] }}
     )
 }
 
-fn object_json(ws: &Workspace, digest: &str) -> Value {
+pub(crate) fn object_json(ws: &Workspace, digest: &str) -> Value {
     let path = ws.store().join("objects").join(&digest[..2]).join(digest);
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
-fn output(ws: &Workspace, node: &str, name: &str) -> String {
+pub(crate) fn output(ws: &Workspace, node: &str, name: &str) -> String {
     let lock: Value = serde_json::from_slice(&std::fs::read(ws.lock_path()).unwrap()).unwrap();
     lock["nodes"][node]["outputs"][name]
         .as_str()
@@ -63,11 +63,11 @@ fn output(ws: &Workspace, node: &str, name: &str) -> String {
         .to_string()
 }
 
-fn manifest(ws: &Workspace, cell: &str) -> Value {
+pub(crate) fn manifest(ws: &Workspace, cell: &str) -> Value {
     object_json(ws, &output(ws, &format!("measure/{cell}"), "manifest"))
 }
 
-fn check<'a>(checks: &'a [Value], cell: &str, name: &str) -> &'a Value {
+pub(crate) fn check<'a>(checks: &'a [Value], cell: &str, name: &str) -> &'a Value {
     checks
         .iter()
         .find(|c| c["cell"] == cell && c["check"] == name)
@@ -223,7 +223,7 @@ fn python_shape_varying_decode_records_recompiles() {
 /// Asked for its versions (`-c <script>`, as assay does once per
 /// interpreter for the key) it answers as the system's python3 would, or,
 /// with `versions`, with that JSON line.
-fn fake_interpreter(dir: &Path, hello: &str, body: &str) -> Option<PathBuf> {
+pub(crate) fn fake_interpreter(dir: &Path, hello: &str, body: &str) -> Option<PathBuf> {
     fake_interpreter_with(dir, hello, body, None)
 }
 
@@ -330,7 +330,7 @@ fn failed_cell(hello: &str, body: &str, timeout: &str) -> Option<String> {
     Some(node["error"].as_str().unwrap().to_string())
 }
 
-const HELLO: &str = r#"{"type":"hello","protocol":1,"harness":"fake"}"#;
+pub(crate) const HELLO: &str = r#"{"type":"hello","protocol":1,"harness":"fake"}"#;
 
 #[test]
 fn python_a_harness_of_another_protocol_fails_its_cell() {

@@ -354,6 +354,7 @@ fn manifest(cell: &str) -> Manifest {
         environment: None,
         assay_version: "0".into(),
         imported: None,
+        gpu: None,
     }
 }
 

@@ -273,6 +273,12 @@ stored_enum! {
         /// Appendix AI.4 pricing tier validation (cost stage): a dearer tier
         /// never gives a cheaper token for the same cell and phase.
         PricingTier => "pricing_tier",
+        /// TR122, Appendix S.3: no other process held a compute context on
+        /// the cell's GPU while it ran (NVML's process list, polled with
+        /// the power); a shared GPU's energy and latency are not the
+        /// cell's alone, so its runs are degraded (`gpu_shared:<pids>`).
+        /// Only for cells whose GPU was read.
+        GpuExclusive => "gpu_exclusive",
     }
 }
 

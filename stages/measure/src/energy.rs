@@ -9,10 +9,14 @@
 //! Energy of a valid window is (mean power in it - idle power) x duration,
 //! with a 95% interval from the idle baseline's variance.
 //!
-//! Sensors: Linux RAPL through powercap (`/sys/class/powercap/intel-rapl:N`
-//! package domains, read as energy counters and turned into the mean power
-//! of each poll interval), and a simulated trace for the simulated backend.
-//! No NVML: candle runs on the CPU only.
+//! Sensors ([`PowerSensor`]): Linux RAPL through powercap
+//! (`/sys/class/powercap/intel-rapl:N` package domains) for a cell on the
+//! CPU, and NVML ([`gpu`]) for a cell on an NVIDIA GPU, each read as an
+//! energy counter where it has one and turned into the mean power of each
+//! poll interval (NVML's power reading where the GPU has no counter); and
+//! a simulated trace for the simulated backend. The spec's
+//! `energy.sensor` picks one; `auto` picks by the cell's device, so a cell
+//! on a GPU never gets the CPU package's energy, nor the reverse.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,6 +30,77 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use assay_core::tables::{EnergyRow, EventRow, PowerRow};
+
+pub mod gpu;
+
+/// Which power sensor measures a cell (the spec's `energy.sensor`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SensorChoice {
+    /// NVML for a cell on a `cuda` device, RAPL for one on the CPU.
+    #[default]
+    Auto,
+    /// The CPU packages' RAPL counters (CPU cells only).
+    Rapl,
+    /// The GPU's own counters through NVML (`cuda` cells only).
+    Nvml,
+}
+
+impl SensorChoice {
+    fn is_auto(&self) -> bool {
+        *self == SensorChoice::Auto
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SensorChoice::Auto => "auto",
+            SensorChoice::Rapl => "rapl",
+            SensorChoice::Nvml => "nvml",
+        }
+    }
+
+    /// The sensor a cell on `device` uses: `Rapl` or `Nvml`, never `Auto`.
+    pub fn for_device(self, device: &str) -> SensorChoice {
+        match self {
+            SensorChoice::Auto if gpu::is_cuda(device) => SensorChoice::Nvml,
+            SensorChoice::Auto => SensorChoice::Rapl,
+            chosen => chosen,
+        }
+    }
+}
+
+/// The sensor for a cell on `device`, or why there is none: RAPL's package
+/// counters, or NVML's GPU for a `cuda[:N]` device.
+pub fn open_sensor(choice: SensorChoice, device: &str) -> Result<Box<dyn PowerSensor>, String> {
+    match choice.for_device(device) {
+        SensorChoice::Nvml => Ok(Box::new(gpu::NvmlSensor::open(device)?)),
+        _ => Ok(Box::new(Rapl::detect()?)),
+    }
+}
+
+/// One reading of a power sensor.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Reading {
+    /// A cumulative energy counter, J: the mean power of an interval is
+    /// exact from two readings, whatever happened between them.
+    Joules(f64),
+    /// Power at the moment of reading, W (NVML on a GPU without an energy
+    /// counter): a sample, not an interval's mean.
+    Watts(f64),
+}
+
+/// A power sensor polled beside a cell.
+pub trait PowerSensor: Send {
+    /// Recorded in the manifest and the power table's trace
+    /// (`rapl:package-0`, `nvml:<GPU name>:energy`).
+    fn name(&self) -> String;
+    fn read(&mut self) -> Result<Reading, String>;
+    /// What the sensor saw of its device besides power, once the cell has
+    /// ended (a GPU's attribution); None for the CPU's packages.
+    fn finish(&mut self) -> Option<gpu::GpuAttribution> {
+        None
+    }
+}
 
 /// The spec's `energy:` section.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -53,6 +128,10 @@ pub struct EnergyParams {
     #[serde(default = "default_idle_ms")]
     #[schemars(range(max = 600000))]
     pub idle_ms: u32,
+    /// Which sensor: `auto` (NVML for a `cuda` cell, RAPL for a CPU cell),
+    /// `rapl` or `nvml`. A sensor of the other device is refused at check.
+    #[serde(default)]
+    pub sensor: SensorChoice,
 }
 
 fn default_poll_ms() -> u32 {
@@ -74,6 +153,7 @@ impl EnergyParams {
         Sampling {
             poll_ms: self.poll_ms,
             idle_ms: self.idle_ms,
+            sensor: self.sensor,
         }
     }
 
@@ -110,6 +190,10 @@ impl Default for Gate {
 pub struct Sampling {
     pub poll_ms: u32,
     pub idle_ms: u32,
+    /// Absent from the key when `auto` (the device, in the key, decides),
+    /// so specs written before the choice existed keep their keys.
+    #[serde(default, skip_serializing_if = "SensorChoice::is_auto")]
+    pub sensor: SensorChoice,
 }
 
 /// What the manifest records about energy.
@@ -134,6 +218,9 @@ pub struct EnergySource {
 pub struct Trace {
     pub sensor: String,
     pub samples: Vec<(i64, f64)>,
+    /// The GPU the sensor read, before and after the cell (NVML only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<Box<gpu::GpuAttribution>>,
 }
 
 impl Trace {
@@ -182,6 +269,14 @@ impl PowerOutcome {
             PowerOutcome::NoSensor(_) => Vec::new(),
         }
     }
+
+    /// The GPU the sensor read, if it read one.
+    pub fn gpu(&self) -> Option<gpu::GpuAttribution> {
+        match self {
+            PowerOutcome::Trace(t) => t.gpu.as_deref().cloned(),
+            PowerOutcome::NoSensor(_) => None,
+        }
+    }
 }
 
 /// The manifest entry when no sensor could be read.
@@ -208,6 +303,10 @@ pub struct Rapl {
     /// (energy_uj file, counter range in uJ for wrap-around).
     domains: Vec<(PathBuf, u64)>,
     names: Vec<String>,
+    /// The last raw counters, and the energy summed over every domain since
+    /// the first read, uJ (the counters wrap; the sum does not).
+    last: Option<Vec<u64>>,
+    total_uj: u128,
 }
 
 impl Rapl {
@@ -266,18 +365,40 @@ impl Rapl {
                 root.display()
             ));
         }
-        Ok(Rapl { domains, names })
+        Ok(Rapl {
+            domains,
+            names,
+            last: None,
+            total_uj: 0,
+        })
     }
 
-    pub fn name(&self) -> String {
-        format!("rapl:{}", self.names.join("+"))
-    }
-
-    fn read(&self) -> Result<Vec<u64>, String> {
+    fn read_raw(&self) -> Result<Vec<u64>, String> {
         self.domains
             .iter()
             .map(|(f, _)| read_u64(f).map_err(|e| format!("{}: {e}", f.display())))
             .collect()
+    }
+}
+
+impl PowerSensor for Rapl {
+    fn name(&self) -> String {
+        format!("rapl:{}", self.names.join("+"))
+    }
+
+    fn read(&mut self) -> Result<Reading, String> {
+        let now = self.read_raw()?;
+        if let Some(last) = &self.last {
+            let uj: u64 = self
+                .domains
+                .iter()
+                .zip(last.iter().zip(&now))
+                .map(|((_, range), (a, b))| counter_delta(*a, *b, *range))
+                .sum();
+            self.total_uj += u128::from(uj);
+        }
+        self.last = Some(now);
+        Ok(Reading::Joules(self.total_uj as f64 / 1e6))
     }
 }
 
@@ -298,14 +419,22 @@ fn counter_delta(before: u64, after: u64, range: u64) -> u64 {
     }
 }
 
-/// A background thread polling RAPL. Polling is the measurement itself
+/// What the polling thread hands back: its samples (time, W) and the
+/// sensor, for what it saw besides power.
+type Polled = (Vec<(Instant, f64)>, Box<dyn PowerSensor>);
+
+/// A background thread polling a sensor. Polling is the measurement itself
 /// (TR122's instrument), so it sleeps between reads by design.
 pub struct Sampler {
     stop: Arc<AtomicBool>,
     /// Samples taken so far.
     taken: Arc<AtomicUsize>,
-    handle: Option<JoinHandle<Vec<(Instant, f64)>>>,
+    handle: Option<JoinHandle<Polled>>,
     sensor: String,
+    /// When the idle baseline ended: samples after it and before the
+    /// clock's zero (a harness process starting) are neither idle nor the
+    /// cell's, and are dropped.
+    idle_end: Option<Instant>,
 }
 
 /// A sampler dropped without `finish` (the measurement failed) stops its
@@ -314,6 +443,12 @@ impl Drop for Sampler {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
     }
+}
+
+/// CLOCK_MONOTONIC now, ns.
+pub fn monotonic_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    (t.tv_sec as u64) * 1_000_000_000 + t.tv_nsec as u64
 }
 
 /// Sleep `total` in short steps, returning early once `stop` is set, so a
@@ -331,16 +466,19 @@ pub fn sleep_unless(total: Duration, stop: &AtomicBool) {
 }
 
 impl Sampler {
-    pub fn start(rapl: Rapl, poll: Duration) -> Sampler {
+    /// Polls `sensor` every `poll` on a thread of its own. A counter gives
+    /// each interval's mean power (energy over time between two readings);
+    /// a power reading is kept as read, at its time.
+    pub fn start(mut sensor: Box<dyn PowerSensor>, poll: Duration) -> Sampler {
         let stop = Arc::new(AtomicBool::new(false));
         let taken = Arc::new(AtomicUsize::new(0));
         let taken_by_thread = taken.clone();
-        let sensor = rapl.name();
+        let name = sensor.name();
         let flag = stop.clone();
         let handle = std::thread::spawn(move || {
             let mut out = Vec::new();
-            let Ok(mut last) = rapl.read() else {
-                return out;
+            let Ok(mut last) = sensor.read() else {
+                return (out, sensor);
             };
             let mut last_t = Instant::now();
             while !flag.load(Ordering::Relaxed) {
@@ -348,29 +486,29 @@ impl Sampler {
                 if flag.load(Ordering::Relaxed) {
                     break;
                 }
-                let Ok(now) = rapl.read() else { break };
+                let Ok(now) = sensor.read() else { break };
                 let t = Instant::now();
-                let uj: u64 = rapl
-                    .domains
-                    .iter()
-                    .zip(last.iter().zip(&now))
-                    .map(|((_, range), (a, b))| counter_delta(*a, *b, *range))
-                    .sum();
                 let secs = t.duration_since(last_t).as_secs_f64();
-                if secs > 0.0 {
-                    out.push((t, uj as f64 / 1e6 / secs));
+                let watts = match (last, now) {
+                    (Reading::Joules(a), Reading::Joules(b)) if secs > 0.0 => Some((b - a) / secs),
+                    (_, Reading::Watts(w)) => Some(w),
+                    _ => None,
+                };
+                if let Some(w) = watts {
+                    out.push((t, w));
                     taken_by_thread.fetch_add(1, Ordering::Relaxed);
                 }
                 last = now;
                 last_t = t;
             }
-            out
+            (out, sensor)
         });
         Sampler {
             stop,
             taken,
             handle: Some(handle),
-            sensor,
+            sensor: name,
+            idle_end: None,
         }
     }
 
@@ -378,28 +516,49 @@ impl Sampler {
     /// taken `min_samples` samples (a loaded machine can delay its first
     /// reads), at most ten times `idle` in all. Polling is the measurement,
     /// so this waits on the sampler's own count.
-    pub fn idle_baseline(&self, idle: Duration, min_samples: usize) {
+    pub fn idle_baseline(&mut self, idle: Duration, min_samples: usize) {
         let give_up = Instant::now() + idle * 10;
         let never = AtomicBool::new(false);
         sleep_unless(idle, &never);
         while self.taken.load(Ordering::Relaxed) < min_samples && Instant::now() < give_up {
             sleep_unless(Duration::from_millis(5), &never);
         }
+        self.idle_end = Some(Instant::now());
+    }
+
+    /// Stop polling; sample times become ns relative to `origin_ns` on
+    /// CLOCK_MONOTONIC: the zero of another process's clock on the same
+    /// machine (a Python harness's `time.perf_counter_ns`, which reads
+    /// CLOCK_MONOTONIC on Linux, as `Instant` does).
+    pub fn finish_at_monotonic_ns(self, origin_ns: u64) -> Trace {
+        let now = Instant::now();
+        let now_ns = monotonic_ns();
+        // The same instant as a process-independent number: `origin` is
+        // where CLOCK_MONOTONIC read `origin_ns`.
+        let back = now_ns.saturating_sub(origin_ns);
+        let ahead = origin_ns.saturating_sub(now_ns);
+        let origin = now
+            .checked_sub(Duration::from_nanos(back))
+            .map(|t| t + Duration::from_nanos(ahead))
+            .unwrap_or(now);
+        self.finish(origin)
     }
 
     /// Stop polling; sample times become ns relative to `origin` (the
     /// harness clock's zero).
     pub fn finish(mut self, origin: Instant) -> Trace {
         self.stop.store(true, Ordering::Relaxed);
-        let samples = self
-            .handle
-            .take()
-            .and_then(|h| h.join().ok())
-            .unwrap_or_default();
+        let (samples, gpu) = match self.handle.take().and_then(|h| h.join().ok()) {
+            Some((samples, mut sensor)) => (samples, sensor.finish().map(Box::new)),
+            None => (Vec::new(), None),
+        };
+        let idle_end = self.idle_end;
         Trace {
+            gpu,
             sensor: std::mem::take(&mut self.sensor),
             samples: samples
                 .into_iter()
+                .filter(|(t, _)| idle_end.is_none_or(|end| *t <= end || *t >= origin))
                 .map(|(t, w)| {
                     let ns = if t >= origin {
                         t.duration_since(origin).as_nanos() as i64
@@ -443,6 +602,7 @@ pub fn simulated_trace(events: &[EventRow], sampling: Sampling, seed: u64) -> Tr
     Trace {
         sensor: "simulated".into(),
         samples,
+        gpu: None,
     }
 }
 
@@ -1097,6 +1257,7 @@ mod tests {
         let s = Sampling {
             poll_ms: 100,
             idle_ms: 500,
+            sensor: SensorChoice::Auto,
         };
         let a = simulated_trace(&events, s, 3);
         assert_eq!(a, simulated_trace(&events, s, 3));
@@ -1129,9 +1290,19 @@ mod tests {
         std::fs::create_dir_all(&psys).unwrap();
         std::fs::write(psys.join("energy_uj"), "5\n").unwrap();
         std::fs::write(psys.join("name"), "psys\n").unwrap();
-        let rapl = Rapl::detect_in(dir.path()).unwrap();
+        let mut rapl = Rapl::detect_in(dir.path()).unwrap();
         assert_eq!(rapl.name(), "rapl:package-0");
-        assert_eq!(rapl.read().unwrap(), vec![1000]);
+        // The first reading is the zero of the energy summed since; a
+        // wrapped counter still adds what it counted.
+        assert_eq!(rapl.read().unwrap(), Reading::Joules(0.0));
+        std::fs::write(zone.join("energy_uj"), "3000\n").unwrap();
+        assert_eq!(rapl.read().unwrap(), Reading::Joules(0.002));
+        std::fs::write(zone.join("max_energy_range_uj"), "4000\n").unwrap();
+        std::fs::write(zone.join("energy_uj"), "1000\n").unwrap();
+        let mut wraps = Rapl::detect_in(dir.path()).unwrap();
+        wraps.read().unwrap();
+        std::fs::write(zone.join("energy_uj"), "500\n").unwrap();
+        assert_eq!(wraps.read().unwrap(), Reading::Joules(0.0035));
         let err = Rapl::detect_in(&dir.path().join("absent")).err().unwrap();
         assert!(err.starts_with("no RAPL power sensor"), "{err}");
     }

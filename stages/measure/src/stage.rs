@@ -7,7 +7,7 @@ pub mod registry;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::energy::{EnergySource, Sampling};
+use crate::energy::{EnergySource, PowerOutcome, Sampling};
 use crate::environment::{self, Environment};
 use crate::harness::Attribution;
 use assay_core::config::{BackendConfig, BackendKind, Boundary, Scenario};
@@ -111,6 +111,11 @@ pub struct Manifest {
     /// aggregates rather than single timings (docs/importers.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub imported: Option<crate::imported::ImportedFacts>,
+    /// A cell on an NVIDIA GPU: the GPU as NVML saw it before and after the
+    /// cell, and any other process that used it meanwhile
+    /// (energy/gpu.rs). Absent where no GPU was read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<crate::energy::gpu::GpuAttribution>,
 }
 
 /// Which weights a real measurement ran.
@@ -290,6 +295,7 @@ impl Stage for MeasureStage {
             environment: self.entry.manifest_environment(self),
             assay_version: env!("CARGO_PKG_VERSION").into(),
             imported: self.entry.imported(self)?,
+            gpu: m.power.as_ref().and_then(PowerOutcome::gpu),
         };
         let mut out = Outputs::new();
         out.insert(output::EVENTS.into(), tables::to_parquet(&m.events)?);

@@ -19,7 +19,7 @@ use std::sync::mpsc::Receiver;
 use serde::{Deserialize, Serialize};
 
 use crate::candle::WeightFiles;
-use crate::energy::{PowerOutcome, Rapl, Sampler, Sampling};
+use crate::energy::{PowerOutcome, Sampler, Sampling, open_sensor};
 use crate::harness::{
     self, Attribution, CellMeasurement, CellPrompts, InferenceBackend, MonotonicClock,
 };
@@ -121,15 +121,18 @@ pub fn measure_here(
     let mut backend = open(kind, req)?;
     // Energy: start polling, then sit idle for the baseline window before
     // the clock's zero (the sleep is the idle measurement, not a wait).
-    let sampler = req.energy.map(|s| match Rapl::detect() {
-        Ok(rapl) => {
-            progress("idle baseline");
-            let sampler = Sampler::start(rapl, std::time::Duration::from_millis(s.poll_ms.into()));
-            sampler.idle_baseline(std::time::Duration::from_millis(s.idle_ms.into()), 2);
-            Ok(sampler)
-        }
-        Err(reason) => Err(reason),
-    });
+    let sampler = req
+        .energy
+        .map(|s| match open_sensor(s.sensor, &req.backend.device) {
+            Ok(sensor) => {
+                progress("idle baseline");
+                let mut sampler =
+                    Sampler::start(sensor, std::time::Duration::from_millis(s.poll_ms.into()));
+                sampler.idle_baseline(std::time::Duration::from_millis(s.idle_ms.into()), 2);
+                Ok(sampler)
+            }
+            Err(reason) => Err(reason),
+        });
     let clock = MonotonicClock::new();
     progress("load");
     let warmup = req.boundary.warmup_runs;

@@ -42,8 +42,78 @@ pub fn attribution(rep: &Report<'_>, out: &mut Out) -> Result<(), StageError> {
             .collect(),
     ));
     compiled_paths(rep, out);
+    gpus(rep, out);
     output_invariance(rep, out)?;
     Ok(())
+}
+
+/// The GPU each GPU cell ran on, as NVML saw it before and after the cell
+/// (energy/gpu.rs in assay-measure): what an auditor compares across
+/// machines, and whether another process shared the GPU (validate's
+/// `gpu_exclusive`, which degrades the cell's runs).
+fn gpus(rep: &Report<'_>, out: &mut Out) {
+    let rows: Vec<Vec<String>> = rep
+        .manifests
+        .iter()
+        .filter_map(|m| m.gpu.as_ref().map(|g| (m, g)))
+        .map(|(m, g)| {
+            let opt = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
+            let clocks = |s: &assay_measure::energy::gpu::GpuState| {
+                format!(
+                    "{}/{}",
+                    opt(s.sm_clock_mhz.map(u64::from)),
+                    opt(s.mem_clock_mhz.map(u64::from))
+                )
+            };
+            vec![
+                m.cell.clone(),
+                format!("{} ({})", g.identity.name, g.identity.uuid),
+                format!(
+                    "{} / CUDA {}",
+                    g.identity.driver_version, g.identity.cuda_version
+                ),
+                g.identity.memory_total_mib.to_string(),
+                g.identity
+                    .power_limit_w
+                    .map_or_else(|| "-".to_string(), |w| format!("{w:.0}")),
+                format!("{} -> {}", clocks(&g.before), clocks(&g.after)),
+                opt(g.own_memory_mib),
+                if g.other_processes.is_empty() {
+                    "none".to_string()
+                } else {
+                    g.other_processes
+                        .iter()
+                        .map(|p| format!("pid {} ({} MiB)", p.pid, opt(p.used_mib)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    out.doc.push(Block::Heading(3, "GPUs".into()));
+    out.doc.push(Block::Para(
+        "Each GPU cell's GPU as NVML reported it: SM/memory clocks in MHz before and after the \
+         cell, the most GPU memory the measuring process and its harness held (MiB), and any \
+         other process with a compute context on the GPU while the cell ran, which degrades the \
+         cell's runs (`gpu_shared`)."
+            .into(),
+    ));
+    out.doc.push(Block::Table(
+        header(&[
+            "cell",
+            "GPU",
+            "driver / CUDA",
+            "memory MiB",
+            "power limit W",
+            "clocks before -> after",
+            "own memory MiB",
+            "other processes",
+        ]),
+        rows,
+    ));
 }
 
 /// Execution providers and compiler evidence (TR120's "compiler-real"):

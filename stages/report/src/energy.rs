@@ -284,21 +284,33 @@ fn macro_windows(rep: &Report<'_>, input: &Input, windows: &[EnergyRow], out: &m
     ));
 }
 
-/// The sensor each cell sampled, or why it had none.
+/// The sensor each cell sampled, or why it had none: which instrument
+/// measured each figure (a GPU cell's NVML, a CPU cell's RAPL). One
+/// sensor for every cell is said once; otherwise each names its cells.
 fn sensors(rep: &Report<'_>, out: &mut Out) {
-    let sensors: BTreeSet<String> = rep
-        .manifests
-        .iter()
-        .filter_map(|m| m.energy.as_ref())
-        .map(|e| match &e.no_sensor {
-            Some(reason) => format!("none ({reason})"),
-            None => e.sensor.clone(),
-        })
-        .collect();
-    out.doc.push(Block::Para(format!(
-        "Sensor: {}.",
-        sensors.into_iter().collect::<Vec<_>>().join("; ")
-    )));
+    let mut by_sensor: std::collections::BTreeMap<String, Vec<&str>> = Default::default();
+    for m in &rep.manifests {
+        if let Some(e) = &m.energy {
+            // A GPU's name holds digits that are no figures (`H100
+            // 80GB`): as a code span it reads as the identifier it is.
+            let sensor = match &e.no_sensor {
+                Some(reason) => format!("none ({reason})"),
+                None if e.sensor.starts_with("nvml:") => format!("`{}`", e.sensor),
+                None => e.sensor.clone(),
+            };
+            by_sensor.entry(sensor).or_default().push(m.cell.as_str());
+        }
+    }
+    let text = if by_sensor.len() == 1 {
+        by_sensor.into_keys().collect::<Vec<_>>().join("")
+    } else {
+        by_sensor
+            .into_iter()
+            .map(|(sensor, cells)| format!("{sensor} for {}", cells.join(", ")))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    out.doc.push(Block::Para(format!("Sensor: {text}.")));
 }
 
 /// Windows, attributable windows and energy per token of each summary row

@@ -206,6 +206,32 @@ fn check_energy(cx: &Ctx<'_>, diags: &mut Diags<'_>) {
             ),
         );
     }
+    // A cell on a GPU never gets the CPU package's energy, nor the reverse.
+    if let Some(e) = &spec.energy {
+        use assay_measure::energy::{SensorChoice, gpu::is_cuda};
+        let wrong = |device: &str| match e.sensor {
+            SensorChoice::Auto => false,
+            SensorChoice::Rapl => is_cuda(device),
+            SensorChoice::Nvml => !is_cuda(device),
+        };
+        let named: Vec<String> = spec
+            .backends
+            .iter()
+            .filter(|b| wrong(&b.device))
+            .map(|b| format!("{} ({})", b.name, b.device))
+            .collect();
+        if !named.is_empty() {
+            diags.at_value(
+                "/energy/sensor",
+                format!(
+                    "sensor {} measures {}, but backend(s) {} run elsewhere; use `auto` (NVML for cuda cells, RAPL for CPU cells)",
+                    e.sensor.as_str(),
+                    if e.sensor == SensorChoice::Rapl { "the CPU packages" } else { "an NVIDIA GPU" },
+                    named.join(", ")
+                ),
+            );
+        }
+    }
     if let Some(price) = spec.cost.as_ref().and_then(|c| c.energy.as_ref()) {
         let bad = |v: f64| !v.is_finite() || v < 0.0;
         if bad(price.usd_per_kwh) {

@@ -199,6 +199,32 @@ fn cell_level(
         warm == warmup_declared,
         format!("{warm} warmup runs of {warmup_declared} declared"),
     );
+    if let Some(gpu) = &manifest.gpu {
+        let others: Vec<String> = gpu
+            .other_processes
+            .iter()
+            .map(|p| p.pid.to_string())
+            .collect();
+        check(
+            ValidationCheck::GpuExclusive,
+            others.is_empty(),
+            if others.is_empty() {
+                format!(
+                    "no other process used {} ({})",
+                    gpu.identity.name, gpu.identity.uuid
+                )
+            } else {
+                format!(
+                    "{} shared with process(es) {} while the cell ran",
+                    gpu.identity.name,
+                    others.join(", ")
+                )
+            },
+        );
+        if !others.is_empty() {
+            cell_reasons.push(format!("gpu_shared:{}", others.join(",")));
+        }
+    }
     cell_reasons
 }
 

@@ -55,6 +55,7 @@ pub(crate) fn manifest(warmup_runs: u32, repetitions: u32) -> Manifest {
         environment: None,
         assay_version: "0".into(),
         imported: None,
+        gpu: None,
     }
 }
 

@@ -6,9 +6,14 @@
 //! (docs/python-harness.md).
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::in_process;
-use crate::energy::PowerOutcome;
+
+use crate::energy::{PowerOutcome, Sampler, SensorChoice, gpu, open_sensor};
+
+/// How often a GPU cell without `energy:` has its GPU's processes read.
+const GPU_WATCH_POLL_MS: u32 = 100;
 use crate::harness;
 use crate::python::client::{self, Failure, HarnessCommand};
 use crate::python::protocol::{CellRequest, CompileRequest, PROTOCOL};
@@ -213,6 +218,29 @@ impl Backend for Python {
             &opts,
             stage.backend.threads,
         );
+        // Energy: the sensor of the cell's device polled from before the
+        // harness starts (the idle baseline) to its last event; samples are
+        // placed on the harness's clock afterwards. A GPU cell without
+        // `energy:` still has its GPU watched, for the manifest's
+        // attribution (clocks, memory, other processes); its samples are
+        // not stored.
+        let watch = match stage.energy {
+            Some(s) => Some((s.sensor, s.poll_ms, s.idle_ms)),
+            None if gpu::is_cuda(&stage.backend.device) => {
+                Some((SensorChoice::Nvml, GPU_WATCH_POLL_MS, 0))
+            }
+            None => None,
+        };
+        let sampler = watch.map(|(sensor, poll_ms, idle_ms)| {
+            open_sensor(sensor, &stage.backend.device).map(|sensor| {
+                let mut sampler = Sampler::start(sensor, Duration::from_millis(poll_ms.into()));
+                if idle_ms > 0 {
+                    ctx.progress("idle baseline");
+                    sampler.idle_baseline(Duration::from_millis(idle_ms.into()), 2);
+                }
+                sampler
+            })
+        });
         let transcript =
             client::run_cell(&command, &request, |p| ctx.progress(p), || ctx.cancelled()).map_err(
                 |f| match f {
@@ -235,11 +263,11 @@ impl Backend for Python {
             transcript.harness,
             transcript.harness_version
         );
-        if stage.energy.is_some() {
-            measurement.power = Some(PowerOutcome::NoSensor(
-                "the python kind does not sample power yet".into(),
-            ));
-        }
+        let origin = client::origin_ns(&transcript);
+        measurement.power = sampler.map(|s| match s {
+            Ok(sampler) => PowerOutcome::Trace(sampler.finish_at_monotonic_ns(origin)),
+            Err(reason) => PowerOutcome::NoSensor(reason),
+        });
         Ok(Measured {
             measurement,
             model_info: Some(record.info),

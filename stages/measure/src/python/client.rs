@@ -372,6 +372,17 @@ const CELL_PHASES: [&str; 2] = ["load", "compile"];
 /// what the harness sent against what was asked (run count and order,
 /// phases, tokens per sequence), so a harness that answers another question
 /// fails the cell instead of storing wrong rows.
+/// The harness's zero: its earliest event's start on its clock
+/// (`time.perf_counter_ns`, CLOCK_MONOTONIC on Linux).
+pub fn origin_ns(t: &Transcript) -> u64 {
+    t.loaded
+        .iter()
+        .chain(t.runs.iter().flat_map(|r| &r.events))
+        .map(|e| e.start_ns)
+        .min()
+        .unwrap_or(0)
+}
+
 pub fn measurement(
     cell: &str,
     scenario: &Scenario,
@@ -389,13 +400,7 @@ pub fn measurement(
     }
     // Start times relative to the load's start, as the Rust harness's clock
     // reads zero at its own start.
-    let origin = t
-        .loaded
-        .iter()
-        .chain(t.runs.iter().flat_map(|r| &r.events))
-        .map(|e| e.start_ns)
-        .min()
-        .unwrap_or(0);
+    let origin = origin_ns(t);
     let mut events: Vec<EventRow> = Vec::new();
     if !t.loaded.iter().any(|e| e.phase == "load") {
         return Err(bad("the harness sent no load event".into()));
