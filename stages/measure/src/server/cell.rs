@@ -114,13 +114,30 @@ impl ServerCell<'_> {
                 let mut words: Vec<String> = (0..n)
                     .map(|i| WORDS[(i * 7 + self.seed as usize) % WORDS.len()].to_string())
                     .collect();
+                // The word is a digest of (cell, nonce, index), not the
+                // salt's `+ index`: consecutive salts share their leading
+                // hex digits, and a byte-level vocabulary made those a
+                // shared prefix that llama-server served from its cache
+                // (19 of 140 tokens). Fixed width: every prompt of a cell
+                // has the same length.
                 if unique && let Some(first) = words.first_mut() {
-                    *first = format!("r{salt:x}");
+                    *first = format!("r{:016x}", text_salt(self.cell, self.nonce, index));
                 }
                 Prompt::Text(words.join(" "))
             }
         }
     }
+}
+
+/// The unique first word's value for request `index` of a run: a digest,
+/// so that two requests' words share no more leading digits than chance
+/// gives (one in 16 shares the first).
+fn text_salt(cell: &str, nonce: u64, index: u32) -> u64 {
+    u64::from_le_bytes(
+        blake3::hash(format!("{cell}\0{nonce}\0{index}").as_bytes()).as_bytes()[..8]
+            .try_into()
+            .unwrap_or([0; 8]),
+    )
 }
 
 /// Common English words, each a single token in the usual vocabularies.
@@ -658,6 +675,57 @@ fn runs_and_events(cell: &ServerCell<'_>, requests: &[RequestRow]) -> (Vec<Event
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Text prompts of consecutive requests must not share a prefix
+    /// beyond chance: a server's prefix cache would serve it (llama-server
+    /// reused 19 of 140 tokens per request when the unique word was the
+    /// run's salt plus the index, whose leading hex digits never change).
+    #[test]
+    fn text_prompts_of_consecutive_requests_share_no_prefix() {
+        let backend: BackendConfig = serde_json::from_value(json!({
+            "name": "s", "kind": "openai",
+            "server": { "url": "http://127.0.0.1:1", "prompt": "text" }
+        }))
+        .unwrap();
+        let scenario: Scenario = serde_json::from_value(json!({
+            "name": "c", "prompt_tokens": 8, "batch": 1, "gen_tokens": 4
+        }))
+        .unwrap();
+        let boundary: Boundary =
+            serde_json::from_value(json!({ "warmup_runs": 0, "repetitions": 1 })).unwrap();
+        let cell = ServerCell {
+            cell: "s/m/c",
+            backend: &backend,
+            served_model: "m",
+            scenario: &scenario,
+            boundary: &boundary,
+            vocab: None,
+            seed: 1,
+            nonce: 42,
+            gguf: None,
+            served_dtype: None,
+        };
+        let firsts: Vec<String> = (0..64)
+            .map(|i| match cell.prompt(i) {
+                Prompt::Text(t) => t.split(' ').next().unwrap().to_string(),
+                Prompt::Tokens(_) => panic!("text prompts were asked for"),
+            })
+            .collect();
+        // Unique, all of one length (the prompt's token count is fixed).
+        let distinct: std::collections::BTreeSet<_> = firsts.iter().collect();
+        assert_eq!(distinct.len(), 64);
+        assert!(firsts.iter().all(|w| w.len() == 17 && w.starts_with('r')));
+        // Neighbours share their first hex digit about one time in 16, not
+        // always.
+        let shared = firsts
+            .windows(2)
+            .filter(|w| w[0].as_bytes()[1] == w[1].as_bytes()[1])
+            .count();
+        assert!(
+            shared < 16,
+            "{shared} of 63 neighbours share a first digit: {firsts:?}"
+        );
+    }
 
     #[test]
     fn urls_are_recorded_without_credentials() {
