@@ -49,10 +49,12 @@ prepare() {
     [ "$bytes" -lt $((60 * 1024 * 1024)) ] || die "the binary is $bytes bytes: too large to carry"
     # The spec must load (schema, semantics) with the binary that travels;
     # a missing ASSAY_PYTHON here is expected (the device has its own).
-    local out
+    local out others
     if ! out=$("$stage/assay" check "$spec" 2>&1); then
-        if ! grep -q "python kind needs a Python interpreter" <<<"$out" \
-            || grep -v "python kind needs a Python interpreter" <<<"$out" | grep -q "error:"; then
+        # Any error but the missing interpreter fails (counted, not grep -q,
+        # whose early exit would be a pipefail error of its own).
+        others=$(grep "error:" <<<"$out" | grep -vc "python kind needs a Python interpreter" || true)
+        if [ "$others" != 0 ]; then
             echo "$out" >&2
             die "$spec does not check"
         fi
@@ -90,8 +92,8 @@ try:
         facts["triton"] = triton.__version__
     except ImportError:
         facts["triton"] = None
-except ImportError as e:
-    facts["error"] = str(e)
+except Exception as e:  # a missing CUDA library is an OSError, a driver fault a RuntimeError
+    facts["error"] = "%s: %s" % (type(e).__name__, e)
 print(json.dumps(facts, indent=1))
 sys.exit(0 if facts.get("cuda_available") else 1)
 PY
@@ -102,14 +104,15 @@ PY
     mkdir -p "$work"
     cp "$spec" "$work/gpu-smoke.yaml"
     local started=$SECONDS rc=0
-    timeout "${GPU_CHECK_TIMEOUT_S:-480}" "$assay" run "$work/gpu-smoke.yaml" \
+    # SIGTERM first (assay stops cleanly, keeping what is stored), then KILL.
+    timeout -k 30 "${GPU_CHECK_TIMEOUT_S:-480}" "$assay" run "$work/gpu-smoke.yaml" \
         --store "$work/store" --json --no-progress >"$out/run.json" 2>"$out/run.stderr" || rc=$?
     echo "{\"exit\": $rc, \"seconds\": $((SECONDS - started))}" >"$out/run-status.json"
-    if [ -d "$work/reports" ]; then cp -r "$work/reports" "$out/"; fi
+    mkdir -p "$out/reports" "$out/manifests"
+    if [ -d "$work/reports" ]; then cp -r "$work/reports/." "$out/reports/"; fi
     # Every measure node's manifest, by node, from the lockfile: the GPU,
     # the sensor, the compiler evidence.
-    mkdir -p "$out/manifests"
-    "$python" - "$work" "$out/manifests" <<'PY' || true
+    "$python" - "$work" "$out/manifests" <<'PY' || echo "gpu-check: manifests not all copied" >&2
 import json, os, shutil, sys
 work, dest = sys.argv[1], sys.argv[2]
 lock = json.load(open(os.path.join(work, "gpu-smoke.yaml.lock")))

@@ -419,6 +419,9 @@ fn counter_delta(before: u64, after: u64, range: u64) -> u64 {
     }
 }
 
+/// Consecutive failed readings after which a sensor counts as dead.
+const MAX_READ_FAILURES: u32 = 5;
+
 /// What the polling thread hands back: its samples (time, W) and the
 /// sensor, for what it saw besides power.
 type Polled = (Vec<(Instant, f64)>, Box<dyn PowerSensor>);
@@ -481,12 +484,26 @@ impl Sampler {
                 return (out, sensor);
             };
             let mut last_t = Instant::now();
+            let mut failures = 0;
             while !flag.load(Ordering::Relaxed) {
                 sleep_unless(poll, &flag);
                 if flag.load(Ordering::Relaxed) {
                     break;
                 }
-                let Ok(now) = sensor.read() else { break };
+                // A transient error skips its interval (the next reading
+                // spans two); a sensor that keeps failing is dead, and
+                // validate's dead-sensor check names the silence.
+                let now = match sensor.read() {
+                    Ok(now) => {
+                        failures = 0;
+                        now
+                    }
+                    Err(_) if failures + 1 < MAX_READ_FAILURES => {
+                        failures += 1;
+                        continue;
+                    }
+                    Err(_) => break,
+                };
                 let t = Instant::now();
                 let secs = t.duration_since(last_t).as_secs_f64();
                 let watts = match (last, now) {

@@ -78,14 +78,28 @@ fn gpus(rep: &Report<'_>, out: &mut Out) {
                     .map_or_else(|| "-".to_string(), |w| format!("{w:.0}")),
                 format!("{} -> {}", clocks(&g.before), clocks(&g.after)),
                 opt(g.own_memory_mib),
-                if g.other_processes.is_empty() {
-                    "none".to_string()
-                } else {
-                    g.other_processes
-                        .iter()
-                        .map(|p| format!("pid {} ({} MiB)", p.pid, opt(p.used_mib)))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                match &g.processes_unreadable {
+                    Some(why) => format!("unknown ({why})"),
+                    None => {
+                        let list = |ps: &[assay_measure::energy::gpu::GpuProcess]| {
+                            ps.iter()
+                                .map(|p| format!("pid {} ({} MiB)", p.pid, opt(p.used_mib)))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        };
+                        let mut text = if g.other_processes.is_empty() {
+                            "none".to_string()
+                        } else {
+                            list(&g.other_processes)
+                        };
+                        if !g.unresolved_processes.is_empty() {
+                            text += &format!(
+                                "; outside this PID namespace: {}",
+                                list(&g.unresolved_processes)
+                            );
+                        }
+                        text
+                    }
                 },
             ]
         })

@@ -286,7 +286,8 @@ fn macro_windows(rep: &Report<'_>, input: &Input, windows: &[EnergyRow], out: &m
 
 /// The sensor each cell sampled, or why it had none: which instrument
 /// measured each figure (a GPU cell's NVML, a CPU cell's RAPL). One
-/// sensor for every cell is said once; otherwise each names its cells.
+/// sensor for every cell is said once; beside a GPU's, each names its
+/// cells.
 fn sensors(rep: &Report<'_>, out: &mut Out) {
     let mut by_sensor: std::collections::BTreeMap<String, Vec<&str>> = Default::default();
     for m in &rep.manifests {
@@ -301,8 +302,13 @@ fn sensors(rep: &Report<'_>, out: &mut Out) {
             by_sensor.entry(sensor).or_default().push(m.cell.as_str());
         }
     }
-    let text = if by_sensor.len() == 1 {
-        by_sensor.into_keys().collect::<Vec<_>>().join("")
+    // Without a GPU sensor the line is what it always was (the sensors,
+    // `; `-joined), so stored CPU measurements render the same bytes.
+    let gpu = by_sensor
+        .keys()
+        .any(|s| s.starts_with("`nvml:") || s.contains("no NVML power sensor"));
+    let text = if by_sensor.len() == 1 || !gpu {
+        by_sensor.into_keys().collect::<Vec<_>>().join("; ")
     } else {
         by_sensor
             .into_iter()

@@ -214,9 +214,17 @@ fn check_energy(cx: &Ctx<'_>, diags: &mut Diags<'_>) {
             SensorChoice::Rapl => is_cuda(device),
             SensorChoice::Nvml => !is_cuda(device),
         };
+        // Only backends that run here sample power: a server (elsewhere), a
+        // simulated cell (its own trace) or an imported file opens no sensor.
+        let samples = |b: &&assay_core::config::BackendConfig| {
+            cx.registry.get(b.kind.as_str()).is_some_and(|k| {
+                k.execution() == assay_measure::stage::registry::Execution::InProcess
+            })
+        };
         let named: Vec<String> = spec
             .backends
             .iter()
+            .filter(samples)
             .filter(|b| wrong(&b.device))
             .map(|b| format!("{} ({})", b.name, b.device))
             .collect();

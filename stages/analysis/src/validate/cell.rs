@@ -200,32 +200,60 @@ fn cell_level(
         format!("{warm} warmup runs of {warmup_declared} declared"),
     );
     if let Some(gpu) = &manifest.gpu {
-        let others: Vec<String> = gpu
-            .other_processes
-            .iter()
-            .map(|p| p.pid.to_string())
-            .collect();
-        check(
-            ValidationCheck::GpuExclusive,
-            others.is_empty(),
-            if others.is_empty() {
-                format!(
-                    "no other process used {} ({})",
-                    gpu.identity.name, gpu.identity.uuid
-                )
-            } else {
-                format!(
-                    "{} shared with process(es) {} while the cell ran",
-                    gpu.identity.name,
-                    others.join(", ")
-                )
-            },
-        );
-        if !others.is_empty() {
-            cell_reasons.push(format!("gpu_shared:{}", others.join(",")));
-        }
+        gpu_exclusive(gpu, check, &mut cell_reasons);
     }
     cell_reasons
+}
+
+/// A GPU cell's `gpu_exclusive`: another process on the GPU (TR122, S.3)
+/// degrades every run; a process list that could not be read, or PIDs this
+/// namespace cannot see, are said, not guessed at.
+fn gpu_exclusive(
+    gpu: &assay_measure::energy::gpu::GpuAttribution,
+    check: &mut impl FnMut(ValidationCheck, bool, String),
+    cell_reasons: &mut Vec<String>,
+) {
+    let pids = |ps: &[assay_measure::energy::gpu::GpuProcess]| {
+        ps.iter()
+            .map(|p| p.pid.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let name = &gpu.identity.name;
+    if let Some(why) = &gpu.processes_unreadable {
+        check(
+            ValidationCheck::GpuExclusive,
+            false,
+            format!("unknown: {name}'s process list could not be read ({why})"),
+        );
+        return;
+    }
+    let unseen = if gpu.unresolved_processes.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; process(es) {} are outside this PID namespace and could not be told apart",
+            pids(&gpu.unresolved_processes)
+        )
+    };
+    if gpu.other_processes.is_empty() {
+        check(
+            ValidationCheck::GpuExclusive,
+            true,
+            format!(
+                "no other process used {name} ({}){unseen}",
+                gpu.identity.uuid
+            ),
+        );
+    } else {
+        let others = pids(&gpu.other_processes);
+        check(
+            ValidationCheck::GpuExclusive,
+            false,
+            format!("{name} shared with process(es) {others} while the cell ran{unseen}"),
+        );
+        cell_reasons.push(format!("gpu_shared:{}", others.replace(", ", ",")));
+    }
 }
 
 /// Dispersion of the steady end-to-end latency: a cell too noisy to support

@@ -49,8 +49,18 @@ pub struct GpuAttribution {
     /// cell ran, MiB; None where NVML did not say.
     pub own_memory_mib: Option<u64>,
     /// Processes other than this one and its children that held a compute
-    /// context on the GPU while the cell ran: the cell shared the GPU.
+    /// context on the GPU while the cell ran (or when the sensor opened):
+    /// the cell shared the GPU.
     pub other_processes: Vec<GpuProcess>,
+    /// Processes NVML listed whose PIDs this PID namespace cannot see (a
+    /// container, with a driver that reports host PIDs): whether they are
+    /// assay's harness or another tenant cannot be told.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unresolved_processes: Vec<GpuProcess>,
+    /// Why the GPU's process list could not be read at all; then nothing
+    /// is known of other processes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processes_unreadable: Option<String>,
 }
 
 /// Clocks and memory at one moment.
@@ -110,6 +120,14 @@ fn nvml_selector(device: &str, visible: Option<String>) -> Result<Selector, Stri
         .map(str::trim)
         .nth(n)
         .ok_or_else(|| format!("{device}: CUDA_VISIBLE_DEVICES={list} lists no device {n}"))?;
+    // A MIG slice shares its GPU's power and energy counters with the other
+    // slices: no reading of them is this cell's alone.
+    if entry.starts_with("MIG-") {
+        return Err(format!(
+            "no NVML power sensor: {device} is the MIG instance {entry}, whose GPU's energy \
+             counters cover every instance"
+        ));
+    }
     match entry.parse::<u32>() {
         Ok(i) => Ok(Selector::Index(i)),
         Err(_) => Ok(Selector::Uuid(entry.to_string())),
@@ -122,10 +140,11 @@ enum Selector {
     Uuid(String),
 }
 
-/// The real GPU: NVML loaded at run time.
+/// The real GPU: NVML loaded at run time, the device found by its UUID
+/// every time (an index could name another GPU than the UUID did).
 pub struct NvmlGpu {
     nvml: Nvml,
-    index: u32,
+    uuid: String,
 }
 
 impl NvmlGpu {
@@ -133,28 +152,24 @@ impl NvmlGpu {
         let selector = nvml_selector(device, std::env::var("CUDA_VISIBLE_DEVICES").ok())?;
         let nvml = Nvml::init().map_err(|e| {
             format!(
-                "no NVML power sensor: {e} (libnvidia-ml comes with the NVIDIA driver and is \
-                 loaded at run time)"
+                "no NVML power sensor: {e} (libnvidia-ml.so.1 comes with the NVIDIA driver and \
+                 is loaded at run time)"
             )
         })?;
-        let index = match selector {
-            Selector::Index(i) => {
-                nvml.device_by_index(i)
-                    .map_err(|e| format!("no NVML power sensor: GPU {i}: {e}"))?;
-                i
-            }
-            Selector::Uuid(uuid) => nvml
-                .device_by_uuid(uuid.as_str())
-                .and_then(|d| d.index())
-                .map_err(|e| format!("no NVML power sensor: GPU {uuid}: {e}"))?,
+        let found = match &selector {
+            Selector::Index(i) => nvml.device_by_index(*i),
+            Selector::Uuid(uuid) => nvml.device_by_uuid(uuid.as_str()),
         };
-        Ok((NvmlGpu { nvml, index }, index))
+        let (uuid, index) = found
+            .and_then(|d| Ok((d.uuid()?, d.index()?)))
+            .map_err(|e| format!("no NVML power sensor: {device}: {e}"))?;
+        Ok((NvmlGpu { nvml, uuid }, index))
     }
 
     fn device(&self) -> Result<nvml_wrapper::Device<'_>, String> {
         self.nvml
-            .device_by_index(self.index)
-            .map_err(|e| format!("NVML GPU {}: {e}", self.index))
+            .device_by_uuid(self.uuid.as_str())
+            .map_err(|e| format!("NVML GPU {}: {e}", self.uuid))
     }
 }
 
@@ -351,24 +366,35 @@ fn open_gpu(device: &str) -> Result<(Box<dyn Gpu>, u32), String> {
     }
 }
 
-/// Whether `pid` is this process or one of its descendants (a harness it
-/// started), from `/proc`'s parent links.
-fn is_ours(pid: u32) -> bool {
+/// Whose a GPU process is, from `/proc`'s parent links.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Owner {
+    /// This process or one of its descendants (a harness it started).
+    Ours,
+    Other,
+    /// Not in this PID namespace's `/proc`.
+    Unresolved,
+}
+
+fn owner(pid: u32) -> Owner {
     let me = std::process::id();
+    if pid != me && parent_of(pid).is_none() {
+        return Owner::Unresolved;
+    }
     let mut p = pid;
     for _ in 0..64 {
         if p == me {
-            return true;
+            return Owner::Ours;
         }
         if p <= 1 {
-            return false;
+            return Owner::Other;
         }
         match parent_of(p) {
             Some(parent) => p = parent,
-            None => return false,
+            None => return Owner::Other,
         }
     }
-    false
+    Owner::Other
 }
 
 fn parent_of(pid: u32) -> Option<u32> {
@@ -388,6 +414,10 @@ pub struct NvmlSensor {
     before: GpuState,
     own_memory: Option<u64>,
     others: BTreeMap<u32, Option<u64>>,
+    unresolved: BTreeMap<u32, Option<u64>>,
+    /// The last error of the process list, while it was never read.
+    processes_error: Option<String>,
+    processes_read: bool,
 }
 
 impl NvmlSensor {
@@ -418,29 +448,52 @@ impl NvmlSensor {
             before,
             own_memory: None,
             others: BTreeMap::new(),
+            unresolved: BTreeMap::new(),
+            processes_error: None,
+            processes_read: false,
         };
         sensor.watch_processes();
         Ok(sensor)
     }
 
     fn watch_processes(&mut self) {
-        let Ok(procs) = self.gpu.processes() else {
-            return;
+        let procs = match self.gpu.processes() {
+            Ok(procs) => procs,
+            Err(e) => {
+                self.processes_error = Some(e);
+                return;
+            }
         };
-        let mut own = None;
+        self.processes_read = true;
+        let mut own: Option<u64> = None;
         for (pid, bytes) in procs {
             let mib = bytes.map(|b| b / MIB);
-            if is_ours(pid) {
-                own = Some(own.unwrap_or(0) + mib.unwrap_or(0));
-            } else {
-                let seen = self.others.entry(pid).or_insert(mib);
-                *seen = (*seen).max(mib);
-            }
+            let seen = match owner(pid) {
+                // Only memory NVML reported counts: unavailable is not 0.
+                Owner::Ours => {
+                    if let Some(m) = mib {
+                        own = Some(own.unwrap_or(0) + m);
+                    }
+                    continue;
+                }
+                Owner::Other => self.others.entry(pid).or_insert(mib),
+                Owner::Unresolved => self.unresolved.entry(pid).or_insert(mib),
+            };
+            *seen = (*seen).max(mib);
         }
         if own.is_some() {
             self.own_memory = self.own_memory.max(own);
         }
     }
+}
+
+fn listed(seen: &BTreeMap<u32, Option<u64>>) -> Vec<GpuProcess> {
+    seen.iter()
+        .map(|(pid, used_mib)| GpuProcess {
+            pid: *pid,
+            used_mib: *used_mib,
+        })
+        .collect()
 }
 
 impl PowerSensor for NvmlSensor {
@@ -474,14 +527,11 @@ impl PowerSensor for NvmlSensor {
             before: self.before.clone(),
             after: self.gpu.state(),
             own_memory_mib: self.own_memory,
-            other_processes: self
-                .others
-                .iter()
-                .map(|(pid, used_mib)| GpuProcess {
-                    pid: *pid,
-                    used_mib: *used_mib,
-                })
-                .collect(),
+            other_processes: listed(&self.others),
+            unresolved_processes: listed(&self.unresolved),
+            processes_unreadable: (!self.processes_read)
+                .then(|| self.processes_error.clone())
+                .flatten(),
         })
     }
 }
@@ -533,6 +583,8 @@ mod tests {
         );
         let err = nvml_selector("cuda:2", visible()).unwrap_err();
         assert!(err.contains("lists no device 2"), "{err}");
+        let err = nvml_selector("cuda:0", Some("MIG-5b8c".into())).unwrap_err();
+        assert!(err.contains("MIG instance MIG-5b8c"), "{err}");
     }
 
     #[test]
@@ -554,8 +606,11 @@ mod tests {
     #[test]
     fn the_sensor_reads_energy_or_power_and_names_other_processes() {
         let me = std::process::id();
-        let sensor =
-            NvmlSensor::with(fake(script(true, vec![(me, 300), (4_000_000, 2048)])), 0).unwrap();
+        let sensor = NvmlSensor::with(
+            fake(script(true, vec![(me, 300), (1, 2048), (4_000_000, 64)])),
+            0,
+        )
+        .unwrap();
         assert_eq!(sensor.name(), "nvml:Fake GPU:energy");
         let mut sampler = Sampler::start(Box::new(sensor), Duration::from_millis(5));
         sampler.idle_baseline(Duration::from_millis(30), 3);
@@ -571,10 +626,18 @@ mod tests {
         assert_eq!(
             gpu.other_processes,
             vec![GpuProcess {
-                pid: 4_000_000,
+                pid: 1,
                 used_mib: Some(2048)
             }]
         );
+        assert_eq!(
+            gpu.unresolved_processes,
+            vec![GpuProcess {
+                pid: 4_000_000,
+                used_mib: Some(64)
+            }]
+        );
+        assert_eq!(gpu.processes_unreadable, None);
         assert_eq!(gpu.before.sm_clock_mhz, Some(1980));
 
         let mut power = NvmlSensor::with(fake(script(false, Vec::new())), 1).unwrap();
@@ -583,6 +646,23 @@ mod tests {
         let gpu = power.finish().unwrap();
         assert_eq!((gpu.index, gpu.reading.as_str()), (1, "power"));
         assert!(gpu.other_processes.is_empty());
+    }
+
+    /// Samples land on another process's CLOCK_MONOTONIC zero: those
+    /// taken before it are negative, after it positive, by the time between.
+    #[test]
+    fn samples_are_placed_on_a_monotonic_origin() {
+        let sensor = NvmlSensor::with(fake(script(true, Vec::new())), 0).unwrap();
+        let sampler = Sampler::start(Box::new(sensor), Duration::from_millis(5));
+        let never = std::sync::atomic::AtomicBool::new(false);
+        crate::energy::sleep_unless(Duration::from_millis(60), &never);
+        let origin = crate::energy::monotonic_ns();
+        crate::energy::sleep_unless(Duration::from_millis(60), &never);
+        let trace = sampler.finish_at_monotonic_ns(origin);
+        let ms: Vec<f64> = trace.samples.iter().map(|(t, _)| *t as f64 / 1e6).collect();
+        let (first, last) = (ms[0], ms[ms.len() - 1]);
+        assert!((-60.0..-20.0).contains(&first), "{ms:?}");
+        assert!((20.0..=60.0).contains(&last), "{ms:?}");
     }
 
     /// Without libnvidia-ml (this machine, CI) a GPU cell has no sensor

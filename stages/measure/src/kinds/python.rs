@@ -10,10 +10,7 @@ use std::time::Duration;
 
 use super::in_process;
 
-use crate::energy::{PowerOutcome, Sampler, SensorChoice, gpu, open_sensor};
-
-/// How often a GPU cell without `energy:` has its GPU's processes read.
-const GPU_WATCH_POLL_MS: u32 = 100;
+use crate::energy::{PowerOutcome, Sampler, SensorChoice, gpu, monotonic_ns, open_sensor};
 use crate::harness;
 use crate::python::client::{self, Failure, HarnessCommand};
 use crate::python::protocol::{CellRequest, CompileRequest, PROTOCOL};
@@ -231,6 +228,7 @@ impl Backend for Python {
             }
             None => None,
         };
+        let sampling_from = monotonic_ns();
         let sampler = watch.map(|(sensor, poll_ms, idle_ms)| {
             open_sensor(sensor, &stage.backend.device).map(|sensor| {
                 let mut sampler = Sampler::start(sensor, Duration::from_millis(poll_ms.into()));
@@ -263,9 +261,19 @@ impl Backend for Python {
             transcript.harness,
             transcript.harness_version
         );
+        // The harness's zero must fall while assay sampled, as it does when
+        // both read CLOCK_MONOTONIC; a harness on another clock would
+        // misplace every sample, so its cell gets none.
         let origin = client::origin_ns(&transcript);
+        let on_our_clock = (sampling_from..=monotonic_ns()).contains(&origin);
         measurement.power = sampler.map(|s| match s {
-            Ok(sampler) => PowerOutcome::Trace(sampler.finish_at_monotonic_ns(origin)),
+            Ok(sampler) if on_our_clock => {
+                PowerOutcome::Trace(sampler.finish_at_monotonic_ns(origin))
+            }
+            Ok(_) => PowerOutcome::NoSensor(format!(
+                "the harness's first event ({origin} ns) is not on CLOCK_MONOTONIC while assay \
+                 sampled: its clock cannot be aligned with the power samples"
+            )),
             Err(reason) => PowerOutcome::NoSensor(reason),
         });
         Ok(Measured {
@@ -277,6 +285,9 @@ impl Backend for Python {
         })
     }
 }
+
+/// How often a GPU cell without `energy:` has its GPU's processes read.
+const GPU_WATCH_POLL_MS: u32 = 100;
 
 /// The interpreter: the spec's `python.interpreter`, else `ASSAY_PYTHON`.
 pub fn interpreter(opts: &PythonOptions) -> Result<PathBuf, String> {

@@ -367,11 +367,6 @@ fn tail_of(stream: Option<impl Read>) -> String {
 const RUN_PHASES: [&str; 4] = ["prefill", "ttft", "decode", "e2e"];
 const CELL_PHASES: [&str; 2] = ["load", "compile"];
 
-/// A transcript as the rows the Rust harness writes for an in-process cell:
-/// the same events (plus `compile`), runs, outputs and attribution. Checks
-/// what the harness sent against what was asked (run count and order,
-/// phases, tokens per sequence), so a harness that answers another question
-/// fails the cell instead of storing wrong rows.
 /// The harness's zero: its earliest event's start on its clock
 /// (`time.perf_counter_ns`, CLOCK_MONOTONIC on Linux).
 pub fn origin_ns(t: &Transcript) -> u64 {
@@ -383,6 +378,11 @@ pub fn origin_ns(t: &Transcript) -> u64 {
         .unwrap_or(0)
 }
 
+/// A transcript as the rows the Rust harness writes for an in-process cell:
+/// the same events (plus `compile`), runs, outputs and attribution. Checks
+/// what the harness sent against what was asked (run count and order,
+/// phases, tokens per sequence), so a harness that answers another question
+/// fails the cell instead of storing wrong rows.
 pub fn measurement(
     cell: &str,
     scenario: &Scenario,
