@@ -260,18 +260,13 @@ fn tests(
         if let Some(ns) = pg.get(rep) {
             events.push(run.event("e2e", None, s.gen_tokens, at, *ns));
         }
-        runs.push(RunRow {
-            cell: cell.into(),
-            repetition: rep as u32,
-            warmup: false,
-            cold: false,
-            prompt_tokens: s.prompt_tokens,
-            batch: 1,
-            gen_tokens_requested: s.gen_tokens,
-            gen_tokens_produced: s.gen_tokens,
-            short: false,
-            output_digest: String::new(),
-        });
+        runs.push(imported_run(
+            cell,
+            rep as u32,
+            s.prompt_tokens,
+            s,
+            s.gen_tokens,
+        ));
     }
     (events, runs, Vec::new())
 }
@@ -334,18 +329,13 @@ fn iterations(cell: &str, s: &Scenario, r: &Record, facts: &mut ImportedFacts) -
             events.push(run.event("decode", None, 1, at, mean));
         }
         events.push(run.event("e2e", None, s.gen_tokens, 0, generate[i]));
-        runs.push(RunRow {
-            cell: cell.into(),
-            repetition: i as u32,
-            warmup: false,
-            cold: false,
-            prompt_tokens: s.prompt_tokens,
-            batch: 1,
-            gen_tokens_requested: s.gen_tokens,
-            gen_tokens_produced: s.gen_tokens,
-            short: false,
-            output_digest: String::new(),
-        });
+        runs.push(imported_run(
+            cell,
+            i as u32,
+            s.prompt_tokens,
+            s,
+            s.gen_tokens,
+        ));
     }
     (events, runs, Vec::new())
 }
@@ -430,20 +420,37 @@ fn requests(cell: &str, s: &Scenario, r: &Record, facts: &mut ImportedFacts) -> 
             }
         }
         events.push(run.event("e2e", None, produced, sent, e2e));
+        let prompt = q.prompt_tokens.unwrap_or(s.prompt_tokens);
         runs.push(RunRow {
-            cell: cell.into(),
-            repetition: i,
-            warmup: false,
+            // A client's first request meets a cold server.
             cold: i == 0,
-            prompt_tokens: q.prompt_tokens.unwrap_or(s.prompt_tokens),
-            batch: 1,
-            gen_tokens_requested: s.gen_tokens,
-            gen_tokens_produced: produced,
-            short: produced < s.gen_tokens,
-            output_digest: String::new(),
+            ..imported_run(cell, i, prompt, s, produced)
         });
     }
     (events, runs, rows)
+}
+
+/// One imported run of batch 1: steady (the file's runs are what the tool
+/// kept), `short` when it produced fewer tokens than the scenario asks.
+fn imported_run(
+    cell: &str,
+    repetition: u32,
+    prompt_tokens: u32,
+    s: &Scenario,
+    produced: u32,
+) -> RunRow {
+    RunRow {
+        cell: cell.into(),
+        repetition,
+        warmup: false,
+        cold: false,
+        prompt_tokens,
+        batch: 1,
+        gen_tokens_requested: s.gen_tokens,
+        gen_tokens_produced: produced,
+        short: produced < s.gen_tokens,
+        output_digest: String::new(),
+    }
 }
 
 #[cfg(test)]
