@@ -652,6 +652,7 @@ mod tests {
     /// taken before it are negative, after it positive, by the time between.
     #[test]
     fn samples_are_placed_on_a_monotonic_origin() {
+        let before = crate::energy::monotonic_ns();
         let sensor = NvmlSensor::with(fake(script(true, Vec::new())), 0).unwrap();
         let sampler = Sampler::start(Box::new(sensor), Duration::from_millis(5));
         let never = std::sync::atomic::AtomicBool::new(false);
@@ -659,10 +660,19 @@ mod tests {
         let origin = crate::energy::monotonic_ns();
         crate::energy::sleep_unless(Duration::from_millis(60), &never);
         let trace = sampler.finish_at_monotonic_ns(origin);
-        let ms: Vec<f64> = trace.samples.iter().map(|(t, _)| *t as f64 / 1e6).collect();
-        let (first, last) = (ms[0], ms[ms.len() - 1]);
-        assert!((-60.0..-20.0).contains(&first), "{ms:?}");
-        assert!((20.0..=60.0).contains(&last), "{ms:?}");
+        // After the poller has stopped: no sample can be later.
+        let after = crate::energy::monotonic_ns();
+        let ns: Vec<i64> = trace.samples.iter().map(|(t, _)| *t).collect();
+        // Every sample lies between the sampler's start and its finish, as
+        // seen from the origin, with some on each side of it: a sampler
+        // sleeps its first interval, so the earliest is at least one poll
+        // after the start, and a wrong offset would move them all.
+        let (lo, hi) = (-((origin - before) as i64), (after - origin) as i64);
+        assert!(
+            ns.iter().all(|t| (lo..=hi).contains(t)),
+            "{ns:?} not in [{lo}, {hi}]"
+        );
+        assert!(ns[0] < 0 && ns[ns.len() - 1] > 0, "{ns:?}");
     }
 
     /// Without libnvidia-ml (this machine, CI) a GPU cell has no sensor
