@@ -262,6 +262,54 @@ fn a_push_cut_off_before_its_records_shows_nothing_and_resumes() {
     assert_eq!(json_of(&pull)["pulled"], 11);
 }
 
+/// A torn record (a server that accepted a body cut off mid-upload stores
+/// what arrived: moto stores it empty) is no record: a reader counts its
+/// node missing rather than failing, and the next push replaces it.
+#[test]
+fn a_torn_remote_record_is_missing_to_a_reader_and_replaced_by_a_push() {
+    let a = machine_a();
+    let remote = tempfile::tempdir().unwrap();
+    let url = remote.path().to_str().unwrap();
+    let push = || {
+        json_of(&assay_in(
+            &a,
+            &["push", "spec.yaml", "--remote-url", url, "--json"],
+            &[],
+        ))
+    };
+    assert_eq!(push()["records_sent"], 11);
+    let torn = std::fs::read_dir(remote.path().join("nodes"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::write(&torn, b"").unwrap();
+
+    let b = machine_b(&a);
+    let pull = assay_in(
+        &b,
+        &["pull", "spec.yaml", "--remote-url", url, "--json"],
+        &[],
+    );
+    assert_eq!(pull.status.code(), Some(1), "{}", stderr(&pull));
+    let seen = json_of(&pull);
+    assert_eq!(seen["pulled"], 10, "{seen}");
+    assert_eq!(seen["missing"].as_array().unwrap().len(), 1, "{seen}");
+
+    let resumed = push();
+    assert_eq!(resumed["records_sent"], 1, "{resumed}");
+    assert_eq!(resumed["records_present"], 10, "{resumed}");
+    assert!(std::fs::metadata(&torn).unwrap().len() > 0);
+    let all = assay_in(
+        &b,
+        &["pull", "spec.yaml", "--remote-url", url, "--json"],
+        &[],
+    );
+    assert!(all.status.success(), "{}", stderr(&all));
+    assert_eq!(json_of(&all)["pulled"], 1);
+}
+
 /// Two `assay push` processes started together to one remote: each
 /// record and object is created exactly once between them, and a record
 /// already there is never replaced.

@@ -253,12 +253,13 @@ impl Remote {
         tick: &(dyn Fn() + Sync),
     ) -> Result<Option<Pushed>, RemoteError> {
         // A record on the remote vouches for its objects (they were written
-        // first), so a node whose record is there costs one request.
+        // first), so a node whose record is there costs one request. It is
+        // read, not only asked for: a torn record is no record.
         let Some(held) = self.all(records.iter().map(|record| async move {
             if cancelled() {
                 return Err(Step::Cancelled);
             }
-            let held = self.exists_async(&self.node_path(&record.key)).await?;
+            let held = self.record_async(&record.key).await?.is_some();
             tick();
             Ok(held)
         }))?
@@ -314,9 +315,21 @@ impl Remote {
                 ))
             })?;
             bytes.push(b'\n');
-            let sent = self
-                .put_new_async(&self.node_path(&record.key), bytes)
-                .await?;
+            let path = self.node_path(&record.key);
+            let mut sent = self.put_new_async(&path, bytes.clone()).await?;
+            // There already: another pusher's whole record stays; a torn
+            // one (see `record_async`) is replaced.
+            if !sent && self.record_async(&record.key).await?.is_none() {
+                let opts = PutOptions {
+                    mode: PutMode::Overwrite,
+                    ..PutOptions::default()
+                };
+                self.store
+                    .put_opts(&path, bytes.into(), opts)
+                    .await
+                    .map_err(|e| self.error(e))?;
+                sent = true;
+            }
             tick();
             Ok(sent)
         }))?
@@ -404,7 +417,8 @@ impl Remote {
     /// already there on a resubmission.
     pub fn holds_node(&self, key: &Digest) -> Result<bool, RemoteError> {
         self.runtime
-            .block_on(self.exists_async(&self.node_path(key)))
+            .block_on(self.record_async(key))
+            .map(|r| r.is_some())
     }
 
     /// Run `jobs`, [`TRANSFERS`] at a time, their answers in order: the
@@ -456,17 +470,19 @@ impl Remote {
         }
     }
 
-    /// The remote's record of `key`, checked to be one and to be of `key`.
+    /// The remote's record of `key`, checked to be of `key`. A record that
+    /// does not parse is torn, not a record: a server that accepted a body
+    /// cut off mid-upload stored what arrived (moto stores it empty; S3
+    /// refuses a short body). It names nothing, so it counts as absent, and
+    /// a push replaces it.
     async fn record_async(&self, key: &Digest) -> Result<Option<NodeRecord>, RemoteError> {
         let path = self.node_path(key);
         let Some(bytes) = self.get_async(&path).await? else {
             return Ok(None);
         };
-        let record: NodeRecord =
-            serde_json::from_slice(&bytes).map_err(|e| RemoteError::Unreachable {
-                remote: self.shown.clone(),
-                message: format!("node record {path} is not a node record: {e}"),
-            })?;
+        let Ok(record) = serde_json::from_slice::<NodeRecord>(&bytes) else {
+            return Ok(None);
+        };
         if record.key != *key {
             return Err(RemoteError::Unreachable {
                 remote: self.shown.clone(),
